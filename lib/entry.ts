@@ -1,0 +1,113 @@
+/**
+ * The one entry shape shared by every source (walk, tar, stdin), the metadata record stream,
+ * and every restore sink (directory, tar, stdout). Contracts only; no I/O here.
+ */
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block' | 'socket'
+
+/** One extended attribute. Names are bytes too (Linux allows any byte but NUL). */
+export interface Xattr {
+  name: Buffer
+  value: Buffer
+}
+
+/** A byte range of a stored chunk that holds part of a file's content, in file order. */
+export interface Extent {
+  /** Chunk id: keyed BLAKE2b-256 of the chunk's plaintext. */
+  id: Buffer
+  /** Offset of the range inside the chunk's plaintext. */
+  offset: number
+  length: number
+}
+
+/** What a snapshot records about one entry. Everything a restore needs but the content. */
+export interface EntryMeta {
+  /** Snapshot path: raw bytes, '/'-separated, relative (no leading slash), no '.' or '..'. */
+  path: Buffer
+  type: EntryType
+  /** Permission bits including setuid, setgid and sticky (mode & 0o7777). */
+  mode: number
+  uid: number
+  gid: number
+  /** Owner and group names, when known: restore maps by number (as tar --numeric-owner). */
+  user?: string
+  group?: string
+  /** Size from lstat (files); the content is what the extents hold. */
+  size: number
+  /** Times as seconds since the epoch and nanoseconds (0..999999999). */
+  mtimeSec: number
+  mtimeNsec: number
+  ctimeSec: number
+  ctimeNsec: number
+  /** Inode, device and link count from lstat; 0 when the source has none (tar, stdin). */
+  ino: number
+  dev: number
+  nlink: number
+  /** Device number of a char or block device. */
+  rdev?: number
+  /** Symlink target, raw bytes. */
+  linkTarget?: Buffer
+  /** For the second and later links of a hardlinked file: the snapshot path of the first link,
+   *  which carries the content. */
+  hardlinkTo?: Buffer
+  /** Extended attributes (user.* and others that could be read), sorted by name. */
+  xattrs?: Xattr[]
+}
+
+/** An entry on its way from a source into the chunker. */
+export interface SourceEntry extends EntryMeta {
+  kind: 'entry'
+  /** For files: yields the content. Called at most once, by the chunker, when the entry's turn
+   *  comes, so only entries in flight ever hold an open file. */
+  content?: () => AsyncIterable<Uint8Array>
+  /** For walked entries: the absolute path on disk (raw bytes), for xattr-read and content. */
+  fsPath?: Buffer
+  /** Set by the merge-join with a parent snapshot: the file is unchanged and keeps these
+   *  extents (followed by `ExtentsItem`s for files with more), so its content is not read. */
+  reuse?: Extent[]
+}
+
+/** More extents of the file just before, when they do not fit in one record. */
+export interface ExtentsItem {
+  kind: 'extents'
+  extents: Extent[]
+}
+
+/** Metadata of an entry with (the first of) its extents, as stored in the record stream. */
+export interface RecordItem {
+  kind: 'record'
+  entry: EntryMeta
+  /** Files only: the file's first extents; more may follow as `ExtentsItem`s. */
+  extents: Extent[]
+}
+
+/** A chunk of content or metadata, cut and identified, on its way to storage. */
+export interface ChunkItem {
+  kind: 'chunk'
+  id: Buffer
+  /** Plaintext, then compressed, then sealed, as it passes the stages. */
+  data: Uint8Array
+  /** Plaintext length. */
+  size: number
+  /** True for chunks of the metadata stream and the id tree. */
+  meta: boolean
+  /** Set by compress: 0 = stored, 1 = zstd. */
+  compression?: number
+}
+
+/** The last item of a backup stream: where the metadata tree starts. Emitted after every chunk
+ *  it depends on, and passed on by upload only once all of those are stored. */
+export interface TreeItem {
+  kind: 'tree'
+  root: Buffer
+  depth: number
+}
+
+export type BackupItem = SourceEntry | ExtentsItem | RecordItem | ChunkItem | TreeItem
+
+/** Restore side: an entry read from a snapshot, followed (for files) by its content. */
+export interface DataItem {
+  kind: 'data'
+  data: Uint8Array
+}
+export type RestoreItem = RecordItem | ExtentsItem | DataItem

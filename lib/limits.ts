@@ -1,0 +1,55 @@
+/**
+ * Every limit and default of Sluice, once, with the reason beside it.
+ * The memory budget (DESIGN "Memory budget") is the sum of these.
+ */
+
+export const KiB = 1024
+export const MiB = 1024 * KiB
+
+/** Content chunker: min/avg/max. 4 MiB max bounds every buffer in the pipeline; 1 MiB average
+ *  keeps the object count of a 1 TB repository near a million (restic: 512K/1M/8M). */
+export const CHUNK_MIN = 256 * KiB
+export const CHUNK_AVG = 1 * MiB
+export const CHUNK_MAX = 4 * MiB
+
+/** Metadata chunker: smaller chunks so that one changed file rewrites little of the file list. */
+export const META_CHUNK_MIN = 32 * KiB
+export const META_CHUNK_AVG = 128 * KiB
+export const META_CHUNK_MAX = 512 * KiB
+
+/** A chunk is cut early when this many metadata records wait for it (a chunk packs many small
+ *  files; each waits for the chunk's id). Bounds the chunker's record queue. */
+export const MAX_PENDING_RECORDS = 4096
+
+/** Ids in one node of the metadata id tree (32 bytes each: a 32 KiB node). */
+export const TREE_FANOUT = 1024
+
+/** Extents per extent record: a file with a million chunks becomes many small records. */
+export const EXTENTS_PER_RECORD = 64
+
+/** Objects in flight between stages (objectMode highWaterMark). Each holds at most one chunk. */
+export const STAGE_HWM = 2
+
+/** Concurrent uploads / downloads. Each holds one chunk object. */
+export const UPLOAD_CONCURRENCY = 4
+export const DOWNLOAD_CONCURRENCY = 4
+
+/** Files read into memory whole below this size; larger ones are streamed in READ_BLOCK pieces. */
+export const READ_BLOCK = 1 * MiB
+
+/** Size cap of the cache of chunk ids known to be stored (32 bytes each + map overhead). */
+export const KNOWN_IDS_CACHE = 64 * 1024
+
+/** Restore: decrypted chunks kept for packed small files that share a chunk. */
+export const RESTORE_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
+
+/** Argon2id: 32 MiB with 4 passes (RFC 9106 allows trading memory for passes). The 64 MiB option
+ *  would be a third of the 120 MB peak budget by itself. Recorded in each key file. */
+export const KDF_MEMLIMIT = 32 * MiB
+export const KDF_OPSLIMIT = 4
+
+/** zstd level: 3 is zstd's default and ~320 MB/s here; the pipeline's slowest step. */
+export const ZSTD_LEVEL = 3
+
+/** Progress on a non-terminal stderr: one plain line this often. */
+export const PROGRESS_PLAIN_INTERVAL_MS = 10_000

@@ -1,0 +1,24 @@
+/**
+ * The storage contract. A backend moves opaque bytes under string keys and knows nothing of
+ * chunks, crypto or snapshots; a new backend is one small file that passes
+ * test/storage-conformance.ts.
+ *
+ * Keys are ASCII, '/'-separated ("config", "keys/<hex>", "chunks/ab/<hex>", "snapshots/<hex>").
+ */
+export interface Storage {
+  /** Stores `data` under `key` unless the key exists. Atomic: a reader sees the whole object or
+   *  none. Idempotent: returns true if it wrote, false if the key was already there. */
+  put(key: string, data: Uint8Array): Promise<boolean>
+  /** The whole object. Throws SluiceError ERR_NOT_FOUND if absent. Objects are small (a chunk of
+   *  at most CHUNK_MAX plus overhead), so a Buffer is the right shape. */
+  get(key: string): Promise<Buffer>
+  has(key: string): Promise<boolean>
+  /** Keys starting with `prefix`, in byte order, fetched page by page: memory does not grow
+   *  with the number of keys. */
+  list(prefix: string): AsyncIterable<string>
+  /** Removes the key; no error if it is absent. */
+  delete(key: string): Promise<void>
+  /** Where this storage is, for messages. */
+  describe(): string
+  close(): Promise<void>
+}
