@@ -65,6 +65,8 @@ export interface SourceEntry extends EntryMeta {
   /** Set by the merge-join with a parent snapshot: the file is unchanged and keeps these
    *  extents (followed by `ExtentsItem`s for files with more), so its content is not read. */
   reuse?: Extent[]
+  /** Set by the merge-join: the parent snapshot has this path with other metadata. */
+  changed?: boolean
 }
 
 /** More extents of the file just before, when they do not fit in one record. */

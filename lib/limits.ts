@@ -53,3 +53,29 @@ export const ZSTD_LEVEL = 3
 
 /** Progress on a non-terminal stderr: one plain line this often. */
 export const PROGRESS_PLAIN_INTERVAL_MS = 10_000
+
+/** Walk: lstat calls in flight per directory on the current path. They run on libuv's thread
+ *  pool, so a few in flight keep it busy on a 100k-file tree; each holds one small stat result. */
+export const LSTAT_AHEAD = 16
+
+/** S3: objects above this go up in parts (lib-storage Upload). Chunks (CHUNK_MAX plus overhead)
+ *  stay below it, so the common path is one PutObject that a retry can simply resend. */
+export const S3_MULTIPART_THRESHOLD = 8 * MiB
+/** S3 multipart: part size (S3's minimum) × parts in flight bounds one upload's buffers. */
+export const S3_PART_SIZE = 5 * MiB
+export const S3_PART_QUEUE = 2
+/** S3 keys per list page: the most S3 returns in one; one page is held at a time. */
+export const S3_LIST_PAGE = 1000
+/** S3 attempts per request for transient failures (throttling, 5xx, reset connections), with
+ *  exponential backoff and full jitter between them: at most ~13 s of waiting in all. */
+export const S3_MAX_ATTEMPTS = 8
+export const S3_BACKOFF_BASE_MS = 100
+export const S3_BACKOFF_CAP_MS = 10_000
+/** Attempts when the endpoint cannot be reached at all (refused, unknown host, connect timeout):
+ *  a user waits seconds for one clear line, not minutes of retries against nothing. */
+export const S3_UNREACHABLE_ATTEMPTS = 3
+export const S3_UNREACHABLE_BACKOFF_CAP_MS = 300
+/** S3 timeouts: connecting; a socket with no traffic (a stalled transfer); one whole request. */
+export const S3_CONNECT_TIMEOUT_MS = 5_000
+export const S3_SOCKET_IDLE_TIMEOUT_MS = 30_000
+export const S3_REQUEST_TIMEOUT_MS = 120_000

@@ -1,0 +1,97 @@
+/**
+ * Typed access to the sluice_native addon (native/sluice_native.c): the few Linux syscalls
+ * Node's fs lacks, with paths as raw bytes. fs.utimes takes float seconds and loses nanoseconds,
+ * cannot set a symlink's own times, fs has no mknod, and the xattr packages take string paths,
+ * so names that are not UTF-8 cannot be reached.
+ *
+ * Every call is synchronous (one or a few syscalls, microseconds) and none follows a final
+ * symlink. Errors are shaped like Node's fs errors: `code` is the errno name ('ENOENT',
+ * 'EACCES', 'ENOTSUP', ...), `errno` the negated errno number, `syscall` the failing call; test
+ * them with `isErrno` from lib/errors.ts. A path holding a NUL byte is refused with a TypeError
+ * (code ERR_INVALID_ARG_VALUE) rather than silently naming a shorter path.
+ *
+ * The addon is built by `node-gyp rebuild`, which npm runs by itself on `npm ci`/`npm install`
+ * (the package has a binding.gyp and no install script). It is loaded on first use, so importing
+ * this module never fails.
+ */
+
+import { constants, existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Xattr } from './entry.js'
+
+/** A point in time as whole seconds since the epoch (may be negative or beyond 2^31) and
+ *  nanoseconds 0..999999999, as stored in EntryMeta. */
+export interface Timespec {
+  sec: number
+  nsec: number
+}
+
+interface Addon {
+  utimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void
+  lgetxattrs(path: Buffer): Array<[Buffer, Buffer]>
+  lsetxattr(path: Buffer, name: Buffer, value: Buffer): void
+  mknod(path: Buffer, mode: number, dev: number): void
+}
+
+let addon: Addon | undefined
+
+/** The package root is the first directory above this file holding binding.gyp: the same from
+ *  lib/native.ts (run by tsx) and from dist/lib/native.js (compiled). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    if (existsSync(join(dir, 'binding.gyp'))) return dir
+    const up = dirname(dir)
+    if (up === dir) throw new Error(`sluice_native: no binding.gyp above ${fileURLToPath(import.meta.url)}`)
+    dir = up
+  }
+}
+
+function load(): Addon {
+  if (addon) return addon
+  const file = join(packageRoot(), 'build', 'Release', 'sluice_native.node')
+  try {
+    addon = createRequire(import.meta.url)(file) as Addon
+  } catch (cause) {
+    throw new Error(`sluice_native addon could not be loaded from ${file}; run \`npm rebuild\` in the package root`, {
+      cause,
+    })
+  }
+  return addon
+}
+
+/** Sets the access and modification times of `path` itself (a symlink's own times, not its
+ *  target's), to the nanosecond. */
+export function utimens(path: Buffer, atime: Timespec, mtime: Timespec): void {
+  load().utimens(path, atime.sec, atime.nsec, mtime.sec, mtime.nsec)
+}
+
+/** Every extended attribute of `path` itself (not a symlink's target), sorted by name bytes.
+ *  Values may be binary or empty. A filesystem without xattr support gives []. An attribute
+ *  removed while we read is left out. Size is bounded by the kernel: names list and each value
+ *  at most 64 KiB on Linux. */
+export function lgetxattrs(path: Buffer): Xattr[] {
+  const pairs = load().lgetxattrs(path)
+  const out = pairs.map(([name, value]): Xattr => ({ name, value }))
+  out.sort((a, b) => Buffer.compare(a.name, b.name))
+  return out
+}
+
+/** Creates or replaces one extended attribute on `path` itself. */
+export function lsetxattr(path: Buffer, name: Buffer, value: Buffer): void {
+  load().lsetxattr(path, name, value)
+}
+
+/** mknod(2): `mode` holds the file type (S_IFIFO, S_IFCHR, S_IFBLK) and permission bits;
+ *  `dev` is the device number as lstat's rdev reports it. Devices need root (EPERM otherwise).
+ *  The umask applies, as for mkdir. */
+export function mknod(path: Buffer, mode: number, dev: number): void {
+  load().mknod(path, mode, dev)
+}
+
+/** Creates a FIFO with permission bits `perm` (the umask applies). */
+export function mkfifo(path: Buffer, perm: number): void {
+  load().mknod(path, constants.S_IFIFO | (perm & 0o7777), 0)
+}

@@ -1,0 +1,102 @@
+/**
+ * Byte layouts of the sealed objects of a repository (docs/FORMAT.md). Pure functions.
+ *
+ * chunk object:    0x01 || nonce(24) || XChaCha20-Poly1305(encKey, compression(1) || payload,
+ *                  ad = 0x01 || chunk id)
+ * snapshot object: 0x01 || nonce(24) || XChaCha20-Poly1305(encKey, JSON, ad = 0x02 || snapshot id)
+ * tree node:       the plaintext of a metadata chunk: 0x01 || id(32) * n
+ *
+ * The chunk id in the associated data binds an object to its key: a valid object stored under
+ * another id fails authentication instead of restoring the wrong bytes.
+ */
+import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi'
+import { open, seal, ID_BYTES } from './crypto.js'
+import { SluiceError } from './errors.js'
+import { hex } from './bytes.js'
+
+export const OBJECT_VERSION = 1
+export const COMPRESSION_NONE = 0
+export const COMPRESSION_ZSTD = 1
+const AD_CHUNK = 1
+const AD_SNAPSHOT = 2
+const TREE_NODE_VERSION = 1
+
+function ad(kind: number, id: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafe(1 + id.length)
+  b[0] = kind
+  b.set(id, 1)
+  return b
+}
+
+/** Storage key of a chunk: chunks/<first two hex digits>/<64 hex digits>. */
+export function chunkKey(id: Uint8Array): string {
+  const h = hex(id)
+  return `chunks/${h.slice(0, 2)}/${h}`
+}
+
+/** Parses a chunk key back into its id; null for keys that are not chunk keys. */
+export function idFromChunkKey(key: string): Buffer | null {
+  const m = /^chunks\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(key)
+  return m ? Buffer.from(m[1]!, 'hex') : null
+}
+
+/** zstd if it makes the payload smaller, else stored as is. */
+export function compressPayload(plain: Uint8Array, level: number): { data: Uint8Array; compression: number } {
+  const c = zstdCompress(plain, { compressionLevel: level })
+  return c.length < plain.length ? { data: c, compression: COMPRESSION_ZSTD } : { data: plain, compression: COMPRESSION_NONE }
+}
+
+export function sealChunk(encKey: Uint8Array, id: Uint8Array, compression: number, payload: Uint8Array): Buffer {
+  const plain = Buffer.allocUnsafe(1 + payload.length)
+  plain[0] = compression
+  plain.set(payload, 1)
+  const sealed = seal(encKey, plain, ad(AD_CHUNK, id))
+  return Buffer.concat([Buffer.of(OBJECT_VERSION), sealed])
+}
+
+/** Opens and decompresses a chunk object; ERR_CORRUPT if it was altered or does not decode. */
+export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
+  const what = `chunk ${hex(id)}`
+  if (obj.length < 1) throw new SluiceError('ERR_CORRUPT', `${what} is empty`)
+  if (obj[0] !== OBJECT_VERSION) throw new SluiceError('ERR_CORRUPT', `${what} has unknown format ${obj[0]}`)
+  const plain = open(encKey, obj.subarray(1), ad(AD_CHUNK, id), what)
+  const payload = plain.subarray(1)
+  switch (plain[0]) {
+    case COMPRESSION_NONE:
+      return payload
+    case COMPRESSION_ZSTD:
+      try {
+        return zstdDecompress(payload)
+      } catch (cause) {
+        throw new SluiceError('ERR_CORRUPT', `${what} does not decompress`, { cause })
+      }
+    default:
+      throw new SluiceError('ERR_CORRUPT', `${what} has unknown compression ${plain[0]}`)
+  }
+}
+
+export function sealSnapshot(encKey: Uint8Array, id: Uint8Array, json: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.of(OBJECT_VERSION), seal(encKey, json, ad(AD_SNAPSHOT, id))])
+}
+
+export function openSnapshot(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
+  const what = `snapshot ${hex(id).slice(0, 8)}`
+  if (obj.length < 1 || obj[0] !== OBJECT_VERSION) throw new SluiceError('ERR_CORRUPT', `${what} has an unknown format`)
+  return open(encKey, obj.subarray(1), ad(AD_SNAPSHOT, id), what)
+}
+
+export function encodeTreeNode(ids: Uint8Array[]): Buffer {
+  const b = Buffer.allocUnsafe(1 + ids.length * ID_BYTES)
+  b[0] = TREE_NODE_VERSION
+  ids.forEach((id, i) => b.set(id, 1 + i * ID_BYTES))
+  return b
+}
+
+export function decodeTreeNode(b: Uint8Array): Buffer[] {
+  if (b.length < 1 || b[0] !== TREE_NODE_VERSION || (b.length - 1) % ID_BYTES !== 0) {
+    throw new SluiceError('ERR_CORRUPT', 'metadata tree node does not decode')
+  }
+  const out: Buffer[] = []
+  for (let p = 1; p < b.length; p += ID_BYTES) out.push(Buffer.from(b.subarray(p, p + ID_BYTES)))
+  return out
+}

@@ -1,0 +1,205 @@
+/**
+ * chunk: reads file contents as one continuous byte stream (files packed back to back, so a
+ * thousand 2 KB files make one chunk) and cuts it with keyed FastCDC. Emits each chunk as a
+ * ChunkItem and each entry as a RecordItem carrying its extents, in source order.
+ *
+ * A record waits until the chunk holding its last byte is cut (its extents need that chunk's
+ * id); records behind it wait too, to keep the order. Memory: the open chunk (at most
+ * params.max bytes) plus at most MAX_PENDING_RECORDS waiting records — past that the chunk is
+ * cut early — plus one read block in flight.
+ *
+ * Sizes: a file's record carries its size, and its extents always add up to it: a walked file
+ * that shrank while being read is padded with zeros (as GNU tar does) and reported. A source
+ * that cannot know a size up front (stdin) sets size -1; that one record is held back until its
+ * content ends, with its extents (about 100 bytes per MiB of content), then sized exactly.
+ */
+import type { Duplex } from 'node:stream'
+import type { ChunkItem, EntryMeta, Extent, ExtentsItem, RecordItem, SourceEntry } from '../lib/entry.js'
+import { Cdc, type ChunkerParams } from '../lib/fastcdc.js'
+import { SluiceError } from '../lib/errors.js'
+import { stage } from '../lib/flow.js'
+import { EXTENTS_PER_RECORD, MAX_PENDING_RECORDS, READ_BLOCK } from '../lib/limits.js'
+import type { BackupStats } from '../lib/stats.js'
+
+/** What the chunker needs of a repository: the keyed gear table and the keyed id hash. */
+export interface ChunkerKeys {
+  gear: Int32Array
+  chunkId(data: Uint8Array): Buffer
+}
+
+export interface ChunkerOptions {
+  params: ChunkerParams
+  /** Per-file trouble (a file that vanished or cannot be read): reported, the backup goes on. */
+  onWarning: (err: SluiceError) => void
+  stats?: BackupStats
+}
+
+type Out = ChunkItem | RecordItem | ExtentsItem
+
+/** Strips the source-only fields, keeping what the snapshot records. */
+function metaOf(e: SourceEntry): EntryMeta {
+  const { kind: _k, content: _c, fsPath: _f, reuse: _r, changed: _ch, ...meta } = e
+  return meta
+}
+
+export function createChunker(keys: ChunkerKeys, opts: ChunkerOptions): Duplex {
+  return stage<SourceEntry | ExtentsItem, Out>(source => chunkStream(source, keys, opts))
+}
+
+async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, keys: ChunkerKeys, opts: ChunkerOptions): AsyncIterable<Out> {
+  const cdc = new Cdc(keys.gear, opts.params)
+  const stats = opts.stats
+  // The open chunk: its pieces, total length, and the extents waiting for its id.
+  let parts: Uint8Array[] = []
+  let openLen = 0
+  let openExtents: Extent[] = []
+  // Records waiting for the open chunk, in output order.
+  let queue: (RecordItem | ExtentsItem)[] = []
+  // Where new extents of the file being read go, and whether that item has been emitted.
+  let target: RecordItem | ExtentsItem | null = null
+  let targetEmitted = false
+
+  // A record of unknown size held back (with what follows it) until its content ends.
+  let held: RecordItem | null = null
+
+  const cut = (): Out[] => {
+    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, openLen)
+    const id = keys.chunkId(data)
+    for (const e of openExtents) e.id = id
+    const keep = held ? queue.indexOf(held) : -1
+    const emitted = keep < 0 ? queue : queue.slice(0, keep)
+    const out: Out[] = [{ kind: 'chunk', id, data, size: data.length, meta: false }, ...emitted]
+    if (target && emitted.includes(target)) targetEmitted = true
+    parts = []
+    openLen = 0
+    openExtents = []
+    queue = keep < 0 ? [] : queue.slice(keep)
+    cdc.reset()
+    return out
+  }
+
+  /** Adds `piece` (part of the current file) to the open chunk as an extent. */
+  const addSegment = (piece: Uint8Array): void => {
+    if (piece.length === 0) return
+    const last = openExtents[openExtents.length - 1]
+    const t = target!
+    if (!targetEmitted && last && t.extents[t.extents.length - 1] === last) {
+      last.length += piece.length // contiguous with the previous piece of this file
+    } else {
+      if (targetEmitted || t.extents.length >= EXTENTS_PER_RECORD) {
+        target = { kind: 'extents', extents: [] }
+        targetEmitted = false
+        queue.push(target)
+      }
+      const ext: Extent = { id: EMPTY_ID, offset: openLen, length: piece.length }
+      target!.extents.push(ext)
+      openExtents.push(ext)
+    }
+    parts.push(piece)
+    openLen += piece.length
+  }
+
+  /** Cuts `piece` of the current file into the open chunk, yielding every chunk it completes. */
+  function* feed(piece: Uint8Array): Generator<Out> {
+    let pos = 0
+    while (pos < piece.length) {
+      const at = cdc.next(piece, pos)
+      if (at < 0) {
+        addSegment(piece.subarray(pos))
+        return
+      }
+      addSegment(piece.subarray(pos, at))
+      pos = at
+      yield* cut()
+    }
+  }
+
+  const flushIfResolved = (): Out[] => {
+    if (held) return []
+    if (openExtents.length > 0 && queue.length < MAX_PENDING_RECORDS) return []
+    if (openExtents.length > 0) return cut() // too many records waiting: cut early
+    const out = queue
+    queue = []
+    return out
+  }
+
+  for await (const item of source) {
+    if (item.kind === 'extents') {
+      // More reused extents of the entry before: they name stored chunks already.
+      queue.push(item)
+      yield* flushIfResolved()
+      continue
+    }
+    if (stats) {
+      if (item.type === 'file') stats.files++
+      else if (item.type === 'dir') stats.dirs++
+      else stats.others++
+    }
+    if (item.reuse) {
+      if (stats) {
+        stats.filesUnchanged++
+        for (const e of item.reuse) stats.bytesTotal += e.length
+      }
+      queue.push({ kind: 'record', entry: metaOf(item), extents: item.reuse })
+      yield* flushIfResolved()
+      continue
+    }
+    const rec: RecordItem = { kind: 'record', entry: metaOf(item), extents: [] }
+    queue.push(rec)
+    if (item.type !== 'file' || !item.content || item.hardlinkTo) {
+      yield* flushIfResolved()
+      continue
+    }
+    if (stats) item.changed ? stats.filesChanged++ : stats.filesNew++
+    target = rec
+    targetEmitted = false
+    if (item.size < 0) held = rec
+    let read = 0
+    try {
+      for await (const piece of item.content()) {
+        read += piece.length
+        if (stats) {
+          stats.bytesRead += piece.length
+          stats.bytesTotal += piece.length
+        }
+        yield* feed(piece)
+      }
+    } catch (cause) {
+      const err = cause instanceof SluiceError ? cause : new SluiceError('ERR_READ', `cannot read ${describe(item)}: ${(cause as Error).message}`, { cause, path: item.path })
+      if (read === 0 && !targetEmitted) {
+        // Nothing of it was stored: leave the file out of the snapshot.
+        queue.splice(queue.indexOf(rec), 1)
+        held = null
+        if (stats) {
+          stats.files--
+          item.changed ? stats.filesChanged-- : stats.filesNew--
+        }
+        opts.onWarning(err)
+      } else {
+        opts.onWarning(new SluiceError('ERR_READ', `${err.message} (after ${read} bytes; the snapshot keeps what was read)`, { cause, path: item.path }))
+      }
+    }
+    if (held) {
+      rec.entry.size = read
+      held = null
+    } else if (read > 0 && read < item.size) {
+      opts.onWarning(new SluiceError('ERR_READ', `${describe(item)} shrank by ${item.size - read} bytes while it was read; padded with zeros`, { path: item.path }))
+      for (let left = item.size - read; left > 0; ) {
+        const n = Math.min(left, ZEROS.length)
+        yield* feed(ZEROS.subarray(0, n))
+        left -= n
+      }
+    }
+    target = null
+    yield* flushIfResolved()
+  }
+  if (openLen > 0) yield* cut()
+  yield* queue
+}
+
+const EMPTY_ID = Buffer.alloc(32)
+const ZEROS = Buffer.alloc(READ_BLOCK)
+
+function describe(e: SourceEntry): string {
+  return (e.fsPath ?? e.path).toString()
+}

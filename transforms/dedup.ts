@@ -1,0 +1,39 @@
+/**
+ * dedup: drops a chunk the repository already has right after it is cut, before compress and
+ * encrypt spend time on it. A size-capped LRU of ids known to be stored sits in front of the
+ * storage's `has`. Memory: the cache (KNOWN_IDS_CACHE ids) plus `concurrency` lookups in flight.
+ */
+import type { Duplex } from 'node:stream'
+import type { BackupItem } from '../lib/entry.js'
+import { Lru, orderedMap, stage } from '../lib/flow.js'
+import { KNOWN_IDS_CACHE } from '../lib/limits.js'
+
+/** What dedup needs of a repository. `has` may be answered by a slow network call. */
+export interface ChunkIndex {
+  hasChunk(id: Uint8Array): Promise<boolean>
+}
+
+export interface DedupOptions {
+  concurrency?: number
+  /** A cache shared between stages or runs (ids as hex). */
+  known?: Lru<string, true>
+}
+
+const DROPPED = Symbol('dropped')
+
+export function createDedup(index: ChunkIndex, opts: DedupOptions = {}): Duplex {
+  const known = opts.known ?? new Lru<string, true>(KNOWN_IDS_CACHE)
+  return stage<BackupItem, BackupItem>(async function* (source) {
+    const mapped = orderedMap(source, opts.concurrency ?? 8, async item => {
+      if (item.kind !== 'chunk') return item
+      const key = item.id.toString('hex')
+      if (known.has(key)) return DROPPED
+      // Marked known before it is stored: a second copy in this run is dropped too; if the
+      // first fails to store, the backup fails and no snapshot refers to either.
+      known.set(key, true)
+      if (await index.hasChunk(item.id)) return DROPPED
+      return item
+    })
+    for await (const item of mapped) if (item !== DROPPED) yield item
+  })
+}
