@@ -1,0 +1,359 @@
+/*
+ * sluice_native: the few Linux syscalls Node's fs lacks, with paths as raw bytes.
+ *
+ * Why this exists: fs.utimes takes float seconds (nanoseconds are lost, and a restore must put
+ * mtimes back exactly) and cannot set the times of a symlink itself; fs has no mknod/mkfifo;
+ * and the xattr packages on npm take string paths, so a file whose name is not UTF-8 cannot be
+ * named at all. Every function here is synchronous, takes paths as Buffers, never follows a
+ * final symlink (the l* calls and AT_SYMLINK_NOFOLLOW), and throws an Error shaped like Node's
+ * fs errors: `.code` is the errno name, `.errno` is the negated errno (as Node's fs errors),
+ * `.syscall` is the failing call.
+ *
+ * Only node_api.h is used (N-API version 8), so one build works on every Node >= 20.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <time.h>
+
+#ifndef ENOATTR
+#define ENOATTR ENODATA
+#endif
+
+/* A name list or value that keeps changing size between our calls: give up after this many
+ * tries rather than spin against a writer. */
+#define XATTR_RETRIES 16
+/* First buffer size for listxattr/getxattr; most files have few, short attributes. */
+#define XATTR_START 4096
+
+/* Errno names for .code. A table rather than strerrorname_np (glibc >= 2.32 only). */
+static const char *errno_name(int e) {
+  switch (e) {
+#define E(x) case x: return #x;
+    E(EPERM) E(ENOENT) E(ESRCH) E(EINTR) E(EIO) E(ENXIO) E(E2BIG) E(ENOEXEC) E(EBADF)
+    E(ECHILD) E(EAGAIN) E(ENOMEM) E(EACCES) E(EFAULT) E(EBUSY) E(EEXIST) E(EXDEV) E(ENODEV)
+    E(ENOTDIR) E(EISDIR) E(EINVAL) E(ENFILE) E(EMFILE) E(ENOTTY) E(ETXTBSY) E(EFBIG) E(ENOSPC)
+    E(ESPIPE) E(EROFS) E(EMLINK) E(EPIPE) E(ERANGE) E(ENAMETOOLONG) E(ENOSYS) E(ELOOP)
+    E(ENOTEMPTY) E(ENODATA) E(EOVERFLOW) E(EDQUOT) E(ESTALE) E(ENOTSUP)
+#if defined(EOPNOTSUPP) && EOPNOTSUPP != ENOTSUP
+    E(EOPNOTSUPP)
+#endif
+#if defined(ENOATTR) && ENOATTR != ENODATA
+    E(ENOATTR)
+#endif
+#undef E
+    default: return NULL;
+  }
+}
+
+/* Throws an Error like Node's fs errors: "ENOENT: no such file or directory, lgetxattr". */
+static void throw_errno(napi_env env, int e, const char *syscall) {
+  char code_buf[32];
+  const char *code = errno_name(e);
+  if (code == NULL) {
+    snprintf(code_buf, sizeof code_buf, "E%d", e);
+    code = code_buf;
+  }
+  char desc[256];
+  /* strerror is not thread-safe and worker threads may load us too. */
+#if defined(__GLIBC__)
+  const char *d = strerror_r(e, desc, sizeof desc); /* the GNU variant, under _GNU_SOURCE */
+  if (d != desc) snprintf(desc, sizeof desc, "%s", d);
+#else
+  if (strerror_r(e, desc, sizeof desc) != 0) snprintf(desc, sizeof desc, "error %d", e);
+#endif
+  if (desc[0] >= 'A' && desc[0] <= 'Z') desc[0] = (char)(desc[0] - 'A' + 'a'); /* as libuv's */
+  char msg[384];
+  snprintf(msg, sizeof msg, "%s: %s, %s", code, desc, syscall);
+
+  napi_value jcode, jmsg, err, jerrno, jsys;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &jcode) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &jmsg) != napi_ok ||
+      napi_create_error(env, jcode, jmsg, &err) != napi_ok) {
+    napi_throw_error(env, code, msg);
+    return;
+  }
+  napi_create_int32(env, -e, &jerrno);
+  napi_set_named_property(env, err, "errno", jerrno);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &jsys);
+  napi_set_named_property(env, err, "syscall", jsys);
+  napi_throw(env, err);
+}
+
+/* Reads `count` arguments; throws and returns 0 when fewer were given. */
+static int get_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
+  if (argc < count) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "not enough arguments");
+    return 0;
+  }
+  return 1;
+}
+
+/* Copies a Buffer (or any Uint8Array) into a fresh NUL-terminated C string. A NUL inside would
+ * silently name a different file, so it is refused, as Node's fs refuses it. Returns NULL after
+ * throwing. The caller frees the result. */
+static char *get_bytes_z(napi_env env, napi_value v, const char *what) {
+  void *data = NULL;
+  size_t len = 0;
+  bool is_buf = false;
+  bool is_ta = false;
+  if (napi_is_buffer(env, v, &is_buf) == napi_ok && is_buf) {
+    if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) is_buf = false;
+  }
+  if (!is_buf && napi_is_typedarray(env, v, &is_ta) == napi_ok && is_ta) {
+    napi_typedarray_type type;
+    napi_value ab;
+    size_t off;
+    if (napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok ||
+        type != napi_uint8_array) {
+      is_ta = false;
+    }
+  }
+  if (!is_buf && !is_ta) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a Buffer", what);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return NULL;
+  }
+  if (len > 0 && memchr(data, 0, len) != NULL) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must not contain a NUL byte", what);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg);
+    return NULL;
+  }
+  char *s = malloc(len + 1);
+  if (s == NULL) {
+    throw_errno(env, ENOMEM, "malloc");
+    return NULL;
+  }
+  if (len > 0) memcpy(s, data, len);
+  s[len] = '\0';
+  return s;
+}
+
+static int get_int64(napi_env env, napi_value v, const char *what, int64_t *out) {
+  double d;
+  /* Range first: casting an out-of-range double to int64 is undefined behaviour. */
+  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= -9223372036854775808.0 && d < 9223372036854775808.0) ||
+      d != (double)(int64_t)d) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be an integer", what);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return 0;
+  }
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+/* utimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec): utimensat without following a final
+ * symlink, so a symlink's own times can be restored. Seconds are int64 (before 1970 and after
+ * 2038 alike); nsec 0..999999999 (the kernel checks; UTIME_OMIT/UTIME_NOW pass through). */
+static napi_value js_utimens(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int64_t as, an, ms, mn;
+  if (!get_int64(env, argv[1], "atimeSec", &as) || !get_int64(env, argv[2], "atimeNsec", &an) ||
+      !get_int64(env, argv[3], "mtimeSec", &ms) || !get_int64(env, argv[4], "mtimeNsec", &mn)) {
+    return NULL;
+  }
+  char *path = get_bytes_z(env, argv[0], "path");
+  if (path == NULL) return NULL;
+  struct timespec ts[2];
+  ts[0].tv_sec = (time_t)as;
+  ts[0].tv_nsec = (long)an;
+  ts[1].tv_sec = (time_t)ms;
+  ts[1].tv_nsec = (long)mn;
+  int r = utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+  int e = errno;
+  free(path);
+  if (r != 0) throw_errno(env, e, "utimensat");
+  return NULL;
+}
+
+/* Grows *buf to at least `want` bytes. Returns 0 on allocation failure. */
+static int grow(char **buf, size_t *cap, size_t want) {
+  if (want <= *cap) return 1;
+  char *n = realloc(*buf, want);
+  if (n == NULL) return 0;
+  *buf = n;
+  *cap = want;
+  return 1;
+}
+
+/* Reads one attribute value into *buf. Returns its length, or -1 with errno set. Tries the
+ * buffer we have first (one syscall for the common small value) and asks for the size only when
+ * it was too small; ERANGE again means the value grew in between, so ask again. */
+static ssize_t read_value(const char *path, const char *name, char **buf, size_t *cap) {
+  for (int i = 0; i < XATTR_RETRIES; i++) {
+    ssize_t n = lgetxattr(path, name, *buf, *cap);
+    if (n >= 0) return n;
+    if (errno != ERANGE) return -1;
+    ssize_t want = lgetxattr(path, name, NULL, 0);
+    if (want < 0) return -1;
+    if (!grow(buf, cap, (size_t)want + 1)) {
+      errno = ENOMEM;
+      return -1;
+    }
+  }
+  errno = ERANGE;
+  return -1;
+}
+
+/* lgetxattrs(path): every attribute as [name, value] Buffers, in the order the filesystem lists
+ * them. An attribute removed between the listing and the read is skipped. A filesystem without
+ * xattrs gives an empty array. */
+static napi_value js_lgetxattrs(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char *path = get_bytes_z(env, argv[0], "path");
+  if (path == NULL) return NULL;
+
+  napi_value result = NULL;
+  char *list = NULL, *val = NULL;
+  size_t list_cap = 0, val_cap = 0;
+  ssize_t list_len = -1;
+  int e = 0;
+  const char *failed = NULL;
+
+  if (!grow(&list, &list_cap, XATTR_START) || !grow(&val, &val_cap, XATTR_START)) {
+    e = ENOMEM;
+    failed = "malloc";
+    goto done;
+  }
+  for (int i = 0; i < XATTR_RETRIES; i++) {
+    list_len = llistxattr(path, list, list_cap);
+    if (list_len >= 0) break;
+    if (errno != ERANGE) break;
+    ssize_t want = llistxattr(path, NULL, 0);
+    if (want < 0) break;
+    if (!grow(&list, &list_cap, (size_t)want + 1)) {
+      errno = ENOMEM;
+      break;
+    }
+  }
+  if (list_len < 0) {
+    e = errno;
+    if (e == ENOTSUP || e == ENODATA) {
+      list_len = 0;
+    } else {
+      failed = "llistxattr";
+      goto done;
+    }
+  }
+
+  if (napi_create_array(env, &result) != napi_ok) goto done;
+  uint32_t idx = 0;
+  for (ssize_t off = 0; off < list_len;) {
+    const char *name = list + off;
+    size_t name_len = strnlen(name, (size_t)(list_len - off));
+    off += (ssize_t)name_len + 1;
+    if (name_len == 0) continue;
+    ssize_t n = read_value(path, name, &val, &val_cap);
+    if (n < 0) {
+      e = errno;
+      if (e == ENODATA || e == ENOTSUP) continue; /* removed meanwhile / namespace refused */
+      failed = "lgetxattr";
+      result = NULL;
+      goto done;
+    }
+    napi_value pair, jname, jval;
+    if (napi_create_buffer_copy(env, name_len, name, NULL, &jname) != napi_ok ||
+        napi_create_buffer_copy(env, (size_t)n, val, NULL, &jval) != napi_ok ||
+        napi_create_array_with_length(env, 2, &pair) != napi_ok ||
+        napi_set_element(env, pair, 0, jname) != napi_ok ||
+        napi_set_element(env, pair, 1, jval) != napi_ok ||
+        napi_set_element(env, result, idx++, pair) != napi_ok) {
+      result = NULL;
+      goto done;
+    }
+  }
+
+done:
+  free(list);
+  free(val);
+  free(path);
+  if (failed != NULL) throw_errno(env, e, failed);
+  return result;
+}
+
+/* lsetxattr(path, name, value): creates or replaces one attribute on the path itself. */
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  void *value = NULL;
+  size_t value_len = 0;
+  bool is_buf = false;
+  if (napi_is_buffer(env, argv[2], &is_buf) != napi_ok || !is_buf ||
+      napi_get_buffer_info(env, argv[2], &value, &value_len) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "value must be a Buffer");
+    return NULL;
+  }
+  char *path = get_bytes_z(env, argv[0], "path");
+  if (path == NULL) return NULL;
+  char *name = get_bytes_z(env, argv[1], "name");
+  if (name == NULL) {
+    free(path);
+    return NULL;
+  }
+  /* An empty Buffer may have a NULL data pointer; the kernel wants a valid one only when
+   * size > 0, but be explicit. */
+  static const char empty = 0;
+  int r = lsetxattr(path, name, value_len ? value : &empty, value_len, 0);
+  int e = errno;
+  free(name);
+  free(path);
+  if (r != 0) throw_errno(env, e, "lsetxattr");
+  return NULL;
+}
+
+/* mknod(path, mode, dev): FIFOs (S_IFIFO), and char/block devices when privileged. The umask
+ * applies, as for mkdir; a restore sets the exact mode afterwards with chmod. */
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int64_t mode, dev;
+  if (!get_int64(env, argv[1], "mode", &mode) || !get_int64(env, argv[2], "dev", &dev)) {
+    return NULL;
+  }
+  if (mode < 0 || mode > 0xffffffffLL || dev < 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "mode or dev out of range");
+    return NULL;
+  }
+  char *path = get_bytes_z(env, argv[0], "path");
+  if (path == NULL) return NULL;
+  int r = mknod(path, (mode_t)mode, (dev_t)dev);
+  int e = errno;
+  free(path);
+  if (r != 0) throw_errno(env, e, "mknod");
+  return NULL;
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  napi_property_descriptor props[] = {
+    {"utimens", NULL, js_utimens, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lgetxattrs", NULL, js_lgetxattrs, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
+    return NULL;
+  }
+  return exports;
+}
