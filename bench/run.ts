@@ -1,0 +1,254 @@
+/**
+ * Benchmark: Sluice against restic and borg on generated data.
+ *
+ *   npm run bench                 # small (100k files) + big-2x512M: a few minutes
+ *   npm run bench -- small        # 100k small files
+ *   npm run bench -- many         # 1M small files, plus 100k for the memory-flatness comparison
+ *   npm run bench -- big          # 4 x 1 GiB + a duplicate of the first
+ *   npm run bench -- all          # small, many, big
+ *   npm run bench -- tiny         # 2000 files + 2 x 8 MiB: a smoke test of the harness
+ *
+ * Environment: BENCH_DIR (default /tmp/bench) holds data, repositories, logs and results;
+ * BENCH_TOOLS=sluice,restic limits the tools; BENCH_KEEP=1 keeps repositories and restores.
+ *
+ * For each scenario and each tool found: a fresh repository, init (not timed), backup, restore
+ * into an empty directory (checked against the source), then a second backup of the unchanged
+ * tree. Every timed command runs on a warm page cache and is followed by an untimed `sync`, so
+ * one command's writeback does not land in the next one's time.
+ */
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { logPath, measure, quiet, rssMethod, tail, type CommandSpec, type Measurement } from './measure.js'
+import { problems, render, type Op, type OpResult } from './report.js'
+import { TOOLS, lastJsonLine, newRun, type Tool, type ToolRun } from './tools.js'
+import { treeBytes, verifyRestore, warmAndCount, type TreeStats } from './tree.js'
+
+const BENCH_DIR = process.env.BENCH_DIR ?? '/tmp/bench'
+const GEN_DIR = process.env.BENCH_GENERATORS ?? '/work/shared/bench'
+const KEEP = process.env.BENCH_KEEP === '1'
+
+/** One data set the tools back up. */
+interface Scenario {
+  name: string
+  description: string
+  /** Absolute path of the generated tree. */
+  data: string
+  /** argv that generates `data` (the generators skip the work when `data`.complete exists). */
+  generate: string[]
+}
+
+function manyFiles(name: string, n: number, description: string): Scenario {
+  const data = join(BENCH_DIR, 'data', `many-files-${n}`)
+  return { name, description, data, generate: [join(GEN_DIR, 'gen-many-files.cjs'), String(n), data, '42'] }
+}
+
+function bigFiles(name: string, count: number, mib: number, description: string): Scenario {
+  const data = join(BENCH_DIR, 'data', `big-files-${count}x${mib}`)
+  return { name, description, data, generate: [join(GEN_DIR, 'gen-big-files.cjs'), data, '42', String(count), String(mib)] }
+}
+
+const SCENARIOS = {
+  tiny: manyFiles('tiny-2k', 2000, '2000 small files (harness smoke test)'),
+  tinyBig: bigFiles('tiny-big', 2, 8, '2 x 8 MiB + duplicate (harness smoke test)'),
+  small: manyFiles('small-100k', 100_000, '100k small files (0-8 KiB), 100 dirs, xattr on every 10th'),
+  many: manyFiles('many-1m', 1_000_000, '1M small files (0-8 KiB), 1000 dirs, xattr on every 10th'),
+  big512: bigFiles('big-2x512M', 2, 512, '2 x 512 MiB (half random, half text) + an exact copy of the first'),
+  big: bigFiles('big-4x1G', 4, 1024, '4 x 1 GiB (half random, half text) + an exact copy of the first'),
+} satisfies Record<string, Scenario>
+
+/** What each command-line word selects. */
+const SELECTORS: Record<string, Scenario[]> = {
+  default: [SCENARIOS.small, SCENARIOS.big512],
+  tiny: [SCENARIOS.tiny, SCENARIOS.tinyBig],
+  small: [SCENARIOS.small],
+  many: [SCENARIOS.small, SCENARIOS.many],
+  big512: [SCENARIOS.big512],
+  big: [SCENARIOS.big],
+  all: [SCENARIOS.small, SCENARIOS.many, SCENARIOS.big],
+}
+
+function selectScenarios(words: string[]): Scenario[] {
+  if (words.length === 0) words = (process.env.BENCH_SCENARIOS ?? 'default').split(/[ ,]+/).filter(Boolean)
+  const out: Scenario[] = []
+  for (const w of words) {
+    const sel = SELECTORS[w]
+    if (sel === undefined) {
+      console.error(`unknown scenario "${w}"; choose from: ${Object.keys(SELECTORS).join(', ')}`)
+      process.exit(2)
+    }
+    for (const s of sel) if (!out.includes(s)) out.push(s)
+  }
+  return out
+}
+
+function selectTools(): { tools: Tool[]; versions: Record<string, string> } {
+  const wanted = process.env.BENCH_TOOLS?.split(/[ ,]+/).filter(Boolean)
+  const tools: Tool[] = []
+  const versions: Record<string, string> = {}
+  for (const t of TOOLS) {
+    if (wanted !== undefined && !wanted.includes(t.name)) continue
+    const v = t.probe()
+    versions[t.name] = v
+    if (v.startsWith('unavailable')) console.log(`skipping ${t.name}: ${v}`)
+    else tools.push(t)
+  }
+  return { tools, versions }
+}
+
+/** The machine the numbers come from, for the results file and the docs. */
+function machine(): Record<string, unknown> {
+  const df = quiet(['df', '-PT', BENCH_DIR])?.trim().split('\n')[1]?.split(/\s+/)
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    nproc: os.availableParallelism(),
+    memoryBytes: os.totalmem(),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    disk: df === undefined ? 'unknown' : { device: df[0], fstype: df[1], sizeKiB: Number(df[2]), mount: df[6] },
+    rssMethod: rssMethod(),
+  }
+}
+
+function generate(s: Scenario): void {
+  if (existsSync(`${s.data}.complete`)) return
+  console.log(`[${s.name}] generating ${s.description} in ${s.data} ...`)
+  const env: NodeJS.ProcessEnv = { ...process.env, BENCH_DIR }
+  // The xattr step needs setfattr (package "attr"); without it, generate without xattrs.
+  if (quiet(['setfattr', '--version']) === undefined) env.NO_XATTR = '1'
+  const res = spawnSync(process.execPath, s.generate, { stdio: 'inherit', env })
+  if (res.status !== 0) throw new Error(`generator failed for ${s.name}`)
+}
+
+function sync(): void {
+  spawnSync('sync', { stdio: 'ignore' })
+}
+
+function describeFailure(m: Measurement): string {
+  return `exit ${m.exitCode}: ${tail(m.stderrPath, 400) || tail(m.stdoutPath, 400)}`
+}
+
+const MB = 1e6
+
+function progress(r: OpResult): void {
+  const what = `[${r.scenario}] ${r.tool} ${r.op}`
+  if (!r.ok) {
+    console.log(`${what}: n/a (${r.error ?? 'failed'})`)
+    return
+  }
+  const rss = r.peakRssBytes === null ? 'n/a' : `${(r.peakRssBytes / MB).toFixed(0)} MB`
+  const speed = r.seconds ? `${(r.bytes / MB / r.seconds).toFixed(1)} MB/s` : ''
+  const check = r.verified === undefined ? '' : r.verified ? ', verified' : ', MISMATCH'
+  console.log(`${what}: ${r.seconds?.toFixed(2)} s, ${speed}, peak RSS ${rss}${check}`)
+}
+
+/** Runs one tool through init, backup, restore and incremental backup on one scenario. */
+function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, record: (r: OpResult) => void): void {
+  const runDir = join(BENCH_DIR, 'runs', s.name, tool.name)
+  rmSync(runDir, { recursive: true, force: true })
+  mkdirSync(runDir, { recursive: true })
+  const run: ToolRun = newRun(tool.name, runDir)
+  const log = (op: string): string => logPath(logDir, s.name, tool.name, op)
+  const base = { scenario: s.name, tool: tool.name, files: tree.files, bytes: tree.bytes }
+  const failed = (op: Op, error: string): void =>
+    record({ ...base, op, ok: false, error, seconds: null, cpuSeconds: null, peakRssBytes: null })
+
+  const init = measure(tool.init(run), log('init'))
+  if (init.exitCode !== 0) {
+    const why = `init ${describeFailure(init)}`
+    for (const op of ['backup', 'restore', 'incremental'] as const) failed(op, why)
+    return
+  }
+
+  const backup = (op: Op): boolean => {
+    const spec: CommandSpec = tool.backup(run, s.data)
+    const m = measure(spec, log(op))
+    sync()
+    if (m.exitCode !== 0) {
+      failed(op, describeFailure(m))
+      return false
+    }
+    run.snapshots++
+    const r: OpResult = {
+      ...base, op, ok: true,
+      seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes,
+      repoBytes: treeBytes(run.repo),
+    }
+    if (tool.name === 'sluice') r.toolReport = lastJsonLine(readFileSync(m.stdoutPath, 'utf8')) ?? undefined
+    record(r)
+    return true
+  }
+
+  if (backup('backup')) {
+    const target = join(runDir, 'restore')
+    mkdirSync(target, { recursive: true })
+    const m = measure(tool.restore(run, target), log('restore'))
+    sync()
+    if (m.exitCode !== 0) failed('restore', describeFailure(m))
+    else {
+      const v = verifyRestore(s.data, target, tree.files)
+      if (!v.ok) console.warn(`WARNING: [${s.name}] ${tool.name} restore differs from the source: ${v.problems.join('; ')}`)
+      record({
+        ...base, op: 'restore', ok: true, files: v.files, bytes: v.bytes,
+        seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes,
+        verified: v.ok, ...(v.ok ? {} : { verifyProblems: v.problems }),
+      })
+    }
+    if (!KEEP) rmSync(target, { recursive: true, force: true })
+    backup('incremental')
+  } else {
+    failed('restore', 'no snapshot (backup failed)')
+    failed('incremental', 'no snapshot (backup failed)')
+  }
+  if (!KEEP) rmSync(runDir, { recursive: true, force: true })
+}
+
+function main(): void {
+  const scenarios = selectScenarios(process.argv.slice(2))
+  mkdirSync(BENCH_DIR, { recursive: true })
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const logDir = join(BENCH_DIR, 'logs', stamp)
+  mkdirSync(logDir, { recursive: true })
+  const { tools, versions } = selectTools()
+  const info = { startedAt: new Date().toISOString(), machine: machine(), tools: versions }
+  console.log(`machine: ${JSON.stringify(info.machine)}`)
+  console.log(`tools: ${JSON.stringify(versions)}`)
+  if (tools.length === 0) console.log('no tool available: nothing to measure')
+
+  const results: OpResult[] = []
+  const scenarioInfo: Record<string, unknown>[] = []
+  const resultsPath = join(BENCH_DIR, `results-${stamp}.json`)
+  const save = (): void =>
+    writeFileSync(resultsPath, JSON.stringify({ ...info, scenarios: scenarioInfo, results }, null, 2) + '\n')
+  const record = (r: OpResult): void => {
+    results.push(r)
+    progress(r)
+    save() // after every operation, so an interrupted run keeps what it measured
+  }
+
+  for (const s of scenarios) {
+    generate(s)
+    let tree: TreeStats | undefined
+    for (const tool of tools) {
+      // Re-read the source before each tool: the previous tool's restore and cleanup may have
+      // pushed some of it out of the page cache.
+      tree = warmAndCount(s.data)
+      benchTool(s, tree, tool, logDir, record)
+    }
+    tree ??= warmAndCount(s.data)
+    scenarioInfo.push({ name: s.name, description: s.description, data: s.data, ...tree })
+  }
+  save()
+
+  const names = scenarios.map((s) => s.name)
+  const flat = names.includes(SCENARIOS.small.name) && names.includes(SCENARIOS.many.name)
+    ? { small: SCENARIOS.small.name, large: SCENARIOS.many.name }
+    : undefined
+  console.log('\n' + render(results, 'text', flat) + '\n')
+  writeFileSync(resultsPath.replace(/\.json$/, '.md'), render(results, 'markdown', flat) + '\n')
+  for (const p of problems(results)) console.warn(`WARNING: ${p}`)
+  console.log(`results: ${resultsPath} (and .md); logs: ${logDir}`)
+}
+
+main()
