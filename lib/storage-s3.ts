@@ -370,6 +370,7 @@ export function createS3Storage(opts: S3Options): Storage {
   async function* list(prefix: string): AsyncGenerator<string> {
     assertPrefix(prefix)
     let token: string | undefined
+    let last: string | undefined
     for (;;) {
       const page = await attempt(`LIST ${prefix || '(all)'}`, () =>
         s3().send(
@@ -387,6 +388,15 @@ export function createS3Storage(opts: S3Options): Storage {
         const key = full.slice(keyPrefix.length)
         // Skip what Sluice never writes: folder markers ("x/") that consoles create, odd names.
         if (!isValidKey(key)) continue
+        // Callers merge-join listings; a service that lists out of byte order (s3rver does, for
+        // names below '/' such as "a-b" beside "a/x") must fail loudly, not mislead them.
+        if (last !== undefined && key <= last) {
+          throw new SluiceError(
+            'ERR_STORAGE',
+            `S3 service listed ${JSON.stringify(key)} after ${JSON.stringify(last)}: keys are not in byte order (${where})`,
+          )
+        }
+        last = key
         yield key
       }
       if (!page.IsTruncated) return

@@ -1,0 +1,143 @@
+/**
+ * An HTTP proxy on a free loopback port that injects the faults a real S3 endpoint shows:
+ * connections dropped mid-request (before the server saw the request, or after it acted but
+ * before the answer arrived), 503 SlowDown answers, and slow responses. Seeded, so a run
+ * injects the same mix each time (which request gets which fault depends on arrival order).
+ */
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+
+export interface FaultRates {
+  /** Fraction of requests whose connection is destroyed. */
+  drop: number
+  /** Fraction answered 503 SlowDown without reaching the server. */
+  slowDown: number
+  /** Fraction whose response is held back `delayMs` before it is sent. */
+  delay: number
+  delayMs: number
+}
+
+export interface FaultStats {
+  requests: number
+  droppedBefore: number
+  droppedAfter: number
+  slowDown: number
+  delayed: number
+  forwarded: number
+}
+
+export interface FaultProxy {
+  /** `http://127.0.0.1:PORT` */
+  endpoint: string
+  stats: FaultStats
+  /** Changes the rates for requests that arrive from now on. */
+  setRates(rates: Partial<FaultRates>): void
+  stop(): Promise<void>
+}
+
+/** mulberry32: a small seeded PRNG, enough to pick faults reproducibly. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const SLOW_DOWN_XML =
+  '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>' +
+  '<Message>Please reduce your request rate.</Message><RequestId>FAULTPROXY</RequestId></Error>'
+
+/** Starts a proxy to `target` (`http://host:port`). */
+export async function startFaultProxy(
+  target: string,
+  opts: Partial<FaultRates> & { seed: number },
+): Promise<FaultProxy> {
+  const upstream = new URL(target)
+  const random = rng(opts.seed)
+  const rates: FaultRates = { drop: 0, slowDown: 0, delay: 0, delayMs: 0 }
+  const setRates = (r: Partial<FaultRates>): void => {
+    for (const [k, v] of Object.entries(r)) if (v !== undefined && k in rates) rates[k as keyof FaultRates] = v
+  }
+  setRates(opts)
+  const stats: FaultStats = { requests: 0, droppedBefore: 0, droppedAfter: 0, slowDown: 0, delayed: 0, forwarded: 0 }
+
+  function forward(req: IncomingMessage, res: ServerResponse, fate: 'ok' | 'drop-after' | 'delay'): void {
+    const up = httpRequest(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (upRes) => {
+        if (fate === 'drop-after') {
+          // The server acted on the request; the client never learns how it went.
+          upRes.resume()
+          req.socket.destroy()
+          return
+        }
+        const send = (): void => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers)
+          upRes.pipe(res)
+        }
+        if (fate === 'delay') setTimeout(send, rates.delayMs)
+        else send()
+      },
+    )
+    up.on('error', () => req.socket.destroy())
+    req.pipe(up)
+  }
+
+  const server = createServer((req, res) => {
+    stats.requests++
+    const r = random()
+    if (r < rates.drop) {
+      if (random() < 0.5) {
+        stats.droppedBefore++
+        req.socket.destroy()
+      } else {
+        stats.droppedAfter++
+        forward(req, res, 'drop-after')
+      }
+      return
+    }
+    if (r < rates.drop + rates.slowDown) {
+      stats.slowDown++
+      req.resume()
+      req.on('end', () => {
+        res.writeHead(503, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(SLOW_DOWN_XML) })
+        res.end(SLOW_DOWN_XML)
+      })
+      return
+    }
+    if (r < rates.drop + rates.slowDown + rates.delay) {
+      stats.delayed++
+      forward(req, res, 'delay')
+      return
+    }
+    stats.forwarded++
+    forward(req, res, 'ok')
+  })
+  server.on('clientError', (_err, socket) => socket.destroy())
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
+  const { port } = server.address() as AddressInfo
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    stats,
+    setRates,
+    async stop() {
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
