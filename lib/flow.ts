@@ -5,10 +5,105 @@
  */
 import { Duplex } from 'node:stream'
 
-/** Wraps an async generator function as a Duplex stream in object mode (highWaterMark 1 on
- *  each side, as Node's Duplex.from sets it). */
+/**
+ * Wraps an async generator function as a Duplex stream in object mode. The generator pulls one
+ * written item at a time (the writer's callback fires when it is taken) and its output is
+ * pushed as the reader asks, so each side holds at most one item beyond what the generator
+ * holds. (Node's Duplex.from does the same but loses errors when two of them are chained.)
+ */
 export function stage<I, O>(fn: (source: AsyncIterable<I>) => AsyncIterable<O>): Duplex {
-  return Duplex.from(fn as (source: AsyncIterable<unknown>) => AsyncIterable<unknown>)
+  return new GeneratorStage(fn as (source: AsyncIterable<unknown>) => AsyncIterable<unknown>)
+}
+
+class GeneratorStage extends Duplex {
+  private slot: { item: unknown; cb: (err?: Error | null) => void } | null = null
+  private taker: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: Error) => void } | null = null
+  private inputEnded = false
+  private failure: Error | null = null
+  private started = false
+  private wakeReader: (() => void) | null = null
+  private readonly output: AsyncIterator<unknown>
+
+  constructor(fn: (source: AsyncIterable<unknown>) => AsyncIterable<unknown>) {
+    super({ objectMode: true, readableHighWaterMark: 1, writableHighWaterMark: 1 })
+    const input: AsyncIterable<unknown> = { [Symbol.asyncIterator]: () => ({ next: () => this.takeInput() }) }
+    this.output = fn(input)[Symbol.asyncIterator]()
+  }
+
+  private takeInput(): Promise<IteratorResult<unknown>> {
+    if (this.failure) return Promise.reject(this.failure)
+    if (this.slot) {
+      const { item, cb } = this.slot
+      this.slot = null
+      cb()
+      return Promise.resolve({ value: item, done: false })
+    }
+    if (this.inputEnded) return Promise.resolve({ value: undefined, done: true })
+    return new Promise((resolve, reject) => (this.taker = { resolve, reject }))
+  }
+
+  override _write(item: unknown, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.taker) {
+      const t = this.taker
+      this.taker = null
+      cb()
+      t.resolve({ value: item, done: false })
+    } else {
+      this.slot = { item, cb }
+    }
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.inputEnded = true
+    if (this.taker) {
+      const t = this.taker
+      this.taker = null
+      t.resolve({ value: undefined, done: true })
+    }
+    cb()
+  }
+
+  override _read(): void {
+    if (this.wakeReader) {
+      const r = this.wakeReader
+      this.wakeReader = null
+      r()
+    }
+    if (this.started) return
+    this.started = true
+    void this.pump()
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (;;) {
+        const r = await this.output.next()
+        if (this.destroyed) return
+        if (r.done) break
+        if (!this.push(r.value)) await new Promise<void>(res => (this.wakeReader = res))
+        if (this.destroyed) return
+      }
+      this.push(null)
+    } catch (err) {
+      if (!this.destroyed) this.destroy(err as Error)
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.failure = err ?? new Error('stage destroyed')
+    if (this.taker) {
+      const t = this.taker
+      this.taker = null
+      t.reject(this.failure)
+    }
+    if (this.wakeReader) {
+      const r = this.wakeReader
+      this.wakeReader = null
+      r()
+    }
+    this.output.return?.(undefined)?.catch(() => {})
+    cb(err)
+  }
 }
 
 /**

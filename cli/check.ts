@@ -1,0 +1,21 @@
+import type { CommandModule } from 'yargs'
+import { check, SluiceError } from '../index.js'
+import { globalOptions, openRepo, out, type GlobalArgs } from './common.js'
+
+export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: boolean }> = {
+  command: 'check',
+  describe: 'verify that every snapshot can be restored',
+  builder: y => globalOptions(y).option('read-data', { type: 'boolean', describe: 'also decrypt and verify every stored chunk' }),
+  handler: async args => {
+    const repo = await openRepo(args)
+    let result
+    try {
+      result = await check({ repo, readData: !!args['read-data'], onProblem: m => process.stderr.write(`sluice: problem: ${m}\n`) })
+    } finally {
+      await repo.close()
+    }
+    if (args.json) out(JSON.stringify(result))
+    else out(`checked ${result.snapshots} snapshots${args['read-data'] ? ` and ${result.chunks} chunks` : ''}: ${result.problems === 0 ? 'no problems' : `${result.problems} problems`}`)
+    if (result.problems > 0) throw new SluiceError('ERR_CHECK', `check found ${result.problems} problems`)
+  },
+}

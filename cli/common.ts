@@ -1,0 +1,144 @@
+/** What every command shares: opening the repository, the password, progress and messages. */
+import fs from 'node:fs'
+import type { Argv } from 'yargs'
+import { SluiceError, displayPath, openRepository, openStorage, type Repository } from '../index.js'
+
+export interface GlobalArgs {
+  repo?: string
+  'password-file'?: string
+  's3-path-style'?: boolean
+  json?: boolean
+  quiet?: boolean
+}
+
+export function globalOptions<T>(y: Argv<T>) {
+  return y
+    .option('repo', { alias: 'r', type: 'string', describe: 'repository: a directory, or s3:BUCKET/PREFIX, or s3:https://HOST/BUCKET/PREFIX (default: $SLUICE_REPOSITORY)' })
+    .option('password-file', { type: 'string', describe: 'read the password from this file (default: $SLUICE_PASSWORD, else a prompt on a terminal)' })
+    .option('s3-path-style', { type: 'boolean', describe: 'address S3 buckets by path, for services that need it' })
+    .option('json', { type: 'boolean', describe: 'print machine-readable JSON on stdout' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output' })
+}
+
+export function repoLocation(args: GlobalArgs): string {
+  const loc = args.repo ?? process.env.SLUICE_REPOSITORY
+  if (!loc) throw new SluiceError('ERR_ARGS', 'no repository given: use --repo or set SLUICE_REPOSITORY')
+  return loc
+}
+
+/** Reads a password from the terminal without echo. */
+async function prompt(question: string): Promise<string> {
+  let fd: number
+  try {
+    fd = fs.openSync('/dev/tty', 'r+')
+  } catch {
+    throw new SluiceError('ERR_ARGS', 'no password: set SLUICE_PASSWORD or use --password-file (no terminal to ask on)')
+  }
+  const tty = await import('node:tty')
+  const input = new tty.ReadStream(fd)
+  const output = new tty.WriteStream(fd)
+  output.write(question)
+  input.setRawMode(true)
+  return new Promise((resolve, reject) => {
+    let pw = ''
+    input.on('data', (buf: Buffer) => {
+      for (const ch of buf.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') {
+          input.setRawMode(false)
+          output.write('\n')
+          input.destroy()
+          return resolve(pw)
+        }
+        if (ch === '\u0003') {
+          input.setRawMode(false)
+          output.write('\n')
+          input.destroy()
+          return reject(new SluiceError('ERR_ABORTED', 'interrupted'))
+        }
+        if (ch === '\u007f') pw = pw.slice(0, -1)
+        else pw += ch
+      }
+    })
+  })
+}
+
+export async function password(args: GlobalArgs, confirm = false): Promise<string> {
+  if (args['password-file']) {
+    try {
+      return fs.readFileSync(args['password-file'], 'utf8').replace(/\r?\n$/, '')
+    } catch (cause) {
+      throw new SluiceError('ERR_ARGS', `cannot read password file ${args['password-file']}: ${(cause as Error).message}`, { cause })
+    }
+  }
+  if (process.env.SLUICE_PASSWORD !== undefined) return process.env.SLUICE_PASSWORD
+  const pw = await prompt('enter password for repository: ')
+  if (confirm && (await prompt('enter password again: ')) !== pw) throw new SluiceError('ERR_ARGS', 'passwords do not match')
+  if (pw.length === 0) throw new SluiceError('ERR_ARGS', 'empty password')
+  return pw
+}
+
+export function storageOf(args: GlobalArgs) {
+  return openStorage(repoLocation(args), args['s3-path-style'] ? { s3PathStyle: true } : {})
+}
+
+export async function openRepo(args: GlobalArgs): Promise<Repository> {
+  const storage = storageOf(args)
+  const pw = await password(args)
+  return openRepository(storage, pw)
+}
+
+/** One line on stderr per warning, named by code. */
+export function warn(err: SluiceError): void {
+  clearProgress()
+  process.stderr.write(`sluice: warning: ${err.code}: ${err.message}\n`)
+}
+
+let progressShown = false
+function clearProgress(): void {
+  if (progressShown && process.stderr.isTTY) process.stderr.write('\r\x1b[K')
+  progressShown = false
+}
+
+/**
+ * Progress on stderr: redrawn in place on a terminal (4 times a second), a plain line every
+ * `plainMs` otherwise. Returns a stop function.
+ */
+export function startProgress(render: () => string, opts: { quiet?: boolean; plainMs: number }): () => void {
+  if (opts.quiet) return () => {}
+  const tty = process.stderr.isTTY
+  const timer = setInterval(() => {
+    const line = render()
+    if (tty) {
+      const cols = process.stderr.columns || 80
+      process.stderr.write(`\r\x1b[K${line.slice(0, cols - 1)}`)
+      progressShown = true
+    } else {
+      process.stderr.write(`${line}\n`)
+    }
+  }, tty ? 250 : opts.plainMs)
+  timer.unref()
+  return () => {
+    clearInterval(timer)
+    clearProgress()
+  }
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024
+    i++
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`
+}
+
+export function peakRss(): number {
+  return process.resourceUsage().maxRSS * 1024
+}
+
+export function out(line: string): void {
+  process.stdout.write(line + '\n')
+}
+
+export { displayPath }

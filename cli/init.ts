@@ -1,0 +1,16 @@
+import type { CommandModule } from 'yargs'
+import { initRepository } from '../index.js'
+import { globalOptions, out, password, storageOf, type GlobalArgs } from './common.js'
+
+export const init: CommandModule<object, GlobalArgs> = {
+  command: 'init',
+  describe: 'create a new encrypted repository',
+  builder: y => globalOptions(y),
+  handler: async args => {
+    const storage = storageOf(args)
+    const repo = await initRepository(storage, await password(args, true))
+    if (args.json) out(JSON.stringify({ id: repo.config.id, location: storage.describe() }))
+    else out(`created sluice repository ${repo.config.id.slice(0, 10)} at ${storage.describe()}`)
+    await repo.close()
+  },
+}

@@ -1,0 +1,46 @@
+import type { CommandModule } from 'yargs'
+import { displayPath, listSnapshot, parseSnapshotRef } from '../index.js'
+import { globalOptions, openRepo, out, type GlobalArgs } from './common.js'
+
+const TYPE_CHAR: Record<string, string> = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', char: 'c', block: 'b', socket: 's' }
+
+function modeString(type: string, mode: number): string {
+  const rwx = (m: number, s: boolean, sc: string) =>
+    (m & 4 ? 'r' : '-') + (m & 2 ? 'w' : '-') + (s ? (m & 1 ? sc : sc.toUpperCase()) : m & 1 ? 'x' : '-')
+  return (TYPE_CHAR[type] ?? '?') + rwx(mode >> 6, !!(mode & 0o4000), 's') + rwx(mode >> 3, !!(mode & 0o2000), 's') + rwx(mode, !!(mode & 0o1000), 't')
+}
+
+export const lsCommand: CommandModule<object, GlobalArgs & { snapshot: string; long?: boolean }> = {
+  command: 'ls <snapshot>',
+  describe: 'list the entries of a snapshot (SNAP or SNAP:PATH)',
+  builder: y =>
+    globalOptions(y)
+      .positional('snapshot', { type: 'string', demandOption: true, describe: 'latest or an id prefix, optionally :PATH' })
+      .option('long', { alias: 'l', type: 'boolean', describe: 'mode, owner, size and time' }),
+  handler: async args => {
+    const repo = await openRepo(args)
+    try {
+      const ref = parseSnapshotRef(args.snapshot)
+      const { snap } = await repo.findSnapshot(ref.snapshot)
+      for await (const { entry: e } of listSnapshot(repo, snap, ref.path)) {
+        const p = '/' + displayPath(e.path)
+        if (args.json) {
+          out(JSON.stringify({
+            path: p, ...(e.path.toString('utf8').includes('\ufffd') ? { pathBase64: e.path.toString('base64') } : {}),
+            type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size,
+            mtime: new Date(e.mtimeSec * 1000).toISOString().replace(/\.\d+Z$/, `.${String(e.mtimeNsec).padStart(9, '0')}Z`),
+            ...(e.linkTarget ? { linkTarget: displayPath(e.linkTarget) } : {}),
+            ...(e.hardlinkTo ? { hardlinkTo: '/' + displayPath(e.hardlinkTo) } : {}),
+          }))
+        } else if (args.long) {
+          const t = new Date(e.mtimeSec * 1000).toISOString().replace('T', ' ').slice(0, 19)
+          out(`${modeString(e.type, e.mode)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${String(e.size).padStart(12)} ${t} ${p}${e.linkTarget ? ` -> ${displayPath(e.linkTarget)}` : ''}`)
+        } else {
+          out(p)
+        }
+      }
+    } finally {
+      await repo.close()
+    }
+  },
+}

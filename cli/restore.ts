@@ -1,0 +1,48 @@
+import type { CommandModule } from 'yargs'
+import { restore, SluiceError } from '../index.js'
+import { globalOptions, openRepo, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
+import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
+
+interface RestoreArgs extends GlobalArgs {
+  snapshot: string
+  target?: string
+  include?: string[]
+  exclude?: string[]
+}
+
+export const restoreCommand: CommandModule<object, RestoreArgs> = {
+  command: 'restore <snapshot>',
+  describe: 'restore a snapshot (SNAP or SNAP:PATH) into a directory',
+  builder: y =>
+    globalOptions(y)
+      .positional('snapshot', { type: 'string', demandOption: true, describe: 'latest or an id prefix, optionally :PATH' })
+      .option('target', { alias: 't', type: 'string', describe: 'directory to restore into' })
+      .option('include', { type: 'string', array: true, describe: 'restore only paths matching this glob' })
+      .option('exclude', { alias: 'e', type: 'string', array: true, describe: 'do not restore paths matching this glob' }),
+  handler: async args => {
+    if (!args.target) throw new SluiceError('ERR_ARGS', 'restore needs --target DIR')
+    const repo = await openRepo(args)
+    const started = Date.now()
+    let entries = 0
+    const stop = startProgress(() => `${entries} entries restored`, { quiet: !!args.quiet || !!args.json, plainMs: PROGRESS_PLAIN_INTERVAL_MS })
+    let result
+    try {
+      result = await restore({
+        repo,
+        snapshot: args.snapshot,
+        target: args.target,
+        onWarning: warn,
+        onEntry: () => entries++,
+        ...(args.include ? { include: args.include } : {}),
+        ...(args.exclude ? { exclude: args.exclude } : {}),
+      })
+    } finally {
+      stop()
+      await repo.close()
+    }
+    const durationMs = Date.now() - started
+    if (args.json) out(JSON.stringify({ snapshot: result.snapshotId, entries, warnings: result.warnings, durationMs, peakRss: peakRss() }))
+    else if (!args.quiet) out(`restored ${entries} entries of snapshot ${result.snapshotId.slice(0, 8)} to ${args.target} in ${(durationMs / 1000).toFixed(2)} s, peak memory ${formatBytes(peakRss())}`)
+    if (result.warnings > 0) process.exitCode = 3
+  },
+}
