@@ -9,6 +9,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 
 /** How the peak RSS of a child is obtained on this machine. */
@@ -24,6 +25,8 @@ export interface Measurement {
   cpuSeconds: number | null
   /** Peak resident set size in bytes, or null when no wrapper is available. */
   peakRssBytes: number | null
+  /** 1-minute load average just before the command started. */
+  load1: number
   /** Files holding the command's stdout and stderr. */
   stdoutPath: string
   stderrPath: string
@@ -88,6 +91,7 @@ export function measure(spec: CommandSpec, logBase: string): Measurement {
   const stdin = spec.stdinPath === undefined ? 'ignore' : openSync(spec.stdinPath, 'r')
   const out = openSync(stdoutPath, 'w')
   const err = openSync(stderrPath, 'w')
+  const load1 = loadavg()[0] ?? 0
   const t0 = process.hrtime.bigint()
   const res = spawnSync(argv[0] as string, argv.slice(1), {
     cwd: spec.cwd,
@@ -101,7 +105,7 @@ export function measure(spec: CommandSpec, logBase: string): Measurement {
   if (res.error) throw res.error
 
   const fallbackExit = res.status ?? 128
-  const base = { stdoutPath, stderrPath }
+  const base = { stdoutPath, stderrPath, load1 }
   if (method === 'python3' && existsSync(rusagePath)) {
     const r = JSON.parse(readFileSync(rusagePath, 'utf8')) as {
       rc: number; seconds: number; cpu: number; maxrssKiB: number

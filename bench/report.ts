@@ -21,6 +21,8 @@ export interface OpResult {
   seconds: number | null
   cpuSeconds: number | null
   peakRssBytes: number | null
+  /** 1-minute load average just before the command: above nproc, other work shared the CPUs. */
+  load1?: number
   /** Repository size on disk after this backup. */
   repoBytes?: number
   /** For restores: whether the restored tree equals the source. */

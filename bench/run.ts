@@ -5,7 +5,8 @@
  *   npm run bench -- small        # 100k small files
  *   npm run bench -- many         # 1M small files, plus 100k for the memory-flatness comparison
  *   npm run bench -- big          # 4 x 1 GiB + a duplicate of the first
- *   npm run bench -- all          # small, many, big
+ *   npm run bench -- stdin        # one 512 MiB file piped on stdin, restored to stdout (cat/dump)
+ *   npm run bench -- all          # small, many, big, stdin
  *   npm run bench -- tiny         # 2000 files + 2 x 8 MiB: a smoke test of the harness
  *
  * Environment: BENCH_DIR (default /tmp/bench) holds data, repositories, logs and results;
@@ -17,13 +18,13 @@
  * one command's writeback does not land in the next one's time.
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { logPath, measure, quiet, rssMethod, tail, type CommandSpec, type Measurement } from './measure.js'
 import { problems, render, type Op, type OpResult } from './report.js'
 import { TOOLS, lastJsonLine, newRun, type Tool, type ToolRun } from './tools.js'
-import { treeBytes, verifyRestore, warmAndCount, type TreeStats } from './tree.js'
+import { fileHash, treeBytes, verifyRestore, warmAndCount, type TreeStats } from './tree.js'
 
 const BENCH_DIR = process.env.BENCH_DIR ?? '/tmp/bench'
 const GEN_DIR = process.env.BENCH_GENERATORS ?? '/work/shared/bench'
@@ -35,26 +36,39 @@ interface Scenario {
   description: string
   /** Absolute path of the generated tree. */
   data: string
-  /** argv that generates `data` (the generators skip the work when `data`.complete exists). */
+  /** argv that generates `data`; the generator writes `marker` when done and then skips the work. */
   generate: string[]
+  marker: string
+  /** When set, `data` is one file fed to the tool on stdin under this name. */
+  stdinName?: string
 }
 
 function manyFiles(name: string, n: number, description: string): Scenario {
   const data = join(BENCH_DIR, 'data', `many-files-${n}`)
-  return { name, description, data, generate: [join(GEN_DIR, 'gen-many-files.cjs'), String(n), data, '42'] }
+  return { name, description, data, marker: `${data}.complete`, generate: [join(GEN_DIR, 'gen-many-files.cjs'), String(n), data, '42'] }
 }
 
 function bigFiles(name: string, count: number, mib: number, description: string): Scenario {
   const data = join(BENCH_DIR, 'data', `big-files-${count}x${mib}`)
-  return { name, description, data, generate: [join(GEN_DIR, 'gen-big-files.cjs'), data, '42', String(count), String(mib)] }
+  return {
+    name, description, data, marker: `${data}.complete`,
+    generate: [join(GEN_DIR, 'gen-big-files.cjs'), data, '42', String(count), String(mib)],
+  }
 }
+
+function stdinFile(name: string, from: Scenario, file: string, description: string): Scenario {
+  return { ...from, name, description, data: join(from.data, file), stdinName: file }
+}
+
+const BIG512 = bigFiles('big-2x512M', 2, 512, '2 x 512 MiB (half random, half text) + an exact copy of the first')
 
 const SCENARIOS = {
   tiny: manyFiles('tiny-2k', 2000, '2000 small files (harness smoke test)'),
   tinyBig: bigFiles('tiny-big', 2, 8, '2 x 8 MiB + duplicate (harness smoke test)'),
   small: manyFiles('small-100k', 100_000, '100k small files (0-8 KiB), 100 dirs, xattr on every 10th'),
   many: manyFiles('many-1m', 1_000_000, '1M small files (0-8 KiB), 1000 dirs, xattr on every 10th'),
-  big512: bigFiles('big-2x512M', 2, 512, '2 x 512 MiB (half random, half text) + an exact copy of the first'),
+  big512: BIG512,
+  stdin: stdinFile('stdin-512M', BIG512, 'big-1.bin', 'one 512 MiB file (big-1.bin of big-2x512M) piped on stdin'),
   big: bigFiles('big-4x1G', 4, 1024, '4 x 1 GiB (half random, half text) + an exact copy of the first'),
 } satisfies Record<string, Scenario>
 
@@ -66,7 +80,8 @@ const SELECTORS: Record<string, Scenario[]> = {
   many: [SCENARIOS.small, SCENARIOS.many],
   big512: [SCENARIOS.big512],
   big: [SCENARIOS.big],
-  all: [SCENARIOS.small, SCENARIOS.many, SCENARIOS.big],
+  stdin: [SCENARIOS.stdin],
+  all: [SCENARIOS.small, SCENARIOS.many, SCENARIOS.big, SCENARIOS.stdin],
 }
 
 function selectScenarios(words: string[]): Scenario[] {
@@ -112,7 +127,7 @@ function machine(): Record<string, unknown> {
 }
 
 function generate(s: Scenario): void {
-  if (existsSync(`${s.data}.complete`)) return
+  if (existsSync(s.marker)) return
   console.log(`[${s.name}] generating ${s.description} in ${s.data} ...`)
   const env: NodeJS.ProcessEnv = { ...process.env, BENCH_DIR }
   // The xattr step needs setfattr (package "attr"); without it, generate without xattrs.
@@ -162,7 +177,9 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
   }
 
   const backup = (op: Op): boolean => {
-    const spec: CommandSpec = tool.backup(run, s.data)
+    const spec: CommandSpec = s.stdinName === undefined
+      ? tool.backup(run, s.data)
+      : { ...tool.backupStdin(run, s.stdinName), stdinPath: s.data }
     const m = measure(spec, log(op))
     sync()
     if (m.exitCode !== 0) {
@@ -172,7 +189,7 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
     run.snapshots++
     const r: OpResult = {
       ...base, op, ok: true,
-      seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes,
+      seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes, load1: m.load1,
       repoBytes: treeBytes(run.repo),
     }
     if (tool.name === 'sluice') r.toolReport = lastJsonLine(readFileSync(m.stdoutPath, 'utf8')) ?? undefined
@@ -180,7 +197,7 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
     return true
   }
 
-  if (backup('backup')) {
+  const restoreTree = (): void => {
     const target = join(runDir, 'restore')
     mkdirSync(target, { recursive: true })
     const m = measure(tool.restore(run, target), log('restore'))
@@ -191,15 +208,38 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
       if (!v.ok) console.warn(`WARNING: [${s.name}] ${tool.name} restore differs from the source: ${v.problems.join('; ')}`)
       record({
         ...base, op: 'restore', ok: true, files: v.files, bytes: v.bytes,
-        seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes,
+        seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes, load1: m.load1,
         verified: v.ok, ...(v.ok ? {} : { verifyProblems: v.problems }),
       })
     }
     if (!KEEP) rmSync(target, { recursive: true, force: true })
-    backup('incremental')
-  } else {
+  }
+
+  const restoreStream = (name: string): void => {
+    const m = measure(tool.cat(run, name), log('restore'))
+    sync()
+    if (m.exitCode !== 0) failed('restore', describeFailure(m))
+    else {
+      // The restored stream is the command's stdout file.
+      const got = statSync(m.stdoutPath).size
+      const ok = got === tree.bytes && fileHash(m.stdoutPath) === fileHash(s.data)
+      if (!ok) console.warn(`WARNING: [${s.name}] ${tool.name} cat output differs from the source`)
+      record({
+        ...base, op: 'restore', ok: true, bytes: got,
+        seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes, load1: m.load1,
+        verified: ok, ...(ok ? {} : { verifyProblems: [`stdout differs from ${s.data} (${got} bytes)`] }),
+      })
+    }
+    if (!KEEP) rmSync(m.stdoutPath, { force: true })
+  }
+
+  if (!backup('backup')) {
     failed('restore', 'no snapshot (backup failed)')
     failed('incremental', 'no snapshot (backup failed)')
+  } else {
+    if (s.stdinName === undefined) restoreTree()
+    else restoreStream(s.stdinName)
+    backup('incremental')
   }
   if (!KEEP) rmSync(runDir, { recursive: true, force: true })
 }

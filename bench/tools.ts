@@ -36,6 +36,10 @@ export interface Tool {
   backup(run: ToolRun, source: string): CommandSpec
   /** Restores the latest snapshot into `target`, an existing empty directory. */
   restore(run: ToolRun, target: string): CommandSpec
+  /** Backs up stdin as one file called `name` (the caller sets stdinPath). */
+  backupStdin(run: ToolRun, name: string): CommandSpec
+  /** Writes file `name` of the latest snapshot to stdout. */
+  cat(run: ToolRun, name: string): CommandSpec
 }
 
 const PASSWORD = 'bench-password-not-secret'
@@ -92,6 +96,11 @@ const sluice: Tool = {
     argv: [process.execPath, SLUICE_CLI, 'restore', 'latest', '--target', target],
     env: run.env,
   }),
+  backupStdin: (run, name) => ({
+    argv: [process.execPath, SLUICE_CLI, 'backup', '--stdin', '--stdin-filename', name, '--json'],
+    env: run.env,
+  }),
+  cat: (run, name) => ({ argv: [process.execPath, SLUICE_CLI, 'cat', 'latest', name], env: run.env }),
 }
 
 const restic: Tool = {
@@ -104,6 +113,8 @@ const restic: Tool = {
   init: (run) => ({ argv: ['restic', 'init'], env: run.env }),
   backup: (run, source) => ({ argv: ['restic', 'backup', source], env: run.env }),
   restore: (run, target) => ({ argv: ['restic', 'restore', 'latest', '--target', target], env: run.env }),
+  backupStdin: (run, name) => ({ argv: ['restic', 'backup', '--stdin', '--stdin-filename', name], env: run.env }),
+  cat: (run, name) => ({ argv: ['restic', 'dump', 'latest', `/${name}`], env: run.env }),
 }
 
 const borg: Tool = {
@@ -116,6 +127,11 @@ const borg: Tool = {
   backup: (run, source) => ({ argv: ['borg', 'create', `${run.repo}::snap-${run.snapshots + 1}`, source], env: run.env }),
   // borg extract writes into the current directory.
   restore: (run, target) => ({ argv: ['borg', 'extract', `${run.repo}::snap-${run.snapshots}`], env: run.env, cwd: target }),
+  backupStdin: (run, name) => ({
+    argv: ['borg', 'create', '--stdin-name', name, `${run.repo}::snap-${run.snapshots + 1}`, '-'],
+    env: run.env,
+  }),
+  cat: (run, name) => ({ argv: ['borg', 'extract', '--stdout', `${run.repo}::snap-${run.snapshots}`, name], env: run.env }),
 }
 
 /** All tools, in the order they run. */
