@@ -387,5 +387,7 @@ export function parseTime(text: string): [number, number] {
 
 /** glibc's makedev: the device number encoding of Linux stat's st_rdev. */
 export function makedev(major: number, minor: number): number {
-  return (minor & 0xff) + (major & 0xfff) * 0x100 + Math.floor(minor / 0x100) * 0x100000 + Math.floor(major / 0x1000) * 0x100000000
+  const M = BigInt(major)
+  const m = BigInt(minor)
+  return Number(((M & 0xfffn) << 8n) | ((M & ~0xfffn) << 32n) | (m & 0xffn) | ((m & ~0xffn) << 12n))
 }
