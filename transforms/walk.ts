@@ -60,7 +60,7 @@ interface Frame {
   names: Buffer[]
   /** Index in `names` of the entry `ahead[0]` belongs to. */
   next: number
-  ahead: Promise<Probe>[]
+  ahead: { fsPath: Buffer; probe: Promise<Probe> }[]
 }
 
 interface LinkGroup {
@@ -190,12 +190,11 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
         stack.pop()
         continue
       }
-      const probe = await top.ahead.shift()!
-      const fsPath = childPath(top.fsDir, top.names[top.next]!)
+      const head = top.ahead.shift()!
       top.next++
       const more = top.next + top.ahead.length
-      if (more < top.names.length) top.ahead.push(probeOf(childPath(top.fsDir, top.names[more]!)))
-      pending = { fsPath, probe }
+      if (more < top.names.length) top.ahead.push(lookAhead(top.fsDir, top.names[more]!))
+      pending = { fsPath: head.fsPath, probe: await head.probe }
     }
   }
 }
@@ -250,12 +249,22 @@ function ancestors(fsPath: Buffer): Buffer[] {
 }
 
 function childPath(dir: Buffer, name: Buffer): Buffer {
-  return dir.length === 1 ? Buffer.concat([SLASH, name]) : Buffer.concat([dir, SLASH, name])
+  const at = dir.length === 1 ? 0 : dir.length
+  const out = Buffer.allocUnsafe(at + 1 + name.length)
+  out.set(dir.subarray(0, at), 0)
+  out[at] = 0x2f
+  out.set(name, at + 1)
+  return out
+}
+
+function lookAhead(dir: Buffer, name: Buffer): { fsPath: Buffer; probe: Promise<Probe> } {
+  const fsPath = childPath(dir, name)
+  return { fsPath, probe: probeOf(fsPath) }
 }
 
 function frame(fsDir: Buffer, names: Buffer[]): Frame {
-  const ahead: Promise<Probe>[] = []
-  for (let i = 0; i < names.length && i < LSTAT_AHEAD; i++) ahead.push(probeOf(childPath(fsDir, names[i]!)))
+  const ahead: Frame['ahead'] = []
+  for (let i = 0; i < names.length && i < LSTAT_AHEAD; i++) ahead.push(lookAhead(fsDir, names[i]!))
   return { fsDir, names, next: 0, ahead }
 }
 
