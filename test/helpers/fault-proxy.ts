@@ -1,7 +1,7 @@
 /**
  * An HTTP proxy on a free loopback port that injects the faults a real S3 endpoint shows:
  * connections dropped mid-request (before the server saw the request, or after it acted but
- * before the answer arrived), 503 SlowDown answers, and slow responses. Seeded, so a run
+ * before the answer arrived), 503 SlowDown answers, slow responses, and bodies cut off halfway. Seeded, so a run
  * injects the same mix each time (which request gets which fault depends on arrival order).
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
@@ -15,6 +15,8 @@ export interface FaultRates {
   /** Fraction whose response is held back `delayMs` before it is sent. */
   delay: number
   delayMs: number
+  /** Fraction whose response body is cut off halfway (the connection then closes). */
+  truncate: number
 }
 
 export interface FaultStats {
@@ -23,6 +25,7 @@ export interface FaultStats {
   droppedAfter: number
   slowDown: number
   delayed: number
+  truncated: number
   forwarded: number
 }
 
@@ -58,14 +61,22 @@ export async function startFaultProxy(
 ): Promise<FaultProxy> {
   const upstream = new URL(target)
   const random = rng(opts.seed)
-  const rates: FaultRates = { drop: 0, slowDown: 0, delay: 0, delayMs: 0 }
+  const rates: FaultRates = { drop: 0, slowDown: 0, delay: 0, delayMs: 0, truncate: 0 }
   const setRates = (r: Partial<FaultRates>): void => {
     for (const [k, v] of Object.entries(r)) if (v !== undefined && k in rates) rates[k as keyof FaultRates] = v
   }
   setRates(opts)
-  const stats: FaultStats = { requests: 0, droppedBefore: 0, droppedAfter: 0, slowDown: 0, delayed: 0, forwarded: 0 }
+  const stats: FaultStats = {
+    requests: 0,
+    droppedBefore: 0,
+    droppedAfter: 0,
+    slowDown: 0,
+    delayed: 0,
+    truncated: 0,
+    forwarded: 0,
+  }
 
-  function forward(req: IncomingMessage, res: ServerResponse, fate: 'ok' | 'drop-after' | 'delay'): void {
+  function forward(req: IncomingMessage, res: ServerResponse, fate: 'ok' | 'drop-after' | 'delay' | 'truncate'): void {
     const up = httpRequest(
       {
         host: upstream.hostname,
@@ -83,6 +94,19 @@ export async function startFaultProxy(
         }
         const send = (): void => {
           res.writeHead(upRes.statusCode ?? 502, upRes.headers)
+          const length = Number(upRes.headers['content-length'] ?? 0)
+          if (fate === 'truncate' && length > 1) {
+            // Headers promise `length` bytes; half of them arrive, then the connection dies.
+            let sent = 0
+            upRes.on('data', (chunk: Buffer) => {
+              if (sent >= length / 2) return
+              const part = chunk.subarray(0, Math.ceil(length / 2) - sent)
+              sent += part.length
+              res.write(part)
+              if (sent >= length / 2) setImmediate(() => req.socket.destroy())
+            })
+            return
+          }
           upRes.pipe(res)
         }
         if (fate === 'delay') setTimeout(send, rates.delayMs)
@@ -118,6 +142,11 @@ export async function startFaultProxy(
     if (r < rates.drop + rates.slowDown + rates.delay) {
       stats.delayed++
       forward(req, res, 'delay')
+      return
+    }
+    if (r < rates.drop + rates.slowDown + rates.delay + rates.truncate) {
+      stats.truncated++
+      forward(req, res, 'truncate')
       return
     }
     stats.forwarded++
