@@ -267,6 +267,23 @@ test('content of a file that vanished before reading throws ERR_READ with the pa
   })
 })
 
+test('a file that shrank before reading yields what is left, with a warning; a FIFO in its place does not hang', async () => {
+  const root = `${BASE}/shrink`
+  mkdirp(root)
+  fs.writeFileSync(`${root}/f`, 'abcdefgh')
+  fs.writeFileSync(`${root}/p`, 'was a file')
+  const { entries, warnings } = await walk([root])
+  fs.truncateSync(`${root}/f`, 3)
+  assert.equal(await readAll(find(entries, `${root}/f`)).then(String), 'abc')
+  assert.equal(warnings.length, 1)
+  assert.equal(warnings[0]!.code, 'ERR_READ')
+  assert.match(warnings[0]!.message, /shrank/)
+  fs.unlinkSync(`${root}/p`)
+  execFileSync('mkfifo', [`${root}/p`])
+  assert.equal((await readAll(find(entries, `${root}/p`))).length, 0)
+  assert.equal(warnings.length, 2)
+})
+
 test('two sibling backup paths share their ancestors, emitted once; nested paths are dropped', async () => {
   const root = `${BASE}/anc`
   mkdirp(`${root}/x/sub`)

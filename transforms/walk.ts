@@ -63,6 +63,8 @@ interface Frame {
   ahead: { fsPath: Buffer; probe: Promise<Probe> }[]
 }
 
+type Warn = (msg: string, cause: unknown, fsPath: Buffer) => void
+
 interface LinkGroup {
   first: Buffer
   left: number
@@ -86,7 +88,7 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
   /** Ancestor directories already emitted, or refused by `descend` (null), root first. */
   let chain: { fsPath: Buffer; ok: boolean }[] = []
 
-  const warn = (msg: string, cause: unknown, fsPath: Buffer): void => {
+  const warn: Warn = (msg, cause, fsPath) => {
     const detail = cause instanceof Error ? `: ${cause.message}` : ''
     if (opts.stats) opts.stats.warnings++
     opts.onWarning(new SluiceError('ERR_READ', `${msg} ${displayPath(fsPath)}${detail}`, { cause, path: fsPath }))
@@ -95,7 +97,7 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
   /** Turns a probe into an entry, applying `descend` and the hardlink map; null when dropped. */
   const admit = (fsPath: Buffer, probe: Stat): SourceEntry | null => {
     if (probe.linkErr !== undefined) warn('cannot read symlink', probe.linkErr, fsPath)
-    const entry = toEntry(fsPath, probe.st, probe.link)
+    const entry = toEntry(fsPath, probe.st, probe.link, warn)
     if (opts.descend && !opts.descend(entry)) return null
     if (entry.type !== 'dir' && probe.st.nlink > 1n) {
       const key = `${probe.st.dev}:${probe.st.ino}`
@@ -311,7 +313,7 @@ function splitNs(ns: bigint): [number, number] {
   return [Number(sec), Number(nsec)]
 }
 
-function toEntry(fsPath: Buffer, st: BigIntStats, link: Buffer | undefined): SourceEntry {
+function toEntry(fsPath: Buffer, st: BigIntStats, link: Buffer | undefined, warn: Warn): SourceEntry {
   const type = typeOf(st)
   const [mtimeSec, mtimeNsec] = splitNs(st.mtimeNs)
   const [ctimeSec, ctimeNsec] = splitNs(st.ctimeNs)
@@ -336,7 +338,7 @@ function toEntry(fsPath: Buffer, st: BigIntStats, link: Buffer | undefined): Sou
   }
   if (type === 'char' || type === 'block') entry.rdev = Number(st.rdev)
   if (type === 'symlink' && link !== undefined) entry.linkTarget = link
-  if (type === 'file') entry.content = () => readContent(fsPath, size)
+  if (type === 'file') entry.content = () => readContent(fsPath, size, warn)
   return entry
 }
 
@@ -344,15 +346,15 @@ function toEntry(fsPath: Buffer, st: BigIntStats, link: Buffer | undefined): Sou
  * Yields at most `size` bytes of the file (the size the snapshot records), in pieces of at most
  * READ_BLOCK; a file up to READ_BLOCK is one open, one read, one close. The file is opened on the
  * first `next()`, and closed when the consumer finishes, returns early or throws. A file that
- * shrank yields fewer bytes; one that cannot be opened throws ERR_READ.
+ * shrank yields fewer bytes, with a warning; one that cannot be opened or read throws ERR_READ.
  */
-async function* readContent(fsPath: Buffer, size: number): AsyncGenerator<Uint8Array> {
+async function* readContent(fsPath: Buffer, size: number, warn: Warn): AsyncGenerator<Uint8Array> {
   if (size === 0) return
   let fh: FileHandle
   try {
-    // O_NOFOLLOW: the entry was a regular file at lstat time; never read through a symlink that
-    // replaced it since.
-    fh = await fsp.open(fsPath, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+    // The entry was a regular file at lstat time. O_NOFOLLOW: never read through a symlink that
+    // replaced it since; O_NONBLOCK: a FIFO that replaced it must not hang the backup in open().
+    fh = await fsp.open(fsPath, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK)
   } catch (err) {
     throw new SluiceError('ERR_READ', `cannot open ${displayPath(fsPath)}: ${(err as Error).message}`, { cause: err, path: fsPath })
   }
@@ -364,7 +366,10 @@ async function* readContent(fsPath: Buffer, size: number): AsyncGenerator<Uint8A
       const got = await readFull(fh, buf, fsPath)
       left -= got
       if (got > 0) yield got === want ? buf : buf.subarray(0, got)
-      if (got < want) return
+      if (got < want) {
+        warn(`file shrank while reading (${size - left} of ${size} bytes):`, undefined, fsPath)
+        return
+      }
     }
   } finally {
     await fh.close()
