@@ -236,3 +236,36 @@ test('the source streams: a 3 MiB member is not read from the input before its c
   }
   assert.equal(pulled, tar.length)
 })
+
+test('through the real chunker and filter stage: descend prunes, a truncated tar fails the pipeline', async () => {
+  const { Writable } = await import('node:stream')
+  const { pipeline } = await import('node:stream/promises')
+  const { createHash } = await import('node:crypto')
+  const { createChunker } = await import('../transforms/chunk.js')
+  const { createFilter } = await import('../transforms/filter.js')
+  const { compileFilter } = await import('../lib/filter-rules.js')
+  const { gearTable } = await import('../lib/fastcdc.js')
+  const keys = { gear: gearTable(Buffer.alloc(32, 1)), chunkId: (d: Uint8Array) => createHash('sha256').update(d).digest() }
+  const params = { min: 64 * 1024, avg: 256 * 1024, max: 1024 * 1024 }
+  const run = async (src: Readable, rules = compileFilter({})): Promise<Map<string, number>> => {
+    const sizes = new Map<string, number>()
+    const sink = new Writable({
+      objectMode: true,
+      write(i: { kind: string; entry?: { path: Buffer; size: number } }, _e, cb) {
+        if (i.kind === 'record') sizes.set(i.entry!.path.toString('latin1'), i.entry!.size)
+        cb()
+      },
+    })
+    await pipeline(src, createFilter(rules), createChunker(keys, { params, onWarning: () => {} }), sink)
+    return sizes
+  }
+  const tar = gnuTar(tree, 'posix')
+  const all = await run(createTarSource(pieces(tar)))
+  assert.equal(all.get('big.bin'), 3 * 1024 * 1024 + 7)
+  assert.equal(all.size, 9)
+  // The filter stage cannot skip tar content: the rules go to the source as `descend` too.
+  const rules = compileFilter({ exclude: ['big.bin', 'd'] })
+  const some = await run(createTarSource(pieces(tar), { descend: rules.canDescend }), rules)
+  assert.deepEqual([...some.keys()].sort(), ['a\xff\xfe', 'empty', 'p'])
+  await assert.rejects(run(createTarSource(pieces(readFileSync(new URL('truncated.tar', FIX))))), (e: unknown) => e instanceof SluiceError && e.code === 'ERR_TAR')
+})
