@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises'
 import type { Readable, Writable } from 'node:stream'
 import type { EntryMeta, ExtentsItem, RecordItem, TreeItem } from './lib/entry.js'
 import { SluiceError } from './lib/errors.js'
-import { hex, displayPath } from './lib/bytes.js'
+import { hex, displayPath, isUnder } from './lib/bytes.js'
 import { Lru } from './lib/flow.js'
 import { KNOWN_IDS_CACHE } from './lib/limits.js'
 import { idFromChunkKey } from './lib/objects.js'
@@ -25,8 +25,10 @@ import { createCompressor } from './transforms/compress.js'
 import { createEncryptor } from './transforms/encrypt.js'
 import { createUploader } from './transforms/upload.js'
 import { createCommit } from './transforms/commit.js'
+import { createParentJoin } from './transforms/parent-join.js'
+import { createPrefetch } from './transforms/prefetch.js'
 import { snapshotRecords, type TreeRef } from './transforms/read-snapshot.js'
-import { createSelect, select } from './transforms/select.js'
+import { createSelect } from './transforms/select.js'
 import { createDownloader } from './transforms/download.js'
 import { createFsWriter } from './transforms/write-fs.js'
 
@@ -36,7 +38,11 @@ export * from './lib/storage.js'
 export * from './lib/stats.js'
 export { comparePaths, displayPath, hex } from './lib/bytes.js'
 export { createLocalStorage } from './lib/storage-local.js'
-export { createS3Storage, type S3Options } from './lib/storage-s3.js'
+export type { S3Options } from './lib/storage-s3.js'
+/** Loads the AWS SDK on demand and creates an S3 storage (see lib/storage-s3.ts). */
+export async function createS3Storage(opts: import('./lib/storage-s3.js').S3Options): Promise<import('./lib/storage.js').Storage> {
+  return (await import('./lib/storage-s3.js')).createS3Storage(opts)
+}
 export { openStorage, parseLocation } from './lib/location.js'
 export { initRepository, openRepository, Repository, type SnapshotRoot, type SnapshotInfo, type RepoConfig } from './lib/repository.js'
 export { compileFilter, parseSize, type FilterOptions, type FilterRules } from './lib/filter-rules.js'
@@ -50,10 +56,17 @@ export { createCompressor } from './transforms/compress.js'
 export { createEncryptor } from './transforms/encrypt.js'
 export { createUploader, type ChunkStore } from './transforms/upload.js'
 export { createCommit } from './transforms/commit.js'
+export { createParentJoin } from './transforms/parent-join.js'
+export { createPrefetch } from './transforms/prefetch.js'
 export { createSnapshotReader, snapshotRecords, type ChunkLoader } from './transforms/read-snapshot.js'
 export { createSelect } from './transforms/select.js'
 export { createDownloader } from './transforms/download.js'
 export { createFsWriter, checkSafePath } from './transforms/write-fs.js'
+export { createTarSource, type TarSourceOptions } from './transforms/tar-source.js'
+export { createStdinSource, createCommandSource } from './transforms/stdin-source.js'
+export { createTarWriter } from './transforms/write-tar.js'
+export { createContentWriter } from './transforms/write-stdout.js'
+export { createDiff, type DiffItem } from './transforms/diff.js'
 
 export interface BackupOptions {
   repo: Repository
@@ -68,6 +81,10 @@ export interface BackupOptions {
   oneFileSystem?: boolean
   tags?: string[]
   host?: string
+  /** The snapshot whose unchanged files are not read again: an id (prefix), or false to read
+   *  everything. Default: the newest snapshot of the same host and the same paths. Only walked
+   *  sources (paths) use a parent: the merge-join needs the canonical order. */
+  parent?: string | false
   /** Per-entry trouble; the backup goes on and the result counts it. */
   onWarning?: (err: SluiceError) => void
   /** Counters to update while running (for progress); a fresh set if not given. */
@@ -76,6 +93,8 @@ export interface BackupOptions {
 
 export interface BackupResult {
   snapshotId: string
+  /** The snapshot whose unchanged files were reused. */
+  parent?: string
   snapshot: SnapshotRoot
   stats: BackupStats
 }
@@ -117,16 +136,27 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     throw new SluiceError('ERR_ARGS', 'nothing to back up: give paths or a source')
   }
   const keys = chunkerKeys(repo)
+  const host = opts.host ?? os.hostname()
+  let parent: SnapshotInfo | undefined
+  if (opts.paths && opts.parent !== false) {
+    const samePaths = (s: SnapshotRoot) => s.host === host && s.paths.length === paths.length && [...s.paths].sort().every((p, i) => p === [...paths].sort()[i])
+    if (opts.parent) parent = await repo.findSnapshot(opts.parent)
+    else parent = await repo.findSnapshot('latest', samePaths).catch(err => {
+      if (err instanceof SluiceError && err.code === 'ERR_SNAPSHOT_NOT_FOUND') return undefined
+      throw err
+    })
+  }
   let snapshotId = ''
   let snapshot: SnapshotRoot | undefined
   const writeSnapshot = async (tree: TreeItem): Promise<string> => {
     snapshot = {
       version: FORMAT_VERSION,
       time: new Date().toISOString(),
-      host: opts.host ?? os.hostname(),
+      host,
       username: os.userInfo().username,
       paths,
       tags: opts.tags ?? [],
+      ...(parent ? { parent: parent.id } : {}),
       tree: { root: hex(tree.root), depth: tree.depth },
       stats: { ...stats },
       program: PROGRAM,
@@ -137,6 +167,8 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     source,
     createFilter(rules),
     createXattrReader({ onWarning }),
+    ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
+    ...(opts.paths ? [createPrefetch()] : []),
     createChunker(keys, { params: repo.config.chunker, onWarning, stats }),
     createMetadataPacker(keys, repo.config.metaChunker),
     createDedup(repo),
@@ -145,7 +177,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     createUploader(repo, { stats }),
     createCommit(writeSnapshot, id => (snapshotId = id)),
   )
-  return { snapshotId, snapshot: snapshot!, stats }
+  return { snapshotId, snapshot: snapshot!, stats, ...(parent ? { parent: parent.id } : {}) }
 }
 
 /** A snapshot reference: `latest` or an id prefix, optionally with `:PATH` inside it. */
@@ -162,12 +194,12 @@ function treeOf(snap: SnapshotRoot): TreeRef {
 
 /** The records of a snapshot (optionally below `subpath`, paths kept as stored). */
 export async function* listSnapshot(repo: Repository, snap: SnapshotRoot, subpath?: Buffer): AsyncIterable<RecordItem> {
-  let found = !subpath || subpath.length === 0
-  for await (const item of select(snapshotRecords(repo, treeOf(snap)), {
-    ...(subpath && subpath.length > 0 ? { subtree: subpath } : {}),
-    onMatch: () => (found = true),
-  })) {
-    if (item.kind === 'record') yield item
+  const sub = subpath && subpath.length > 0 ? subpath : undefined
+  let found = !sub
+  for await (const item of snapshotRecords(repo, treeOf(snap))) {
+    if (item.kind !== 'record' || (sub && !isUnder(item.entry.path, sub))) continue
+    found = true
+    yield item
   }
   if (!found) throw new SluiceError('ERR_PATH_NOT_FOUND', `no path "${displayPath(subpath!)}" in the snapshot`)
 }
@@ -176,6 +208,8 @@ export interface RestoreOptions {
   repo: Repository
   /** `latest`, an id prefix, optionally `:PATH`. */
   snapshot: string
+  /** The path inside the snapshot as raw bytes (instead of `:PATH`, for names that are not UTF-8). */
+  path?: Buffer
   /** Restore into this directory... */
   target?: string
   /** ...or into this sink of RestoreItems (tar, stdout, a script's own). */
@@ -198,6 +232,7 @@ export interface RestoreResult {
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   const { repo } = opts
   const ref = parseSnapshotRef(opts.snapshot)
+  if (opts.path) ref.path = opts.path
   const { id, snap } = await repo.findSnapshot(ref.snapshot)
   let warnings = 0
   const onWarning = (err: SluiceError) => {

@@ -1,5 +1,9 @@
 import type { CommandModule } from 'yargs'
-import { backup, newStats, parseSize, displayPath, SluiceError, type BackupResult } from '../index.js'
+import type { Readable } from 'node:stream'
+import {
+  backup, compileFilter, createCommandSource, createStdinSource, createTarSource, newStats, parseSize, displayPath, SluiceError,
+  type BackupResult, type FilterOptions,
+} from '../index.js'
 import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 import { formatBytes, globalOptions, openRepo, out, peakRss, startProgress, warn, type GlobalArgs } from './common.js'
 
@@ -13,6 +17,12 @@ interface BackupArgs extends GlobalArgs {
   'exclude-if-present'?: string[]
   'exclude-larger-than'?: string
   'one-file-system'?: boolean
+  parent?: string
+  force?: boolean
+  stdin?: boolean
+  'stdin-filename'?: string
+  'stdin-from-command'?: boolean
+  tar?: boolean
 }
 
 export const backupCommand: CommandModule<object, BackupArgs> = {
@@ -28,10 +38,42 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
       .option('exclude-file', { type: 'string', array: true, describe: 'read exclude patterns from this file' })
       .option('exclude-if-present', { type: 'string', array: true, describe: 'exclude directories that contain a file of this name' })
       .option('exclude-larger-than', { type: 'string', describe: 'exclude files larger than SIZE (e.g. 100M, 2G)' })
-      .option('one-file-system', { alias: 'x', type: 'boolean', describe: 'do not cross file system boundaries' }),
+      .option('one-file-system', { alias: 'x', type: 'boolean', describe: 'do not cross file system boundaries' })
+      .option('parent', { type: 'string', describe: 'snapshot to compare with (default: latest of this host and these paths)' })
+      .option('force', { type: 'boolean', describe: 'read every file, even when the parent has it unchanged' })
+      .option('stdin', { type: 'boolean', describe: 'back up standard input as one file' })
+      .option('stdin-filename', { type: 'string', describe: 'name of the file (--stdin, --stdin-from-command) or directory (--tar) in the snapshot', default: undefined })
+      .option('stdin-from-command', { type: 'boolean', describe: 'run the command given after -- and back up its standard output; no snapshot if it fails' })
+      .option('tar', { type: 'boolean', describe: 'read a tar stream on standard input; its entries become the snapshot' }),
   handler: async args => {
     const paths = args.paths ?? []
-    if (paths.length === 0) throw new SluiceError('ERR_ARGS', 'nothing to back up: give at least one path')
+    const modes = [args.stdin, args['stdin-from-command'], args.tar].filter(Boolean).length
+    if (modes > 1) throw new SluiceError('ERR_ARGS', 'give only one of --stdin, --stdin-from-command and --tar')
+    if (modes === 0 && paths.length === 0) throw new SluiceError('ERR_ARGS', 'nothing to back up: give at least one path')
+    if ((args.stdin || args.tar) && paths.length > 0) throw new SluiceError('ERR_ARGS', '--stdin and --tar read standard input: give no paths')
+    const filter: FilterOptions = {
+      ...(args.exclude ? { exclude: args.exclude } : {}),
+      ...(args.include ? { include: args.include } : {}),
+      ...(args['exclude-file'] ? { excludeFile: args['exclude-file'] } : {}),
+      ...(args['exclude-larger-than'] ? { excludeLargerThan: parseSize(args['exclude-larger-than']) } : {}),
+    }
+    let source: { source: Readable; sourcePaths: string[] } | undefined
+    let commandDone: Promise<void> | undefined
+    if (modes > 0) {
+      const defaultName = args.tar ? 'tar' : 'stdin'
+      const name = Buffer.from(args['stdin-filename'] ?? defaultName)
+      const shown = '/' + (args['stdin-filename'] ?? defaultName).replace(/^\/+/, '')
+      if (args.tar) {
+        const rules = compileFilter(filter)
+        source = { source: createTarSource(process.stdin, { prefix: name, onWarning: warn, descend: e => rules.canDescend(e) }), sourcePaths: [shown] }
+      } else if (args.stdin) {
+        source = { source: createStdinSource(process.stdin, { name }), sourcePaths: [shown] }
+      } else {
+        const cmd = createCommandSource(paths, { name })
+        commandDone = cmd.done
+        source = { source: cmd.source, sourcePaths: [shown] }
+      }
+    }
     const repo = await openRepo(args)
     const stats = newStats()
     const started = Date.now()
@@ -44,20 +86,17 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
     try {
       result = await backup({
         repo,
-        paths,
+        ...(source ?? { paths }),
         stats,
         onWarning: warn,
-        filter: {
-          ...(args.exclude ? { exclude: args.exclude } : {}),
-          ...(args.include ? { include: args.include } : {}),
-          ...(args['exclude-file'] ? { excludeFile: args['exclude-file'] } : {}),
-          ...(args['exclude-larger-than'] ? { excludeLargerThan: parseSize(args['exclude-larger-than']) } : {}),
-        },
+        filter,
         ...(args['exclude-if-present'] ? { excludeIfPresent: args['exclude-if-present'] } : {}),
         ...(args['one-file-system'] ? { oneFileSystem: true } : {}),
         ...(args.tag ? { tags: args.tag } : {}),
         ...(args.host ? { host: args.host } : {}),
+        ...(args.force ? { parent: false as const } : args.parent ? { parent: args.parent } : {}),
       })
+      if (commandDone) await commandDone
     } finally {
       stop()
       await repo.close()
@@ -73,13 +112,14 @@ export function reportBackup(result: BackupResult, started: number, json: boolea
   if (json) {
     out(JSON.stringify({
       snapshot: result.snapshotId,
+      parent: result.parent ?? null,
       files: s.files, dirs: s.dirs, others: s.others,
       filesNew: s.filesNew, filesChanged: s.filesChanged, filesUnchanged: s.filesUnchanged,
       bytesRead: s.bytesRead, bytesTotal: s.bytesTotal, chunksNew: s.chunksNew, bytesStored: s.bytesStored,
       warnings: s.warnings, durationMs, peakRss: peakRss(),
     }))
   } else {
-    out(`snapshot ${result.snapshotId.slice(0, 8)} saved`)
+    out(`snapshot ${result.snapshotId.slice(0, 8)} saved${result.parent ? ` (parent ${result.parent.slice(0, 8)})` : ''}`)
     out(`files: ${s.files} (${s.filesNew} new, ${s.filesChanged} changed, ${s.filesUnchanged} unchanged), dirs: ${s.dirs}, other: ${s.others}`)
     out(`read ${formatBytes(s.bytesRead)} of ${formatBytes(s.bytesTotal)}, stored ${formatBytes(s.bytesStored)} in ${s.chunksNew} new chunks`)
     out(`took ${(durationMs / 1000).toFixed(2)} s, peak memory ${formatBytes(peakRss())}`)

@@ -9,6 +9,8 @@ import { snapshotsCommand } from './snapshots.js'
 import { lsCommand } from './ls.js'
 import { restoreCommand } from './restore.js'
 import { checkCommand } from './check.js'
+import { catCommand } from './cat.js'
+import { diffCommand } from './diff.js'
 
 function fail(err: unknown): never {
   if (err instanceof SluiceError) {
@@ -37,6 +39,8 @@ try {
     .command(lsCommand)
     .command(restoreCommand)
     .command(checkCommand)
+    .command(catCommand)
+    .command(diffCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
     .env(false)

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs'
-import { restore, SluiceError } from '../index.js'
+import { createTarWriter, restore, SluiceError } from '../index.js'
 import { globalOptions, openRepo, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
 import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 
@@ -8,6 +8,7 @@ interface RestoreArgs extends GlobalArgs {
   target?: string
   include?: string[]
   exclude?: string[]
+  tar?: boolean
 }
 
 export const restoreCommand: CommandModule<object, RestoreArgs> = {
@@ -18,9 +19,11 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       .positional('snapshot', { type: 'string', demandOption: true, describe: 'latest or an id prefix, optionally :PATH' })
       .option('target', { alias: 't', type: 'string', describe: 'directory to restore into' })
       .option('include', { type: 'string', array: true, describe: 'restore only paths matching this glob' })
-      .option('exclude', { alias: 'e', type: 'string', array: true, describe: 'do not restore paths matching this glob' }),
+      .option('exclude', { alias: 'e', type: 'string', array: true, describe: 'do not restore paths matching this glob' })
+      .option('tar', { type: 'boolean', describe: 'write a tar stream (pax) to stdout instead of files' }),
   handler: async args => {
-    if (!args.target) throw new SluiceError('ERR_ARGS', 'restore needs --target DIR')
+    if (!args.target === !args.tar) throw new SluiceError('ERR_ARGS', 'restore needs either --target DIR or --tar')
+    if (args.tar && process.stdout.isTTY) throw new SluiceError('ERR_ARGS', 'refusing to write a tar stream to a terminal: redirect stdout')
     const repo = await openRepo(args)
     const started = Date.now()
     let entries = 0
@@ -30,7 +33,9 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       result = await restore({
         repo,
         snapshot: args.snapshot,
-        target: args.target,
+        ...(args.tar
+          ? { sink: createTarWriter(process.stdout, { onWarning: warn, onOutputClosed: () => process.exit(process.exitCode ?? 0) }) }
+          : { target: args.target! }),
         onWarning: warn,
         onEntry: () => entries++,
         ...(args.include ? { include: args.include } : {}),
@@ -41,7 +46,9 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       await repo.close()
     }
     const durationMs = Date.now() - started
-    if (args.json) out(JSON.stringify({ snapshot: result.snapshotId, entries, warnings: result.warnings, durationMs, peakRss: peakRss() }))
+    if (args.tar) {
+      if (!args.quiet) process.stderr.write(`restored ${entries} entries of snapshot ${result.snapshotId.slice(0, 8)} as tar\n`)
+    } else if (args.json) out(JSON.stringify({ snapshot: result.snapshotId, entries, warnings: result.warnings, durationMs, peakRss: peakRss() }))
     else if (!args.quiet) out(`restored ${entries} entries of snapshot ${result.snapshotId.slice(0, 8)} to ${args.target} in ${(durationMs / 1000).toFixed(2)} s, peak memory ${formatBytes(peakRss())}`)
     if (result.warnings > 0) process.exitCode = 3
   },

@@ -79,3 +79,6 @@ export const S3_UNREACHABLE_BACKOFF_CAP_MS = 300
 export const S3_CONNECT_TIMEOUT_MS = 5_000
 export const S3_SOCKET_IDLE_TIMEOUT_MS = 30_000
 export const S3_REQUEST_TIMEOUT_MS = 120_000
+
+/** Small files read ahead of the chunker (each at most READ_BLOCK): hides open/read latency. */
+export const PREFETCH_CONCURRENCY = 8

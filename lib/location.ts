@@ -12,7 +12,8 @@ import { resolve } from 'node:path'
 import { SluiceError } from './errors.js'
 import type { Storage } from './storage.js'
 import { createLocalStorage } from './storage-local.js'
-import { createS3Storage, type S3Options } from './storage-s3.js'
+import type { S3Options } from './storage-s3.js'
+import { lazyStorage } from './storage-lazy.js'
 
 /** A parsed location: what openStorage would open. */
 export type Location = { kind: 'local'; dir: string } | { kind: 's3'; options: S3Options }
@@ -91,5 +92,8 @@ export function parseLocation(location: string, opts: LocationOptions = {}): Loc
 /** Opens the Storage a location names. Nothing is contacted or created until the first call. */
 export function openStorage(location: string, opts: LocationOptions = {}): Storage {
   const loc = parseLocation(location, opts)
-  return loc.kind === 'local' ? createLocalStorage(loc.dir) : createS3Storage(loc.options)
+  if (loc.kind === 'local') return createLocalStorage(loc.dir)
+  const o = loc.options
+  const where = `s3:${o.endpoint ? `${o.endpoint.replace(/\/+$/, '')}/` : ''}${o.bucket}${o.prefix ? `/${o.prefix}` : ''}`
+  return lazyStorage(where, async () => (await import('./storage-s3.js')).createS3Storage(o))
 }

@@ -1,0 +1,32 @@
+import type { CommandModule } from 'yargs'
+import { createDiff, displayPath, snapshotRecords, type DiffItem } from '../index.js'
+import { globalOptions, openRepo, out, type GlobalArgs } from './common.js'
+
+const MARK = { added: '+', removed: '-', modified: 'M' } as const
+
+export const diffCommand: CommandModule<object, GlobalArgs & { a: string; b: string }> = {
+  command: 'diff <a> <b>',
+  describe: 'show what was added, removed and modified between two snapshots',
+  builder: y =>
+    globalOptions(y)
+      .positional('a', { type: 'string', demandOption: true, describe: 'the older snapshot (latest or an id prefix)' })
+      .positional('b', { type: 'string', demandOption: true, describe: 'the newer snapshot' }),
+  handler: async args => {
+    const repo = await openRepo(args)
+    try {
+      const a = await repo.findSnapshot(args.a)
+      const b = await repo.findSnapshot(args.b)
+      const tree = (s: typeof a) => ({ root: Buffer.from(s.snap.tree.root, 'hex'), depth: s.snap.tree.depth })
+      const counts = { added: 0, removed: 0, modified: 0 }
+      for await (const d of createDiff(snapshotRecords(repo, tree(a)), snapshotRecords(repo, tree(b))) as AsyncIterable<DiffItem>) {
+        counts[d.change]++
+        const p = '/' + displayPath(d.path) + (d.type === 'dir' ? '/' : '')
+        if (args.json) out(JSON.stringify({ change: d.change, path: p, type: d.type, ...(d.what.length ? { what: d.what } : {}) }))
+        else out(`${MARK[d.change]}    ${p}${d.what.length ? `  (${d.what.join(', ')})` : ''}`)
+      }
+      if (!args.json) out(`${counts.added} added, ${counts.removed} removed, ${counts.modified} modified`)
+    } finally {
+      await repo.close()
+    }
+  },
+}
