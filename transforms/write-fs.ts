@@ -106,8 +106,10 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     }
   }
 
-  /** Makes sure every ancestor of `p` is a real directory under the target (not a symlink). */
-  async function ensureParents(p: Buffer): Promise<void> {
+  /** Makes sure every ancestor of `p` is a real directory under the target (not a symlink);
+   *  missing ones are created, unless `create` is false (a hardlink's source: link() would
+   *  follow a symlink in its parents and link a file from outside the target). */
+  async function ensureParents(p: Buffer, create = true): Promise<void> {
     const parent = parentPath(p)
     if (parent.length === 0) return
     const top = stack[stack.length - 1]
@@ -121,7 +123,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
         const st = await fsp.lstat(a)
         if (!st.isDirectory()) throw new SluiceError('ERR_UNSAFE_PATH', `"${displayPath(p)}" lies below "${displayPath(cur)}", which is not a directory; refusing to restore`)
       } catch (err) {
-        if (!isErrno(err, 'ENOENT')) throw err
+        if (!isErrno(err, 'ENOENT') || !create) throw err
         await fsp.mkdir(a, { mode: 0o700 })
       }
     }
@@ -146,8 +148,10 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       checkSafePath(e.hardlinkTo)
       await removeExisting(p)
       try {
+        await ensureParents(e.hardlinkTo, false)
         await fsp.link(abs(e.hardlinkTo), p)
       } catch (cause) {
+        if (cause instanceof SluiceError) throw cause
         warn(e, `cannot link to ${displayPath(e.hardlinkTo)}`, cause)
       }
       return

@@ -1,0 +1,70 @@
+/**
+ * Runs the built CLI (dist/cli/main.js) as a user would: a child process with a scrubbed
+ * environment (PATH, HOME set to a temporary directory, and only the SLUICE_* variables the
+ * test passes), capturing stdout, stderr and the exit code. Build first (`npm run build`).
+ */
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** The compiled entry point of the `sluice` command. */
+export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/cli/main.js')
+
+export interface CliResult {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  /** stdout as bytes, for names that are not UTF-8. */
+  stdoutBytes: Buffer
+}
+
+export interface CliOptions {
+  /** SLUICE_* variables (and nothing else) for the child. */
+  env?: Record<string, string>
+  /** HOME of the child (a temporary directory). */
+  home: string
+  cwd?: string
+  /** Options for node itself, before the script (e.g. `--import` of a test hook). */
+  nodeArgs?: string[]
+  /** Bytes for stdin; stdin is /dev/null-like (closed) when not given. */
+  input?: Buffer | string
+  timeoutMs?: number
+}
+
+/** Runs `sluice ...args` and resolves when it exits (never rejects on a non-zero exit). */
+export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
+  if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`)
+  for (const k of Object.keys(opts.env ?? {})) if (!k.startsWith('SLUICE_')) throw new Error(`runCli passes only SLUICE_* variables, not ${k}`)
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.home, ...opts.env }
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], {
+      env,
+      cwd: opts.cwd ?? opts.home,
+      // A new session: no controlling terminal, so /dev/tty cannot be opened and a password
+      // prompt fails the way it does under cron.
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    child.stdout.on('data', (b: Buffer) => out.push(b))
+    child.stderr.on('data', (b: Buffer) => err.push(b))
+    child.stdin.on('error', () => {})
+    child.stdin.end(opts.input ?? '')
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      const stdoutBytes = Buffer.concat(out)
+      resolve({ code, signal, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes })
+    })
+  })
+}
+
+/** A runner bound to one repository and password (through the environment). */
+export function cliFor(home: string, repo: string, password = 'correct horse') {
+  return (args: string[], extra: Partial<CliOptions> = {}) =>
+    runCli(args, { home, ...extra, env: { SLUICE_REPOSITORY: repo, SLUICE_PASSWORD: password, ...extra.env } })
+}
