@@ -85,7 +85,7 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
   const roots = await checkRoots(paths)
   const markers = (opts.excludeIfPresent ?? []).map((n) => Buffer.from(n))
   const links = new Map<string, LinkGroup>()
-  /** Ancestor directories already emitted, or refused by `descend` (null), root first. */
+  /** Ancestor directories already emitted (ok) or refused by `descend`, outermost first. */
   let chain: { fsPath: Buffer; ok: boolean }[] = []
 
   const warn: Warn = (msg, cause, fsPath) => {
