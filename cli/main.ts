@@ -43,6 +43,9 @@ try {
     .command(diffCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
+    // `--tag x /path` must not swallow the path: list options take one value per flag and are
+    // repeated (`--exclude a --exclude b`), as in restic.
+    .parserConfiguration({ 'greedy-arrays': false })
     .env(false)
     .fail((msg, err) => {
       if (err) throw err
