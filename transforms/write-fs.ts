@@ -16,7 +16,7 @@ import { Writable } from 'node:stream'
 import fs from 'node:fs'
 import fsp from 'node:fs/promises'
 import type { EntryMeta, RestoreItem } from '../lib/entry.js'
-import { SluiceError, isErrno } from '../lib/errors.js'
+import { SluiceError, asSluiceError, isErrno } from '../lib/errors.js'
 import { displayPath, isUnder, joinPath, parentPath, splitPath } from '../lib/bytes.js'
 import { lsetxattr, mkfifo, mknod, utimens } from '../lib/native.js'
 
@@ -214,7 +214,13 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     }
     if (item.kind === 'extents') return
     await closeFile()
-    await create(item.entry)
+    try {
+      await create(item.entry)
+    } catch (err) {
+      // An entry that cannot be created (a path the snapshot names twice with different types,
+      // a full disk) stops the restore with a code, not a bare errno.
+      throw asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(item.entry.path)}`)
+    }
   }
 
   return new Writable({
