@@ -37,6 +37,7 @@ export * from './lib/entry.js'
 export * from './lib/storage.js'
 export * from './lib/stats.js'
 export { comparePaths, displayPath, hex } from './lib/bytes.js'
+export { tuneMalloc } from './lib/native.js'
 export { createLocalStorage } from './lib/storage-local.js'
 export type { S3Options } from './lib/storage-s3.js'
 /** Loads the AWS SDK on demand and creates an S3 storage (see lib/storage-s3.ts). */

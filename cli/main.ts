@@ -2,7 +2,8 @@
 /** The sluice command: yargs commands over the public API. Errors end as one line with a code. */
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { SluiceError } from '../index.js'
+import { SluiceError, tuneMalloc } from '../index.js'
+import { MALLOC_MMAP_THRESHOLD, MALLOC_ARENA_MAX } from '../lib/limits.js'
 import { init } from './init.js'
 import { backupCommand } from './backup.js'
 import { snapshotsCommand } from './snapshots.js'
@@ -21,6 +22,12 @@ function fail(err: unknown): never {
     if (process.env.SLUICE_DEBUG) console.error(err)
   }
   process.exit(1)
+}
+
+try {
+  tuneMalloc(MALLOC_MMAP_THRESHOLD, MALLOC_ARENA_MAX)
+} catch {
+  // the addon is missing: the commands that need it will say so
 }
 
 // A closed pipe on stdout (`sluice ls latest | head`) ends us quietly.

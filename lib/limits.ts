@@ -82,3 +82,12 @@ export const S3_REQUEST_TIMEOUT_MS = 120_000
 
 /** Small files read ahead of the chunker (each at most READ_BLOCK): hides open/read latency. */
 export const PREFETCH_CONCURRENCY = 8
+
+/** Storage `has` lookups in flight in dedup; each holds one chunk's plaintext meanwhile. */
+export const DEDUP_CONCURRENCY = 4
+
+/** glibc malloc: blocks from this size on are mmapped and returned to the OS when freed, and
+ *  the thread pool shares at most this many arenas (lib/native.ts tuneMalloc). Without it the
+ *  heap fragments under chunk-sized buffers and RSS drifts 20-30 MB above what is live. */
+export const MALLOC_MMAP_THRESHOLD = 128 * KiB
+export const MALLOC_ARENA_MAX = 2

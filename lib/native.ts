@@ -33,6 +33,7 @@ interface Addon {
   lgetxattrs(path: Buffer): Array<[Buffer, Buffer]>
   lsetxattr(path: Buffer, name: Buffer, value: Buffer): void
   mknod(path: Buffer, mode: number, dev: number): void
+  tuneMalloc(mmapThreshold: number, arenaMax: number): boolean
 }
 
 let addon: Addon | undefined
@@ -94,4 +95,10 @@ export function mknod(path: Buffer, mode: number, dev: number): void {
 /** Creates a FIFO with permission bits `perm` (the umask applies). */
 export function mkfifo(path: Buffer, perm: number): void {
   load().mknod(path, constants.S_IFIFO | (perm & 0o7777), 0)
+}
+
+/** Fixes glibc's mmap threshold (and caps its arenas) so that freed chunk buffers go back to the
+ *  OS instead of fragmenting the heap; see native/sluice_native.c. A no-op off glibc. */
+export function tuneMalloc(mmapThreshold: number, arenaMax: number): boolean {
+  return load().tuneMalloc(mmapThreshold, arenaMax)
 }

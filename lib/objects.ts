@@ -9,7 +9,7 @@
  * The chunk id in the associated data binds an object to its key: a valid object stored under
  * another id fails authentication instead of restoring the wrong bytes.
  */
-import { compress as zstdCompress, decompress as zstdDecompress } from 'zstd-napi'
+import { Compressor, Decompressor } from 'zstd-napi'
 import { open, seal, ID_BYTES } from './crypto.js'
 import { SluiceError } from './errors.js'
 import { hex } from './bytes.js'
@@ -40,9 +40,20 @@ export function idFromChunkKey(key: string): Buffer | null {
   return m ? Buffer.from(m[1]!, 'hex') : null
 }
 
+// One zstd context each, reused: a context per call costs a few MB of malloc churn per chunk,
+// which glibc keeps as RSS.
+let compressor: Compressor | undefined
+let compressorLevel = -1
+let decompressor: Decompressor | undefined
+
 /** zstd if it makes the payload smaller, else stored as is. */
 export function compressPayload(plain: Uint8Array, level: number): { data: Uint8Array; compression: number } {
-  const c = zstdCompress(plain, { compressionLevel: level })
+  if (!compressor || compressorLevel !== level) {
+    compressor = new Compressor()
+    compressor.setParameters({ compressionLevel: level })
+    compressorLevel = level
+  }
+  const c = compressor.compress(plain)
   return c.length < plain.length ? { data: c, compression: COMPRESSION_ZSTD } : { data: plain, compression: COMPRESSION_NONE }
 }
 
@@ -66,7 +77,7 @@ export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): 
       return payload
     case COMPRESSION_ZSTD:
       try {
-        return zstdDecompress(payload)
+        return (decompressor ??= new Decompressor()).decompress(payload)
       } catch (cause) {
         throw new SluiceError('ERR_CORRUPT', `${what} does not decompress`, { cause })
       }

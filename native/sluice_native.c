@@ -31,6 +31,9 @@
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <time.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #ifndef ENOATTR
 #define ENOATTR ENODATA
@@ -345,12 +348,35 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* tuneMalloc(mmapThreshold, arenaMax): glibc raises its mmap threshold each time a large
+ * block is freed, after which every chunk-sized buffer comes from the brk heap and fragments it;
+ * RSS then grows far past what is live. A fixed threshold (and few arenas for the thread pool)
+ * keeps RSS near the live size. Returns false where mallopt is not available. */
+static napi_value js_tuneMalloc(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t threshold = 0, arenas = 0;
+  napi_get_value_int32(env, argv[0], &threshold);
+  napi_get_value_int32(env, argv[1], &arenas);
+  bool ok = false;
+#if defined(__GLIBC__)
+  ok = mallopt(M_MMAP_THRESHOLD, threshold) == 1;
+  if (arenas > 0) ok = (mallopt(M_ARENA_MAX, arenas) == 1) && ok;
+  mallopt(M_TRIM_THRESHOLD, threshold * 2);
+#endif
+  napi_value result;
+  napi_get_boolean(env, ok, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
     {"utimens", NULL, js_utimens, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lgetxattrs", NULL, js_lgetxattrs, NULL, NULL, NULL, napi_enumerable, NULL},
     {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"tuneMalloc", NULL, js_tuneMalloc, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     return NULL;

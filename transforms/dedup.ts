@@ -6,7 +6,7 @@
 import type { Duplex } from 'node:stream'
 import type { BackupItem } from '../lib/entry.js'
 import { Lru, orderedMap, stage } from '../lib/flow.js'
-import { KNOWN_IDS_CACHE } from '../lib/limits.js'
+import { DEDUP_CONCURRENCY, KNOWN_IDS_CACHE } from '../lib/limits.js'
 
 /** What dedup needs of a repository. `has` may be answered by a slow network call. */
 export interface ChunkIndex {
@@ -24,7 +24,7 @@ const DROPPED = Symbol('dropped')
 export function createDedup(index: ChunkIndex, opts: DedupOptions = {}): Duplex {
   const known = opts.known ?? new Lru<string, true>(KNOWN_IDS_CACHE)
   return stage<BackupItem, BackupItem>(async function* (source) {
-    const mapped = orderedMap(source, opts.concurrency ?? 8, async item => {
+    const mapped = orderedMap(source, opts.concurrency ?? DEDUP_CONCURRENCY, async item => {
       if (item.kind !== 'chunk') return item
       const key = item.id.toString('hex')
       if (known.has(key)) return DROPPED
