@@ -16,6 +16,8 @@ const home = `${BASE}/home`
 const PW = 'correct horse'
 const REPO = `${BASE}/repo`
 const sluice = cliFor(home, REPO, PW)
+/** The snapshot of ${BASE}/src made by the JSON test. */
+let srcSnapshot = ''
 
 /** Exit 1 with exactly one line on stderr that names `code`, and no stack trace. */
 function assertFails(r: CliResult, code: string): void {
@@ -88,6 +90,7 @@ test('backup --json and snapshots --json print valid JSON with the documented fi
     assert.ok(k in res, `backup --json lacks ${k}: ${b.stdout}`)
   }
   assert.match(res.snapshot, /^[0-9a-f]{64}$/)
+  srcSnapshot = res.snapshot
   assert.equal(res.files, 2)
   assert.equal(res.bytesRead, 200_002)
   assert.equal(res.warnings, 0)
@@ -107,6 +110,21 @@ test('backup --json and snapshots --json print valid JSON with the documented fi
   assert.ok(!Number.isNaN(Date.parse(mine.time)))
   const none = await cliFor(home, `${BASE}/repo-init`, 'pw')(['snapshots', '--json'])
   assert.deepEqual(JSON.parse(none.stdout), [])
+})
+
+test('restore SNAP:PATH with --exclude and --include', async () => {
+  const t1 = `${BASE}/restore-exclude`
+  assert.ok(srcSnapshot)
+  const r1 = await sluice(['restore', `${srcSnapshot.slice(0, 8)}:${BASE}/src`, '--target', t1, '--exclude', 'sub', '--quiet'])
+  assert.equal(r1.code, 0, r1.stderr)
+  assert.deepEqual(fs.readdirSync(t1), ['a'])
+  assert.equal(fs.readFileSync(`${t1}/a`, 'utf8'), 'a\n')
+  const t2 = `${BASE}/restore-include`
+  const r2 = await sluice(['restore', srcSnapshot, '--include', `${BASE}/src/sub/b`, '--target', t2])
+  assert.equal(r2.code, 0, r2.stderr)
+  assert.ok(fs.readFileSync(`${t2}${BASE}/src/sub/b`).equals(seededBytes('b', 200_000)))
+  assert.ok(!fs.existsSync(`${t2}${BASE}/src/a`))
+  assertFails(await sluice(['restore', `${srcSnapshot}:${BASE}/src/nope`, '--target', `${BASE}/restore-nope`]), 'ERR_PATH_NOT_FOUND')
 })
 
 test('--password-file works without SLUICE_PASSWORD', async () => {
