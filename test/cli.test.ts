@@ -155,10 +155,13 @@ test('a file that vanishes between walk and read: exit 3, named on stderr, the r
   fs.writeFileSync(hook, `
 import fs from 'node:fs'
 const victim = ${JSON.stringify(`${src}/late/victim`)}
-const open = fs.promises.open
-fs.promises.open = function (p, ...rest) {
-  if (String(p) === victim) fs.rmSync(victim, { force: true })
-  return open.call(this, p, ...rest)
+// Every way of opening a file, so the test does not depend on which one the walk uses.
+for (const [obj, name] of [[fs, 'open'], [fs, 'openSync'], [fs.promises, 'open']]) {
+  const orig = obj[name]
+  obj[name] = function (p, ...rest) {
+    if (String(p) === victim) fs.rmSync(victim, { force: true })
+    return orig.call(this, p, ...rest)
+  }
 }
 `)
   const r = await sluice(['backup', src], { nodeArgs: ['--import', hook] })
