@@ -4,6 +4,7 @@
  *   npm run bench                 # small (100k files) + big-2x512M: a few minutes
  *   npm run bench -- small        # 100k small files
  *   npm run bench -- many         # 1M small files, plus 100k for the memory-flatness comparison
+ *   npm run bench -- million      # 1M small files only
  *   npm run bench -- big          # 4 x 1 GiB + a duplicate of the first
  *   npm run bench -- stdin        # one 512 MiB file piped on stdin, restored to stdout (cat/dump)
  *   npm run bench -- all          # small, many, big, stdin
@@ -78,6 +79,7 @@ const SELECTORS: Record<string, Scenario[]> = {
   tiny: [SCENARIOS.tiny, SCENARIOS.tinyBig],
   small: [SCENARIOS.small],
   many: [SCENARIOS.small, SCENARIOS.many],
+  million: [SCENARIOS.many],
   big512: [SCENARIOS.big512],
   big: [SCENARIOS.big],
   stdin: [SCENARIOS.stdin],
