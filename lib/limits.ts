@@ -91,3 +91,7 @@ export const DEDUP_CONCURRENCY = 4
  *  heap fragments under chunk-sized buffers and RSS drifts 20-30 MB above what is live. */
 export const MALLOC_MMAP_THRESHOLD = 128 * KiB
 export const MALLOC_ARENA_MAX = 2
+
+/** Files up to this size are read with synchronous calls (lib/read-small.ts): one short block
+ *  of the event loop each, a third of the CPU of the asynchronous calls. */
+export const SMALL_FILE_SYNC = 64 * KiB

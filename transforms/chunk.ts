@@ -18,6 +18,7 @@ import type { ChunkItem, EntryMeta, Extent, ExtentsItem, RecordItem, SourceEntry
 import { Cdc, type ChunkerParams } from '../lib/fastcdc.js'
 import { SluiceError } from '../lib/errors.js'
 import { stage } from '../lib/flow.js'
+import { displayPath } from '../lib/bytes.js'
 import { EXTENTS_PER_RECORD, MAX_PENDING_RECORDS, READ_BLOCK } from '../lib/limits.js'
 import type { BackupStats } from '../lib/stats.js'
 
@@ -155,6 +156,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
     targetEmitted = false
     if (item.size < 0) held = rec
     let read = 0
+    let dropped = false
     try {
       for await (const piece of item.content()) {
         read += piece.length
@@ -170,6 +172,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
         // Nothing of it was stored: leave the file out of the snapshot.
         queue.splice(queue.indexOf(rec), 1)
         held = null
+        dropped = true
         if (stats) {
           stats.files--
           item.changed ? stats.filesChanged-- : stats.filesNew--
@@ -182,7 +185,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
     if (held) {
       rec.entry.size = read
       held = null
-    } else if (read > 0 && read < item.size) {
+    } else if (!dropped && read < item.size) {
       opts.onWarning(new SluiceError('ERR_READ', `${describe(item)} shrank by ${item.size - read} bytes while it was read; padded with zeros`, { path: item.path }))
       for (let left = item.size - read; left > 0; ) {
         const n = Math.min(left, ZEROS.length)
@@ -201,5 +204,5 @@ const EMPTY_ID = Buffer.alloc(32)
 const ZEROS = Buffer.alloc(READ_BLOCK)
 
 function describe(e: SourceEntry): string {
-  return (e.fsPath ?? e.path).toString()
+  return displayPath(e.fsPath ?? e.path)
 }

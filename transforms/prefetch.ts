@@ -9,7 +9,8 @@
 import type { Duplex } from 'node:stream'
 import type { ExtentsItem, SourceEntry } from '../lib/entry.js'
 import { orderedMap, stage } from '../lib/flow.js'
-import { PREFETCH_CONCURRENCY, READ_BLOCK } from '../lib/limits.js'
+import { PREFETCH_CONCURRENCY, READ_BLOCK, SMALL_FILE_SYNC } from '../lib/limits.js'
+import { readSmallFileSync } from '../lib/read-small.js'
 
 export interface PrefetchOptions {
   concurrency?: number
@@ -25,7 +26,8 @@ export function createPrefetch(opts: PrefetchOptions = {}): Duplex {
       const pieces: Uint8Array[] = []
       let failure: unknown
       try {
-        for await (const p of item.content()) pieces.push(p)
+        if (item.fsPath && item.size <= SMALL_FILE_SYNC) pieces.push(readSmallFileSync(item.fsPath, item.size))
+        else for await (const p of item.content()) pieces.push(p)
       } catch (err) {
         failure = err
       }
