@@ -65,7 +65,7 @@ export function rssMethod(): RssMethod {
   if (forced === 'python3' || forced === 'gnu-time' || forced === 'none') return (detected = forced)
   const py = spawnSync('python3', ['-c', 'import resource, subprocess'], { stdio: 'ignore' })
   if (py.status === 0) return (detected = 'python3')
-  const gt = spawnSync('/usr/bin/time', ['-f', '%M', 'true'], { stdio: 'ignore' })
+  const gt = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, '-e', '0'], { stdio: 'ignore' })
   if (gt.status === 0) return (detected = 'gnu-time')
   return (detected = 'none')
 }
