@@ -316,11 +316,11 @@ test('an entry that vanishes between listing and lstat is a warning, and the wal
   mkdirp(root)
   for (const f of ['a', 'b', 'c']) fs.writeFileSync(`${root}/${f}`, f)
   const victim = B(`${root}/b`)
-  const real = fs.lstat
+  const real = fs.lstatSync
   // Delete the file just before the walk's lstat reaches it.
-  ;(fs as { lstat: unknown }).lstat = (p: Buffer, ...rest: unknown[]) => {
+  ;(fs as { lstatSync: unknown }).lstatSync = (p: Buffer, ...rest: unknown[]) => {
     if (Buffer.isBuffer(p) && p.equals(victim)) fs.unlinkSync(p)
-    return (real as (...a: unknown[]) => void)(p, ...rest)
+    return (real as (...a: unknown[]) => unknown)(p, ...rest)
   }
   try {
     const stats: WalkStats = { warnings: 0, pendingHardlinks: 0 }
@@ -331,7 +331,7 @@ test('an entry that vanishes between listing and lstat is a warning, and the wal
     assert.deepEqual(warnings[0]!.path, victim)
     assert.equal(stats.warnings, 1)
   } finally {
-    fs.lstat = real
+    fs.lstatSync = real
   }
 })
 
