@@ -190,10 +190,13 @@ test('with the walk, an excluded directory is not descended: nothing below it is
   fs.writeFileSync(`${root}/src/big.bin`, Buffer.alloc(5000))
   const rules = compileFilter({ exclude: ['node_modules'], excludeLargerThan: parseSize('4k') })
   const seen: string[] = []
-  const real = fs.lstat
-  ;(fs as { lstat: unknown }).lstat = (p: Buffer, ...rest: unknown[]) => {
-    seen.push(p.toString())
-    return (real as (...a: unknown[]) => void)(p, ...rest)
+  // Count both flavours: the walk may lstat synchronously or on the thread pool.
+  const real = { lstat: fs.lstat, lstatSync: fs.lstatSync }
+  for (const name of ['lstat', 'lstatSync'] as const) {
+    ;(fs as Record<string, unknown>)[name] = (p: Buffer, ...rest: unknown[]) => {
+      seen.push(p.toString())
+      return (real[name] as (...a: unknown[]) => unknown)(p, ...rest)
+    }
   }
   const out: string[] = []
   try {
@@ -202,7 +205,7 @@ test('with the walk, an excluded directory is not descended: nothing below it is
       for await (const e of src) out.push((e as SourceEntry).path.toString())
     })
   } finally {
-    fs.lstat = real
+    Object.assign(fs, real)
   }
   const p = root.slice(1)
   assert.deepEqual(out.filter((x) => x.startsWith(p)), [p, `${p}/src`, `${p}/src/main.ts`])
