@@ -69,7 +69,8 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
       } else if (args.stdin) {
         source = { source: createStdinSource(process.stdin, { name }), sourcePaths: [shown] }
       } else {
-        const cmd = createCommandSource(paths, { name })
+        // yargs leaves what follows `--` in `_` (after the command name), not in the positionals.
+        const cmd = createCommandSource([...paths, ...args._.slice(1).map(String)], { name })
         commandDone = cmd.done
         source = { source: cmd.source, sourcePaths: [shown] }
       }
@@ -88,7 +89,11 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         repo,
         ...(source ?? { paths }),
         stats,
-        onWarning: warn,
+        // Once a pipe source has failed (broken tar, failed command), the backup fails with that
+        // one error; what the later stages say about the cut-off file is only its echo.
+        onWarning: e => {
+          if (!source?.source.errored) warn(e)
+        },
         filter,
         ...(args['exclude-if-present'] ? { excludeIfPresent: args['exclude-if-present'] } : {}),
         ...(args['one-file-system'] ? { oneFileSystem: true } : {}),

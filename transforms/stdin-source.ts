@@ -12,11 +12,12 @@
  * failed — or, for a command, if the command could not be started or exited non-zero — so that a
  * failed producer fails the backup instead of leaving a snapshot with a short file.
  *
- * Memory: the one piece of input being handed on; pieces go on as the input gives them.
+ * Memory: the one piece of input being handed on; pieces go on as the input gives them. For a
+ * command, also one PassThrough (two 16 KiB buffers) between its stdout and us.
  */
 import { spawn } from 'node:child_process'
 import { userInfo } from 'node:os'
-import { Readable, type Writable } from 'node:stream'
+import { PassThrough, Readable, type Writable } from 'node:stream'
 import { displayPath } from '../lib/bytes.js'
 import type { SourceEntry } from '../lib/entry.js'
 import { SluiceError } from '../lib/errors.js'
@@ -40,7 +41,8 @@ export interface CommandSourceOptions extends StdinSourceOptions {
 /** Creates a source (objectMode Readable) yielding one file entry whose content is `input`. */
 export function createStdinSource(input: Readable, opts: StdinSourceOptions = {}): Readable {
   const path = snapshotPath(opts.name ?? Buffer.from('stdin'))
-  return Readable.from(single(input, path, opts, async () => {}), { objectMode: true, highWaterMark: 1 })
+  const source: Readable = Readable.from(single(input, path, opts, async () => {}, (err) => source.destroy(err)), { objectMode: true, highWaterMark: 1 })
+  return source
 }
 
 /**
@@ -63,15 +65,25 @@ export function createCommandSource(argv: string[], opts: CommandSourceOptions =
     })
   })
   done.catch(() => {})
-  const gen = single(child.stdout!, path, opts, () => done)
-  const source = Readable.from(gen, { objectMode: true, highWaterMark: 1 })
+  // Read the command's stdout from the start: when a child exits, Node resumes (and so throws
+  // away) any of its output streams nobody is reading yet, and the chunker gets to the content
+  // only after the repository is open — a short command has long exited by then. The pipe keeps
+  // backpressure: it pauses the child's stdout once the PassThrough holds its highWaterMark.
+  const stdout = new PassThrough()
+  child.stdout!.on('error', (err) => stdout.destroy(err))
+  child.stdout!.pipe(stdout)
+  const gen = single(stdout, path, opts, () => done, (err) => source.destroy(err))
+  const source: Readable = Readable.from(gen, { objectMode: true, highWaterMark: 1 })
   source.once('close', () => {
     if (child.exitCode === null && child.signalCode === null) child.kill()
   })
   return { source, done }
 }
 
-async function* single(input: Readable, path: Buffer, opts: StdinSourceOptions, after: () => Promise<void>): AsyncGenerator<SourceEntry> {
+/** `fail` errors the source itself: a failed input fails the whole backup, and the source must
+ *  say so before the reader of the content hears of it (that reader, the chunker, would take it
+ *  for one unreadable file, warn and go on). */
+async function* single(input: Readable, path: Buffer, opts: StdinSourceOptions, after: () => Promise<void>, fail: (err: Error) => void): AsyncGenerator<SourceEntry> {
   const now = Date.now()
   const sec = Math.floor(now / 1000)
   const nsec = (now % 1000) * 1_000_000
@@ -101,8 +113,10 @@ async function* single(input: Readable, path: Buffer, opts: StdinSourceOptions, 
         for await (const piece of input as AsyncIterable<Buffer>) yield piece
         await after()
       } catch (err) {
-        failure = err instanceof SluiceError ? err : new SluiceError('ERR_READ', `cannot read stdin: ${(err as Error).message}`, { cause: err, path })
-        throw failure
+        const e = err instanceof SluiceError ? err : new SluiceError('ERR_READ', `cannot read stdin: ${(err as Error).message}`, { cause: err, path })
+        failure = e
+        fail(e)
+        throw e
       } finally {
         state = 'done'
         settle()

@@ -83,11 +83,13 @@ interface Pull {
 /** Creates the tar source over `input` (objectMode Readable of `SourceEntry`). A truncated or
  *  corrupt archive, or a member path with a '..' component, makes the stream error with ERR_TAR. */
 export function createTarSource(input: Readable, opts: TarSourceOptions = {}): Readable {
-  const source = Readable.from(tarEntries(input, opts), { objectMode: true, highWaterMark: 1 })
+  // A broken archive fails the whole backup: the source errors (and so the pipeline) before the
+  // reader of the content hears of it, so that reader cannot mistake it for one unreadable file.
+  const source: Readable = Readable.from(tarEntries(input, opts, (err) => source.destroy(err)), { objectMode: true, highWaterMark: 1 })
   return source
 }
 
-async function* tarEntries(input: Readable, opts: TarSourceOptions): AsyncGenerator<SourceEntry> {
+async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: SluiceError) => void): AsyncGenerator<SourceEntry> {
   const prefix = opts.prefix ?? Buffer.alloc(0)
   const skipUnread = opts.unreadContent === 'skip'
   // tar-stream's bundled types omit the options its extract() takes; the streamx Writable is
@@ -188,6 +190,7 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions): AsyncGenera
               r = await pull.next()
             } catch (err) {
               failure = tarError(err)
+              fail(failure)
               throw failure
             }
             if (r.done) break

@@ -4,6 +4,7 @@
  * test passes), capturing stdout, stderr and the exit code. Build first (`npm run build`).
  */
 import { spawn } from 'node:child_process'
+import { Readable } from 'node:stream'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -28,8 +29,15 @@ export interface CliOptions {
   cwd?: string
   /** Options for node itself, before the script (e.g. `--import` of a test hook). */
   nodeArgs?: string[]
-  /** Bytes for stdin; stdin is /dev/null-like (closed) when not given. */
-  input?: Buffer | string
+  /** Bytes for stdin, or a stream piped into it (with backpressure); stdin is /dev/null-like
+   *  (closed) when not given. */
+  input?: Buffer | string | Readable
+  /** Read at most this many bytes of stdout, then close our end of the pipe (as `| head -c N`
+   *  does): the child meets EPIPE on its next write. */
+  stdoutLimit?: number
+  /** Receives stdout piece by piece instead of keeping it (for outputs too big to hold);
+   *  `stdout` is then empty. */
+  onStdout?: (piece: Buffer) => void
   timeoutMs?: number
 }
 
@@ -49,14 +57,27 @@ export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
     })
     const out: Buffer[] = []
     const err: Buffer[] = []
-    child.stdout.on('data', (b: Buffer) => out.push(b))
+    let got = 0
+    const limit = opts.stdoutLimit ?? Infinity
+    child.stdout.on('data', (b: Buffer) => {
+      if (opts.onStdout) return opts.onStdout(b)
+      if (got >= limit) return
+      const piece = b.subarray(0, limit - got)
+      out.push(piece)
+      got += piece.length
+      if (got >= limit) child.stdout.destroy()
+    })
     child.stderr.on('data', (b: Buffer) => err.push(b))
     child.stdin.on('error', () => {})
-    child.stdin.end(opts.input ?? '')
+    if (opts.input instanceof Readable) {
+      opts.input.on('error', () => child.stdin.destroy())
+      opts.input.pipe(child.stdin)
+    } else child.stdin.end(opts.input ?? '')
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
     child.on('error', reject)
     child.on('close', (code, signal) => {
       clearTimeout(timer)
+      if (opts.input instanceof Readable) opts.input.destroy()
       const stdoutBytes = Buffer.concat(out)
       resolve({ code, signal, stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBytes })
     })
