@@ -1,4 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2 --max-old-space-size=256
+// V8 flags in the shebang: with its default young generation (16 MB semispaces) and a heap
+// limit sized from the machine's RAM, V8 lets garbage pile up for seconds, and RSS grows with
+// the length of the run (100k files: 142 MB). A 2 MB young generation and a 256 MB cap make it
+// collect as it goes: 79 MB, flat. Running `node dist/cli/main.js` directly skips them.
 /** The sluice command: yargs commands over the public API. Errors end as one line with a code. */
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'

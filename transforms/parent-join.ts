@@ -54,7 +54,7 @@ async function* join(source: AsyncIterable<SourceEntry>, parent: AsyncIterable<R
       const before = head as RecordItem
       if (!entry.hardlinkTo && unchanged(entry, before.entry)) {
         entry.reuse = before.extents
-        delete entry.content
+        entry.content = undefined // not `delete`: that would turn the object into a slow dictionary
         yield entry
         // The parent's further extents of this file follow it, as they come.
         for (;;) {

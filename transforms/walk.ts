@@ -108,7 +108,7 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
         links.set(key, { first, left: Number(probe.st.nlink) - 1 })
       } else {
         entry.hardlinkTo = group.first
-        delete entry.content
+        entry.content = undefined
         if (--group.left <= 0) links.delete(key)
       }
       if (opts.stats) opts.stats.pendingHardlinks = links.size
