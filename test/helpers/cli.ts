@@ -1,7 +1,7 @@
 /**
  * Runs the built CLI (dist/cli/main.js) as a user would: a child process with a scrubbed
- * environment (PATH, HOME set to a temporary directory, and only the SLUICE_* variables the
- * test passes), capturing stdout, stderr and the exit code. Build first (`npm run build`).
+ * environment (PATH, HOME set to a temporary directory, and only the SLUICE_* and AWS_*
+ * variables the test passes), capturing stdout, stderr and the exit code. Build first (`npm run build`).
  */
 import { spawn } from 'node:child_process'
 import { Readable } from 'node:stream'
@@ -22,7 +22,7 @@ export interface CliResult {
 }
 
 export interface CliOptions {
-  /** SLUICE_* variables (and nothing else) for the child. */
+  /** SLUICE_* and AWS_* variables (and nothing else) for the child. */
   env?: Record<string, string>
   /** HOME of the child (a temporary directory). */
   home: string
@@ -44,7 +44,9 @@ export interface CliOptions {
 /** Runs `sluice ...args` and resolves when it exits (never rejects on a non-zero exit). */
 export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`)
-  for (const k of Object.keys(opts.env ?? {})) if (!k.startsWith('SLUICE_')) throw new Error(`runCli passes only SLUICE_* variables, not ${k}`)
+  for (const k of Object.keys(opts.env ?? {})) {
+    if (!k.startsWith('SLUICE_') && !k.startsWith('AWS_')) throw new Error(`runCli passes only SLUICE_* and AWS_* variables, not ${k}`)
+  }
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.home, ...opts.env }
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI, ...args], {
