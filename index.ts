@@ -67,7 +67,7 @@ export { createTarSource, type TarSourceOptions } from './transforms/tar-source.
 export { createStdinSource, createCommandSource } from './transforms/stdin-source.js'
 export { createTarWriter } from './transforms/write-tar.js'
 export { createContentWriter } from './transforms/write-stdout.js'
-export { createDiff, type DiffItem } from './transforms/diff.js'
+export { createDiff, diffRecords, type DiffItem, type DiffOptions, type DiffChunkLoader } from './transforms/diff.js'
 
 export interface BackupOptions {
   repo: Repository

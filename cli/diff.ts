@@ -18,7 +18,7 @@ export const diffCommand: CommandModule<object, GlobalArgs & { a: string; b: str
       const b = await repo.findSnapshot(args.b)
       const tree = (s: typeof a) => ({ root: Buffer.from(s.snap.tree.root, 'hex'), depth: s.snap.tree.depth })
       const counts = { added: 0, removed: 0, modified: 0 }
-      for await (const d of createDiff(snapshotRecords(repo, tree(a)), snapshotRecords(repo, tree(b))) as AsyncIterable<DiffItem>) {
+      for await (const d of createDiff(snapshotRecords(repo, tree(a)), snapshotRecords(repo, tree(b)), { loader: repo }) as AsyncIterable<DiffItem>) {
         counts[d.change]++
         const p = '/' + displayPath(d.path) + (d.type === 'dir' ? '/' : '')
         if (args.json) out(JSON.stringify({ change: d.change, path: p, type: d.type, ...(d.what.length ? { what: d.what } : {}) }))

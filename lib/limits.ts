@@ -95,3 +95,7 @@ export const MALLOC_ARENA_MAX = 2
 /** Files up to this size are read with synchronous calls (lib/read-small.ts): one short block
  *  of the event loop each, a third of the CPU of the asynchronous calls. */
 export const SMALL_FILE_SYNC = 64 * KiB
+
+/** diff: decrypted chunks kept while comparing the bytes of files whose extents differ (a file
+ *  re-read after a touch is packed into other chunks); neighbours in a pack share chunks. */
+export const DIFF_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
