@@ -81,7 +81,7 @@ export const S3_SOCKET_IDLE_TIMEOUT_MS = 30_000
 export const S3_REQUEST_TIMEOUT_MS = 120_000
 
 /** Small files read ahead of the chunker (each at most READ_BLOCK): hides open/read latency. */
-export const PREFETCH_CONCURRENCY = 8
+export const PREFETCH_CONCURRENCY = 16
 
 /** Storage `has` lookups in flight in dedup; each holds one chunk's plaintext meanwhile. */
 export const DEDUP_CONCURRENCY = 4
