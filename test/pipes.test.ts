@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { createCipheriv, createHash } from 'node:crypto'
 import { execFileSync, spawnSync } from 'node:child_process'
+import net from 'node:net'
 import { Readable } from 'node:stream'
 import { cliFor, type CliResult } from './helpers/cli.js'
 import { buildHostileTree, compareTrees, listTree, seededBytes, NAMES } from './helpers/tree.js'
@@ -179,6 +180,15 @@ test('--stdin-from-command: a failing command fails the backup with its stderr s
   assert.deepEqual(bad.stderr.split('\n').filter((l) => l !== '' && l !== 'oops' && !l.startsWith('sluice: ')), [], bad.stderr)
   assert.equal(snapshotFiles(dir).length, 0)
 
+  const missing = await sluice(['backup', '--stdin-from-command', '--', '/nonexistent/sluice-no-such-command', 'x'])
+  assertFails(missing, 'ERR_COMMAND')
+  assert.match(missing.stderr, /cannot start command \/nonexistent\/sluice-no-such-command x/)
+  const killed = await sluice(['backup', '--stdin-from-command', '--', 'sh', '-c', 'printf partial; kill -9 $$'])
+  assertFails(killed, 'ERR_COMMAND')
+  assert.match(killed.stderr, /was killed by SIGKILL/)
+  assertFails(await sluice(['backup', '--stdin-from-command']), 'ERR_ARGS')
+  assert.equal(snapshotFiles(dir).length, 0)
+
   const good = await sluice(['backup', '--stdin-from-command', '--stdin-filename', 'out.txt', '--', 'sh', '-c', 'printf "from the command\\n"; seq 1 5000'])
   ok(good, 'backup --stdin-from-command')
   assert.equal(snapshotFiles(dir).length, 1)
@@ -228,12 +238,18 @@ test('restore --tar | head -c 100 and cat | head -c 100 end quickly and quietly'
 })
 
 test('restore --tar writes only tar to stdout; the summary goes to stderr', async () => {
-  const { sluice } = tarRepo
+  const { sluice } = await newRepo('stdout')
+  // backup --json: stdout is the one JSON line, nothing else.
+  const b = await sluice(['backup', '--tar', '--stdin-filename', 'srv', '--json'], { input: gnuArchive })
+  ok(b, 'backup --tar --json')
+  assert.equal(b.stdout.trimEnd().split('\n').length, 1)
+  const id = (JSON.parse(b.stdout) as { snapshot: string }).snapshot
+
   const r = await sluice(['restore', '--tar', 'latest'])
   ok(r, 'restore --tar')
   const out = r.stdoutBytes
   assert.equal(out.length % 512, 0)
-  assert.ok(out.subarray(out.length - 1024).every((b) => b === 0), 'no end-of-archive blocks')
+  assert.ok(out.subarray(out.length - 1024).every((x) => x === 0), 'no end-of-archive blocks')
   const list = spawnSync('tar', ['-tvf', '-'], { input: out, maxBuffer: 16 * MiB })
   assert.equal(list.status, 0, list.stderr.toString())
   assert.equal(list.stderr.toString(), '')
@@ -242,13 +258,34 @@ test('restore --tar writes only tar to stdout; the summary goes to stderr', asyn
   // bsdtar reads it to the end as well.
   const bsd = spawnSync('bsdtar', ['-tf', '-'], { input: out, maxBuffer: 16 * MiB })
   assert.equal(bsd.status, 0, bsd.stderr.toString())
-  assert.match(r.stderr, /^restored \d+ entries of snapshot [0-9a-f]{8} as tar\n$/)
+  assert.equal(r.stderr, `restored ${members.length} entries of snapshot ${id.slice(0, 8)} as tar\n`)
+  // --json changes nothing on stdout: the tar stays alone there.
+  const j = await sluice(['restore', '--tar', '--json', 'latest'])
+  ok(j, 'restore --tar --json')
+  assert.ok(j.stdoutBytes.equals(out), 'restore --tar --json wrote something else to stdout')
+})
 
-  // backup --json: stdout is the one JSON line, nothing else.
-  const b = await sluice(['backup', '--tar', '--stdin-filename', 'srv', '--json'], { input: gnuArchive })
-  ok(b, 'backup --tar --json')
-  assert.equal(b.stdout.trimEnd().split('\n').length, 1)
-  JSON.parse(b.stdout)
+test('restore --tar of a snapshot holding a socket: a warning on stderr, exit 3, stdout still a whole tar', async () => {
+  const { sluice } = await newRepo('socket')
+  const dir = `${BASE}/src/with-socket`
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(`${dir}/before`, 'before\n')
+  fs.writeFileSync(`${dir}/zafter`, 'after\n')
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(`${dir}/sock`, resolve))
+  try {
+    ok(await sluice(['backup', dir]), 'backup')
+  } finally {
+    server.close()
+  }
+  const r = await sluice(['restore', '--tar', 'latest'])
+  assert.equal(r.code, 3, r.stderr)
+  assert.match(r.stderr, /^sluice: warning: ERR_WRITE: .*sock: a socket cannot be stored in a tar; skipped$/m)
+  const list = spawnSync('tar', ['-tf', '-'], { input: r.stdoutBytes })
+  assert.equal(list.status, 0, list.stderr.toString())
+  const names = list.stdout.toString().split('\n').filter((l) => l !== '')
+  assert.ok(names.some((n) => n.endsWith('with-socket/before')) && names.some((n) => n.endsWith('with-socket/zafter')), names.join('\n'))
+  assert.ok(!names.some((n) => n.endsWith('sock')))
 })
 
 test('backup --stdin of a 300 MB stream through a pipe succeeds and cat gives it back', async () => {

@@ -29,6 +29,8 @@ export interface TarWriterOptions {
   /** Called once if the reader of the output goes away (EPIPE): a caller can then stop the
    *  restore instead of letting the writer swallow the rest. */
   onOutputClosed?: () => void
+  /** Called for each entry written as a member (for progress and the summary). */
+  onEntry?: (entry: EntryMeta) => void
 }
 
 const ZEROS = Buffer.alloc(64 * 1024)
@@ -79,6 +81,7 @@ export function createTarWriter(output: Writable, opts: TarWriterOptions = {}): 
       }
       const h = encodeTarHeader(entry)
       await out.write(h.header)
+      opts.onEntry?.(entry)
       cur = entry
       size = left = h.size
       overflow = 0
