@@ -179,6 +179,9 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
         yield* feed(piece)
       }
     } catch (cause) {
+      // Per-file trouble (ERR_READ) is a warning; a broken source (ERR_TAR, ERR_COMMAND, ...)
+      // would make the snapshot wrong, so it ends the backup.
+      if (cause instanceof SluiceError && cause.code !== 'ERR_READ') throw cause
       const err = cause instanceof SluiceError ? cause : new SluiceError('ERR_READ', `cannot read ${describe(item)}: ${(cause as Error).message}`, { cause, path: item.path })
       if (read === 0 && !targetEmitted) {
         // Nothing of it was stored: leave the file out of the snapshot.
