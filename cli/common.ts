@@ -15,7 +15,7 @@ export function globalOptions<T>(y: Argv<T>) {
   return y
     .option('repo', { alias: 'r', type: 'string', describe: 'repository: a directory, or s3:BUCKET/PREFIX, or s3:https://HOST/BUCKET/PREFIX (default: $SLUICE_REPOSITORY)' })
     .option('password-file', { type: 'string', describe: 'read the password from this file (default: $SLUICE_PASSWORD, else a prompt on a terminal)' })
-    .option('s3-path-style', { type: 'boolean', describe: 'address S3 buckets by path, for services that need it' })
+    .option('s3-path-style', { type: 'boolean', describe: 'address S3 buckets by path (ENDPOINT/BUCKET, the default for s3:http(s)://ENDPOINT/...); --no-s3-path-style for BUCKET.ENDPOINT' })
     .option('json', { type: 'boolean', describe: 'print machine-readable JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output' })
 }
@@ -78,7 +78,10 @@ export async function password(args: GlobalArgs, confirm = false): Promise<strin
 }
 
 export function storageOf(args: GlobalArgs) {
-  return openStorage(repoLocation(args), args['s3-path-style'] ? { s3PathStyle: true } : {})
+  // Passed when given either way: --no-s3-path-style must reach a custom endpoint, where
+  // path-style is the default, for services that only take virtual-hosted names.
+  const style = args['s3-path-style']
+  return openStorage(repoLocation(args), style === undefined ? {} : { s3PathStyle: style })
 }
 
 export async function openRepo(args: GlobalArgs): Promise<Repository> {

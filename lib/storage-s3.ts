@@ -5,8 +5,10 @@
  * writes, such as s3rver), then PutObject with `If-None-Match: *`, which real S3 enforces (412 →
  * the key was there). Where the service ignores the header, two writers racing on one key both
  * write; keys are content-addressed (or written once by one writer), so the loser re-writes the
- * same bytes, which is harmless. A put whose first attempt reached the server but whose answer
- * was lost may report false on its retry: the object is stored either way.
+ * same bytes, which is harmless. A service that rejects the header (501 NotImplemented, as S3
+ * itself did before 2024) gets plain PutObjects from then on, guarded by the HEAD alone. A put
+ * whose first attempt reached the server but whose answer was lost may report false on its
+ * retry: the object is stored either way.
  *
  * Retries are ours, not the SDK's (its client runs with maxAttempts 1), so that every request
  * ends in one clear SluiceError: transient failures (throttling, 5xx, timeouts, reset sockets)
@@ -148,8 +150,14 @@ function classify(err: unknown): Verdict {
   if (errno && RETRY_ERRNO.has(errno)) return 'retry'
   if (/socket hang up|aborted|premature close/i.test(e?.message ?? '')) return 'retry'
   const status = statusOf(err)
+  // 501 says a feature is missing: asking again cannot help.
+  if (isNotImplemented(err)) return 'fatal'
   if (status === 429 || (status !== undefined && status >= 500)) return 'retry'
   return 'fatal'
+}
+
+function isNotImplemented(err: unknown): boolean {
+  return (err as AwsLikeError)?.name === 'NotImplemented' || statusOf(err) === 501
 }
 
 function detail(err: unknown): string {
@@ -193,6 +201,8 @@ export function createS3Storage(opts: S3Options): Storage {
 
   let client: S3Client | undefined
   let uploadClient: S3Client | undefined
+  /** Whether to send `If-None-Match: *`; cleared when the service answers it with 501. */
+  let conditional = true
 
   function makeClient(sdkAttempts: number): S3Client {
     const config: S3ClientConfig = {
@@ -306,31 +316,51 @@ export function createS3Storage(opts: S3Options): Storage {
         // Parts are retried by the SDK inside this client; on failure Upload aborts the multipart
         // upload, so no partial object is ever visible (S3 shows an object only on Complete).
         uploadClient ??= makeClient(4)
-        const upload = new Upload({
-          client: uploadClient,
-          params: { Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length, IfNoneMatch: '*' },
-          partSize: S3_PART_SIZE,
-          queueSize: S3_PART_QUEUE,
-          leavePartsOnError: false,
-        })
-        try {
-          await upload.done()
-          return true
-        } catch (err) {
-          if (isPreconditionFailed(err)) return false
-          throw err
+        for (;;) {
+          const withCondition = conditional
+          const upload = new Upload({
+            client: uploadClient,
+            params: { Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length, ...(withCondition ? { IfNoneMatch: '*' } : {}) },
+            partSize: S3_PART_SIZE,
+            queueSize: S3_PART_QUEUE,
+            leavePartsOnError: false,
+          })
+          try {
+            await upload.done()
+            return true
+          } catch (err) {
+            if (isPreconditionFailed(err)) return false
+            if (withCondition && isNotImplemented(err)) {
+              conditional = false
+              continue
+            }
+            throw err
+          }
         }
       })
     }
     return attempt(`PUT ${key}`, async () => {
-      try {
-        await s3().send(
-          new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length, IfNoneMatch: '*' }),
-        )
-        return true
-      } catch (err) {
-        if (isPreconditionFailed(err)) return false
-        throw err
+      for (;;) {
+        const withCondition = conditional
+        try {
+          await s3().send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: objectKey,
+              Body: body,
+              ContentLength: body.length,
+              ...(withCondition ? { IfNoneMatch: '*' } : {}),
+            }),
+          )
+          return true
+        } catch (err) {
+          if (isPreconditionFailed(err)) return false
+          if (withCondition && isNotImplemented(err)) {
+            conditional = false
+            continue
+          }
+          throw err
+        }
       }
     })
   }

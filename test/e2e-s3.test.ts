@@ -14,6 +14,8 @@ import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { createServer } from 'node:net'
+import { lookup } from 'node:dns/promises'
+import http from 'node:http'
 import { cliFor, type CliOptions, type CliResult } from './helpers/cli.js'
 import { startS3rver, S3RVER_CREDENTIALS, type S3rverHandle } from './helpers/s3rver.js'
 import { startFaultProxy } from './helpers/fault-proxy.js'
@@ -248,6 +250,55 @@ test('through a proxy that drops 5% of connections and answers 10% with 503 Slow
   }
 })
 
+/** A proxy to s3rver that answers a PUT carrying If-None-Match with 501 NotImplemented, as
+ *  S3-compatible services without conditional writes do. */
+async function noConditionalWrites(target: string): Promise<{ endpoint: string; rejected: () => number; stop: () => Promise<void> }> {
+  const up = new URL(target)
+  let rejected = 0
+  const xml = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code>' +
+    '<Message>A header you provided implies functionality that is not implemented</Message><Header>If-None-Match</Header></Error>'
+  const srv = http.createServer((req, res) => {
+    if (req.method === 'PUT' && req.headers['if-none-match'] !== undefined) {
+      rejected++
+      req.resume()
+      req.on('end', () => res.writeHead(501, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(xml) }).end(xml))
+      return
+    }
+    const fwd = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers)
+      r.pipe(res)
+    })
+    fwd.on('error', () => req.socket.destroy())
+    req.pipe(fwd)
+  })
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
+  const { port } = srv.address() as { port: number }
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    rejected: () => rejected,
+    stop: async () => {
+      srv.closeAllConnections()
+      await new Promise<void>((r) => srv.close(() => r()))
+    },
+  }
+}
+
+test('a service that answers If-None-Match with 501 NotImplemented still takes backups', { timeout: 60_000 }, async () => {
+  const proxy = await noConditionalWrites(server.endpoint)
+  try {
+    const repo = cliFor(home, `s3:${proxy.endpoint}/${BUCKET}/no-conditional`, PW)
+    const run = timed((args, extra = {}) => repo(args, { ...extra, env: { ...AWS_ENV, ...extra.env } }), 'no-conditional')
+    ok(await run(['init']), 'init without conditional writes')
+    const b = await backupJson(run, 'backup without conditional writes')
+    assert.equal(b.warnings, 0)
+    const check = ok(await run(['check', '--read-data']), 'check --read-data without conditional writes')
+    assert.match(check.stdout, /^checked 1 snapshots and \d+ chunks: no problems\n$/)
+    assert.ok(proxy.rejected() > 0)
+  } finally {
+    await proxy.stop()
+  }
+})
+
 test('a missing bucket, a refused key, nothing listening and no credentials each end in one line with a code, within seconds', { timeout: 60_000 }, async () => {
   const port = await closedPort()
   const cases: { name: string; args: string[]; repo?: string; env?: Record<string, string>; code: string; message: RegExp }[] = [
@@ -258,6 +309,14 @@ test('a missing bucket, a refused key, nothing listening and no credentials each
     { name: 'a closed port', args: ['snapshots'], repo: `s3:http://127.0.0.1:${port}/${BUCKET}/p`, code: 'ERR_STORAGE', message: new RegExp(`cannot reach S3 at http://127.0.0.1:${port}.*ECONNREFUSED`) },
     { name: 'no credentials at all', args: ['snapshots'], env: { AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '' }, code: 'ERR_ACCESS_DENIED', message: /no AWS credentials found.*AWS_ACCESS_KEY_ID.*AWS_PROFILE/ },
   ]
+  // --no-s3-path-style reaches a custom endpoint: the bucket moves into the host name. Where
+  // *.localhost does not resolve (most resolvers), the error names that host.
+  if (await lookup(`${BUCKET}.localhost`).then(() => false, () => true)) {
+    cases.push({
+      name: '--no-s3-path-style', args: ['snapshots', '--no-s3-path-style'], repo: `s3:http://localhost:${new URL(server.endpoint).port}/${BUCKET}/${PREFIX}`,
+      code: 'ERR_STORAGE', message: new RegExp(`cannot reach S3 .*ENOTFOUND.*${BUCKET}\\.localhost`),
+    })
+  }
   for (const c of cases) {
     const env: Record<string, string> = { ...AWS_ENV, SLUICE_REPOSITORY: c.repo ?? s3Repo, SLUICE_PASSWORD: PW, ...c.env }
     // No credentials: the variables are absent, not empty (HOME has no ~/.aws either).
