@@ -136,7 +136,7 @@ async function extentsOf(repo: Repository, id: string, fsPath: string): Promise<
 
 before(async () => {
   fs.rmSync(BASE, { recursive: true, force: true })
-  for (const d of [home, path.dirname(MANY), path.dirname(BIG), CONC, path.dirname(RESUME), path.dirname(SNEAKY), OUT]) {
+  for (const d of [home, path.dirname(MANY), path.dirname(BIG), CONC, path.dirname(RESUME), path.dirname(SNEAKY), `${BASE}/eio`, OUT]) {
     fs.mkdirSync(d, { recursive: true })
   }
   for (const [name, dir] of Object.entries(repos)) {
@@ -439,4 +439,43 @@ test('a rewrite that keeps size and mtime is still read: the ctime differs', asy
   ok(await sluice(['restore', `${two.snapshot}:${SNEAKY}`, '--target', target, '--quiet']), 'restore')
   assert.ok(fs.readFileSync(`${target}/config.db`).equals(seededBytes('v2', 64 * KiB)))
   assert.deepEqual(compareTrees(SNEAKY, target), [])
+})
+
+test('a file that failed to read halfway is read again by the next backup, not reused with its zero padding', {
+  todo: 'records carry no "incomplete" mark, so the merge-join reuses the padded content while size, mtime and ctime are unchanged',
+}, async () => {
+  const src = `${BASE}/eio/tree`
+  fs.mkdirSync(src, { recursive: true })
+  const victim = `${src}/victim`
+  const content = seededBytes('victim', 3 * MiB)
+  fs.writeFileSync(victim, content)
+  // A transient EIO: every read of the victim after its first 1 MiB block fails, in this
+  // process only (the walk streams files above 1 MiB with fs.read on a descriptor).
+  const hook = `${BASE}/eio/hook.mjs`
+  fs.writeFileSync(hook, `
+import fs from 'node:fs'
+const victim = ${JSON.stringify(victim)}
+const fds = new Set()
+let reads = 0
+const open = fs.open
+fs.open = function (p, ...rest) {
+  if (String(p) !== victim) return open.call(this, p, ...rest)
+  const cb = rest.pop()
+  return open.call(this, p, ...rest, (err, fd) => { if (!err) fds.add(fd); cb(err, fd) })
+}
+const read = fs.read
+fs.read = function (fd, ...rest) {
+  if (fds.has(fd) && reads++ >= 1) return process.nextTick(rest.pop(), Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }))
+  return read.call(this, fd, ...rest)
+}
+`)
+  const first = await sluice(['backup', src, '--json'], { nodeArgs: ['--import', hook] })
+  assert.equal(first.code, 3, first.stderr)
+  assert.match(first.stderr, /EIO/)
+  const second = await backupJson(sluice, [src])
+  assert.equal(second.filesUnchanged, 0, 'the incomplete file was reused from the parent')
+  assert.equal(second.bytesRead, 3 * MiB)
+  const target = `${OUT}/eio`
+  ok(await sluice(['restore', `${second.snapshot}:${src}`, '--target', target, '--quiet']), 'restore')
+  assert.ok(fs.readFileSync(`${target}/victim`).equals(content))
 })
