@@ -250,6 +250,16 @@ test('through a proxy that drops 5% of connections and answers 10% with 503 Slow
   }
 })
 
+test('credentials come from the profile AWS_PROFILE names in ~/.aws, not from the default profile', { timeout: 30_000 }, async () => {
+  const profileHome = `${BASE}/home-profile`
+  fs.mkdirSync(`${profileHome}/.aws`, { recursive: true })
+  fs.writeFileSync(`${profileHome}/.aws/credentials`, `[default]\naws_access_key_id = NOT-A-KEY\naws_secret_access_key = nope\n\n[sluice]\naws_access_key_id = ${S3RVER_CREDENTIALS.accessKeyId}\naws_secret_access_key = ${S3RVER_CREDENTIALS.secretAccessKey}\n`)
+  fs.writeFileSync(`${profileHome}/.aws/config`, '[profile sluice]\nregion = eu-west-1\n')
+  const r = await timed(cliFor(profileHome, s3Repo, PW), 'profile')(['snapshots', '--json'], { env: { AWS_PROFILE: 'sluice', AWS_EC2_METADATA_DISABLED: 'true' } })
+  ok(r, 'snapshots with AWS_PROFILE')
+  assert.equal((JSON.parse(r.stdout) as unknown[]).length, 3)
+})
+
 /** A proxy to s3rver that answers a PUT carrying If-None-Match with 501 NotImplemented, as
  *  S3-compatible services without conditional writes do. */
 async function noConditionalWrites(target: string): Promise<{ endpoint: string; rejected: () => number; stop: () => Promise<void> }> {
@@ -324,6 +334,7 @@ test('a missing bucket, a refused key, nothing listening and no credentials each
     const t0 = Date.now()
     const r = await cliFor(home, env.SLUICE_REPOSITORY!, PW)(c.args, { env, timeoutMs: 30_000 })
     const ms = Date.now() - t0
+    times.push(`error ${c.name}: ${ms} ms`)
     assertFails(r, c.code, c.message)
     assert.ok(ms < 15_000, `${c.name} took ${ms} ms`)
   }
