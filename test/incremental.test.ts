@@ -17,7 +17,7 @@ import { compareTrees, seededBytes } from './helpers/tree.js'
 import { utimens } from '../lib/native.js'
 import { createLocalStorage, initRepository, openRepository, snapshotRecords, type Extent, type Repository } from '../index.js'
 
-const BASE = '/tmp/incr-task'
+const BASE = '/tmp/incr-task/t'
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const KiB = 1024
