@@ -52,6 +52,9 @@ export interface EntryMeta {
   hardlinkTo?: Buffer
   /** Extended attributes (user.* and others that could be read), sorted by name. */
   xattrs?: Xattr[]
+  /** The content could not be read completely (read error, or the file shrank): the next
+   *  backup must read it again instead of reusing these extents. */
+  incomplete?: boolean
 }
 
 /** An entry on its way from a source into the chunker. */

@@ -21,7 +21,7 @@ const TYPES: EntryType[] = ['file', 'dir', 'symlink', 'fifo', 'char', 'block', '
 const F = {
   path: 1, type: 2, mode: 3, uid: 4, gid: 5, user: 6, group: 7, size: 8,
   mtimeSec: 9, mtimeNsec: 10, ctimeSec: 11, ctimeNsec: 12, ino: 13, dev: 14, nlink: 15, rdev: 16,
-  linkTarget: 17, hardlinkTo: 18, xattr: 19, extents: 20,
+  linkTarget: 17, hardlinkTo: 18, xattr: 19, extents: 20, incomplete: 21,
 } as const
 
 const W_UINT = 0, W_SINT = 1, W_BYTES = 2
@@ -120,6 +120,7 @@ export function encodeEntry(e: EntryMeta, extents: Extent[] = []): Buffer {
     w.fieldBytes(F.xattr, inner.buf.subarray(0, inner.pos))
   }
   if (extents.length > 0) w.fieldBytes(F.extents, encodeExtents(extents))
+  if (e.incomplete) w.fieldUint(F.incomplete, 1)
   return frame(w)
 }
 
@@ -227,6 +228,7 @@ export function decodeRecord(body: Buffer): DecodedRecord | null {
         case F.dev: e.dev = v; break
         case F.nlink: e.nlink = v; break
         case F.rdev: e.rdev = v; break
+        case F.incomplete: e.incomplete = v === 1; break
       }
     } else {
       throw corrupt(`unknown wire type ${wire}`)
@@ -245,6 +247,7 @@ export function decodeRecord(body: Buffer): DecodedRecord | null {
   if (e.linkTarget) entry.linkTarget = e.linkTarget
   if (e.hardlinkTo) entry.hardlinkTo = e.hardlinkTo
   if (e.xattrs.length > 0) entry.xattrs = e.xattrs
+  if (e.incomplete) entry.incomplete = true
   return { kind: 'record', entry, extents }
 }
 

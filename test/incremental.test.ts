@@ -441,9 +441,7 @@ test('a rewrite that keeps size and mtime is still read: the ctime differs', asy
   assert.deepEqual(compareTrees(SNEAKY, target), [])
 })
 
-test('a file that failed to read halfway is read again by the next backup, not reused with its zero padding', {
-  todo: 'records carry no "incomplete" mark, so the merge-join reuses the padded content while size, mtime and ctime are unchanged',
-}, async () => {
+test('a file that failed to read halfway is read again by the next backup, not reused with its zero padding', async () => {
   const src = `${BASE}/eio/tree`
   fs.mkdirSync(src, { recursive: true })
   const victim = `${src}/victim`

@@ -194,6 +194,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
         }
         opts.onWarning(err)
       } else {
+        if (!targetEmitted) rec.entry.incomplete = true
         opts.onWarning(new SluiceError('ERR_READ', `${err.message} (after ${read} bytes; the snapshot keeps what was read)`, { cause, path: item.path }))
       }
     }
@@ -201,6 +202,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
       rec.entry.size = read
       held = null
     } else if (!dropped && read < item.size) {
+      if (!targetEmitted) rec.entry.incomplete = true
       opts.onWarning(new SluiceError('ERR_READ', `${describe(item)} shrank by ${item.size - read} bytes while it was read; padded with zeros`, { path: item.path }))
       for (let left = item.size - read; left > 0; ) {
         const n = Math.min(left, ZEROS.length)

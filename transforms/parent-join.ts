@@ -17,7 +17,7 @@ import { stage } from '../lib/flow.js'
 /** True when a file's content can be taken from the parent without reading it. */
 export function unchanged(now: EntryMeta, before: EntryMeta): boolean {
   return (
-    now.type === 'file' && before.type === 'file' && !now.hardlinkTo && !before.hardlinkTo &&
+    now.type === 'file' && before.type === 'file' && !now.hardlinkTo && !before.hardlinkTo && !before.incomplete &&
     now.size === before.size && now.mtimeSec === before.mtimeSec && now.mtimeNsec === before.mtimeNsec &&
     now.ctimeSec === before.ctimeSec && now.ctimeNsec === before.ctimeNsec && now.ino === before.ino
   )
