@@ -23,6 +23,7 @@ import { createMetadataPacker } from './transforms/metadata.js'
 import { createDedup } from './transforms/dedup.js'
 import { createCompressor } from './transforms/compress.js'
 import { createEncryptor } from './transforms/encrypt.js'
+import { createSealer } from './transforms/seal.js'
 import { createUploader } from './transforms/upload.js'
 import { createCommit } from './transforms/commit.js'
 import { createParentJoin } from './transforms/parent-join.js'
@@ -55,6 +56,7 @@ export { createMetadataPacker } from './transforms/metadata.js'
 export { createDedup, type ChunkIndex } from './transforms/dedup.js'
 export { createCompressor } from './transforms/compress.js'
 export { createEncryptor } from './transforms/encrypt.js'
+export { createSealer } from './transforms/seal.js'
 export { createUploader, type ChunkStore } from './transforms/upload.js'
 export { createCommit } from './transforms/commit.js'
 export { createParentJoin } from './transforms/parent-join.js'
@@ -107,7 +109,8 @@ function chunkerKeys(repo: Repository) {
 
 /**
  * Backs up `paths` (or `source`) into `repo` as one new snapshot:
- * source → filter → xattr-read → chunk → metadata → dedup → compress → encrypt → upload → commit.
+ * source → filter → xattr-read → chunk → metadata → dedup → seal (compress + encrypt, on a worker
+ * thread) → upload → commit.
  * The snapshot root is written only after every chunk it needs is stored.
  */
 export async function backup(opts: BackupOptions): Promise<BackupResult> {
@@ -173,8 +176,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     createChunker(keys, { params: repo.config.chunker, onWarning, stats }),
     createMetadataPacker(keys, repo.config.metaChunker),
     createDedup(repo),
-    createCompressor(),
-    createEncryptor(repo.keys.encKey),
+    createSealer(repo.keys.encKey),
     createUploader(repo, { stats }),
     createCommit(writeSnapshot, id => (snapshotId = id)),
   )

@@ -38,12 +38,15 @@ export function chunkId(idKey: Uint8Array, data: Uint8Array): Buffer {
   return out
 }
 
-/** Seals `plain` as nonce || ciphertext || tag, with `ad` authenticated but not stored. */
-export function seal(key: Uint8Array, plain: Uint8Array, ad: Uint8Array | null): Buffer {
-  const out = Buffer.allocUnsafe(NONCE_BYTES + plain.length + TAG_BYTES)
-  const nonce = out.subarray(0, NONCE_BYTES)
+/** Seals `plain` as nonce || ciphertext || tag, with `ad` authenticated but not stored. With
+ *  `header`, the output starts with those bytes (no second copy to prepend them). */
+export function seal(key: Uint8Array, plain: Uint8Array, ad: Uint8Array | null, header?: Uint8Array): Buffer {
+  const h = header?.length ?? 0
+  const out = Buffer.allocUnsafe(h + NONCE_BYTES + plain.length + TAG_BYTES)
+  if (header) out.set(header, 0)
+  const nonce = out.subarray(h, h + NONCE_BYTES)
   sodium.randombytes_buf(nonce)
-  sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out.subarray(NONCE_BYTES), plain, ad, null, nonce, key)
+  sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out.subarray(h + NONCE_BYTES), plain, ad, null, nonce, key)
   return out
 }
 

@@ -31,7 +31,7 @@ export const EXTENTS_PER_RECORD = 64
 export const STAGE_HWM = 2
 
 /** Concurrent uploads / downloads. Each holds one chunk object. */
-export const UPLOAD_CONCURRENCY = 4
+export const UPLOAD_CONCURRENCY = 3
 export const DOWNLOAD_CONCURRENCY = 4
 
 /** Files read into memory whole below this size; larger ones are streamed in READ_BLOCK pieces. */
@@ -84,7 +84,7 @@ export const S3_REQUEST_TIMEOUT_MS = 120_000
 export const PREFETCH_CONCURRENCY = 16
 
 /** Storage `has` lookups in flight in dedup; each holds one chunk's plaintext meanwhile. */
-export const DEDUP_CONCURRENCY = 4
+export const DEDUP_CONCURRENCY = 2
 
 /** glibc malloc: blocks from this size on are mmapped and returned to the OS when freed, and
  *  the thread pool shares at most this many arenas (lib/native.ts tuneMalloc). Without it the
@@ -99,3 +99,10 @@ export const SMALL_FILE_SYNC = 64 * KiB
 /** diff: decrypted chunks kept while comparing the bytes of files whose extents differ (a file
  *  re-read after a touch is packed into other chunks); neighbours in a pack share chunks. */
 export const DIFF_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
+
+/** Chunk bytes between two forced garbage collections (lib/gc.ts). */
+export const GC_EVERY_BYTES = 16 * MiB
+
+/** Worker threads that compress and seal (transforms/seal.ts). Two CPUs here: one for the
+ *  main thread's read/chunk/hash, one for zstd and XChaCha20. */
+export const SEAL_WORKERS = 1

@@ -1,8 +1,8 @@
 /**
  * Byte layouts of the sealed objects of a repository (docs/FORMAT.md). Pure functions.
  *
- * chunk object:    0x01 || nonce(24) || XChaCha20-Poly1305(encKey, compression(1) || payload,
- *                  ad = 0x01 || chunk id)
+ * chunk object:    0x01 || compression(1) || nonce(24) || XChaCha20-Poly1305(encKey, payload,
+ *                  ad = 0x01 || chunk id || compression)
  * snapshot object: 0x01 || nonce(24) || XChaCha20-Poly1305(encKey, JSON, ad = 0x02 || snapshot id)
  * tree node:       the plaintext of a metadata chunk: 0x01 || id(32) * n
  *
@@ -57,22 +57,28 @@ export function compressPayload(plain: Uint8Array, level: number): { data: Uint8
   return c.length < plain.length ? { data: c, compression: COMPRESSION_ZSTD } : { data: plain, compression: COMPRESSION_NONE }
 }
 
+/** The compression byte sits in the clear header (authenticated through the associated data),
+ *  so sealing needs no copy of the payload to prepend it. */
 export function sealChunk(encKey: Uint8Array, id: Uint8Array, compression: number, payload: Uint8Array): Buffer {
-  const plain = Buffer.allocUnsafe(1 + payload.length)
-  plain[0] = compression
-  plain.set(payload, 1)
-  const sealed = seal(encKey, plain, ad(AD_CHUNK, id))
-  return Buffer.concat([Buffer.of(OBJECT_VERSION), sealed])
+  return seal(encKey, payload, chunkAd(id, compression), Buffer.of(OBJECT_VERSION, compression))
+}
+
+function chunkAd(id: Uint8Array, compression: number): Buffer {
+  const b = Buffer.allocUnsafe(2 + id.length)
+  b[0] = AD_CHUNK
+  b.set(id, 1)
+  b[1 + id.length] = compression
+  return b
 }
 
 /** Opens and decompresses a chunk object; ERR_CORRUPT if it was altered or does not decode. */
 export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
   const what = `chunk ${hex(id)}`
-  if (obj.length < 1) throw new SluiceError('ERR_CORRUPT', `${what} is empty`)
+  if (obj.length < 2) throw new SluiceError('ERR_CORRUPT', `${what} is truncated`)
   if (obj[0] !== OBJECT_VERSION) throw new SluiceError('ERR_CORRUPT', `${what} has unknown format ${obj[0]}`)
-  const plain = open(encKey, obj.subarray(1), ad(AD_CHUNK, id), what)
-  const payload = plain.subarray(1)
-  switch (plain[0]) {
+  const compression = obj[1]!
+  const payload = open(encKey, obj.subarray(2), chunkAd(id, compression), what)
+  switch (compression) {
     case COMPRESSION_NONE:
       return payload
     case COMPRESSION_ZSTD:
@@ -82,12 +88,12 @@ export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): 
         throw new SluiceError('ERR_CORRUPT', `${what} does not decompress`, { cause })
       }
     default:
-      throw new SluiceError('ERR_CORRUPT', `${what} has unknown compression ${plain[0]}`)
+      throw new SluiceError('ERR_CORRUPT', `${what} has unknown compression ${compression}`)
   }
 }
 
 export function sealSnapshot(encKey: Uint8Array, id: Uint8Array, json: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.of(OBJECT_VERSION), seal(encKey, json, ad(AD_SNAPSHOT, id))])
+  return seal(encKey, json, ad(AD_SNAPSHOT, id), Buffer.of(OBJECT_VERSION))
 }
 
 export function openSnapshot(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {

@@ -8,7 +8,8 @@
 import type { Duplex } from 'node:stream'
 import type { DataItem, ExtentsItem, RecordItem } from '../lib/entry.js'
 import { Lru, orderedMap, stage } from '../lib/flow.js'
-import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_CHUNK_CACHE_BYTES } from '../lib/limits.js'
+import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, GC_EVERY_BYTES, RESTORE_CHUNK_CACHE_BYTES } from '../lib/limits.js'
+import { gcEvery } from '../lib/gc.js'
 import { SluiceError } from '../lib/errors.js'
 import { hex } from '../lib/bytes.js'
 import type { ChunkLoader } from './read-snapshot.js'
@@ -34,6 +35,7 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
     }
     return p
   }
+  const collect = gcEvery(GC_EVERY_BYTES)
   return stage<RecordItem | ExtentsItem, RecordItem | DataItem>(async function* (source) {
     async function* tasks(): AsyncIterable<Task> {
       for await (const item of source) {
@@ -48,6 +50,7 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
     const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem> => {
       if (t.kind === 'record') return t
       const chunk = await load(t.id)
+      collect(t.length)
       if (t.offset + t.length > chunk.length) {
         throw new SluiceError('ERR_CORRUPT', `extent ${t.offset}+${t.length} lies outside chunk ${hex(t.id)} of ${chunk.length} bytes`)
       }

@@ -1,0 +1,91 @@
+/**
+ * seal: compress and encrypt in one stage, on worker threads. zstd and XChaCha20 are the
+ * pipeline's most expensive steps per byte (about 10 of 20 CPU-seconds per 1.5 GB here) and
+ * both libraries are synchronous, so on one thread they cap throughput; one worker lets them run
+ * beside the main thread's reading, chunking and hashing. The result is the same object the
+ * compress → encrypt stages make (lib/objects.ts), in the same order.
+ *
+ * Memory: up to 2 chunks per worker in flight, each worker's own heap (capped), and one zstd
+ * context per worker.
+ */
+import type { Duplex } from 'node:stream'
+import { Worker } from 'node:worker_threads'
+import type { BackupItem, ChunkItem } from '../lib/entry.js'
+import { orderedMap, stage } from '../lib/flow.js'
+import { SluiceError } from '../lib/errors.js'
+import { SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
+
+export interface SealOptions {
+  workers?: number
+  level?: number
+}
+
+interface Pending {
+  resolve: (r: { obj: Buffer; compression: number }) => void
+  reject: (e: Error) => void
+}
+
+/** The worker's module: beside this one when built; when this runs from source (tsx, whose
+ *  loader worker threads do not get), the built copy in dist/ (npm test builds first). */
+function workerUrl(): URL {
+  return import.meta.url.endsWith('.ts')
+    ? new URL('../dist/lib/seal-worker.js', import.meta.url)
+    : new URL('../lib/seal-worker.js', import.meta.url)
+}
+
+export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex {
+  const n = Math.max(1, opts.workers ?? SEAL_WORKERS)
+  const level = opts.level ?? ZSTD_LEVEL
+  let workers: { w: Worker; pending: Map<number, Pending> }[] | undefined
+  let seq = 0
+  let failure: Error | undefined
+  const start = () =>
+    Array.from({ length: n }, () => {
+      const w = new Worker(workerUrl(), {
+        workerData: { encKey: Buffer.from(encKey), level },
+        resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+      })
+      const pending = new Map<number, Pending>()
+      w.on('message', (m: { seq: number; obj?: Uint8Array; compression?: number; error?: string }) => {
+        const p = pending.get(m.seq)
+        if (!p) return
+        pending.delete(m.seq)
+        if (m.error !== undefined || !m.obj) p.reject(new SluiceError('ERR_ABORTED', `seal worker: ${m.error}`))
+        else p.resolve({ obj: Buffer.from(m.obj.buffer, m.obj.byteOffset, m.obj.byteLength), compression: m.compression! })
+      })
+      w.on('error', err => {
+        failure = err
+        for (const p of pending.values()) p.reject(err)
+        pending.clear()
+      })
+      return { w, pending }
+    })
+  const seal = (item: ChunkItem): Promise<{ obj: Buffer; compression: number }> => {
+    if (failure) return Promise.reject(failure)
+    workers ??= start()
+    const s = seq++
+    const worker = workers[s % n]!
+    // Transfer the bytes when the view owns its whole buffer (not a slice of a read block or of
+    // Node's shared pool); copy them otherwise.
+    const d = item.data
+    const owned = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.byteLength > 4096
+    const data = owned ? d : Buffer.from(d)
+    return new Promise((resolve, reject) => {
+      worker.pending.set(s, { resolve, reject })
+      worker.w.postMessage({ seq: s, id: item.id, data }, [data.buffer as ArrayBuffer])
+    })
+  }
+  return stage<BackupItem, BackupItem>(async function* (source) {
+    try {
+      yield* orderedMap(source, n * 2, async item => {
+        if (item.kind !== 'chunk') return item
+        const r = await seal(item)
+        item.data = r.obj
+        item.compression = r.compression
+        return item
+      })
+    } finally {
+      if (workers) await Promise.all(workers.map(({ w }) => w.terminate()))
+    }
+  })
+}
