@@ -47,7 +47,8 @@ const PASSWORD = 'bench-password-not-secret'
 /** The repository root of this project (bench/ is one level below it). */
 export const PROJECT_ROOT = dirname(dirname(fileURLToPath(import.meta.url)))
 
-/** The Sluice CLI entry point; SLUICE_CLI overrides it. */
+/** The Sluice CLI entry point; SLUICE_CLI overrides it. Run as an executable, as a user's
+ *  `sluice` is, so the V8 flags of its shebang apply. */
 export const SLUICE_CLI = process.env.SLUICE_CLI ?? join(PROJECT_ROOT, 'dist', 'cli', 'main.js')
 
 /** A copy of the environment without any tool's repository or password variables. */
@@ -85,22 +86,22 @@ const sluice: Tool = {
   name: 'sluice',
   probe() {
     if (!existsSync(SLUICE_CLI)) return `unavailable: ${SLUICE_CLI} not built (npm run build)`
-    const help = quiet([process.execPath, SLUICE_CLI, '--help'])
+    const help = quiet([SLUICE_CLI, '--help'])
     if (help === undefined) return `unavailable: ${SLUICE_CLI} --help failed`
     const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
     return `sluice ${pkg.version} (node ${process.version})`
   },
-  init: (run) => ({ argv: [process.execPath, SLUICE_CLI, 'init'], env: run.env }),
-  backup: (run, source) => ({ argv: [process.execPath, SLUICE_CLI, 'backup', source, '--json'], env: run.env }),
+  init: (run) => ({ argv: [SLUICE_CLI, 'init'], env: run.env }),
+  backup: (run, source) => ({ argv: [SLUICE_CLI, 'backup', source, '--json'], env: run.env }),
   restore: (run, target) => ({
-    argv: [process.execPath, SLUICE_CLI, 'restore', 'latest', '--target', target],
+    argv: [SLUICE_CLI, 'restore', 'latest', '--target', target],
     env: run.env,
   }),
   backupStdin: (run, name) => ({
-    argv: [process.execPath, SLUICE_CLI, 'backup', '--stdin', '--stdin-filename', name, '--json'],
+    argv: [SLUICE_CLI, 'backup', '--stdin', '--stdin-filename', name, '--json'],
     env: run.env,
   }),
-  cat: (run, name) => ({ argv: [process.execPath, SLUICE_CLI, 'cat', 'latest', name], env: run.env }),
+  cat: (run, name) => ({ argv: [SLUICE_CLI, 'cat', 'latest', name], env: run.env }),
 }
 
 const restic: Tool = {
