@@ -106,3 +106,6 @@ export const GC_EVERY_BYTES = 16 * MiB
 /** Worker threads that compress and seal (transforms/seal.ts). Two CPUs here: one for the
  *  main thread's read/chunk/hash, one for zstd and XChaCha20. */
 export const SEAL_WORKERS = 1
+
+/** Chunk bytes per second from which sealing moves to worker threads (transforms/seal.ts). */
+export const SEAL_WORKER_RATE = 64 * MiB

@@ -5,6 +5,11 @@
  * beside the main thread's reading, chunking and hashing. The result is the same object the
  * compress → encrypt stages make (lib/objects.ts), in the same order.
  *
+ * A worker costs about 11 MB of RSS (its own V8 isolate), which a tree of small files, bound by
+ * per-file work rather than by compression, should not pay. So chunks are sealed inline on the
+ * main thread until they arrive fast enough for compression to be the bottleneck
+ * (SEAL_WORKER_RATE: 64 MiB within one second); from then on, on the workers.
+ *
  * Memory: up to 2 chunks per worker in flight, each worker's own heap (capped), and one zstd
  * context per worker.
  */
@@ -13,7 +18,8 @@ import { Worker } from 'node:worker_threads'
 import type { BackupItem, ChunkItem } from '../lib/entry.js'
 import { orderedMap, stage } from '../lib/flow.js'
 import { SluiceError } from '../lib/errors.js'
-import { SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
+import { SEAL_WORKER_RATE, SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
+import { compressPayload, sealChunk } from '../lib/objects.js'
 
 export interface SealOptions {
   workers?: number
@@ -75,11 +81,28 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
       worker.w.postMessage({ seq: s, id: item.id, data }, [data.buffer as ArrayBuffer])
     })
   }
+  // Chunk bytes seen since windowStart; the workers start when a window fills fast enough.
+  let windowBytes = 0
+  let windowStart = performance.now()
+  let useWorkers = false
+  const inline = (item: ChunkItem) => {
+    const c = compressPayload(item.data, level)
+    return { obj: sealChunk(encKey, item.id, c.compression, c.data), compression: c.compression }
+  }
   return stage<BackupItem, BackupItem>(async function* (source) {
     try {
       yield* orderedMap(source, n * 2, async item => {
         if (item.kind !== 'chunk') return item
-        const r = await seal(item)
+        if (!useWorkers) {
+          windowBytes += item.size
+          if (windowBytes >= SEAL_WORKER_RATE) {
+            const now = performance.now()
+            useWorkers = now - windowStart < 1000
+            windowBytes = 0
+            windowStart = now
+          }
+        }
+        const r = useWorkers ? await seal(item) : inline(item)
         item.data = r.obj
         item.compression = r.compression
         return item
