@@ -14,7 +14,6 @@
  */
 import { Writable } from 'node:stream'
 import fs from 'node:fs'
-import fsp from 'node:fs/promises'
 import type { EntryMeta, RestoreItem } from '../lib/entry.js'
 import { SluiceError, asSluiceError, isErrno } from '../lib/errors.js'
 import { displayPath, isUnder, joinPath, parentPath, splitPath } from '../lib/bytes.js'
@@ -52,24 +51,27 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   const owners = opts.owners ?? process.getuid?.() === 0
   const stack: OpenDir[] = []
   // Directories (snapshot-relative) known to be real directories we may write into.
-  let file: { fh: fsp.FileHandle; meta: EntryMeta; abs: Buffer; written: number } | null = null
+  let file: { fd: number; meta: EntryMeta; abs: Buffer; written: number } | null = null
 
   const abs = (p: Buffer): Buffer => Buffer.concat([root, Buffer.from('/'), p])
   const warn = (e: EntryMeta, what: string, cause: unknown) =>
     opts.onWarning(new SluiceError('ERR_WRITE', `${displayPath(e.path)}: ${what}: ${(cause as Error).message ?? cause}`, { cause, path: e.path }))
 
-  async function setMeta(e: EntryMeta, p: Buffer): Promise<void> {
-    const isLink = e.type === 'symlink'
+  // Every call below is synchronous: a restore is a long run of small metadata operations, and
+  // each costs a third as much as a round trip through libuv's thread pool (measured: 100k
+  // files spent 20 of 53 s idle waiting for those round trips). Writes land in the page cache.
+
+  function setMeta(e: EntryMeta, p: Buffer): void {
     if (owners) {
       try {
-        await fsp.lchown(p, e.uid, e.gid)
+        fs.lchownSync(p, e.uid, e.gid)
       } catch (cause) {
         warn(e, 'cannot set owner', cause)
       }
     }
-    if (!isLink) {
+    if (e.type !== 'symlink') {
       try {
-        await fsp.chmod(p, e.mode & 0o7777)
+        fs.chmodSync(p, e.mode & 0o7777)
       } catch (cause) {
         warn(e, 'cannot set mode', cause)
       }
@@ -89,27 +91,30 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     opts.onEntry?.(e)
   }
 
-  async function closeFile(): Promise<void> {
+  function closeFile(): void {
     if (!file) return
     const f = file
     file = null
-    if (f.written < f.meta.size) await f.fh.truncate(f.meta.size) // sparse tail stays a hole
-    await f.fh.close()
-    await setMeta(f.meta, f.abs)
+    try {
+      if (f.written < f.meta.size) fs.ftruncateSync(f.fd, f.meta.size) // a sparse tail stays a hole
+    } finally {
+      fs.closeSync(f.fd)
+    }
+    setMeta(f.meta, f.abs)
   }
 
   /** Finishes directories on the stack that `path` is not inside. */
-  async function leaveTo(path: Buffer): Promise<void> {
+  function leaveTo(path: Buffer): void {
     while (stack.length > 0 && !isUnder(path, stack[stack.length - 1]!.path)) {
       const d = stack.pop()!
-      await setMeta(d.meta, abs(d.path))
+      setMeta(d.meta, abs(d.path))
     }
   }
 
   /** Makes sure every ancestor of `p` is a real directory under the target (not a symlink);
    *  missing ones are created, unless `create` is false (a hardlink's source: link() would
    *  follow a symlink in its parents and link a file from outside the target). */
-  async function ensureParents(p: Buffer, create = true): Promise<void> {
+  function ensureParents(p: Buffer, create = true): void {
     const parent = parentPath(p)
     if (parent.length === 0) return
     const top = stack[stack.length - 1]
@@ -119,37 +124,39 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     for (const c of splitPath(parent)) {
       cur = joinPath(cur, c)
       const a = abs(cur)
-      try {
-        const st = await fsp.lstat(a)
-        if (!st.isDirectory()) throw new SluiceError('ERR_UNSAFE_PATH', `"${displayPath(p)}" lies below "${displayPath(cur)}", which is not a directory; refusing to restore`)
-      } catch (err) {
-        if (!isErrno(err, 'ENOENT') || !create) throw err
-        await fsp.mkdir(a, { mode: 0o700 })
+      const st = fs.lstatSync(a, { throwIfNoEntry: false })
+      if (st === undefined) {
+        if (!create) throw Object.assign(new Error(`no directory ${displayPath(cur)}`), { code: 'ENOENT' })
+        fs.mkdirSync(a, { mode: 0o700 })
+      } else if (!st.isDirectory()) {
+        throw new SluiceError('ERR_UNSAFE_PATH', `"${displayPath(p)}" lies below "${displayPath(cur)}", which is not a directory; refusing to restore`)
       }
     }
   }
 
-  async function removeExisting(p: Buffer): Promise<void> {
+  /** Runs `make`; if something is already at `p`, removes it (a directory stays) and tries once
+   *  more. Restoring into an empty target costs no extra call per entry. */
+  function replacing<T>(p: Buffer, make: () => T): T {
     try {
-      const st = await fsp.lstat(p)
-      if (st.isDirectory()) return
-      await fsp.unlink(p)
+      return make()
     } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err
+      if (!isErrno(err, 'EEXIST', 'ELOOP')) throw err
+      const st = fs.lstatSync(p, { throwIfNoEntry: false })
+      if (st && !st.isDirectory()) fs.unlinkSync(p)
+      return make()
     }
   }
 
-  async function create(e: EntryMeta): Promise<void> {
+  function create(e: EntryMeta): void {
     checkSafePath(e.path)
-    await leaveTo(e.path)
-    await ensureParents(e.path)
+    leaveTo(e.path)
+    ensureParents(e.path)
     const p = abs(e.path)
     if (e.hardlinkTo) {
       checkSafePath(e.hardlinkTo)
-      await removeExisting(p)
       try {
-        await ensureParents(e.hardlinkTo, false)
-        await fsp.link(abs(e.hardlinkTo), p)
+        ensureParents(e.hardlinkTo, false)
+        replacing(p, () => fs.linkSync(abs(e.hardlinkTo!), p))
       } catch (cause) {
         if (cause instanceof SluiceError) throw cause
         warn(e, `cannot link to ${displayPath(e.hardlinkTo)}`, cause)
@@ -159,36 +166,32 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     switch (e.type) {
       case 'dir':
         try {
-          await fsp.mkdir(p, { mode: 0o700 })
+          fs.mkdirSync(p, { mode: 0o700 })
         } catch (err) {
           if (!isErrno(err, 'EEXIST')) throw err
-          const st = await fsp.lstat(p)
-          if (!st.isDirectory()) {
-            await fsp.unlink(p)
-            await fsp.mkdir(p, { mode: 0o700 })
+          if (!fs.lstatSync(p).isDirectory()) {
+            fs.unlinkSync(p)
+            fs.mkdirSync(p, { mode: 0o700 })
           }
         }
         stack.push({ path: e.path, meta: e })
         return
       case 'file': {
-        await removeExisting(p)
-        const fh = await fsp.open(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o600)
-        file = { fh, meta: e, abs: p, written: 0 }
+        const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
+        const fd = replacing(p, () => fs.openSync(p, flags, 0o600))
+        file = { fd, meta: e, abs: p, written: 0 }
         return
       }
       case 'symlink':
-        await removeExisting(p)
-        await fsp.symlink(e.linkTarget ?? Buffer.alloc(0), p)
+        replacing(p, () => fs.symlinkSync(e.linkTarget ?? Buffer.alloc(0), p))
         break
       case 'fifo':
-        await removeExisting(p)
-        mkfifo(p, 0o600)
+        replacing(p, () => mkfifo(p, 0o600))
         break
       case 'char':
       case 'block':
-        await removeExisting(p)
         try {
-          mknod(p, (e.type === 'char' ? fs.constants.S_IFCHR : fs.constants.S_IFBLK) | 0o600, e.rdev ?? 0)
+          replacing(p, () => mknod(p, (e.type === 'char' ? fs.constants.S_IFCHR : fs.constants.S_IFBLK) | 0o600, e.rdev ?? 0))
         } catch (cause) {
           warn(e, 'cannot create device', cause)
           return
@@ -197,25 +200,25 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       case 'socket':
         return // sockets are recorded but, like tar and restic, not recreated
     }
-    await setMeta(e, p)
+    setMeta(e, p)
   }
 
-  async function handle(item: RestoreItem): Promise<void> {
+  function handle(item: RestoreItem): void {
     if (item.kind === 'data') {
       if (!file) return
       const f = file
       let off = 0
       while (off < item.data.length) {
-        const { bytesWritten } = await f.fh.write(item.data, off, item.data.length - off, f.written)
-        off += bytesWritten
-        f.written += bytesWritten
+        const n = fs.writeSync(f.fd, item.data, off, item.data.length - off, f.written)
+        off += n
+        f.written += n
       }
       return
     }
     if (item.kind === 'extents') return
-    await closeFile()
+    closeFile()
     try {
-      await create(item.entry)
+      create(item.entry)
     } catch (err) {
       // An entry that cannot be created (a path the snapshot names twice with different types,
       // a full disk) stops the restore with a code, not a bare errno.
@@ -227,19 +230,33 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     objectMode: true,
     highWaterMark: 2,
     write(item: RestoreItem, _enc, cb) {
-      handle(item).then(() => cb(), err => cb(err))
+      try {
+        handle(item)
+      } catch (err) {
+        return cb(err as Error)
+      }
+      cb()
     },
     final(cb) {
-      ;(async () => {
-        await closeFile()
-        await leaveTo(Buffer.from([0])) // a path under no directory: finish them all
-      })().then(() => cb(), err => cb(err))
+      try {
+        closeFile()
+        leaveTo(Buffer.from([0])) // a path under no directory: finish them all
+      } catch (err) {
+        return cb(err as Error)
+      }
+      cb()
     },
     destroy(err, cb) {
       const f = file
       file = null
-      if (f) f.fh.close().then(() => cb(err), () => cb(err))
-      else cb(err)
+      if (f) {
+        try {
+          fs.closeSync(f.fd)
+        } catch {
+          // already failing
+        }
+      }
+      cb(err)
     },
   })
 }
