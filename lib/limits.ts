@@ -109,3 +109,8 @@ export const SEAL_WORKERS = 1
 
 /** Chunk bytes per second from which sealing moves to worker threads (transforms/seal.ts). */
 export const SEAL_WORKER_RATE = 64 * MiB
+
+/** Restore: files up to this size are collected (copied) and created by jobs that run
+ *  RESTORE_FILE_JOBS at a time, so the kernel's per-file creation cost overlaps. */
+export const RESTORE_SMALL_FILE = 256 * KiB
+export const RESTORE_FILE_JOBS = 8

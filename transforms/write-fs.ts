@@ -10,7 +10,8 @@
  * the snapshot can never redirect a later write outside the target.
  *
  * Memory: the stack of directories on the current path (their metadata, to finish them when
- * left) and one open file.
+ * left), one open large file, and RESTORE_FILE_JOBS small files (copies of at most
+ * RESTORE_SMALL_FILE bytes each) being created concurrently.
  */
 import { Writable } from 'node:stream'
 import fs from 'node:fs'
@@ -18,6 +19,7 @@ import type { EntryMeta, RestoreItem } from '../lib/entry.js'
 import { SluiceError, asSluiceError, isErrno } from '../lib/errors.js'
 import { displayPath, isUnder, joinPath, parentPath, splitPath } from '../lib/bytes.js'
 import { lsetxattr, mkfifo, mknod, utimens } from '../lib/native.js'
+import { RESTORE_FILE_JOBS, RESTORE_SMALL_FILE } from '../lib/limits.js'
 
 export interface FsWriterOptions {
   /** Per-entry trouble (cannot set an owner, an xattr, a device without root): the restore goes on. */
@@ -26,6 +28,14 @@ export interface FsWriterOptions {
   owners?: boolean
   /** Called after each entry is finished (for progress). */
   onEntry?: (entry: EntryMeta) => void
+}
+
+function openAsync(p: Buffer, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(p, flags, 0o600, (err, fd) => (err ? reject(err) : resolve(fd))))
+}
+
+function writeAsync(fd: number, b: Buffer, off: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, b, off, b.length - off, pos, (err, n) => (err ? reject(err) : resolve(n))))
 }
 
 /** Throws ERR_UNSAFE_PATH unless `p` is a relative path of plain components. */
@@ -52,6 +62,13 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   const stack: OpenDir[] = []
   // Directories (snapshot-relative) known to be real directories we may write into.
   let file: { fd: number; meta: EntryMeta; abs: Buffer; written: number } | null = null
+  // A small file being collected, to be created by a job of its own (see `flushSmall`).
+  let small: { meta: EntryMeta; abs: Buffer; parts: Buffer[] } | null = null
+  // Small-file jobs in flight: creating a file costs the kernel 30-300 µs (inode, journal), so
+  // several run at once on the thread pool. A directory's metadata, a hardlink and the end of the
+  // restore wait for them.
+  const jobs = new Set<Promise<void>>()
+  let jobFailure: unknown
 
   const abs = (p: Buffer): Buffer => Buffer.concat([root, Buffer.from('/'), p])
   const warn = (e: EntryMeta, what: string, cause: unknown) =>
@@ -103,8 +120,52 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     setMeta(f.meta, f.abs)
   }
 
+  /** Starts the job that creates the collected small file. */
+  async function flushSmall(): Promise<void> {
+    if (!small) return
+    const f = small
+    small = null
+    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
+    const job = (async () => {
+      let fd: number
+      try {
+        fd = await openAsync(f.abs, flags)
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST', 'ELOOP')) throw err
+        fd = replacing(f.abs, () => fs.openSync(f.abs, flags, 0o600))
+      }
+      try {
+        let pos = 0
+        for (const part of f.parts) {
+          for (let off = 0; off < part.length; ) {
+            const n = await writeAsync(fd, part, off, pos)
+            off += n
+            pos += n
+          }
+        }
+        if (pos < f.meta.size) fs.ftruncateSync(fd, f.meta.size)
+      } finally {
+        fs.closeSync(fd)
+      }
+      setMeta(f.meta, f.abs)
+    })().catch(err => {
+      jobFailure ??= asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(f.meta.path)}`)
+    })
+    jobs.add(job)
+    void job.finally(() => jobs.delete(job))
+    if (jobs.size >= RESTORE_FILE_JOBS) await Promise.race(jobs)
+  }
+
+  /** Waits for every small-file job; rethrows the first failure. */
+  async function drain(): Promise<void> {
+    await flushSmall()
+    while (jobs.size > 0) await Promise.all(jobs)
+    if (jobFailure !== undefined) throw jobFailure
+  }
+
   /** Finishes directories on the stack that `path` is not inside. */
-  function leaveTo(path: Buffer): void {
+  async function leaveTo(path: Buffer): Promise<void> {
+    if (stack.length > 0 && !isUnder(path, stack[stack.length - 1]!.path)) await drain()
     while (stack.length > 0 && !isUnder(path, stack[stack.length - 1]!.path)) {
       const d = stack.pop()!
       setMeta(d.meta, abs(d.path))
@@ -147,13 +208,14 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     }
   }
 
-  function create(e: EntryMeta): void {
+  async function create(e: EntryMeta): Promise<void> {
     checkSafePath(e.path)
-    leaveTo(e.path)
+    await leaveTo(e.path)
     ensureParents(e.path)
     const p = abs(e.path)
     if (e.hardlinkTo) {
       checkSafePath(e.hardlinkTo)
+      await drain() // the first link may still be being written
       try {
         ensureParents(e.hardlinkTo, false)
         replacing(p, () => fs.linkSync(abs(e.hardlinkTo!), p))
@@ -177,6 +239,10 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
         stack.push({ path: e.path, meta: e })
         return
       case 'file': {
+        if (e.size <= RESTORE_SMALL_FILE) {
+          small = { meta: e, abs: p, parts: [] }
+          return
+        }
         const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
         const fd = replacing(p, () => fs.openSync(p, flags, 0o600))
         file = { fd, meta: e, abs: p, written: 0 }
@@ -203,8 +269,14 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     setMeta(e, p)
   }
 
-  function handle(item: RestoreItem): void {
+  async function handle(item: RestoreItem): Promise<void> {
+    if (jobFailure !== undefined) throw jobFailure
     if (item.kind === 'data') {
+      if (small) {
+        // A copy: the data is a view of a whole decoded chunk, which must not be held for it.
+        small.parts.push(Buffer.from(item.data))
+        return
+      }
       if (!file) return
       const f = file
       let off = 0
@@ -217,8 +289,9 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     }
     if (item.kind === 'extents') return
     closeFile()
+    await flushSmall()
     try {
-      create(item.entry)
+      await create(item.entry)
     } catch (err) {
       // An entry that cannot be created (a path the snapshot names twice with different types,
       // a full disk) stops the restore with a code, not a bare errno.
@@ -230,21 +303,14 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     objectMode: true,
     highWaterMark: 2,
     write(item: RestoreItem, _enc, cb) {
-      try {
-        handle(item)
-      } catch (err) {
-        return cb(err as Error)
-      }
-      cb()
+      handle(item).then(() => cb(), err => cb(err))
     },
     final(cb) {
-      try {
+      ;(async () => {
         closeFile()
-        leaveTo(Buffer.from([0])) // a path under no directory: finish them all
-      } catch (err) {
-        return cb(err as Error)
-      }
-      cb()
+        await drain()
+        await leaveTo(Buffer.from([0])) // a path under no directory: finish them all
+      })().then(() => cb(), err => cb(err))
     },
     destroy(err, cb) {
       const f = file
