@@ -101,7 +101,7 @@ export const SMALL_FILE_SYNC = 64 * KiB
 export const DIFF_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
 
 /** Chunk bytes between two forced garbage collections (lib/gc.ts). */
-export const GC_EVERY_BYTES = 16 * MiB
+export const GC_EVERY_BYTES = 8 * MiB
 
 /** Worker threads that compress and seal (transforms/seal.ts). Two CPUs here: one for the
  *  main thread's read/chunk/hash, one for zstd and XChaCha20. */
