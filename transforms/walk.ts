@@ -8,8 +8,9 @@
  * Names are raw bytes from first to last: listings are read with `encoding: 'buffer'` and never
  * decoded. Symlinks are never followed (lstat only; a symlink to a directory is a symlink entry).
  *
- * Memory: the sorted listings of the directories on the current path, a read-ahead of at most
- * LSTAT_AHEAD lstat results per directory on that path, and the hardlink map (inodes with a link
+ * Memory: the sorted listings of the directories on the current path, the lstat results of at
+ * most LSTAT_AHEAD upcoming siblings per directory on that path (taken synchronously: see
+ * probeOf), and the hardlink map (inodes with a link
  * count above one whose links have not all been seen yet: the one structure that DESIGN.md
  * allows to grow with the data).
  */
