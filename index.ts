@@ -107,7 +107,7 @@ function chunkerKeys(repo: Repository) {
 
 /**
  * Backs up `paths` (or `source`) into `repo` as one new snapshot:
- * source → filter → xattr-read → chunk → metadata → dedup → seal (compress + encrypt, on a worker
+ * source → filter → [parent-join] → xattr-read → prefetch → chunk → metadata → dedup → seal (compress + encrypt, on a worker
  * thread) → upload → commit.
  * The snapshot root is written only after every chunk it needs is stored.
  */
@@ -168,8 +168,8 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   await pipeline(
     source,
     createFilter(rules),
-    createXattrReader({ onWarning }),
     ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
+    createXattrReader({ onWarning }),
     ...(opts.paths ? [createPrefetch()] : []),
     createChunker(keys, { params: repo.config.chunker, onWarning, stats }),
     createMetadataPacker(keys, repo.config.metaChunker),

@@ -54,6 +54,9 @@ async function* join(source: AsyncIterable<SourceEntry>, parent: AsyncIterable<R
       const before = head as RecordItem
       if (!entry.hardlinkTo && unchanged(entry, before.entry)) {
         entry.reuse = before.extents
+        // Unchanged ctime means unchanged xattrs too (setxattr updates ctime): the xattr-read
+        // stage after this one skips reused entries.
+        if (before.entry.xattrs) entry.xattrs = before.entry.xattrs
         entry.content = undefined // not `delete`: that would turn the object into a slow dictionary
         yield entry
         // The parent's further extents of this file follow it, as they come.

@@ -39,7 +39,9 @@ export function defaultXattrFilter(name: Buffer): boolean {
 
 /**
  * Sets `xattrs` (sorted by name, only when at least one is kept) on every walked entry, that
- * is an item with `kind === 'entry'` and an `fsPath`. Other items pass untouched.
+ * is an item with `kind === 'entry'` and an `fsPath`. Other items pass untouched, and so do
+ * entries the parent-join reuses: setting an xattr changes the ctime, so a file whose ctime is
+ * unchanged has the parent's xattrs, which the join copied.
  * A read error (EACCES, ENOENT when the file vanished, ...) goes to `onWarning` as ERR_READ and
  * the entry passes without xattrs; a filesystem without xattr support (ENOTSUP) is no warning.
  * Holds only the entries in flight; see the module comment for the bound.
@@ -51,7 +53,7 @@ export function createXattrReader(opts: XattrReaderOptions): Transform {
     readableHighWaterMark: STAGE_HWM,
     writableHighWaterMark: STAGE_HWM,
     transform(item: BackupItem, _enc, done) {
-      if (item.kind !== 'entry' || item.fsPath === undefined) {
+      if (item.kind !== 'entry' || item.fsPath === undefined || item.reuse) {
         done(null, item)
         return
       }
