@@ -306,63 +306,52 @@ export function createS3Storage(opts: S3Options): Storage {
     })
   }
 
+  /** Sends one write with `If-None-Match: *` (while the service supports it): false when the
+   *  key already exists (412); a service answering 501 gets plain writes from then on. */
+  async function putIfAbsent(send: (ifNoneMatch: { IfNoneMatch?: string }) => Promise<void>): Promise<boolean> {
+    for (;;) {
+      const withCondition = conditional
+      try {
+        await send(withCondition ? { IfNoneMatch: '*' } : {})
+        return true
+      } catch (err) {
+        if (isPreconditionFailed(err)) return false
+        if (withCondition && isNotImplemented(err)) {
+          conditional = false
+          continue
+        }
+        throw err
+      }
+    }
+  }
+
   async function put(key: string, data: Uint8Array): Promise<boolean> {
     assertKey(key)
     const objectKey = keyPrefix + key
     if (await headExists(objectKey, key)) return false
     const body = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
     if (body.length > threshold) {
-      return attempt(`multipart upload of ${key}`, async () => {
+      return attempt(`multipart upload of ${key}`, () => {
         // Parts are retried by the SDK inside this client; on failure Upload aborts the multipart
         // upload, so no partial object is ever visible (S3 shows an object only on Complete).
         uploadClient ??= makeClient(4)
-        for (;;) {
-          const withCondition = conditional
-          const upload = new Upload({
-            client: uploadClient,
-            params: { Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length, ...(withCondition ? { IfNoneMatch: '*' } : {}) },
+        const client = uploadClient
+        return putIfAbsent(async ifNoneMatch => {
+          await new Upload({
+            client,
+            params: { Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length, ...ifNoneMatch },
             partSize: S3_PART_SIZE,
             queueSize: S3_PART_QUEUE,
             leavePartsOnError: false,
-          })
-          try {
-            await upload.done()
-            return true
-          } catch (err) {
-            if (isPreconditionFailed(err)) return false
-            if (withCondition && isNotImplemented(err)) {
-              conditional = false
-              continue
-            }
-            throw err
-          }
-        }
+          }).done()
+        })
       })
     }
-    return attempt(`PUT ${key}`, async () => {
-      for (;;) {
-        const withCondition = conditional
-        try {
-          await s3().send(
-            new PutObjectCommand({
-              Bucket: bucket,
-              Key: objectKey,
-              Body: body,
-              ContentLength: body.length,
-              ...(withCondition ? { IfNoneMatch: '*' } : {}),
-            }),
-          )
-          return true
-        } catch (err) {
-          if (isPreconditionFailed(err)) return false
-          if (withCondition && isNotImplemented(err)) {
-            conditional = false
-            continue
-          }
-          throw err
-        }
-      }
-    })
+    return attempt(`PUT ${key}`, () =>
+      putIfAbsent(async ifNoneMatch => {
+        await s3().send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body, ContentLength: body.length, ...ifNoneMatch }))
+      }),
+    )
   }
 
   async function get(key: string): Promise<Buffer> {
