@@ -7,8 +7,8 @@
  *
  * A worker costs about 11 MB of RSS (its own V8 isolate), which a tree of small files, bound by
  * per-file work rather than by compression, should not pay. So chunks are sealed inline on the
- * main thread until they arrive fast enough for compression to be the bottleneck
- * (SEAL_WORKER_RATE: 64 MiB within one second); from then on, on the workers.
+ * main thread until sealing takes a third of its time (SEAL_WORKER_SHARE, measured over
+ * windows of SEAL_WORKER_WINDOW_MS); from then on, on the workers.
  *
  * Memory: up to 2 chunks per worker in flight, each worker's own heap (capped), and one zstd
  * context per worker.
@@ -18,7 +18,7 @@ import { Worker } from 'node:worker_threads'
 import type { BackupItem, ChunkItem } from '../lib/entry.js'
 import { orderedMap, stage } from '../lib/flow.js'
 import { SluiceError } from '../lib/errors.js'
-import { SEAL_WORKER_RATE, SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
+import { SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
 import { compressPayload, sealChunk } from '../lib/objects.js'
 
 export interface SealOptions {
@@ -81,27 +81,27 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
       worker.w.postMessage({ seq: s, id: item.id, data }, [data.buffer as ArrayBuffer])
     })
   }
-  // Chunk bytes seen since windowStart; the workers start when a window fills fast enough.
-  let windowBytes = 0
+  // Time spent sealing inline since windowStart; the workers start when it is a large share.
+  let windowSealMs = 0
   let windowStart = performance.now()
   let useWorkers = false
   const inline = (item: ChunkItem) => {
+    const t0 = performance.now()
     const c = compressPayload(item.data, level)
-    return { obj: sealChunk(encKey, item.id, c.compression, c.data), compression: c.compression }
+    const r = { obj: sealChunk(encKey, item.id, c.compression, c.data), compression: c.compression }
+    const t1 = performance.now()
+    windowSealMs += t1 - t0
+    if (t1 - windowStart >= SEAL_WORKER_WINDOW_MS) {
+      useWorkers = windowSealMs >= SEAL_WORKER_SHARE * (t1 - windowStart)
+      windowSealMs = 0
+      windowStart = t1
+    }
+    return r
   }
   return stage<BackupItem, BackupItem>(async function* (source) {
     try {
       yield* orderedMap(source, n * 2, async item => {
         if (item.kind !== 'chunk') return item
-        if (!useWorkers) {
-          windowBytes += item.size
-          if (windowBytes >= SEAL_WORKER_RATE) {
-            const now = performance.now()
-            useWorkers = now - windowStart < 1000
-            windowBytes = 0
-            windowStart = now
-          }
-        }
         const r = useWorkers ? await seal(item) : inline(item)
         item.data = r.obj
         item.compression = r.compression
