@@ -76,6 +76,10 @@ export interface SourceEntry extends EntryMeta {
 export interface ExtentsItem {
   kind: 'extents'
   extents: Extent[]
+  /** The file's content could not be read completely, found out after its record was already
+   *  written (a file spanning chunks): the same meaning as EntryMeta.incomplete, for the whole
+   *  file. Such an item may carry no extents. */
+  incomplete?: boolean
 }
 
 /** Metadata of an entry with (the first of) its extents, as stored in the record stream. */

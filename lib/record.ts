@@ -124,17 +124,19 @@ export function encodeEntry(e: EntryMeta, extents: Extent[] = []): Buffer {
   return frame(w)
 }
 
-/** Encodes a record of further extents of the file in the entry record before it. */
-export function encodeExtentsRecord(extents: Extent[]): Buffer {
+/** Encodes a record of further extents of the file in the entry record before it;
+ *  `incomplete` marks that whole file as not completely read (it may come with no extents). */
+export function encodeExtentsRecord(extents: Extent[], incomplete = false): Buffer {
   const w = new Writer()
   w.uint(RECORD_EXTENTS)
-  w.fieldBytes(F.extents, encodeExtents(extents))
+  if (extents.length > 0) w.fieldBytes(F.extents, encodeExtents(extents))
+  if (incomplete) w.fieldUint(F.incomplete, 1)
   return frame(w)
 }
 
 export type DecodedRecord =
   | { kind: 'record'; entry: EntryMeta; extents: Extent[] }
-  | { kind: 'extents'; extents: Extent[] }
+  | { kind: 'extents'; extents: Extent[]; incomplete?: boolean }
 
 class Reader {
   pos: number
@@ -234,7 +236,7 @@ export function decodeRecord(body: Buffer): DecodedRecord | null {
       throw corrupt(`unknown wire type ${wire}`)
     }
   }
-  if (kind === RECORD_EXTENTS) return { kind: 'extents', extents }
+  if (kind === RECORD_EXTENTS) return e.incomplete ? { kind: 'extents', extents, incomplete: true } : { kind: 'extents', extents }
   if (!e.path || !e.type) throw corrupt('entry record without path or type')
   const entry: EntryMeta = {
     path: e.path, type: e.type, mode: e.mode ?? 0, uid: e.uid ?? 0, gid: e.gid ?? 0, size: e.size ?? 0,
@@ -282,6 +284,13 @@ export class RecordDecoder {
     }
     this.pending = pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos))
     return out
+  }
+
+  /** A decoder in the same state that goes on independently (for a reader's look-ahead). */
+  clone(): RecordDecoder {
+    const copy = new RecordDecoder()
+    copy.pending = this.pending // never written to in place: push replaces it
+    return copy
   }
 
   /** Throws if the stream ended inside a record. */

@@ -169,6 +169,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
     if (item.size < 0) held = rec
     let read = 0
     let dropped = false
+    let incomplete = false
     try {
       for await (const piece of item.content()) {
         read += piece.length
@@ -194,7 +195,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
         }
         opts.onWarning(err)
       } else {
-        if (!targetEmitted) rec.entry.incomplete = true
+        incomplete = true
         opts.onWarning(new SluiceError('ERR_READ', `${err.message} (after ${read} bytes; the snapshot keeps what was read)`, { cause, path: item.path }))
       }
     }
@@ -202,13 +203,19 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
       rec.entry.size = read
       held = null
     } else if (!dropped && read < item.size) {
-      if (!targetEmitted) rec.entry.incomplete = true
+      incomplete = true
       opts.onWarning(new SluiceError('ERR_READ', `${describe(item)} shrank by ${item.size - read} bytes while it was read; padded with zeros`, { path: item.path }))
       for (let left = item.size - read; left > 0; ) {
         const n = Math.min(left, ZEROS.length)
         yield* feed(ZEROS.subarray(0, n))
         left -= n
       }
+    }
+    if (incomplete) {
+      // A record a cut has already emitted cannot be changed: the mark then goes on a trailing
+      // extents record, which the next backup's parent-join reads before it reuses the file.
+      if (queue.includes(rec)) rec.entry.incomplete = true
+      else queue.push({ kind: 'extents', extents: [], incomplete: true })
     }
     target = null
     yield* flushIfResolved()

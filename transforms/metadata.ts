@@ -59,7 +59,7 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
       yield item
       continue
     }
-    const bytes = item.kind === 'record' ? encodeEntry(item.entry, item.extents) : encodeExtentsRecord(item.extents)
+    const bytes = item.kind === 'record' ? encodeEntry(item.entry, item.extents) : encodeExtentsRecord(item.extents, item.incomplete)
     let pos = 0
     while (pos < bytes.length) {
       const at = cdc.next(bytes, pos)

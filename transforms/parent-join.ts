@@ -6,13 +6,29 @@
  * further extents of that file follow it as ExtentsItems. A file the parent has with other
  * metadata is marked `changed`.
  *
+ * A file is never reused when its parent record, or any of the extents records after it, is
+ * marked incomplete: a writer marks the last of those when a read error (or a shrink) shows up
+ * after the file's record was already written. To see those marks before deciding, the join
+ * forks the parent cursor and reads on over that one file's extents records, one at a time.
+ *
  * Memory: one parent record of look-ahead (the parent is read chunk by chunk from storage by
- * its own reader) — nothing proportional to either side's length.
+ * its own reader), plus, while a reused file's extents records are scanned, one fork of that
+ * reader (one metadata chunk and one record) — nothing proportional to either side's length.
+ * The fork costs a second load of the metadata chunks that only a file's extents records reach
+ * (more than the chunk being read and the one read ahead: files of several GiB).
  */
 import type { Duplex } from 'node:stream'
 import type { EntryMeta, ExtentsItem, RecordItem, SourceEntry } from '../lib/entry.js'
 import { comparePaths } from '../lib/bytes.js'
 import { stage } from '../lib/flow.js'
+
+/** The parent snapshot's records in stored order, as a cursor that can be forked: a fork reads
+ *  on from the same place without moving the original. snapshotRecords() returns one. */
+export interface ParentRecords {
+  next(): Promise<IteratorResult<RecordItem | ExtentsItem, unknown>>
+  fork(): ParentRecords
+  return?(): Promise<unknown>
+}
 
 /** True when a file's content can be taken from the parent without reading it. */
 export function unchanged(now: EntryMeta, before: EntryMeta): boolean {
@@ -23,12 +39,28 @@ export function unchanged(now: EntryMeta, before: EntryMeta): boolean {
   )
 }
 
-export function createParentJoin(parent: AsyncIterable<RecordItem | ExtentsItem>): Duplex {
+/** Marks the walked files the parent snapshot has unchanged (`reuse`) or with other metadata
+ *  (`changed`). `parent` is consumed (and closed) by the stage. */
+export function createParentJoin(parent: ParentRecords): Duplex {
   return stage<SourceEntry, SourceEntry | ExtentsItem>(source => join(source, parent))
 }
 
-async function* join(source: AsyncIterable<SourceEntry>, parent: AsyncIterable<RecordItem | ExtentsItem>): AsyncIterable<SourceEntry | ExtentsItem> {
-  const it = parent[Symbol.asyncIterator]()
+/** True when one of the extents records that `it` has still to yield before the next entry
+ *  record is marked incomplete; reads ahead on a fork, so `it` does not move. */
+async function continuationIncomplete(it: ParentRecords): Promise<boolean> {
+  const scout = it.fork()
+  try {
+    for (;;) {
+      const r = await scout.next()
+      if (r.done || r.value.kind !== 'extents') return false
+      if (r.value.incomplete) return true
+    }
+  } finally {
+    await scout.return?.()
+  }
+}
+
+async function* join(source: AsyncIterable<SourceEntry>, it: ParentRecords): AsyncIterable<SourceEntry | ExtentsItem> {
   let head: RecordItem | ExtentsItem | undefined
   let done = false
   const advance = async (): Promise<void> => {
@@ -53,18 +85,26 @@ async function* join(source: AsyncIterable<SourceEntry>, parent: AsyncIterable<R
       }
       const before = head as RecordItem
       if (!entry.hardlinkTo && unchanged(entry, before.entry)) {
-        entry.reuse = before.extents
-        // Unchanged ctime means unchanged xattrs too (setxattr updates ctime): the xattr-read
-        // stage after this one skips reused entries.
-        if (before.entry.xattrs) entry.xattrs = before.entry.xattrs
-        entry.content = undefined // not `delete`: that would turn the object into a slow dictionary
-        yield entry
-        // The parent's further extents of this file follow it, as they come.
-        for (;;) {
-          await advance()
-          if (done || head!.kind !== 'extents') break
-          yield head as ExtentsItem
+        await advance() // past the record: the file's extents records, if any, come next
+        const more = !done && head!.kind === 'extents'
+        if (!more || !((head as ExtentsItem).incomplete || (await continuationIncomplete(it)))) {
+          entry.reuse = before.extents
+          // Unchanged ctime means unchanged xattrs too (setxattr updates ctime): the xattr-read
+          // stage after this one skips reused entries.
+          if (before.entry.xattrs) entry.xattrs = before.entry.xattrs
+          entry.content = undefined // not `delete`: that would turn the object into a slow dictionary
+          yield entry
+          // The parent's further extents of this file follow it, as they come.
+          while (!done && head!.kind === 'extents') {
+            yield head as ExtentsItem
+            await advance()
+          }
+          continue
         }
+        // Marked incomplete after its record was written: read it again.
+        entry.changed = true
+        yield entry
+        while (!done && head!.kind === 'extents') await advance()
         continue
       }
       if (before.entry.type === 'file') entry.changed = true
