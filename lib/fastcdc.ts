@@ -4,8 +4,14 @@
  * table is derived from a repository secret, so boundaries (and so chunk sizes) leak nothing
  * about the content to someone without the key. Pure state machine: the same bytes fed in any
  * split give the same boundaries.
+ *
+ * The hot loop also exists in C (native/sluice_native.c cdcNext, 5-6x the speed); it is used
+ * when the addon is built and must cut exactly where the TypeScript below does, since
+ * repositories dedup new chunks against those cut by older versions. test/fastcdc.test.ts
+ * holds the two to that.
  */
 import { chunkId } from './crypto.js'
+import { nativeCdcNext, type CdcNext } from './native.js'
 
 export interface ChunkerParams {
   min: number
@@ -55,25 +61,53 @@ function scan(gear: Int32Array, buf: Uint8Array, i: number, stop: number, h: num
   return scanResult
 }
 
-export class Cdc {
-  private h = 0
-  /** Bytes of the current (open) chunk seen so far. */
-  private n = 0
-  private readonly maskS: number
-  private readonly maskL: number
+/** Options of a Cdc. */
+export interface CdcOptions {
+  /** Use the addon's C loop when it is built (default true). false keeps to the TypeScript loop;
+   *  both cut at the same places, so this only changes speed. */
+  native?: boolean
+  /** Fewest bytes to hash (those past `min`) for which a call goes to the addon. Below about
+   *  128 the TypeScript loop is done before an N-API call would be (a call costs ~250 ns here),
+   *  which keeps metadata records and small files on it. -Infinity sends every call (tests). */
+  nativeMinBytes?: number
+}
 
-  constructor(private readonly gear: Int32Array, readonly params: ChunkerParams) {
+/** Slots of Cdc's state array, shared with the addon's cdcNext (native/sluice_native.c). */
+const H = 0, N = 1, MIN = 2, AVG = 3, MAX = 4, MASK_S = 5, MASK_L = 6
+
+export class Cdc {
+  /** [h, n, min, avg, max, maskS, maskL]: h the gear hash, n the bytes of the open chunk so far.
+   *  A Float64Array so the addon reads and updates it in place, and holds exactly the numbers
+   *  that plain fields would: either loop may take the next buffer. */
+  private readonly st = new Float64Array(7)
+  private readonly native: CdcNext | undefined
+  private readonly nativeMinBytes: number
+
+  constructor(private readonly gear: Int32Array, readonly params: ChunkerParams, opts: CdcOptions = {}) {
     if (!(params.min > 0 && params.min <= params.avg && params.avg <= params.max)) {
       throw new RangeError('chunker needs 0 < min <= avg <= max')
     }
     const bits = Math.round(Math.log2(params.avg))
-    this.maskS = mask(bits + 2)
-    this.maskL = mask(bits - 2)
+    const st = this.st
+    st[MIN] = params.min
+    st[AVG] = params.avg
+    st[MAX] = params.max
+    st[MASK_S] = mask(bits + 2)
+    st[MASK_L] = mask(bits - 2)
+    // The C side takes integer sizes only; other (useless) params keep the loop that defines them.
+    const integral = Number.isSafeInteger(params.min) && Number.isSafeInteger(params.avg) && Number.isSafeInteger(params.max)
+    this.native = opts.native !== false && integral && gear.length === 256 ? nativeCdcNext() : undefined
+    this.nativeMinBytes = opts.nativeMinBytes ?? 128
+  }
+
+  /** Whether this chunker runs the addon's loop. */
+  get isNative(): boolean {
+    return this.native !== undefined
   }
 
   /** Length of the open chunk so far. */
   get pending(): number {
-    return this.n
+    return this.st[N]!
   }
 
   /**
@@ -81,24 +115,35 @@ export class Cdc {
    * the state resets), or -1 when the buffer ended without one (the state carries over).
    */
   next(buf: Uint8Array, start = 0): number {
-    const { min, avg, max } = this.params
+    const st = this.st
+    const left = buf.length - start
+    if (this.native !== undefined && Math.min(left, st[N]! + left - st[MIN]!) >= this.nativeMinBytes) {
+      return this.native(this.gear, buf, start, st)
+    }
+    return this.nextTs(buf, start)
+  }
+
+  /** The definition of the boundaries; the addon's cdcNext must cut exactly where this does. */
+  private nextTs(buf: Uint8Array, start: number): number {
     const gear = this.gear
+    const st = this.st
+    const min = st[MIN]!, avg = st[AVG]!, max = st[MAX]!
     const end = buf.length
-    let h = this.h, n = this.n, i = start
+    let h = st[H]!, n = st[N]!, i = start
     // Bytes before `min` cannot end a chunk: skip them without hashing.
     if (n < min) {
       const skip = Math.min(min - n, end - i)
       i += skip
       n += skip
       if (n < min) {
-        this.n = n
+        st[N] = n
         return -1
       }
     }
     // Below the average size the stricter mask applies, above it the looser one.
     if (n < avg) {
       const stop = Math.min(end, i + (avg - n))
-      const r = scan(gear, buf, i, stop, h, this.maskS)
+      const r = scan(gear, buf, i, stop, h, st[MASK_S]!)
       n += r.at - i
       i = r.at
       h = r.h
@@ -106,27 +151,26 @@ export class Cdc {
     }
     if (n >= avg && n < max) {
       const stop = Math.min(end, i + (max - n))
-      const r = scan(gear, buf, i, stop, h, this.maskL)
+      const r = scan(gear, buf, i, stop, h, st[MASK_L]!)
       n += r.at - i
       i = r.at
       h = r.h
       if (r.cut) return this.cut(i)
     }
     if (n >= max) return this.cut(i)
-    this.h = h
-    this.n = n
+    st[H] = h
+    st[N] = n
     return -1
   }
 
   private cut(at: number): number {
-    this.h = 0
-    this.n = 0
+    this.reset()
     return at
   }
 
   /** Forgets the open chunk (after a forced cut by the caller). */
   reset(): void {
-    this.h = 0
-    this.n = 0
+    this.st[H] = 0
+    this.st[N] = 0
   }
 }

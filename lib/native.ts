@@ -1,8 +1,9 @@
 /**
  * Typed access to the sluice_native addon (native/sluice_native.c): the few Linux syscalls
- * Node's fs lacks, with paths as raw bytes. fs.utimes takes float seconds and loses nanoseconds,
- * cannot set a symlink's own times, fs has no mknod, and the xattr packages take string paths,
- * so names that are not UTF-8 cannot be reached.
+ * Node's fs lacks, with paths as raw bytes, and the chunker's hot loop (`nativeCdcNext`).
+ * fs.utimes takes float seconds and loses nanoseconds, cannot set a symlink's own times, fs has
+ * no mknod, and the xattr packages take string paths, so names that are not UTF-8 cannot be
+ * reached.
  *
  * Every call is synchronous (one or a few syscalls, microseconds) and none follows a final
  * symlink. Errors are shaped like Node's fs errors: `code` is the errno name ('ENOENT',
@@ -34,6 +35,7 @@ interface Addon {
   lsetxattr(path: Buffer, name: Buffer, value: Buffer): void
   mknod(path: Buffer, mode: number, dev: number): void
   tuneMalloc(mmapThreshold: number, arenaMax: number): boolean
+  cdcNext?: CdcNext
 }
 
 let addon: Addon | undefined
@@ -101,4 +103,28 @@ export function mkfifo(path: Buffer, perm: number): void {
  *  OS instead of fragmenting the heap; see native/sluice_native.c. A no-op off glibc. */
 export function tuneMalloc(mmapThreshold: number, arenaMax: number): boolean {
   return load().tuneMalloc(mmapThreshold, arenaMax)
+}
+
+/**
+ * One step of lib/fastcdc.ts `Cdc.next` in C: scans `buf` from `start` and returns the index just
+ * past a chunk boundary, or -1 when `buf` ended first. `state` is the chunker's Float64Array
+ * [h, n, min, avg, max, maskS, maskL]; h and n are read and written back (both 0 after a cut).
+ * gear must hold 256 values; min/avg/max must be integers below 2^53 with 0 < min <= avg <= max.
+ * Bad arguments throw a TypeError or RangeError (code ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE).
+ */
+export type CdcNext = (gear: Int32Array, buf: Uint8Array, start: number, state: Float64Array) => number
+
+let cdcNext: CdcNext | null | undefined
+
+/** The native chunker step, or undefined when the addon is not built (or is a build from before
+ *  it had one): the chunker then keeps to its TypeScript loop, which cuts at the same places. */
+export function nativeCdcNext(): CdcNext | undefined {
+  if (cdcNext === undefined) {
+    try {
+      cdcNext = load().cdcNext ?? null
+    } catch {
+      cdcNext = null
+    }
+  }
+  return cdcNext ?? undefined
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
-import { lgetxattrs, lsetxattr, mkfifo, mknod, utimens } from '../lib/native.js'
+import { lgetxattrs, lsetxattr, mkfifo, mknod, nativeCdcNext, utimens } from '../lib/native.js'
 
 const ROOT = '/tmp/native-task'
 const SHM = '/dev/shm'
@@ -249,5 +249,67 @@ describe('mknod / mkfifo', () => {
     const st = lstatSync(node)
     assert.ok(st.isCharacterDevice())
     assert.equal(st.rdev, devNull.rdev)
+  })
+})
+
+describe('cdcNext (the chunker loop; its boundaries are pinned in fastcdc.test.ts)', () => {
+  const gear = new Int32Array(256).map((_, i) => Math.imul(i + 1, 0x9e3779b1))
+  // [h, n, min, avg, max, maskS, maskL]
+  const state = (h = 0, n = 0): Float64Array => new Float64Array([h, n, 64, 256, 1024, 0xffff0000, 0xff])
+  const next = () => {
+    const f = nativeCdcNext()
+    assert.ok(f, 'the addon is built')
+    return f
+  }
+
+  test('an empty buffer cuts nothing and leaves the state as it was', () => {
+    const st = state(-5, 100)
+    assert.equal(next()(gear, Buffer.alloc(0), 0, st), -1)
+    assert.deepEqual([...st.subarray(0, 2)], [-5, 100])
+  })
+
+  test('a chunk that reaches max is cut there, and the state resets', () => {
+    const st = state(0, 1000)
+    const buf = Buffer.alloc(100)
+    // An all-ones mask can only match h == 0 exactly; with these gear values it does not here.
+    st[6] = 0xffffffff
+    assert.equal(next()(gear, buf, 10, st), 34)
+    assert.deepEqual([...st.subarray(0, 2)], [0, 0])
+  })
+
+  test('the carried hash is a signed 32-bit value, as the TypeScript loop keeps it', () => {
+    const st = state(0, 1000)
+    st[6] = 0xffffffff
+    assert.equal(next()(gear, Buffer.alloc(20, 0xff), 0, st), -1)
+    let h = 0
+    for (let i = 0; i < 20; i++) h = ((h << 1) + gear[0xff]!) | 0
+    assert.deepEqual([...st.subarray(0, 2)], [h, 1020])
+  })
+
+  test('wrong argument types throw a TypeError', () => {
+    const buf = Buffer.alloc(10)
+    assert.throws(() => next()(gear, [1, 2, 3] as unknown as Uint8Array, 0, state()), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => next()(new Uint32Array(256) as unknown as Int32Array, buf, 0, state()), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => next()(gear, buf, 0, new Int32Array(7) as unknown as Float64Array), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => next()(gear, buf, '0' as unknown as number, state()), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => (next() as unknown as (...a: unknown[]) => number)(gear, buf, 0), { code: 'ERR_MISSING_ARGS' })
+  })
+
+  test('out-of-range arguments throw a RangeError instead of reading outside the buffers', () => {
+    const buf = Buffer.alloc(10)
+    const bad: Array<[string, () => number]> = [
+      ['a short gear table', () => next()(gear.subarray(1), buf, 0, state())],
+      ['a short state', () => next()(gear, buf, 0, state().subarray(0, 6))],
+      ['start past the end', () => next()(gear, buf, 11, state())],
+      ['a negative start', () => next()(gear, buf, -1, state())],
+      ['a fractional start', () => next()(gear, buf, 1.5, state())],
+      ['a NaN start', () => next()(gear, buf, NaN, state())],
+      ['h beyond 32 bits', () => next()(gear, buf, 0, state(2 ** 31))],
+      ['n past max', () => next()(gear, buf, 0, state(0, 1025))],
+      ['min of 0', () => next()(gear, buf, 0, new Float64Array([0, 0, 0, 256, 1024, 1, 1]))],
+      ['avg below min', () => next()(gear, buf, 0, new Float64Array([0, 0, 64, 32, 1024, 1, 1]))],
+      ['a mask beyond 32 bits', () => next()(gear, buf, 0, new Float64Array([0, 0, 64, 256, 1024, 2 ** 32, 1]))],
+    ]
+    for (const [label, call] of bad) assert.throws(call, { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }, label)
   })
 })
