@@ -80,8 +80,13 @@ export const S3_CONNECT_TIMEOUT_MS = 5_000
 export const S3_SOCKET_IDLE_TIMEOUT_MS = 30_000
 export const S3_REQUEST_TIMEOUT_MS = 120_000
 
-/** Small files read ahead of the chunker (each at most READ_BLOCK): hides open/read latency. */
-export const PREFETCH_CONCURRENCY = 16
+/** Small files (each at most READ_BLOCK) are read ahead of the chunker in batches, on the
+ *  thread pool (transforms/prefetch.ts): one round trip per batch instead of three per file.
+ *  A batch holds at most this many files and bytes, and this many batches are in flight (enough
+ *  to overlap the reads of a cold disk; libuv's pool has four threads). */
+export const PREFETCH_BATCH_FILES = 64
+export const PREFETCH_BATCH_BYTES = 1 * MiB
+export const PREFETCH_BATCHES = 3
 
 /** Storage `has` lookups in flight in dedup; each holds one chunk's plaintext meanwhile. */
 export const DEDUP_CONCURRENCY = 2
@@ -91,10 +96,6 @@ export const DEDUP_CONCURRENCY = 2
  *  heap fragments under chunk-sized buffers and RSS drifts 20-30 MB above what is live. */
 export const MALLOC_MMAP_THRESHOLD = 128 * KiB
 export const MALLOC_ARENA_MAX = 2
-
-/** Files up to this size are read with synchronous calls (lib/read-small.ts): one short block
- *  of the event loop each, a third of the CPU of the asynchronous calls. */
-export const SMALL_FILE_SYNC = 64 * KiB
 
 /** diff: decrypted chunks kept while comparing the bytes of files whose extents differ (a file
  *  re-read after a touch is packed into other chunks); neighbours in a pack share chunks. */

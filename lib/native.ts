@@ -20,6 +20,7 @@ import { constants, existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import util from 'node:util'
 import type { Xattr } from './entry.js'
 
 /** A point in time as whole seconds since the epoch (may be negative or beyond 2^31) and
@@ -127,4 +128,62 @@ export function nativeCdcNext(): CdcNext | undefined {
     }
   }
   return cdcNext ?? undefined
+}
+
+/** lstat fields as numbers (native/fsbatch.c). Inode and device numbers above 2^53 lose
+ *  precision, as Number(bigint) does. */
+export interface LStat {
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  mtimeSec: number
+  mtimeNsec: number
+  ctimeSec: number
+  ctimeNsec: number
+  ino: number
+  dev: number
+  nlink: number
+  rdev: number
+}
+
+interface FsBatch {
+  lstat(path: Buffer, out: Float64Array): number
+  readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
+}
+
+const statOut = new Float64Array(12)
+
+/** An error shaped like Node's fs errors (`code`, negated `errno`, `syscall`, `path`). */
+export function errnoError(errno: number, syscall: string, path: Buffer): NodeJS.ErrnoException {
+  const [code, desc] = util.getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`]
+  const err: NodeJS.ErrnoException = new Error(`${code}: ${desc}, ${syscall}`)
+  err.code = code
+  err.errno = -errno
+  err.syscall = syscall
+  err.path = path.toString('latin1')
+  return err
+}
+
+/** lstat of `path` itself as twelve numbers, without the Stats object (four Dates or twenty
+ *  BigInts) that fs.lstatSync builds: for a walk of many files that object is most of its
+ *  garbage. Throws an fs-shaped error. */
+export function lstatNumbers(path: Buffer): LStat {
+  const e = (load() as unknown as FsBatch).lstat(path, statOut)
+  if (e !== 0) throw errnoError(e, 'lstat', path)
+  const o = statOut
+  return {
+    mode: o[0]!, uid: o[1]!, gid: o[2]!, size: o[3]!, mtimeSec: o[4]!, mtimeNsec: o[5]!, ctimeSec: o[6]!,
+    ctimeNsec: o[7]!, ino: o[8]!, dev: o[9]!, nlink: o[10]!, rdev: o[11]!,
+  }
+}
+
+/**
+ * Reads at most `sizes[i]` bytes of each file `paths[i]` (opened with O_NOFOLLOW | O_NONBLOCK)
+ * into `arena`, back to back, on one thread-pool thread. Afterwards `results[2i]` is the number
+ * of bytes read (fewer if the file shrank) or -errno, and `results[2i+1]` the failing step
+ * (0 open, 1 read). The arena must hold the sum of the sizes.
+ */
+export function readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void> {
+  return (load() as unknown as FsBatch).readFiles(paths, sizes, arena, results)
 }

@@ -516,6 +516,9 @@ done:
   return result;
 }
 
+/* native/fsbatch.c: lstat and readFiles. */
+int sluice_register_fsbatch(napi_env env, napi_value exports);
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
     {"utimens", NULL, js_utimens, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -525,7 +528,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"tuneMalloc", NULL, js_tuneMalloc, NULL, NULL, NULL, napi_enumerable, NULL},
     {"cdcNext", NULL, js_cdcNext, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
+      !sluice_register_fsbatch(env, exports)) {
     return NULL;
   }
   return exports;

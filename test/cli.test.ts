@@ -7,11 +7,14 @@ import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { CLI, cliFor, runCli, type CliResult } from './helpers/cli.js'
 import { seededBytes } from './helpers/tree.js'
 import { createLocalStorage, initRepository } from '../index.js'
 
 const BASE = '/tmp/e2e-task/cli'
+/** The built addon, which the vanish hook patches as it patches fs. */
+const ADDON = fileURLToPath(new URL('../build/Release/sluice_native.node', import.meta.url))
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const REPO = `${BASE}/repo`
@@ -154,6 +157,7 @@ test('a file that vanishes between walk and read: exit 3, named on stderr, the r
   const hook = `${BASE}/vanish-hook.mjs`
   fs.writeFileSync(hook, `
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 const victim = ${JSON.stringify(`${src}/late/victim`)}
 // Every way of opening a file, so the test does not depend on which one the walk uses.
 for (const [obj, name] of [[fs, 'open'], [fs, 'openSync'], [fs.promises, 'open']]) {
@@ -162,6 +166,13 @@ for (const [obj, name] of [[fs, 'open'], [fs, 'openSync'], [fs.promises, 'open']
     if (String(p) === victim) fs.rmSync(victim, { force: true })
     return orig.call(this, p, ...rest)
   }
+}
+// And the addon's batched reads of small files (transforms/prefetch.ts).
+const addon = createRequire(import.meta.url)(${JSON.stringify(ADDON)})
+const readFiles = addon.readFiles
+addon.readFiles = function (paths, ...rest) {
+  for (const p of paths) if (String(p) === victim) fs.rmSync(victim, { force: true })
+  return readFiles.call(this, paths, ...rest)
 }
 `)
   const r = await sluice(['backup', src], { nodeArgs: ['--import', hook] })

@@ -1,6 +1,8 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { createWalk, type WalkOptions, type WalkStats } from '../transforms/walk.js'
 import { comparePaths } from '../lib/bytes.js'
@@ -316,11 +318,14 @@ test('an entry that vanishes between listing and lstat is a warning, and the wal
   mkdirp(root)
   for (const f of ['a', 'b', 'c']) fs.writeFileSync(`${root}/${f}`, f)
   const victim = B(`${root}/b`)
-  const real = fs.lstatSync
-  // Delete the file just before the walk's lstat reaches it.
-  ;(fs as { lstatSync: unknown }).lstatSync = (p: Buffer, ...rest: unknown[]) => {
-    if (Buffer.isBuffer(p) && p.equals(victim)) fs.unlinkSync(p)
-    return (real as (...a: unknown[]) => unknown)(p, ...rest)
+  // Delete the file just before the walk's lstat (the addon's, lib/native.ts) reaches it.
+  const addon = createRequire(import.meta.url)(fileURLToPath(new URL('../build/Release/sluice_native.node', import.meta.url))) as {
+    lstat: (p: Buffer, out: Float64Array) => number
+  }
+  const real = addon.lstat
+  addon.lstat = (p: Buffer, out: Float64Array) => {
+    if (p.equals(victim)) fs.unlinkSync(p)
+    return real(p, out)
   }
   try {
     const stats: WalkStats = { warnings: 0, pendingHardlinks: 0 }
@@ -331,7 +336,7 @@ test('an entry that vanishes between listing and lstat is a warning, and the wal
     assert.deepEqual(warnings[0]!.path, victim)
     assert.equal(stats.warnings, 1)
   } finally {
-    fs.lstatSync = real
+    addon.lstat = real
   }
 })
 

@@ -1,60 +1,147 @@
 /**
- * prefetch: reads the content of upcoming small files while the chunker works on earlier
- * ones. Opening and reading a small file costs tens of microseconds of waiting on the kernel;
- * with several reads in flight that wait overlaps instead of adding up, which is what makes a
- * tree of 100,000 small files fast. Entries keep their order.
+ * prefetch: reads the content of upcoming small files, in batches, off the main thread, while
+ * the chunker works on earlier ones. A tree of small files is bound by per-file work: open, read
+ * and close are three system calls per file, on the main thread if synchronous, or three
+ * thread-pool round trips (three times the CPU) if not. Here a run of consecutive small files
+ * becomes one `readFiles` call of the addon (native/fsbatch.c), which opens, reads and closes them
+ * all on one thread-pool thread into one arena buffer; the main thread pays one round trip per
+ * batch and goes on chunking meanwhile. Up to PREFETCH_BATCHES batches are in flight, so reads
+ * of a cold disk overlap too. Entries keep their order.
  *
- * Files up to SMALL_FILE_SYNC are read synchronously while reads come from the page cache (a
- * third of the CPU of the thread pool's round trips); once one is slow (it went to the disk)
- * the next ones are read asynchronously, `concurrency` at a time, so disk waits overlap.
+ * A batch ends at PREFETCH_BATCH_FILES files, PREFETCH_BATCH_BYTES bytes, or at the first entry
+ * that is not a small file to read (a directory, a large or reused file), so such entries are
+ * never held back behind a batch that is still filling.
  *
- * Memory: at most `concurrency` files of at most `maxFileSize` bytes each, read ahead.
+ * Memory: at most PREFETCH_BATCHES arenas of at most PREFETCH_BATCH_BYTES (or one file of
+ * `maxFileSize`), their entries, and the entries that wait behind them; an arena lives until
+ * the chunker has copied its files into chunks.
  */
 import type { Duplex } from 'node:stream'
 import type { ExtentsItem, SourceEntry } from '../lib/entry.js'
-import { orderedMap, stage } from '../lib/flow.js'
-import { PREFETCH_CONCURRENCY, READ_BLOCK, SMALL_FILE_SYNC } from '../lib/limits.js'
-import { readSmallFileSync } from '../lib/read-small.js'
-
-/** A synchronous small read slower than this hit the disk, not the page cache. */
-const COLD_READ_MS = 2
-/** Files read asynchronously after a cold read, before trying synchronous reads again. */
-const COLD_STREAK = 256
+import { stage } from '../lib/flow.js'
+import { SluiceError } from '../lib/errors.js'
+import { displayPath } from '../lib/bytes.js'
+import { PREFETCH_BATCH_BYTES, PREFETCH_BATCH_FILES, PREFETCH_BATCHES, READ_BLOCK } from '../lib/limits.js'
+import { errnoError, readFiles } from '../lib/native.js'
 
 export interface PrefetchOptions {
-  concurrency?: number
   /** Only files up to this size are read ahead; larger ones stream when their turn comes. */
   maxFileSize?: number
+  /** Batches in flight. */
+  batches?: number
+}
+
+type Item = SourceEntry | ExtentsItem
+
+interface Batch {
+  entries: SourceEntry[]
+  bytes: number
+  /** Set when the read has completed (the entries' content is then in place). */
+  done: boolean
+  read?: Promise<void>
 }
 
 export function createPrefetch(opts: PrefetchOptions = {}): Duplex {
   const max = opts.maxFileSize ?? READ_BLOCK
-  // Synchronous reads win only on a warm page cache. A read that took long went to the disk:
-  // then the next files are read asynchronously (overlapping their disk waits) for a while.
-  let asyncFor = 0
-  return stage<SourceEntry | ExtentsItem, SourceEntry | ExtentsItem>(source =>
-    orderedMap(source, opts.concurrency ?? PREFETCH_CONCURRENCY, async item => {
-      if (item.kind !== 'entry' || item.type !== 'file' || !item.content || item.reuse || item.size > max || item.size < 0) return item
-      const pieces: Uint8Array[] = []
-      let failure: unknown
-      try {
-        if (item.fsPath && item.size <= SMALL_FILE_SYNC && asyncFor === 0) {
-          const t0 = performance.now()
-          pieces.push(readSmallFileSync(item.fsPath, item.size))
-          if (performance.now() - t0 > COLD_READ_MS) asyncFor = COLD_STREAK
-        } else {
-          if (asyncFor > 0) asyncFor--
-          for await (const p of item.content()) pieces.push(p)
-        }
-      } catch (err) {
-        failure = err
-      }
-      // The chunker sees the same pieces, or the same error after the same pieces.
-      item.content = async function* () {
-        yield* pieces
-        if (failure !== undefined) throw failure
-      }
-      return item
-    }),
-  )
+  const inFlight = Math.max(1, opts.batches ?? PREFETCH_BATCHES)
+  return stage<Item, Item>(source => prefetchStream(source, max, inFlight))
+}
+
+async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFlight: number): AsyncIterable<Item> {
+  /** Items in output order, each with the batch that reads it (null: nothing to read). */
+  const queue: { item: Item; batch: Batch | null }[] = []
+  let filling: Batch | null = null
+  let running = 0
+
+  const submit = (): void => {
+    const b = filling
+    if (b === null) return
+    filling = null
+    running++
+    b.read = readBatch(b).finally(() => {
+      b.done = true
+      running--
+    })
+  }
+
+  /** Items at the head whose content is in place (or that need none). */
+  function* ready(): Generator<Item> {
+    while (queue.length > 0) {
+      const head = queue[0]!
+      if (head.batch !== null && !head.batch.done) return
+      queue.shift()
+      yield head.item
+    }
+  }
+
+  for await (const item of source) {
+    const small =
+      item.kind === 'entry' && item.type === 'file' && item.content !== undefined && item.reuse === undefined &&
+      item.fsPath !== undefined && item.size > 0 && item.size <= max
+    if (small) {
+      if (filling !== null && (filling.entries.length >= PREFETCH_BATCH_FILES || filling.bytes + item.size > PREFETCH_BATCH_BYTES)) submit()
+      filling ??= { entries: [], bytes: 0, done: false }
+      filling.entries.push(item as SourceEntry)
+      filling.bytes += item.size
+      queue.push({ item, batch: filling })
+    } else {
+      submit()
+      queue.push({ item, batch: null })
+    }
+    yield* ready()
+    // Enough reads in flight: wait for the oldest before taking more entries.
+    while (running >= inFlight && queue.length > 0) {
+      await queue[0]!.batch?.read
+      yield* ready()
+    }
+  }
+  submit()
+  while (queue.length > 0) {
+    await queue[0]!.batch?.read
+    yield* ready()
+  }
+}
+
+/** Reads every file of the batch and gives each entry a `content` that yields its bytes (or
+ *  throws ERR_READ as a direct read would). Never rejects. */
+async function readBatch(b: Batch): Promise<void> {
+  const n = b.entries.length
+  const arena = Buffer.allocUnsafeSlow(b.bytes)
+  const results = new Int32Array(2 * n)
+  const paths = b.entries.map(e => e.fsPath!)
+  const sizes = b.entries.map(e => e.size)
+  let failure: unknown
+  try {
+    await readFiles(paths, sizes, arena, results)
+  } catch (err) {
+    failure = err
+  }
+  let off = 0
+  for (let i = 0; i < n; i++) {
+    const e = b.entries[i]!
+    const size = sizes[i]!
+    const got = results[2 * i]!
+    if (failure !== undefined) {
+      const err = new SluiceError('ERR_READ', `cannot read ${displayPath(e.fsPath!)}: ${(failure as Error).message}`, { cause: failure, path: e.fsPath })
+      e.content = () => fail(err)
+    } else if (got < 0) {
+      const step = results[2 * i + 1] === 0 ? 'open' : 'read'
+      const cause = errnoError(-got, step, e.fsPath!)
+      const err = new SluiceError('ERR_READ', `cannot ${step} ${displayPath(e.fsPath!)}: ${cause.message}`, { cause, path: e.fsPath })
+      e.content = () => fail(err)
+    } else {
+      const piece = arena.subarray(off, off + got)
+      e.content = () => once(piece)
+    }
+    off += size
+  }
+}
+
+async function* once(piece: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield piece
+}
+
+// eslint-disable-next-line require-yield
+async function* fail(err: Error): AsyncGenerator<Uint8Array> {
+  throw err
 }

@@ -15,6 +15,7 @@
  * allows to grow with the data).
  */
 import fs, { promises as fsp, constants as fsc, type BigIntStats } from 'node:fs'
+import { lstatNumbers, type LStat } from '../lib/native.js'
 import { Readable } from 'node:stream'
 import { comparePaths, displayPath, isUnder, joinPath } from '../lib/bytes.js'
 import type { EntryType, SourceEntry } from '../lib/entry.js'
@@ -50,9 +51,10 @@ export interface WalkStats {
 
 const SLASH = Buffer.of(0x2f)
 const NS = 1_000_000_000n
+const S_IFMT = fsc.S_IFMT
 
 /** One lstat (and, for symlinks, readlink) result of the read-ahead, never rejected. */
-type Stat = { st: BigIntStats; link?: Buffer; linkErr?: unknown }
+type Stat = { st: LStat; link?: Buffer; linkErr?: unknown }
 type Probe = Stat | { err: unknown }
 
 interface Frame {
@@ -99,7 +101,7 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
     if (probe.linkErr !== undefined) warn('cannot read symlink', probe.linkErr, fsPath)
     const entry = toEntry(fsPath, probe.st, probe.link, warn)
     if (opts.descend && !opts.descend(entry)) return null
-    if (entry.type !== 'dir' && probe.st.nlink > 1n) {
+    if (entry.type !== 'dir' && probe.st.nlink > 1) {
       const key = `${probe.st.dev}:${probe.st.ino}`
       const group = links.get(key)
       if (group === undefined) {
@@ -141,7 +143,7 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
       let probe = await probeOf(fsPath)
       // An ancestor that is a symlink (/var -> /private/var) is recorded as the directory it
       // leads to: a symlink record with children would not restore.
-      if ('st' in probe && probe.st.isSymbolicLink()) probe = await statOf(fsPath)
+      if ('st' in probe && (probe.st.mode & S_IFMT) === fsc.S_IFLNK) probe = await statOf(fsPath)
       if ('err' in probe) throw new SluiceError('ERR_READ', `cannot read ${displayPath(fsPath)}`, { cause: probe.err, path: fsPath })
       const entry = admit(fsPath, probe)
       chain.push({ fsPath, ok: entry !== null })
@@ -202,7 +204,7 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
 }
 
 /** The backup paths, resolved, sorted, with nested ones dropped, each lstat'ed up front. */
-async function checkRoots(paths: string[] | Buffer[]): Promise<{ fsPath: Buffer; st: BigIntStats; link: { link?: Buffer; linkErr?: unknown } }[]> {
+async function checkRoots(paths: string[] | Buffer[]): Promise<{ fsPath: Buffer; st: LStat; link: { link?: Buffer; linkErr?: unknown } }[]> {
   if (paths.length === 0) throw new SluiceError('ERR_ARGS', 'no backup path given')
   const resolved = paths.map((p) => resolvePath(typeof p === 'string' ? Buffer.from(p) : p))
   resolved.sort((a, b) => comparePaths(a, b))
@@ -278,8 +280,8 @@ function probeOf(fsPath: Buffer): Promise<Probe> {
   // up in 4.5 s instead of 6.3 s). The promise shape stays so the read-ahead could go async
   // again for cold, high-latency disks.
   try {
-    const st = fs.lstatSync(fsPath, { bigint: true })
-    if (!st.isSymbolicLink()) return Promise.resolve({ st })
+    const st = lstatNumbers(fsPath)
+    if ((st.mode & S_IFMT) !== fsc.S_IFLNK) return Promise.resolve({ st })
     try {
       return Promise.resolve({ st, link: fs.readlinkSync(fsPath, { encoding: 'buffer' }) })
     } catch (linkErr) {
@@ -292,20 +294,32 @@ function probeOf(fsPath: Buffer): Promise<Probe> {
 
 async function statOf(fsPath: Buffer): Promise<Probe> {
   try {
-    return { st: await fsp.stat(fsPath, { bigint: true }) }
+    return { st: numbers(await fsp.stat(fsPath, { bigint: true })) }
   } catch (err) {
     return { err }
   }
 }
 
-function typeOf(st: BigIntStats): EntryType {
-  if (st.isFile()) return 'file'
-  if (st.isDirectory()) return 'dir'
-  if (st.isSymbolicLink()) return 'symlink'
-  if (st.isFIFO()) return 'fifo'
-  if (st.isCharacterDevice()) return 'char'
-  if (st.isBlockDevice()) return 'block'
-  return 'socket'
+/** The fields of a (followed) stat as lstatNumbers gives them. */
+function numbers(st: BigIntStats): LStat {
+  const [mtimeSec, mtimeNsec] = splitNs(st.mtimeNs)
+  const [ctimeSec, ctimeNsec] = splitNs(st.ctimeNs)
+  return {
+    mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), mtimeSec, mtimeNsec,
+    ctimeSec, ctimeNsec, ino: Number(st.ino), dev: Number(st.dev), nlink: Number(st.nlink), rdev: Number(st.rdev),
+  }
+}
+
+function typeOf(mode: number): EntryType {
+  switch (mode & S_IFMT) {
+    case fsc.S_IFREG: return 'file'
+    case fsc.S_IFDIR: return 'dir'
+    case fsc.S_IFLNK: return 'symlink'
+    case fsc.S_IFIFO: return 'fifo'
+    case fsc.S_IFCHR: return 'char'
+    case fsc.S_IFBLK: return 'block'
+    default: return 'socket'
+  }
 }
 
 /** Splits nanoseconds since the epoch into seconds (floored, so negative times keep a
@@ -320,30 +334,28 @@ function splitNs(ns: bigint): [number, number] {
   return [Number(sec), Number(nsec)]
 }
 
-function toEntry(fsPath: Buffer, st: BigIntStats, link: Buffer | undefined, warn: Warn): SourceEntry {
-  const type = typeOf(st)
-  const [mtimeSec, mtimeNsec] = splitNs(st.mtimeNs)
-  const [ctimeSec, ctimeNsec] = splitNs(st.ctimeNs)
-  const size = type === 'file' ? Number(st.size) : type === 'symlink' ? Number(st.size) : 0
+function toEntry(fsPath: Buffer, st: LStat, link: Buffer | undefined, warn: Warn): SourceEntry {
+  const type = typeOf(st.mode)
+  const size = type === 'file' || type === 'symlink' ? st.size : 0
   const entry: SourceEntry = {
     kind: 'entry',
     // The snapshot path is the absolute path without its leading '/': a view, not a copy.
     path: fsPath.subarray(1),
     type,
-    mode: Number(st.mode) & 0o7777,
-    uid: Number(st.uid),
-    gid: Number(st.gid),
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
     size,
-    mtimeSec,
-    mtimeNsec,
-    ctimeSec,
-    ctimeNsec,
-    ino: Number(st.ino),
-    dev: Number(st.dev),
-    nlink: Number(st.nlink),
+    mtimeSec: st.mtimeSec,
+    mtimeNsec: st.mtimeNsec,
+    ctimeSec: st.ctimeSec,
+    ctimeNsec: st.ctimeNsec,
+    ino: st.ino,
+    dev: st.dev,
+    nlink: st.nlink,
     fsPath,
   }
-  if (type === 'char' || type === 'block') entry.rdev = Number(st.rdev)
+  if (type === 'char' || type === 'block') entry.rdev = st.rdev
   if (type === 'symlink' && link !== undefined) entry.linkTarget = link
   if (type === 'file') entry.content = () => readContent(fsPath, size, warn)
   return entry

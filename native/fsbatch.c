@@ -1,0 +1,294 @@
+/*
+ * fsbatch: the walk's lstat and the small-file reads of a backup, without Node's per-call costs.
+ *
+ * Why: a tree of small files is bound by per-file work on the main thread. fs.lstatSync
+ * builds a Stats object with four Dates (or twenty BigInts, for nanoseconds) per entry, which
+ * is most of the young-generation garbage of an incremental backup; `lstat` here writes twelve
+ * numbers into a caller-owned Float64Array. And open/read/close of each small file is three
+ * system calls on the main thread (or three thread-pool round trips, three times the CPU);
+ * `readFiles` reads a whole batch of files on one thread-pool thread, so the kernel's work
+ * overlaps the main thread's chunking and hashing and the round trip is paid once per batch.
+ *
+ * Paths are raw bytes (Buffers), never decoded; a NUL inside a path is refused. Nothing follows
+ * a final symlink (lstat; O_NOFOLLOW).
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#ifndef NAPI_VERSION
+#define NAPI_VERSION 8
+#endif
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* The kernel refuses longer paths (ENAMETOOLONG); we refuse them before copying. */
+#define PATH_BYTES_MAX 4096
+/* Fields written by lstat, in this order (lib/native.ts reads them by these indexes). */
+#define STAT_FIELDS 12
+
+/* A Buffer's bytes and length; 0 (after throwing) when `v` is not a Buffer. */
+static int buffer_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  bool is_buf = false;
+  void *d = NULL;
+  if (napi_is_buffer(env, v, &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, v, &d, len) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a Buffer");
+    return 0;
+  }
+  *data = (uint8_t *)d;
+  return 1;
+}
+
+/* Copies a path into `out` (PATH_BYTES_MAX + 1 bytes) with a terminating NUL. Returns 0 when
+ * fine, ENAMETOOLONG when too long, EINVAL when it holds a NUL (it would name another file). */
+static int copy_path(const uint8_t *p, size_t len, char *out) {
+  if (len > PATH_BYTES_MAX) return ENAMETOOLONG;
+  if (len > 0 && memchr(p, 0, len) != NULL) return EINVAL;
+  memcpy(out, p, len);
+  out[len] = 0;
+  return 0;
+}
+
+static napi_value number(napi_env env, double v) {
+  napi_value r;
+  napi_create_double(env, v, &r);
+  return r;
+}
+
+/* lstat(path: Buffer, out: Float64Array): number. Writes mode, uid, gid, size, mtime sec,
+ * mtime nsec, ctime sec, ctime nsec, ino, dev, nlink, rdev into out[0..11] and returns 0, or
+ * returns the errno. Inode and device numbers above 2^53 lose precision, as Number(bigint)
+ * does. */
+static napi_value js_lstat(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "lstat(path, out)");
+    return NULL;
+  }
+  uint8_t *p;
+  size_t len;
+  if (!buffer_of(env, argv[0], &p, &len)) return NULL;
+  napi_typedarray_type type;
+  size_t n;
+  void *data;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, argv[1], &type, &n, &data, &ab, &off) != napi_ok || type != napi_float64_array ||
+      n < STAT_FIELDS) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "lstat: out must be a Float64Array of 12");
+    return NULL;
+  }
+  char path[PATH_BYTES_MAX + 1];
+  int e = copy_path(p, len, path);
+  if (e != 0) return number(env, e);
+  struct stat st;
+  if (lstat(path, &st) != 0) return number(env, errno);
+  double *o = (double *)data;
+  o[0] = (double)st.st_mode;
+  o[1] = (double)st.st_uid;
+  o[2] = (double)st.st_gid;
+  o[3] = (double)st.st_size;
+  o[4] = (double)st.st_mtim.tv_sec;
+  o[5] = (double)st.st_mtim.tv_nsec;
+  o[6] = (double)st.st_ctim.tv_sec;
+  o[7] = (double)st.st_ctim.tv_nsec;
+  o[8] = (double)st.st_ino;
+  o[9] = (double)st.st_dev;
+  o[10] = (double)st.st_nlink;
+  o[11] = (double)st.st_rdev;
+  return number(env, 0);
+}
+
+/* One readFiles call: everything the worker thread touches is plain C memory (or the bytes of
+ * the arena and results buffers, which stay referenced until the call completes). */
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref arena_ref;
+  napi_ref results_ref;
+  size_t count;
+  char *paths;      /* count NUL-terminated paths, back to back */
+  int64_t *sizes;   /* bytes wanted of each file */
+  uint8_t *arena;   /* file i lands at the sum of sizes[0..i) */
+  int32_t *results; /* 2 per file: bytes read or -errno, and the failing step (0 open, 1 read) */
+} batch_t;
+
+static void batch_execute(napi_env env, void *data) {
+  batch_t *b = (batch_t *)data;
+  const char *path = b->paths;
+  uint8_t *at = b->arena;
+  for (size_t i = 0; i < b->count; i++) {
+    size_t plen = strlen(path);
+    int64_t want = b->sizes[i];
+    int32_t *r = b->results + 2 * i;
+    if (path[0] == 0) {
+      /* A path that copy_path refused (NUL inside, too long): its errno was stored up front. */
+      at += want;
+      path += plen + 1;
+      continue;
+    }
+    int fd;
+    do {
+      fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+      r[0] = -errno;
+      r[1] = 0;
+    } else {
+      int64_t got = 0;
+      while (got < want) {
+        ssize_t k = read(fd, at + got, (size_t)(want - got));
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+          got = -errno;
+          break;
+        }
+        if (k == 0) break;
+        got += k;
+      }
+      close(fd);
+      r[0] = (int32_t)got;
+      r[1] = got < 0 ? 1 : 0;
+    }
+    at += want;
+    path += plen + 1;
+  }
+}
+
+static void batch_complete(napi_env env, napi_status status, void *data) {
+  batch_t *b = (batch_t *)data;
+  napi_value undef;
+  napi_get_undefined(env, &undef);
+  if (status == napi_ok) {
+    napi_resolve_deferred(env, b->deferred, undef);
+  } else {
+    napi_value msg, err;
+    napi_create_string_utf8(env, "readFiles was cancelled", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_reject_deferred(env, b->deferred, err);
+  }
+  napi_delete_reference(env, b->arena_ref);
+  napi_delete_reference(env, b->results_ref);
+  napi_delete_async_work(env, b->work);
+  free(b->paths);
+  free(b->sizes);
+  free(b);
+}
+
+/* readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>.
+ * Reads at most sizes[i] bytes of each file into the arena, back to back, on a thread-pool
+ * thread. results[2i] is the number of bytes read (fewer when the file shrank) or -errno;
+ * results[2i+1] says which step failed (0 open, 1 read). The promise rejects only on misuse. */
+static napi_value js_readFiles(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "readFiles(paths, sizes, arena, results)");
+    return NULL;
+  }
+  uint32_t count = 0, nsizes = 0;
+  if (napi_get_array_length(env, argv[0], &count) != napi_ok || napi_get_array_length(env, argv[1], &nsizes) != napi_ok ||
+      nsizes != count) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "readFiles: paths and sizes must be arrays of one length");
+    return NULL;
+  }
+  uint8_t *arena;
+  size_t arena_len;
+  if (!buffer_of(env, argv[2], &arena, &arena_len)) return NULL;
+  napi_typedarray_type type;
+  size_t rlen;
+  void *rdata;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, argv[3], &type, &rlen, &rdata, &ab, &off) != napi_ok || type != napi_int32_array ||
+      rlen < 2 * (size_t)count) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "readFiles: results must be an Int32Array of 2 per file");
+    return NULL;
+  }
+  batch_t *b = (batch_t *)calloc(1, sizeof *b);
+  int64_t *sizes = (int64_t *)calloc(count ? count : 1, sizeof *sizes);
+  /* First pass: sizes and total path bytes. */
+  size_t path_total = 0;
+  int64_t arena_need = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    double d = 0;
+    napi_get_element(env, argv[1], i, &v);
+    if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) || d > 2147483647.0) {
+      free(b);
+      free(sizes);
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "readFiles: a size is not a non-negative 31-bit integer");
+      return NULL;
+    }
+    sizes[i] = (int64_t)d;
+    arena_need += sizes[i];
+    uint8_t *p;
+    size_t len;
+    napi_get_element(env, argv[0], i, &v);
+    if (!buffer_of(env, v, &p, &len)) {
+      free(b);
+      free(sizes);
+      return NULL;
+    }
+    path_total += (len > PATH_BYTES_MAX ? 0 : len) + 1;
+  }
+  if ((uint64_t)arena_need > (uint64_t)arena_len) {
+    free(b);
+    free(sizes);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "readFiles: the arena is smaller than the sizes add up to");
+    return NULL;
+  }
+  char *paths = (char *)malloc(path_total ? path_total : 1);
+  char *at = paths;
+  int32_t *results = (int32_t *)rdata;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    uint8_t *p;
+    size_t len;
+    napi_get_element(env, argv[0], i, &v);
+    buffer_of(env, v, &p, &len);
+    char tmp[PATH_BYTES_MAX + 1];
+    int e = copy_path(p, len, tmp);
+    results[2 * i] = 0;
+    results[2 * i + 1] = 0;
+    if (e != 0 || len == 0) {
+      results[2 * i] = -(e != 0 ? e : ENOENT);
+      *at++ = 0; /* an empty path: the worker skips it */
+    } else {
+      memcpy(at, tmp, len + 1);
+      at += len + 1;
+    }
+  }
+  b->count = count;
+  b->paths = paths;
+  b->sizes = sizes;
+  b->arena = arena;
+  b->results = results;
+  napi_create_reference(env, argv[2], 1, &b->arena_ref);
+  napi_create_reference(env, argv[3], 1, &b->results_ref);
+  napi_value promise, name;
+  napi_create_promise(env, &b->deferred, &promise);
+  napi_create_string_utf8(env, "sluice.readFiles", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, batch_execute, batch_complete, b, &b->work);
+  napi_queue_async_work(env, b->work);
+  return promise;
+}
+
+/* Adds lstat and readFiles to the addon's exports (called from sluice_native.c's init). */
+int sluice_register_fsbatch(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"lstat", NULL, js_lstat, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"readFiles", NULL, js_readFiles, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+  };
+  return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
+}

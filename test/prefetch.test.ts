@@ -1,0 +1,108 @@
+import { test, before } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { Readable } from 'node:stream'
+import { createWalk } from '../transforms/walk.js'
+import { createPrefetch } from '../transforms/prefetch.js'
+import type { SourceEntry } from '../lib/entry.js'
+import { SluiceError } from '../lib/errors.js'
+import { PREFETCH_BATCH_FILES, READ_BLOCK } from '../lib/limits.js'
+import { seededBytes } from './helpers/tree.js'
+
+const BASE = '/tmp/prefetch-task/t'
+
+before(() => {
+  fs.rmSync(BASE, { recursive: true, force: true })
+  fs.mkdirSync(BASE, { recursive: true })
+})
+
+async function walked(root: string): Promise<SourceEntry[]> {
+  const out: SourceEntry[] = []
+  for await (const e of createWalk([root], { onWarning: () => {} })) out.push(e as SourceEntry)
+  return out
+}
+
+async function prefetched(entries: SourceEntry[], opts = {}): Promise<SourceEntry[]> {
+  const out: SourceEntry[] = []
+  for await (const e of Readable.from(entries, { objectMode: true }).pipe(createPrefetch(opts))) out.push(e as SourceEntry)
+  return out
+}
+
+async function contentOf(e: SourceEntry): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const p of e.content!()) parts.push(p)
+  return Buffer.concat(parts)
+}
+
+test('every file comes out in walk order with its exact bytes: many batches, directories, large and empty files, raw-byte names', async () => {
+  const root = `${BASE}/mixed`
+  const expected = new Map<string, Buffer>()
+  // More files than several batches hold, in directories that cut batches short.
+  for (let d = 0; d < 5; d++) {
+    fs.mkdirSync(`${root}/d${d}`, { recursive: true })
+    for (let i = 0; i < PREFETCH_BATCH_FILES + 7; i++) {
+      const data = seededBytes(`${d}-${i}`, (i * 37) % 5000)
+      fs.writeFileSync(`${root}/d${d}/f${String(i).padStart(3, '0')}`, data)
+      expected.set(`${root}/d${d}/f${String(i).padStart(3, '0')}`, data)
+    }
+  }
+  const big = seededBytes('big', READ_BLOCK + 12345)
+  fs.writeFileSync(`${root}/d2/zz-big`, big)
+  expected.set(`${root}/d2/zz-big`, big)
+  const odd = Buffer.concat([Buffer.from(`${root}/d3/`), Buffer.from([0xff, 0xfe, 0x41])])
+  fs.writeFileSync(odd, 'not utf-8 name')
+  expected.set(odd.toString('latin1'), Buffer.from('not utf-8 name'))
+
+  const input = await walked(root)
+  const output = await prefetched(input)
+  assert.deepEqual(output.map(e => e.path.toString('latin1')), input.map(e => e.path.toString('latin1')), 'order kept')
+  let files = 0
+  for (const e of output) {
+    if (e.type !== 'file') continue
+    files++
+    const key = e.fsPath!.toString('latin1')
+    const want = expected.get(key)
+    assert.ok(want, `unexpected file ${key}`)
+    assert.ok((await contentOf(e)).equals(want), `content of ${key}`)
+  }
+  assert.equal(files, expected.size)
+})
+
+test('a file that vanished after the walk fails with ERR_READ naming it; a file that shrank gives what is left; the others are intact', async () => {
+  const root = `${BASE}/trouble`
+  fs.mkdirSync(root, { recursive: true })
+  for (const n of ['a', 'b', 'c', 'd']) fs.writeFileSync(`${root}/${n}`, seededBytes(n, 3000))
+  const input = await walked(root)
+  fs.rmSync(`${root}/b`)
+  fs.truncateSync(`${root}/c`, 1000)
+  const output = await prefetched(input)
+  const byName = new Map(output.filter(e => e.type === 'file').map(e => [e.fsPath!.toString(), e]))
+  assert.ok((await contentOf(byName.get(`${root}/a`)!)).equals(seededBytes('a', 3000)))
+  await assert.rejects(contentOf(byName.get(`${root}/b`)!), (err: unknown) => {
+    assert.ok(err instanceof SluiceError)
+    assert.equal(err.code, 'ERR_READ')
+    assert.deepEqual(err.path, Buffer.from(`${root}/b`))
+    assert.match(err.message, /cannot open .*trouble\/b: ENOENT/)
+    return true
+  })
+  assert.ok((await contentOf(byName.get(`${root}/c`)!)).equals(seededBytes('c', 3000).subarray(0, 1000)))
+  assert.ok((await contentOf(byName.get(`${root}/d`)!)).equals(seededBytes('d', 3000)))
+})
+
+test('a FIFO that replaced a file after the walk fails that file only, without hanging', async () => {
+  const root = `${BASE}/fifo`
+  fs.mkdirSync(root, { recursive: true })
+  fs.writeFileSync(`${root}/p`, 'was a file')
+  fs.writeFileSync(`${root}/q`, 'stays')
+  const input = await walked(root)
+  fs.rmSync(`${root}/p`)
+  const { status } = await import('node:child_process').then(cp => cp.spawnSync('mkfifo', [`${root}/p`]))
+  assert.equal(status, 0)
+  const output = await prefetched(input)
+  const p = output.find(e => e.fsPath?.toString() === `${root}/p`)!
+  // O_NONBLOCK open of a FIFO with no writer succeeds; the read finds nothing (or EAGAIN).
+  const got = await contentOf(p).catch((err: SluiceError) => err)
+  assert.ok(got instanceof SluiceError ? got.code === 'ERR_READ' : got.length === 0)
+  const q = output.find(e => e.fsPath?.toString() === `${root}/q`)!
+  assert.equal((await contentOf(q)).toString(), 'stays')
+})
