@@ -10,6 +10,10 @@
  * another id fails authentication instead of restoring the wrong bytes.
  */
 import { Compressor, Decompressor } from 'zstd-napi'
+// The low-level binding (compress2 into a caller's buffer). A CommonJS module whose exports
+// Node cannot list for ESM, hence the default import.
+import zstdBinding from 'zstd-napi/binding.js'
+const zstd = zstdBinding as typeof import('zstd-napi/binding.js')
 import { open, seal, ID_BYTES } from './crypto.js'
 import { SluiceError } from './errors.js'
 import { hex } from './bytes.js'
@@ -55,6 +59,28 @@ export function compressPayload(plain: Uint8Array, level: number): { data: Uint8
   }
   const c = compressor.compress(plain)
   return c.length < plain.length ? { data: c, compression: COMPRESSION_ZSTD } : { data: plain, compression: COMPRESSION_NONE }
+}
+
+// compressAndSeal's zstd output: one buffer, grown to the largest bound needed and reused, so a
+// chunk costs one allocation (the sealed object) instead of three (zstd's output, its trimmed
+// copy, the sealed object) — fresh chunk-sized allocations are page faults and GC work.
+let cctx: InstanceType<typeof zstd.CCtx> | undefined
+let cctxLevel = -1
+let scratch: Buffer | undefined
+
+/** compressPayload + sealChunk in one step, with the compressed bytes in a reused buffer. */
+export function compressAndSeal(encKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number): { obj: Buffer; compression: number } {
+  if (!cctx || cctxLevel !== level) {
+    cctx = new zstd.CCtx()
+    cctx.setParameter(zstd.CParameter.compressionLevel, level)
+    cctxLevel = level
+  }
+  const bound = zstd.compressBound(plain.length)
+  if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(bound)
+  const n = cctx.compress2(scratch, plain)
+  const compression = n < plain.length ? COMPRESSION_ZSTD : COMPRESSION_NONE
+  const payload = compression === COMPRESSION_ZSTD ? scratch.subarray(0, n) : plain
+  return { obj: sealChunk(encKey, id, compression, payload), compression }
 }
 
 /** The compression byte sits in the clear header (authenticated through the associated data),

@@ -19,7 +19,7 @@ import type { BackupItem, ChunkItem } from '../lib/entry.js'
 import { orderedMap, stage } from '../lib/flow.js'
 import { SluiceError } from '../lib/errors.js'
 import { SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
-import { compressPayload, sealChunk } from '../lib/objects.js'
+import { compressAndSeal } from '../lib/objects.js'
 
 export interface SealOptions {
   workers?: number
@@ -87,8 +87,7 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
   let useWorkers = false
   const inline = (item: ChunkItem) => {
     const t0 = performance.now()
-    const c = compressPayload(item.data, level)
-    const r = { obj: sealChunk(encKey, item.id, c.compression, c.data), compression: c.compression }
+    const r = compressAndSeal(encKey, item.id, item.data, level)
     const t1 = performance.now()
     windowSealMs += t1 - t0
     if (t1 - windowStart >= SEAL_WORKER_WINDOW_MS) {
