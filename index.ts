@@ -174,7 +174,10 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     createChunker(keys, { params: repo.config.chunker, onWarning, stats }),
     createMetadataPacker(keys, repo.config.metaChunker),
     createDedup(repo),
-    createSealer(repo.keys.encKey),
+    // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
+    // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides
+    // by what it finds (transforms/seal.ts).
+    createSealer(repo.keys.encKey, { mode: opts.paths ? 'auto' : 'worker' }),
     createUploader(repo, { stats }),
     createCommit(writeSnapshot, id => (snapshotId = id)),
   )

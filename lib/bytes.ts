@@ -76,3 +76,29 @@ export function displayPath(b: Uint8Array): string {
   }
   return s
 }
+
+/**
+ * Small byte strings (chunk ids) copied into slabs of their own. An id fresh from the hash is a
+ * view into Node's shared 8 KiB allocation pool, and a view kept for long pins its whole pool
+ * slab: a list of a thousand such ids can hold 8 MB. Ids that are kept (the open tree nodes of
+ * the metadata, the extents of a record held back) are copied here instead: 32 bytes each, plus
+ * the view object.
+ */
+export class IdArena {
+  private slab = Buffer.allocUnsafeSlow(0)
+  private used = 0
+
+  constructor(private readonly slabBytes = 64 * 1024) {}
+
+  /** A copy of `id` that pins nothing but this arena's slab. */
+  copy(id: Uint8Array): Buffer {
+    if (this.used + id.length > this.slab.length) {
+      this.slab = Buffer.allocUnsafeSlow(Math.max(this.slabBytes, id.length))
+      this.used = 0
+    }
+    const out = this.slab.subarray(this.used, this.used + id.length)
+    out.set(id)
+    this.used += id.length
+    return out
+  }
+}

@@ -153,6 +153,7 @@ export interface LStat {
 interface FsBatch {
   lstat(path: Buffer, out: Float64Array): number
   readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
+  mallocTrim(): boolean
 }
 
 const statOut = new Float64Array(13)
@@ -189,4 +190,14 @@ export function lstatNumbers(path: Buffer): LStat {
  */
 export function readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void> {
   return (load() as unknown as FsBatch).readFiles(paths, sizes, arena, results)
+}
+
+/** Returns glibc's free heap pages to the OS (malloc_trim(0)); see native/fsbatch.c. False when
+ *  nothing was released or off glibc; never throws (an addon that cannot load releases nothing). */
+export function mallocTrim(): boolean {
+  try {
+    return (load() as unknown as FsBatch).mallocTrim()
+  } catch {
+    return false
+  }
 }

@@ -18,7 +18,7 @@ import type { ChunkItem, EntryMeta, Extent, ExtentsItem, RecordItem, SourceEntry
 import { Cdc, type ChunkerParams } from '../lib/fastcdc.js'
 import { SluiceError } from '../lib/errors.js'
 import { stage } from '../lib/flow.js'
-import { displayPath } from '../lib/bytes.js'
+import { displayPath, IdArena } from '../lib/bytes.js'
 import { EXTENTS_PER_RECORD, MAX_PENDING_RECORDS, READ_BLOCK } from '../lib/limits.js'
 import type { BackupStats } from '../lib/stats.js'
 
@@ -73,11 +73,16 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
 
   // A record of unknown size held back (with what follows it) until its content ends.
   let held: RecordItem | null = null
+  const heldIds = new IdArena()
 
   const cut = (): Out[] => {
     const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, openLen)
     const id = keys.chunkId(data)
-    for (const e of openExtents) e.id = id
+    // Extents of a held record stay for as long as its stream runs: their ids go into a packed
+    // arena, since the id itself is a view into Node's shared 8 KiB allocation pool and would pin
+    // one pool slab per few chunks (measured: +9 MB over a 10 GiB stdin stream).
+    const extentId = held ? heldIds.copy(id) : id
+    for (const e of openExtents) e.id = extentId
     const keep = held ? queue.indexOf(held) : -1
     const emitted = keep < 0 ? queue : queue.slice(0, keep)
     const out: Out[] = [{ kind: 'chunk', id, data, size: data.length, meta: false }, ...emitted]
@@ -225,6 +230,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
 }
 
 const EMPTY_ID = Buffer.alloc(32)
+
 const ZEROS = Buffer.alloc(READ_BLOCK)
 
 function describe(e: SourceEntry): string {

@@ -7,7 +7,8 @@
  * names the root.
  *
  * Memory: the open metadata chunk (at most params.max) plus one partial node per tree level
- * (TREE_FANOUT × 32 bytes × depth).
+ * (TREE_FANOUT × 32 bytes × depth, packed in an IdArena whose 64 KiB slabs live as long as an
+ * id in them).
  */
 import type { Duplex } from 'node:stream'
 import type { ChunkItem, ExtentsItem, RecordItem, TreeItem } from '../lib/entry.js'
@@ -16,6 +17,7 @@ import { encodeEntry, encodeExtentsRecord } from '../lib/record.js'
 import { encodeTreeNode } from '../lib/objects.js'
 import { stage } from '../lib/flow.js'
 import { TREE_FANOUT } from '../lib/limits.js'
+import { IdArena } from '../lib/bytes.js'
 import type { ChunkerKeys } from './chunk.js'
 
 type In = ChunkItem | RecordItem | ExtentsItem
@@ -30,6 +32,9 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
   let parts: Buffer[] = []
   let openLen = 0
   const levels: Buffer[][] = [[]]
+  // The open nodes keep up to TREE_FANOUT ids per level: packed, not views pinning pool slabs
+  // (measured: 1M files kept ~800 ids in level 0, up to 6 MB of pinned slabs).
+  const kept = new IdArena()
 
   const metaChunk = (data: Buffer): ChunkItem => ({ kind: 'chunk', id: keys.chunkId(data), data, size: data.length, meta: true })
 
@@ -37,7 +42,7 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
   function* addId(level: number, id: Buffer): Generator<ChunkItem> {
     levels[level] ??= []
     const ids = levels[level]!
-    ids.push(id)
+    ids.push(kept.copy(id))
     if (ids.length < TREE_FANOUT) return
     const node = metaChunk(encodeTreeNode(ids))
     levels[level] = []
@@ -83,6 +88,6 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
     levels[level] = []
     yield node
     levels[level + 1] ??= []
-    levels[level + 1]!.push(node.id)
+    levels[level + 1]!.push(kept.copy(node.id))
   }
 }

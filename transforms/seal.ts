@@ -5,14 +5,17 @@
  * beside the main thread's reading, chunking and hashing. The result is the same object the
  * compress → encrypt stages make (lib/objects.ts), in the same order.
  *
- * A worker costs about 11 MB of RSS (its own V8 isolate), which a tree of small files, bound by
+ * A worker costs about 15 MB of RSS (its own V8 isolate, zstd context and buffers), which a tree of small files, bound by
  * per-file work rather than by compression, should not pay. So chunks are sealed inline on the
  * main thread until sealing takes a third of its time (SEAL_WORKER_SHARE, measured over
- * windows of SEAL_WORKER_WINDOW_MS); from then on, on the workers.
+ * windows of SEAL_WORKER_WINDOW_MS); from then on, on the workers. A stream source (stdin, tar)
+ * is all content and asks for the workers from the start (mode 'worker'), so that a short
+ * stream and a long one run the same pipeline in the same memory.
  *
  * Memory: up to 2 chunks per worker in flight, each worker's own heap (capped), and one zstd
  * context per worker.
  */
+import os from 'node:os'
 import type { Duplex } from 'node:stream'
 import { Worker } from 'node:worker_threads'
 import type { BackupItem, ChunkItem } from '../lib/entry.js'
@@ -24,6 +27,10 @@ import { compressAndSeal } from '../lib/objects.js'
 export interface SealOptions {
   workers?: number
   level?: number
+  /** 'auto' (default): inline until sealing takes SEAL_WORKER_SHARE of the main thread's time;
+   *  'worker': on the workers from the first chunk; 'inline': never on a worker. On a machine
+   *  with one CPU a worker cannot run beside the main thread, so 'auto' stays inline. */
+  mode?: 'auto' | 'worker' | 'inline'
 }
 
 interface Pending {
@@ -84,13 +91,15 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
   // Time spent sealing inline since windowStart; the workers start when it is a large share.
   let windowSealMs = 0
   let windowStart = performance.now()
-  let useWorkers = false
+  const mode = opts.mode ?? 'auto'
+  const oneCpu = os.availableParallelism() < 2
+  let useWorkers = mode === 'worker'
   const inline = (item: ChunkItem) => {
     const t0 = performance.now()
     const r = compressAndSeal(encKey, item.id, item.data, level)
     const t1 = performance.now()
     windowSealMs += t1 - t0
-    if (t1 - windowStart >= SEAL_WORKER_WINDOW_MS) {
+    if (mode === 'auto' && !oneCpu && t1 - windowStart >= SEAL_WORKER_WINDOW_MS) {
       useWorkers = windowSealMs >= SEAL_WORKER_SHARE * (t1 - windowStart)
       windowSealMs = 0
       windowStart = t1
