@@ -70,9 +70,6 @@ export interface SourceEntry extends EntryMeta {
   reuse?: Extent[]
   /** Set by the merge-join: the parent snapshot has this path with other metadata. */
   changed?: boolean
-  /** Set by the walk when it found no extended attributes at lstat time: xattr-read skips the
-   *  entry (an attribute added since is as missed as one added after xattr-read). */
-  noXattrs?: boolean
 }
 
 /** More extents of the file just before, when they do not fit in one record. */

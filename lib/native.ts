@@ -145,9 +145,6 @@ export interface LStat {
   dev: number
   nlink: number
   rdev: number
-  /** Size of the extended attribute name list: 0 when the entry has none; -errno when it
-   *  could not be listed (ENOTSUP on filesystems without xattrs). */
-  xattrNames: number
 }
 
 interface FsBatch {
@@ -156,7 +153,7 @@ interface FsBatch {
   mallocTrim(): boolean
 }
 
-const statOut = new Float64Array(13)
+const statOut = new Float64Array(12)
 
 /** An error shaped like Node's fs errors (`code`, negated `errno`, `syscall`, `path`). */
 export function errnoError(errno: number, syscall: string, path: Buffer): NodeJS.ErrnoException {
@@ -169,7 +166,7 @@ export function errnoError(errno: number, syscall: string, path: Buffer): NodeJS
   return err
 }
 
-/** lstat of `path` itself (and the size of its xattr name list) as numbers, without the Stats object (four Dates or twenty
+/** lstat of `path` itself as twelve numbers, without the Stats object (four Dates or twenty
  *  BigInts) that fs.lstatSync builds: for a walk of many files that object is most of its
  *  garbage. Throws an fs-shaped error. */
 export function lstatNumbers(path: Buffer): LStat {
@@ -178,7 +175,7 @@ export function lstatNumbers(path: Buffer): LStat {
   const o = statOut
   return {
     mode: o[0]!, uid: o[1]!, gid: o[2]!, size: o[3]!, mtimeSec: o[4]!, mtimeNsec: o[5]!, ctimeSec: o[6]!,
-    ctimeNsec: o[7]!, ino: o[8]!, dev: o[9]!, nlink: o[10]!, rdev: o[11]!, xattrNames: o[12]!,
+    ctimeNsec: o[7]!, ino: o[8]!, dev: o[9]!, nlink: o[10]!, rdev: o[11]!,
   }
 }
 

@@ -29,7 +29,6 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -70,8 +69,8 @@ static napi_value number(napi_env env, double v) {
 
 /* lstat(path: Buffer, out: Float64Array): number. Writes mode, uid, gid, size, mtime sec,
  * mtime nsec, ctime sec, ctime nsec, ino, dev, nlink, rdev into out[0..11] and returns 0, or
- * returns the errno. When out has a 13th element, it receives llistxattr's size of the name
- * list (0 when there are no extended attributes) or -errno. Inode and device numbers above 2^53 lose precision, as Number(bigint)
+ * returns the errno. (It does not list xattrs: xattr-read comes after the merge-join with the
+ * parent snapshot and so skips unchanged files, which a listing here would not.) Inode and device numbers above 2^53 lose precision, as Number(bigint)
  * does. */
 static napi_value js_lstat(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -111,12 +110,6 @@ static napi_value js_lstat(napi_env env, napi_callback_info info) {
   o[9] = (double)st.st_dev;
   o[10] = (double)st.st_nlink;
   o[11] = (double)st.st_rdev;
-  if (n > STAT_FIELDS) {
-    /* The size of the xattr name list (0: none), or -errno: lets xattr-read skip the many
-     * entries that have none without a second trip through N-API and the path lookup. */
-    ssize_t k = llistxattr(path, NULL, 0);
-    o[STAT_FIELDS] = k >= 0 ? (double)k : -(double)errno;
-  }
   return number(env, 0);
 }
 

@@ -307,7 +307,6 @@ function numbers(st: BigIntStats): LStat {
   return {
     mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), mtimeSec, mtimeNsec,
     ctimeSec, ctimeNsec, ino: Number(st.ino), dev: Number(st.dev), nlink: Number(st.nlink), rdev: Number(st.rdev),
-    xattrNames: -1, // not listed: xattr-read lists them
   }
 }
 
@@ -357,7 +356,6 @@ function toEntry(fsPath: Buffer, st: LStat, link: Buffer | undefined, warn: Warn
     fsPath,
   }
   if (type === 'char' || type === 'block') entry.rdev = st.rdev
-  if (st.xattrNames === 0) entry.noXattrs = true
   if (type === 'symlink' && link !== undefined) entry.linkTarget = link
   if (type === 'file') entry.content = () => readContent(fsPath, size, warn)
   return entry

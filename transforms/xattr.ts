@@ -53,7 +53,7 @@ export function createXattrReader(opts: XattrReaderOptions): Transform {
     readableHighWaterMark: STAGE_HWM,
     writableHighWaterMark: STAGE_HWM,
     transform(item: BackupItem, _enc, done) {
-      if (item.kind !== 'entry' || item.fsPath === undefined || item.reuse || item.noXattrs) {
+      if (item.kind !== 'entry' || item.fsPath === undefined || item.reuse) {
         done(null, item)
         return
       }
