@@ -1,6 +1,8 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { compileFilter, parseSize, type FilterRules } from '../lib/filter-rules.js'
@@ -190,13 +192,21 @@ test('with the walk, an excluded directory is not descended: nothing below it is
   fs.writeFileSync(`${root}/src/big.bin`, Buffer.alloc(5000))
   const rules = compileFilter({ exclude: ['node_modules'], excludeLargerThan: parseSize('4k') })
   const seen: string[] = []
-  // Count both flavours: the walk may lstat synchronously or on the thread pool.
+  // Count every flavour: the walk lstats through the addon (lib/native.ts), and fs may be used.
   const real = { lstat: fs.lstat, lstatSync: fs.lstatSync }
   for (const name of ['lstat', 'lstatSync'] as const) {
     ;(fs as Record<string, unknown>)[name] = (p: Buffer, ...rest: unknown[]) => {
       seen.push(p.toString())
       return (real[name] as (...a: unknown[]) => unknown)(p, ...rest)
     }
+  }
+  const addon = createRequire(import.meta.url)(fileURLToPath(new URL('../build/Release/sluice_native.node', import.meta.url))) as {
+    lstat: (p: Buffer, out: Float64Array) => number
+  }
+  const addonLstat = addon.lstat
+  addon.lstat = (p: Buffer, out: Float64Array) => {
+    seen.push(p.toString())
+    return addonLstat(p, out)
   }
   const out: string[] = []
   try {
@@ -206,6 +216,7 @@ test('with the walk, an excluded directory is not descended: nothing below it is
     })
   } finally {
     Object.assign(fs, real)
+    addon.lstat = addonLstat
   }
   const p = root.slice(1)
   assert.deepEqual(out.filter((x) => x.startsWith(p)), [p, `${p}/src`, `${p}/src/main.ts`])
