@@ -165,9 +165,10 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     }
     return repo.saveSnapshot(snapshot)
   }
-  await pipeline(
+  await pipeline([
     source,
-    createFilter(rules),
+    // Without rules the filter would pass every entry on: leave it out, one hop less per entry.
+    ...(rules.empty ? [] : [createFilter(rules)]),
     ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
     createXattrReader({ onWarning }),
     ...(opts.paths ? [createPrefetch()] : []),
@@ -180,7 +181,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     createSealer(repo.keys.encKey, { mode: opts.paths ? 'auto' : 'worker' }),
     createUploader(repo, { stats }),
     createCommit(writeSnapshot, id => (snapshotId = id)),
-  )
+  ])
   return { snapshotId, snapshot: snapshot!, stats, ...(parent ? { parent: parent.id } : {}) }
 }
 

@@ -34,6 +34,9 @@ export interface FilterRules {
    *  (nothing below it can be kept). Pass it as the walk's `descend`: an entry dropped there
    *  never becomes the first link of a hardlink group that a later link would point to. */
   canDescend(entry: EntryMeta): boolean
+  /** True when no rule was given: nothing is ever excluded, so a pipeline may leave the filter
+   *  stage out (one stream hop less per entry). */
+  readonly empty?: boolean
 }
 
 const MM_OPTS: MinimatchOptions = { dot: true, nonegate: true, nocomment: true }
@@ -104,7 +107,8 @@ export function compileFilter(opts: FilterOptions): FilterRules {
     if (isDir) for (const p of incl) if (p.below.match(rel, true)) return false
     return true
   }
-  return { excludes, canDescend: (entry) => !excludes(entry) }
+  const empty = larger === undefined && excl.length === 0 && incl.length === 0
+  return { excludes, canDescend: (entry) => !excludes(entry), empty }
 }
 
 const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }
