@@ -1,12 +1,14 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import { createWalk } from '../transforms/walk.js'
 import { createPrefetch } from '../transforms/prefetch.js'
 import type { SourceEntry } from '../lib/entry.js'
 import { SluiceError } from '../lib/errors.js'
-import { PREFETCH_BATCH_FILES, READ_BLOCK } from '../lib/limits.js'
+import { PREFETCH_BATCH_FILES, PREFETCH_BATCHES, READ_BLOCK } from '../lib/limits.js'
 import { seededBytes } from './helpers/tree.js'
 
 const BASE = '/tmp/prefetch-task/t'
@@ -105,4 +107,49 @@ test('a FIFO that replaced a file after the walk fails that file only, without h
   assert.ok(got instanceof SluiceError ? got.code === 'ERR_READ' : got.length === 0)
   const q = output.find(e => e.fsPath?.toString() === `${root}/q`)!
   assert.equal((await contentOf(q)).toString(), 'stays')
+})
+
+test('a slow read at the head holds back the source: entries waiting behind it stay bounded', async () => {
+  const root = `${BASE}/slow`
+  fs.mkdirSync(root, { recursive: true })
+  fs.writeFileSync(`${root}/first`, 'first file')
+  const entries = await walked(root)
+  const dirEntry = entries.find(e => e.type === 'dir')
+  const fileEntry = entries.find(e => e.type === 'file')
+  // The addon's batched read of the first file takes its time...
+  const addon = createRequire(import.meta.url)(fileURLToPath(new URL('../build/Release/sluice_native.node', import.meta.url))) as {
+    readFiles: (...a: unknown[]) => Promise<void>
+  }
+  const realReadFiles = addon.readFiles
+  let release!: () => void
+  const gate = new Promise<void>(r => (release = r))
+  addon.readFiles = async (...a: unknown[]) => {
+    await gate
+    return realReadFiles(...a)
+  }
+  // ...while the source could go on with 100,000 entries that need no reading.
+  let pulled = 0
+  async function* source(): AsyncGenerator<SourceEntry> {
+    yield fileEntry!
+    for (let i = 0; i < 100_000; i++) {
+      pulled++
+      yield { ...dirEntry!, path: Buffer.from(`d${i}`) }
+    }
+  }
+  try {
+    const out = Readable.from(source(), { objectMode: true }).pipe(createPrefetch())
+    const it = out[Symbol.asyncIterator]()
+    const first = it.next()
+    await new Promise(r => setTimeout(r, 200))
+    const bound = PREFETCH_BATCH_FILES * (PREFETCH_BATCHES + 1)
+    // Stream buffers on both sides of the stage add a few entries to the stage's own bound.
+    assert.ok(pulled <= bound + 64, `pulled ${pulled} entries while the first read was pending (bound ${bound})`)
+    release()
+    const head = (await first).value as SourceEntry
+    assert.equal((await contentOf(head)).toString(), 'first file')
+    await it.return?.()
+  } finally {
+    addon.readFiles = realReadFiles
+    release()
+  }
 })

@@ -13,8 +13,8 @@
  * never held back behind a batch that is still filling.
  *
  * Memory: at most PREFETCH_BATCHES arenas of at most PREFETCH_BATCH_BYTES (or one file of
- * `maxFileSize`), their entries, and the entries that wait behind them; an arena lives until
- * the chunker has copied its files into chunks.
+ * `maxFileSize`), and at most PREFETCH_BATCH_FILES × (PREFETCH_BATCHES + 1) entries waiting in
+ * order; an arena lives until the chunker has copied its files into chunks.
  */
 import type { Duplex } from 'node:stream'
 import type { ExtentsItem, SourceEntry } from '../lib/entry.js'
@@ -52,6 +52,7 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
   const queue: { item: Item; batch: Batch | null }[] = []
   let filling: Batch | null = null
   let running = 0
+  const maxQueued = PREFETCH_BATCH_FILES * (inFlight + 1)
 
   const submit = (): void => {
     const b = filling
@@ -89,9 +90,13 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
       queue.push({ item, batch: null })
     }
     yield* ready()
-    // Enough reads in flight: wait for the oldest before taking more entries.
-    while (running >= inFlight && queue.length > 0) {
-      await queue[0]!.batch?.read
+    // Enough reads in flight, or enough entries waiting behind the oldest one: wait for it
+    // before taking more entries. (Without the second bound, a slow read at the head would let
+    // a fast walk queue entries without limit.)
+    while (queue.length > 0 && (running >= inFlight || queue.length >= maxQueued)) {
+      const head = queue[0]!.batch!
+      if (head === filling) submit()
+      await head.read
       yield* ready()
     }
   }
