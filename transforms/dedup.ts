@@ -2,11 +2,16 @@
  * dedup: drops a chunk the repository already has right after it is cut, before compress and
  * encrypt spend time on it. A size-capped LRU of ids known to be stored sits in front of the
  * storage's `has`. Memory: the cache (KNOWN_IDS_CACHE ids) plus `concurrency` lookups in flight.
+ *
+ * A dropped chunk is garbage as much as an uploaded one: it counts towards the forced
+ * collections (lib/gc.ts) here, as uploaded chunks do in upload. Without it a file already
+ * stored (the copy in big-2x512M) was read and chunked with no collection at all.
  */
 import type { Duplex } from 'node:stream'
 import type { BackupItem } from '../lib/entry.js'
 import { Lru, orderedMap, stage } from '../lib/flow.js'
-import { DEDUP_CONCURRENCY, KNOWN_IDS_CACHE } from '../lib/limits.js'
+import { DEDUP_CONCURRENCY, GC_EVERY_BYTES, KNOWN_IDS_CACHE } from '../lib/limits.js'
+import { gcEvery } from '../lib/gc.js'
 
 /** What dedup needs of a repository. `has` may be answered by a slow network call. */
 export interface ChunkIndex {
@@ -23,17 +28,26 @@ const DROPPED = Symbol('dropped')
 
 export function createDedup(index: ChunkIndex, opts: DedupOptions = {}): Duplex {
   const known = opts.known ?? new Lru<string, true>(KNOWN_IDS_CACHE)
+  const collect = gcEvery(GC_EVERY_BYTES)
   return stage<BackupItem, BackupItem>(async function* (source) {
     const mapped = orderedMap(source, opts.concurrency ?? DEDUP_CONCURRENCY, async item => {
       if (item.kind !== 'chunk') return item
       const key = item.id.toString('hex')
-      if (known.has(key)) return DROPPED
+      if (known.has(key)) {
+        collect(item.size)
+        return DROPPED
+      }
       // Marked known before it is stored: a second copy in this run is dropped too; if the
       // first fails to store, the backup fails and no snapshot refers to either.
       known.set(key, true)
-      if (await index.hasChunk(item.id)) return DROPPED
+      if (await index.hasChunk(item.id)) {
+        collect(item.size)
+        return DROPPED
+      }
       return item
     })
-    for await (const item of mapped) if (item !== DROPPED) yield item
+    for await (const item of mapped) {
+      if (item !== DROPPED) yield item
+    }
   })
 }
