@@ -9,7 +9,7 @@
  * The chunk id in the associated data binds an object to its key: a valid object stored under
  * another id fails authentication instead of restoring the wrong bytes.
  */
-import { Compressor, Decompressor } from 'zstd-napi'
+import { Decompressor } from 'zstd-napi'
 // The low-level binding (compress2 into a caller's buffer). A CommonJS module whose exports
 // Node cannot list for ESM, hence the default import.
 import zstdBinding from 'zstd-napi/binding.js'
@@ -45,31 +45,18 @@ export function idFromChunkKey(key: string): Buffer | null {
 }
 
 // One zstd context each, reused: a context per call costs a few MB of malloc churn per chunk,
-// which glibc keeps as RSS.
-let compressor: Compressor | undefined
-let compressorLevel = -1
-let decompressor: Decompressor | undefined
-
-/** zstd if it makes the payload smaller, else stored as is. */
-export function compressPayload(plain: Uint8Array, level: number): { data: Uint8Array; compression: number } {
-  if (!compressor || compressorLevel !== level) {
-    compressor = new Compressor()
-    compressor.setParameters({ compressionLevel: level })
-    compressorLevel = level
-  }
-  const c = compressor.compress(plain)
-  return c.length < plain.length ? { data: c, compression: COMPRESSION_ZSTD } : { data: plain, compression: COMPRESSION_NONE }
-}
-
-// compressAndSeal's zstd output: one buffer, grown to the largest bound needed and reused, so a
-// chunk costs one allocation (the sealed object) instead of three (zstd's output, its trimmed
-// copy, the sealed object) — fresh chunk-sized allocations are page faults and GC work.
+// which glibc keeps as RSS. The compressor writes into one buffer, grown to the largest bound
+// needed and reused, so compressAndSeal costs one allocation per chunk (the sealed object)
+// instead of three (zstd's output, its trimmed copy, the sealed object): fresh chunk-sized
+// allocations are page faults and GC work.
 let cctx: InstanceType<typeof zstd.CCtx> | undefined
 let cctxLevel = -1
 let scratch: Buffer | undefined
+let decompressor: Decompressor | undefined
 
-/** compressPayload + sealChunk in one step, with the compressed bytes in a reused buffer. */
-export function compressAndSeal(encKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number): { obj: Buffer; compression: number } {
+/** zstd into the reused buffer: a view valid until the next call, or null when zstd does not
+ *  make the payload smaller. */
+function compressInto(plain: Uint8Array, level: number): Buffer | null {
   if (!cctx || cctxLevel !== level) {
     cctx = new zstd.CCtx()
     cctx.setParameter(zstd.CParameter.compressionLevel, level)
@@ -78,9 +65,20 @@ export function compressAndSeal(encKey: Uint8Array, id: Uint8Array, plain: Uint8
   const bound = zstd.compressBound(plain.length)
   if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(bound)
   const n = cctx.compress2(scratch, plain)
-  const compression = n < plain.length ? COMPRESSION_ZSTD : COMPRESSION_NONE
-  const payload = compression === COMPRESSION_ZSTD ? scratch.subarray(0, n) : plain
-  return { obj: sealChunk(encKey, id, compression, payload), compression }
+  return n < plain.length ? scratch.subarray(0, n) : null
+}
+
+/** zstd if it makes the payload smaller, else stored as is. */
+export function compressPayload(plain: Uint8Array, level: number): { data: Uint8Array; compression: number } {
+  const c = compressInto(plain, level)
+  return c ? { data: Buffer.from(c), compression: COMPRESSION_ZSTD } : { data: plain, compression: COMPRESSION_NONE }
+}
+
+/** compressPayload + sealChunk in one step, without a copy of the compressed bytes. */
+export function compressAndSeal(encKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number): { obj: Buffer; compression: number } {
+  const c = compressInto(plain, level)
+  const compression = c ? COMPRESSION_ZSTD : COMPRESSION_NONE
+  return { obj: sealChunk(encKey, id, compression, c ?? plain), compression }
 }
 
 /** The compression byte sits in the clear header (authenticated through the associated data),
