@@ -7,7 +7,6 @@
  */
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { mallocTrim } from './native.js'
 
 let gc: (() => void) | undefined | null
 
@@ -22,22 +21,13 @@ function collector(): (() => void) | null {
   return gc
 }
 
-/** Returns a function to call with each chunk's size; it collects every `everyBytes`, and
- *  every TRIM_EVERY collections also hands glibc's free heap pages back to the OS: without
- *  that, a 3 GiB stdin backup ended with 11 MB more anonymous RSS than a 256 MiB one, none of
- *  it live (the V8 heap and the live buffers were the same size). */
+/** Returns a function to call with each chunk's size; it collects every `everyBytes`. */
 export function gcEvery(everyBytes: number): (bytes: number) => void {
   let since = 0
-  let count = 0
   return (bytes: number) => {
     since += bytes
     if (since < everyBytes) return
     since = 0
     collector()?.()
-    if (++count % TRIM_EVERY === 0) mallocTrim()
   }
 }
-
-/** Collections between two malloc_trim calls (each walks the heap: well under a millisecond for
- *  our heaps). */
-const TRIM_EVERY = 4

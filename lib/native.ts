@@ -21,7 +21,7 @@ import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import util from 'node:util'
-import type { Xattr } from './entry.js'
+import type { EntryMeta, Xattr } from './entry.js'
 
 /** A point in time as whole seconds since the epoch (may be negative or beyond 2^31) and
  *  nanoseconds 0..999999999, as stored in EntryMeta. */
@@ -130,27 +130,17 @@ export function nativeCdcNext(): CdcNext | undefined {
   return cdcNext ?? undefined
 }
 
-/** lstat fields as numbers (native/fsbatch.c). Inode and device numbers above 2^53 lose
+/** lstat fields as numbers (native/fsbatch.c), named as in EntryMeta; `mode` here is the whole
+ *  st_mode (type bits too) and `rdev` is always set. Inode and device numbers above 2^53 lose
  *  precision, as Number(bigint) does. */
-export interface LStat {
+export type LStat = Pick<EntryMeta, 'uid' | 'gid' | 'size' | 'mtimeSec' | 'mtimeNsec' | 'ctimeSec' | 'ctimeNsec' | 'ino' | 'dev' | 'nlink'> & {
   mode: number
-  uid: number
-  gid: number
-  size: number
-  mtimeSec: number
-  mtimeNsec: number
-  ctimeSec: number
-  ctimeNsec: number
-  ino: number
-  dev: number
-  nlink: number
   rdev: number
 }
 
 interface FsBatch {
   lstat(path: Buffer, out: Float64Array): number
   readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
-  mallocTrim(): boolean
 }
 
 const statOut = new Float64Array(12)
@@ -189,12 +179,3 @@ export function readFiles(paths: Buffer[], sizes: number[], arena: Buffer, resul
   return (load() as unknown as FsBatch).readFiles(paths, sizes, arena, results)
 }
 
-/** Returns glibc's free heap pages to the OS (malloc_trim(0)); see native/fsbatch.c. False when
- *  nothing was released or off glibc; never throws (an addon that cannot load releases nothing). */
-export function mallocTrim(): boolean {
-  try {
-    return (load() as unknown as FsBatch).mallocTrim()
-  } catch {
-    return false
-  }
-}

@@ -30,9 +30,6 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <unistd.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 /* The kernel refuses longer paths (ENAMETOOLONG); we refuse them before copying. */
 #define PATH_BYTES_MAX 4096
@@ -61,6 +58,30 @@ static int copy_path(const uint8_t *p, size_t len, char *out) {
   return 0;
 }
 
+/* Reads `count` arguments; throws (with `usage`) and returns 0 when fewer were given. */
+static int args_of(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const char *usage) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < count) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", usage);
+    return 0;
+  }
+  return 1;
+}
+
+/* The elements of a typed array of `type` holding at least `min` of them; NULL (after throwing
+ * `msg`) otherwise. */
+static void *typed_of(napi_env env, napi_value v, napi_typedarray_type type, size_t min, const char *msg) {
+  napi_typedarray_type t;
+  size_t n, off;
+  void *data;
+  napi_value ab;
+  if (napi_get_typedarray_info(env, v, &t, &n, &data, &ab, &off) != napi_ok || t != type || n < min) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return NULL;
+  }
+  return data;
+}
+
 static napi_value number(napi_env env, double v) {
   napi_value r;
   napi_create_double(env, v, &r);
@@ -69,35 +90,22 @@ static napi_value number(napi_env env, double v) {
 
 /* lstat(path: Buffer, out: Float64Array): number. Writes mode, uid, gid, size, mtime sec,
  * mtime nsec, ctime sec, ctime nsec, ino, dev, nlink, rdev into out[0..11] and returns 0, or
- * returns the errno. (It does not list xattrs: xattr-read comes after the merge-join with the
- * parent snapshot and so skips unchanged files, which a listing here would not.) Inode and device numbers above 2^53 lose precision, as Number(bigint)
- * does. */
+ * returns the errno. Inode and device numbers above 2^53 lose precision, as Number(bigint)
+ * does. It does not list xattrs: xattr-read comes after the merge-join with the parent snapshot
+ * and so skips unchanged files, which a listing here would not. */
 static napi_value js_lstat(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "lstat(path, out)");
-    return NULL;
-  }
+  if (!args_of(env, info, 2, argv, "lstat(path, out)")) return NULL;
   uint8_t *p;
   size_t len;
   if (!buffer_of(env, argv[0], &p, &len)) return NULL;
-  napi_typedarray_type type;
-  size_t n;
-  void *data;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, argv[1], &type, &n, &data, &ab, &off) != napi_ok || type != napi_float64_array ||
-      n < STAT_FIELDS) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "lstat: out must be a Float64Array of 12");
-    return NULL;
-  }
+  double *o = (double *)typed_of(env, argv[1], napi_float64_array, STAT_FIELDS, "lstat: out must be a Float64Array of 12");
+  if (o == NULL) return NULL;
   char path[PATH_BYTES_MAX + 1];
   int e = copy_path(p, len, path);
   if (e != 0) return number(env, e);
   struct stat st;
   if (lstat(path, &st) != 0) return number(env, errno);
-  double *o = (double *)data;
   o[0] = (double)st.st_mode;
   o[1] = (double)st.st_uid;
   o[2] = (double)st.st_gid;
@@ -194,12 +202,8 @@ static void batch_complete(napi_env env, napi_status status, void *data) {
  * thread. results[2i] is the number of bytes read (fewer when the file shrank) or -errno;
  * results[2i+1] says which step failed (0 open, 1 read). The promise rejects only on misuse. */
 static napi_value js_readFiles(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "readFiles(paths, sizes, arena, results)");
-    return NULL;
-  }
+  if (!args_of(env, info, 4, argv, "readFiles(paths, sizes, arena, results)")) return NULL;
   uint32_t count = 0, nsizes = 0;
   if (napi_get_array_length(env, argv[0], &count) != napi_ok || napi_get_array_length(env, argv[1], &nsizes) != napi_ok ||
       nsizes != count) {
@@ -209,16 +213,9 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
   uint8_t *arena;
   size_t arena_len;
   if (!buffer_of(env, argv[2], &arena, &arena_len)) return NULL;
-  napi_typedarray_type type;
-  size_t rlen;
-  void *rdata;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, argv[3], &type, &rlen, &rdata, &ab, &off) != napi_ok || type != napi_int32_array ||
-      rlen < 2 * (size_t)count) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "readFiles: results must be an Int32Array of 2 per file");
-    return NULL;
-  }
+  int32_t *results = (int32_t *)typed_of(env, argv[3], napi_int32_array, 2 * (size_t)count,
+                                          "readFiles: results must be an Int32Array of 2 per file");
+  if (results == NULL) return NULL;
   batch_t *b = (batch_t *)calloc(1, sizeof *b);
   int64_t *sizes = (int64_t *)calloc(count ? count : 1, sizeof *sizes);
   /* First pass: sizes and total path bytes. */
@@ -254,7 +251,6 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
   }
   char *paths = (char *)malloc(path_total ? path_total : 1);
   char *at = paths;
-  int32_t *results = (int32_t *)rdata;
   for (uint32_t i = 0; i < count; i++) {
     napi_value v;
     uint8_t *p;
@@ -288,26 +284,11 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/* mallocTrim(): gives the free pages inside glibc's heaps back to the OS (malloc_trim(0)
- * releases whole free pages anywhere in the heap, not only at its top). Small buffers freed in
- * a different order than they were allocated leave such pages behind; over a long backup they
- * add up to RSS that nothing uses. Returns whether anything was released; false off glibc. */
-static napi_value js_mallocTrim(napi_env env, napi_callback_info info) {
-  bool released = false;
-#if defined(__GLIBC__)
-  released = malloc_trim(0) == 1;
-#endif
-  napi_value r;
-  napi_get_boolean(env, released, &r);
-  return r;
-}
-
-/* Adds lstat, readFiles and mallocTrim to the addon's exports (called from sluice_native.c's init). */
+/* Adds lstat and readFiles to the addon's exports (called from sluice_native.c's init). */
 int sluice_register_fsbatch(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"lstat", NULL, js_lstat, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"readFiles", NULL, js_readFiles, NULL, NULL, NULL, napi_default_jsproperty, NULL},
-    {"mallocTrim", NULL, js_mallocTrim, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }
