@@ -7,8 +7,7 @@
 import type { Duplex } from 'node:stream'
 import type { BackupItem } from '../lib/entry.js'
 import { orderedMap, stage } from '../lib/flow.js'
-import { GC_EVERY_BYTES, UPLOAD_CONCURRENCY } from '../lib/limits.js'
-import { gcEvery } from '../lib/gc.js'
+import { UPLOAD_CONCURRENCY } from '../lib/limits.js'
 import type { BackupStats } from '../lib/stats.js'
 
 /** What upload needs of a repository. `putChunk` is idempotent. */
@@ -19,12 +18,10 @@ export interface ChunkStore {
 const STORED = Symbol('stored')
 
 export function createUploader(store: ChunkStore, opts: { concurrency?: number; stats?: BackupStats } = {}): Duplex {
-  const collect = gcEvery(GC_EVERY_BYTES)
   return stage<BackupItem, BackupItem>(async function* (source) {
     const mapped = orderedMap(source, opts.concurrency ?? UPLOAD_CONCURRENCY, async item => {
       if (item.kind !== 'chunk') return item
       const wrote = await store.putChunk(item.id, item.data)
-      collect(item.size)
       if (wrote && opts.stats) {
         opts.stats.chunksNew++
         opts.stats.bytesStored += item.data.length
