@@ -10,7 +10,8 @@ import type { EntryMeta, ExtentsItem, RecordItem, TreeItem } from './lib/entry.j
 import { SluiceError } from './lib/errors.js'
 import { hex, displayPath, isUnder } from './lib/bytes.js'
 import { Lru } from './lib/flow.js'
-import { KNOWN_IDS_CACHE } from './lib/limits.js'
+import { CHUNK_RING_BYTES, KNOWN_IDS_CACHE } from './lib/limits.js'
+import { ChunkRing } from './lib/chunk-ring.js'
 import { idFromChunkKey } from './lib/objects.js'
 import { compileFilter, type FilterOptions } from './lib/filter-rules.js'
 import { PROGRAM, FORMAT_VERSION, type Repository, type SnapshotInfo, type SnapshotRoot } from './lib/repository.js'
@@ -37,6 +38,7 @@ export * from './lib/storage.js'
 export * from './lib/stats.js'
 export { comparePaths, displayPath, hex } from './lib/bytes.js'
 export { tuneMalloc } from './lib/native.js'
+export { ChunkRing, type ChunkSlot } from './lib/chunk-ring.js'
 export { createLocalStorage } from './lib/storage-local.js'
 export type { S3Options } from './lib/storage-s3.js'
 /** Loads the AWS SDK on demand and creates an S3 storage (see lib/storage-s3.ts). */
@@ -90,6 +92,10 @@ export interface BackupOptions {
   onWarning?: (err: SluiceError) => void
   /** Counters to update while running (for progress); a fresh set if not given. */
   stats?: BackupStats
+  /** The ring content chunks are assembled, sealed and stored in; default a fresh one of
+   *  CHUNK_RING_BYTES. A smaller one costs speed (chunks that find no room take buffers of their
+   *  own), never correctness. */
+  ring?: ChunkRing
 }
 
 export interface BackupResult {
@@ -102,7 +108,7 @@ export interface BackupResult {
 
 /** The keys a repository hands to the chunking stages. */
 function chunkerKeys(repo: Repository) {
-  return { gear: repo.gear, chunkId: (d: Uint8Array) => repo.chunkId(d) }
+  return { gear: repo.gear, chunkId: (d: Uint8Array) => repo.chunkId(d), idHasher: () => repo.idHasher() }
 }
 
 /**
@@ -172,7 +178,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
     createXattrReader({ onWarning }),
     ...(opts.paths ? [createPrefetch()] : []),
-    createChunker(keys, { params: repo.config.chunker, onWarning, stats }),
+    createChunker(keys, { params: repo.config.chunker, onWarning, stats, ring: opts.ring ?? new ChunkRing(CHUNK_RING_BYTES) }),
     createMetadataPacker(keys, repo.config.metaChunker),
     createDedup(repo),
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first

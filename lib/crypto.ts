@@ -38,6 +38,39 @@ export function chunkId(idKey: Uint8Array, data: Uint8Array): Buffer {
   return out
 }
 
+/** Keyed BLAKE2b-256 fed piece by piece: `digest()` equals chunkId of the concatenation. The
+ *  chunker hashes each piece as it copies it into a chunk's region, so the region itself (shared
+ *  memory, which sodium-native's hash functions do not take) is never hashed. */
+export interface IdHasher {
+  update(piece: Uint8Array): void
+  digest(): Buffer
+}
+
+export function idHasher(idKey: Uint8Array): IdHasher {
+  const state = Buffer.alloc(sodium.crypto_generichash_STATEBYTES)
+  sodium.crypto_generichash_init(state, idKey, ID_BYTES)
+  return {
+    update: piece => sodium.crypto_generichash_update(state, piece),
+    digest: () => {
+      const out = Buffer.allocUnsafe(ID_BYTES)
+      sodium.crypto_generichash_final(state, out)
+      return out
+    },
+  }
+}
+
+/** Seals `payload` into `dest` as nonce || ciphertext || tag (`dest` must be NONCE_BYTES +
+ *  payload.length + TAG_BYTES long): the same bytes `seal` makes. `payload` may already sit at
+ *  dest[NONCE_BYTES..] (sealed in place), and `dest` may be shared memory. */
+export function sealInto(key: Uint8Array, dest: Uint8Array, payload: Uint8Array, ad: Uint8Array | null): void {
+  if (dest.length !== NONCE_BYTES + payload.length + TAG_BYTES) throw new RangeError('sealInto: wrong destination size')
+  // randombytes_buf does not take shared memory: draw the nonce into a buffer of its own.
+  const nonce = Buffer.allocUnsafe(NONCE_BYTES)
+  sodium.randombytes_buf(nonce)
+  dest.set(nonce, 0)
+  sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(dest.subarray(NONCE_BYTES), payload, ad, null, nonce, key)
+}
+
 /** Seals `plain` as nonce || ciphertext || tag, with `ad` authenticated but not stored. With
  *  `header`, the output starts with those bytes (no second copy to prepend them). */
 export function seal(key: Uint8Array, plain: Uint8Array, ad: Uint8Array | null, header?: Uint8Array): Buffer {

@@ -2,6 +2,7 @@
  * The one entry shape shared by every source (walk, tar, stdin), the metadata record stream,
  * and every restore sink (directory, tar, stdout). Contracts only; no I/O here.
  */
+import type { ChunkSlot } from './chunk-ring.js'
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block' | 'socket'
 
@@ -61,7 +62,9 @@ export interface EntryMeta {
 export interface SourceEntry extends EntryMeta {
   kind: 'entry'
   /** For files: yields the content. Called at most once, by the chunker, when the entry's turn
-   *  comes, so only entries in flight ever hold an open file. */
+   *  comes, so only entries in flight ever hold an open file. A piece is the consumer's only
+   *  until it asks for the next one (or stops): sources may reuse one read buffer, so a
+   *  consumer copies what it keeps (the chunker copies each piece into its chunk at once). */
   content?: () => AsyncIterable<Uint8Array>
   /** For walked entries: the absolute path on disk (raw bytes), for xattr-read and content. */
   fsPath?: Buffer
@@ -102,6 +105,10 @@ export interface ChunkItem {
   meta: boolean
   /** Set by compress: 0 = stored, 1 = zstd. */
   compression?: number
+  /** The ring region `data` lives in (lib/chunk-ring.ts), when the chunker was given a ring:
+   *  seal compresses and encrypts in place there, and the stage where the chunk ends (upload,
+   *  or dedup when it is already stored) releases it. `data` must not be used after that. */
+  slot?: ChunkSlot
 }
 
 /** The last item of a backup stream: where the metadata tree starts. Emitted after every chunk

@@ -14,7 +14,7 @@ import { Decompressor } from 'zstd-napi'
 // Node cannot list for ESM, hence the default import.
 import zstdBinding from 'zstd-napi/binding.js'
 const zstd = zstdBinding as typeof import('zstd-napi/binding.js')
-import { open, seal, ID_BYTES } from './crypto.js'
+import { open, seal, sealInto, ID_BYTES, NONCE_BYTES, TAG_BYTES } from './crypto.js'
 import { SluiceError } from './errors.js'
 import { hex } from './bytes.js'
 
@@ -79,6 +79,32 @@ export function compressAndSeal(encKey: Uint8Array, id: Uint8Array, plain: Uint8
   const c = compressInto(plain, level)
   const compression = c ? COMPRESSION_ZSTD : COMPRESSION_NONE
   return { obj: sealChunk(encKey, id, compression, c ?? plain), compression }
+}
+
+/** Where a chunk's plaintext sits in the region it is sealed in place in (compressAndSealInPlace):
+ *  after the object's header (format and compression bytes, nonce). */
+export const CHUNK_PLAIN_OFFSET = 2 + NONCE_BYTES
+/** Bytes a region needs beyond the plaintext: the header before, the tag after. */
+export const CHUNK_OBJECT_OVERHEAD = CHUNK_PLAIN_OFFSET + TAG_BYTES
+
+/**
+ * compressAndSeal within one region: the plaintext at region[CHUNK_PLAIN_OFFSET, + plainLen)
+ * becomes the chunk object at region[0, length). The region must hold plainLen +
+ * CHUNK_OBJECT_OVERHEAD bytes. zstd writes into the reused scratch buffer and the cipher from
+ * there into the region (in place when zstd does not help), so a chunk costs no allocation
+ * of its size. Same bytes as compressAndSeal, but for the random nonce.
+ */
+export function compressAndSealInPlace(encKey: Uint8Array, id: Uint8Array, region: Uint8Array, plainLen: number, level: number): { length: number; compression: number } {
+  if (region.length < plainLen + CHUNK_OBJECT_OVERHEAD) throw new RangeError('chunk region too small')
+  const plain = region.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + plainLen)
+  const c = compressInto(plain, level)
+  const compression = c ? COMPRESSION_ZSTD : COMPRESSION_NONE
+  const payload = c ?? plain
+  region[0] = OBJECT_VERSION
+  region[1] = compression
+  const length = CHUNK_OBJECT_OVERHEAD + payload.length
+  sealInto(encKey, region.subarray(2, length), payload, chunkAd(id, compression))
+  return { length, compression }
 }
 
 /** The compression byte sits in the clear header (authenticated through the associated data),

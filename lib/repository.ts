@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import os from 'node:os'
 import type { Storage } from './storage.js'
 import { SluiceError } from './errors.js'
-import { chunkId, deriveKey, newMasterKeys, open, randomBytes, seal, KEY_BYTES, SALT_BYTES, type MasterKeys } from './crypto.js'
+import { chunkId, idHasher, deriveKey, newMasterKeys, open, randomBytes, seal, KEY_BYTES, SALT_BYTES, type IdHasher, type MasterKeys } from './crypto.js'
 import { chunkKey, openChunk, openSnapshot, sealSnapshot } from './objects.js'
 import { gearTable, type ChunkerParams } from './fastcdc.js'
 import { hex } from './bytes.js'
@@ -175,6 +175,11 @@ export class Repository {
 
   chunkId(data: Uint8Array): Buffer {
     return chunkId(this.keys.idKey, data)
+  }
+
+  /** chunkId fed piece by piece. */
+  idHasher(): IdHasher {
+    return idHasher(this.keys.idKey)
   }
 
   hasChunk(id: Uint8Array): Promise<boolean> {

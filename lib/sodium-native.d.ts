@@ -7,6 +7,10 @@ declare module 'sodium-native' {
   export const crypto_pwhash_ALG_ARGON2ID13: number
   export function randombytes_buf(buf: Uint8Array): void
   export function crypto_generichash(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void
+  export const crypto_generichash_STATEBYTES: number
+  export function crypto_generichash_init(state: Uint8Array, key: Uint8Array | null, outlen: number): void
+  export function crypto_generichash_update(state: Uint8Array, input: Uint8Array): void
+  export function crypto_generichash_final(state: Uint8Array, out: Uint8Array): void
   export function crypto_aead_xchacha20poly1305_ietf_encrypt(
     c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array,
   ): number

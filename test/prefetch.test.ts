@@ -32,7 +32,7 @@ async function prefetched(entries: SourceEntry[], opts = {}): Promise<SourceEntr
 
 async function contentOf(e: SourceEntry): Promise<Buffer> {
   const parts: Uint8Array[] = []
-  for await (const p of e.content!()) parts.push(p)
+  for await (const p of e.content!()) parts.push(Buffer.from(p)) // a piece is ours only until the next
   return Buffer.concat(parts)
 }
 

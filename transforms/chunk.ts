@@ -5,8 +5,13 @@
  *
  * A record waits until the chunk holding its last byte is cut (its extents need that chunk's
  * id); records behind it wait too, to keep the order. Memory: the open chunk (at most
- * params.max bytes) plus at most MAX_PENDING_RECORDS waiting records — past that the chunk is
+ * params.max bytes, in its region) plus at most MAX_PENDING_RECORDS waiting records — past that the chunk is
  * cut early — plus one read block in flight.
+ *
+ * The open chunk is assembled in a region reserved at the largest chunk size: of the ring when
+ * one is given (lib/chunk-ring.ts; seal and upload then work in the same memory), else a buffer
+ * of its own. Each piece a source yields is copied there at once and hashed as it goes, so a
+ * source may reuse its read buffer for the next piece.
  *
  * Sizes: a file's record carries its size, and its extents always add up to it: a walked file
  * that shrank while being read is padded with zeros (as GNU tar does) and reported. A source
@@ -21,11 +26,17 @@ import { stage } from '../lib/flow.js'
 import { displayPath, IdArena } from '../lib/bytes.js'
 import { EXTENTS_PER_RECORD, MAX_PENDING_RECORDS, READ_BLOCK } from '../lib/limits.js'
 import type { BackupStats } from '../lib/stats.js'
+import type { IdHasher } from '../lib/crypto.js'
+import type { ChunkRing, ChunkSlot } from '../lib/chunk-ring.js'
+import { CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET } from '../lib/objects.js'
 
 /** What the chunker needs of a repository: the keyed gear table and the keyed id hash. */
 export interface ChunkerKeys {
   gear: Int32Array
   chunkId(data: Uint8Array): Buffer
+  /** chunkId fed piece by piece (the same ids). With a ring it is needed: the ring is shared
+   *  memory, which the hash function does not take, so pieces are hashed as they are copied. */
+  idHasher?(): IdHasher
 }
 
 export interface ChunkerOptions {
@@ -33,6 +44,9 @@ export interface ChunkerOptions {
   /** Per-file trouble (a file that vanished or cannot be read): reported, the backup goes on. */
   onWarning: (err: SluiceError) => void
   stats?: BackupStats
+  /** Assemble chunks in this ring (and hand them on with their slot), so that no chunk-sized
+   *  buffer is allocated per chunk. Without one, each chunk gets a buffer of its own. */
+  ring?: ChunkRing
 }
 
 type Out = ChunkItem | RecordItem | ExtentsItem
@@ -61,8 +75,13 @@ export function createChunker(keys: ChunkerKeys, opts: ChunkerOptions): Duplex {
 async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, keys: ChunkerKeys, opts: ChunkerOptions): AsyncIterable<Out> {
   const cdc = new Cdc(keys.gear, opts.params)
   const stats = opts.stats
-  // The open chunk: its pieces, total length, and the extents waiting for its id.
-  let parts: Uint8Array[] = []
+  // The open chunk: its region (null until its first byte), hash, length, and the extents
+  // waiting for its id.
+  const ring = opts.ring
+  const regionBytes = opts.params.max + CHUNK_OBJECT_OVERHEAD
+  let region: Buffer | null = null
+  let slot: ChunkSlot | null = null
+  let hasher: IdHasher | null = null
   let openLen = 0
   let openExtents: Extent[] = []
   // Records waiting for the open chunk, in output order.
@@ -75,9 +94,23 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
   let held: RecordItem | null = null
   const heldIds = new IdArena()
 
+  const openRegion = (): Buffer => {
+    if (ring) {
+      slot = ring.reserve(regionBytes)
+      region = slot.region
+    } else {
+      region = Buffer.allocUnsafeSlow(regionBytes)
+    }
+    hasher = keys.idHasher?.() ?? null
+    return region
+  }
+
   const cut = (): Out[] => {
-    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, openLen)
-    const id = keys.chunkId(data)
+    const data = region!.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + openLen)
+    // Without a hasher, hash the region (a copy of it when it is shared memory).
+    const id = hasher ? hasher.digest() : keys.chunkId(slot ? Buffer.from(data) : data)
+    const item: ChunkItem = { kind: 'chunk', id, data, size: openLen, meta: false }
+    if (slot) item.slot = ring!.shrink(slot, openLen + CHUNK_OBJECT_OVERHEAD)
     // Extents of a held record stay for as long as its stream runs: their ids go into a packed
     // arena, since the id itself is a view into Node's shared 8 KiB allocation pool and would pin
     // one pool slab per few chunks (measured: +9 MB over a 10 GiB stdin stream).
@@ -85,9 +118,11 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
     for (const e of openExtents) e.id = extentId
     const keep = held ? queue.indexOf(held) : -1
     const emitted = keep < 0 ? queue : queue.slice(0, keep)
-    const out: Out[] = [{ kind: 'chunk', id, data, size: data.length, meta: false }, ...emitted]
+    const out: Out[] = [item, ...emitted]
     if (target && emitted.includes(target)) targetEmitted = true
-    parts = []
+    region = null
+    slot = null
+    hasher = null
     openLen = 0
     openExtents = []
     queue = keep < 0 ? [] : queue.slice(keep)
@@ -112,7 +147,9 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
       target!.extents.push(ext)
       openExtents.push(ext)
     }
-    parts.push(piece)
+    const r = region ?? openRegion()
+    r.set(piece, CHUNK_PLAIN_OFFSET + openLen)
+    hasher?.update(piece)
     openLen += piece.length
   }
 

@@ -3,10 +3,10 @@
  * encrypt spend time on it. A size-capped LRU of ids known to be stored sits in front of the
  * storage's `has`. Memory: the cache (KNOWN_IDS_CACHE ids) plus `concurrency` lookups in flight.
  *
- * Every chunk passes here, new or already stored, so this is where chunk bytes count towards
- * the forced collections (lib/gc.ts): a chunk that is dropped was read and assembled as much as
- * one that is uploaded. (Counted at upload, a file already stored — the copy in big-2x512M — was
- * read and chunked with no collection at all.)
+ * A dropped chunk ends here: its ring region (lib/chunk-ring.ts) is released. Chunks that are
+ * buffers of their own (metadata, spilled regions, a script's chunker without a ring) count
+ * towards the forced collections (lib/gc.ts); every chunk passes here, new or already stored,
+ * so none is missed.
  */
 import type { Duplex } from 'node:stream'
 import type { BackupItem } from '../lib/entry.js'
@@ -33,14 +33,18 @@ export function createDedup(index: ChunkIndex, opts: DedupOptions = {}): Duplex 
   return stage<BackupItem, BackupItem>(async function* (source) {
     const mapped = orderedMap(source, opts.concurrency ?? DEDUP_CONCURRENCY, async item => {
       if (item.kind !== 'chunk') return item
-      collect(item.size)
+      if (!item.slot || item.slot.spilled) collect(item.size)
       const key = item.id.toString('hex')
-      if (known.has(key)) return DROPPED
       // Marked known before it is stored: a second copy in this run is dropped too; if the
       // first fails to store, the backup fails and no snapshot refers to either.
-      known.set(key, true)
-      if (await index.hasChunk(item.id)) return DROPPED
-      return item
+      let stored = known.has(key)
+      if (!stored) {
+        known.set(key, true)
+        stored = await index.hasChunk(item.id)
+      }
+      if (!stored) return item
+      item.slot?.release()
+      return DROPPED
     })
     for await (const item of mapped) if (item !== DROPPED) yield item
   })

@@ -12,8 +12,13 @@
  * is all content and asks for the workers from the start (mode 'worker'), so that a short
  * stream and a long one run the same pipeline in the same memory.
  *
+ * A chunk assembled in the ring (lib/chunk-ring.ts) is sealed where it lies: the worker sees the
+ * ring's shared memory, so only the region's place crosses between the threads, and the object
+ * replaces the plaintext in the same region. Other chunks (metadata, a script's own) are
+ * transferred or copied to the worker and back, as before the ring.
+ *
  * Memory: up to 2 chunks per worker in flight, each worker's own heap (capped), and one zstd
- * context per worker.
+ * context and output buffer per thread that seals.
  */
 import os from 'node:os'
 import type { Duplex } from 'node:stream'
@@ -22,7 +27,7 @@ import type { BackupItem, ChunkItem } from '../lib/entry.js'
 import { orderedMap, stage } from '../lib/flow.js'
 import { SluiceError } from '../lib/errors.js'
 import { SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
-import { compressAndSeal } from '../lib/objects.js'
+import { compressAndSeal, compressAndSealInPlace } from '../lib/objects.js'
 
 export interface SealOptions {
   workers?: number
@@ -34,7 +39,7 @@ export interface SealOptions {
 }
 
 interface Pending {
-  resolve: (r: { obj: Buffer; compression: number }) => void
+  resolve: (r: Sealed) => void
   reject: (e: Error) => void
 }
 
@@ -45,6 +50,9 @@ function workerUrl(): URL {
     ? new URL('../dist/lib/seal-worker.js', import.meta.url)
     : new URL('../lib/seal-worker.js', import.meta.url)
 }
+
+/** A sealed chunk: the object (its own buffer), or the object's length in the chunk's region. */
+type Sealed = { obj: Buffer; compression: number } | { length: number; compression: number; buffer?: ArrayBuffer }
 
 export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex {
   const n = Math.max(1, opts.workers ?? SEAL_WORKERS)
@@ -59,12 +67,13 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
         resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
       })
       const pending = new Map<number, Pending>()
-      w.on('message', (m: { seq: number; obj?: Uint8Array; compression?: number; error?: string }) => {
+      w.on('message', (m: { seq: number; obj?: Uint8Array; length?: number; compression?: number; buffer?: ArrayBuffer; error?: string }) => {
         const p = pending.get(m.seq)
         if (!p) return
         pending.delete(m.seq)
-        if (m.error !== undefined || !m.obj) p.reject(new SluiceError('ERR_ABORTED', `seal worker: ${m.error}`))
-        else p.resolve({ obj: Buffer.from(m.obj.buffer, m.obj.byteOffset, m.obj.byteLength), compression: m.compression! })
+        if (m.error !== undefined) p.reject(new SluiceError('ERR_ABORTED', `seal worker: ${m.error}`))
+        else if (m.obj) p.resolve({ obj: Buffer.from(m.obj.buffer, m.obj.byteOffset, m.obj.byteLength), compression: m.compression! })
+        else p.resolve({ length: m.length!, compression: m.compression!, ...(m.buffer ? { buffer: m.buffer } : {}) })
       })
       w.on('error', err => {
         failure = err
@@ -73,11 +82,29 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
       })
       return { w, pending }
     })
-  const seal = (item: ChunkItem): Promise<{ obj: Buffer; compression: number }> => {
+  const seal = (item: ChunkItem): Promise<Sealed> => {
     if (failure) return Promise.reject(failure)
     workers ??= start()
     const s = seq++
     const worker = workers[s % n]!
+    const slot = item.slot
+    if (slot) {
+      // Shared memory is seen by the worker as it is; a spilled region's buffer is transferred
+      // there and back.
+      const shared = slot.buffer instanceof SharedArrayBuffer
+      const capacity = slot.region.length // a transfer detaches the region: keep its length
+      return new Promise((resolve, reject) => {
+        worker.pending.set(s, {
+          resolve: r => {
+            if ('buffer' in r && r.buffer) slot.region = Buffer.from(r.buffer, slot.offset, capacity)
+            resolve(r)
+          },
+          reject,
+        })
+        const job = { seq: s, id: item.id, buffer: slot.buffer, offset: slot.offset, capacity, size: item.size }
+        worker.w.postMessage(job, shared ? [] : [slot.buffer as ArrayBuffer])
+      })
+    }
     // Transfer the bytes when the view owns its whole buffer (not a slice of a read block or of
     // Node's shared pool); copy them otherwise.
     const d = item.data
@@ -94,9 +121,11 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
   const mode = opts.mode ?? 'auto'
   const oneCpu = os.availableParallelism() < 2
   let useWorkers = mode === 'worker'
-  const inline = (item: ChunkItem) => {
+  const inline = (item: ChunkItem): Sealed => {
     const t0 = performance.now()
-    const r = compressAndSeal(encKey, item.id, item.data, level)
+    const r = item.slot
+      ? compressAndSealInPlace(encKey, item.id, item.slot.region, item.size, level)
+      : compressAndSeal(encKey, item.id, item.data, level)
     const t1 = performance.now()
     windowSealMs += t1 - t0
     if (mode === 'auto' && !oneCpu && t1 - windowStart >= SEAL_WORKER_WINDOW_MS) {
@@ -111,7 +140,7 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
       yield* orderedMap(source, n * 2, async item => {
         if (item.kind !== 'chunk') return item
         const r = useWorkers ? await seal(item) : inline(item)
-        item.data = r.obj
+        item.data = 'obj' in r ? r.obj : item.slot!.region.subarray(0, r.length)
         item.compression = r.compression
         return item
       })

@@ -2,7 +2,8 @@
  * upload: stores sealed chunks with at most `concurrency` writes in flight. Content addressing
  * makes every write idempotent, so a crashed backup can simply run again. Chunks end here;
  * other items (the final TreeItem) pass on in order, so the TreeItem leaves only after every
- * chunk before it is stored. Memory: `concurrency` sealed chunks.
+ * chunk before it is stored; a chunk's ring region (lib/chunk-ring.ts) is released once it is.
+ * Memory: `concurrency` sealed chunks.
  */
 import type { Duplex } from 'node:stream'
 import type { BackupItem } from '../lib/entry.js'
@@ -22,6 +23,7 @@ export function createUploader(store: ChunkStore, opts: { concurrency?: number; 
     const mapped = orderedMap(source, opts.concurrency ?? UPLOAD_CONCURRENCY, async item => {
       if (item.kind !== 'chunk') return item
       const wrote = await store.putChunk(item.id, item.data)
+      item.slot?.release()
       if (wrote && opts.stats) {
         opts.stats.chunksNew++
         opts.stats.bytesStored += item.data.length

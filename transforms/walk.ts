@@ -363,7 +363,7 @@ function toEntry(fsPath: Buffer, st: LStat, link: Buffer | undefined, warn: Warn
 
 /**
  * Yields at most `size` bytes of the file (the size the snapshot records), in pieces of at most
- * READ_BLOCK; a file up to READ_BLOCK is one open, one read, one close. The file is opened on the
+ * READ_BLOCK, all read into one buffer; a file up to READ_BLOCK is one open, one read, one close. The file is opened on the
  * first `next()`, and closed when the consumer finishes, returns early or throws. A file that
  * shrank yields fewer bytes, with a warning; one that cannot be opened or read throws ERR_READ.
  */
@@ -379,10 +379,13 @@ async function* readContent(fsPath: Buffer, size: number, warn: Warn): AsyncGene
     throw new SluiceError('ERR_READ', `cannot open ${displayPath(fsPath)}: ${(err as Error).message}`, { cause: err, path: fsPath })
   }
   try {
+    // One buffer for the whole file: each piece is the consumer's only until it asks for the
+    // next (SourceEntry.content), so a large file costs one allocation, not one per READ_BLOCK.
+    const block = Buffer.allocUnsafeSlow(Math.min(size, READ_BLOCK))
     let left = size
     while (left > 0) {
       const want = Math.min(left, READ_BLOCK)
-      const buf = Buffer.allocUnsafe(want)
+      const buf = block.subarray(0, want)
       const got = await readFull(fd, buf, fsPath)
       left -= got
       if (got > 0) yield got === want ? buf : buf.subarray(0, got)
