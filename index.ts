@@ -10,8 +10,8 @@ import type { EntryMeta, ExtentsItem, RecordItem, TreeItem } from './lib/entry.j
 import { SluiceError } from './lib/errors.js'
 import { hex, displayPath, isUnder } from './lib/bytes.js'
 import { Lru } from './lib/flow.js'
-import { CHUNK_RING_BYTES, KNOWN_IDS_CACHE } from './lib/limits.js'
-import { ChunkRing } from './lib/chunk-ring.js'
+import { CHUNK_ARENA_BYTES, KNOWN_IDS_CACHE } from './lib/limits.js'
+import { ChunkArena } from './lib/chunk-arena.js'
 import { idFromChunkKey } from './lib/objects.js'
 import { compileFilter, type FilterOptions } from './lib/filter-rules.js'
 import { PROGRAM, FORMAT_VERSION, type Repository, type SnapshotInfo, type SnapshotRoot } from './lib/repository.js'
@@ -38,7 +38,7 @@ export * from './lib/storage.js'
 export * from './lib/stats.js'
 export { comparePaths, displayPath, hex } from './lib/bytes.js'
 export { tuneMalloc } from './lib/native.js'
-export { ChunkRing, type ChunkSlot } from './lib/chunk-ring.js'
+export { ChunkArena, type ChunkSlot } from './lib/chunk-arena.js'
 export { createLocalStorage } from './lib/storage-local.js'
 export type { S3Options } from './lib/storage-s3.js'
 /** Loads the AWS SDK on demand and creates an S3 storage (see lib/storage-s3.ts). */
@@ -92,10 +92,10 @@ export interface BackupOptions {
   onWarning?: (err: SluiceError) => void
   /** Counters to update while running (for progress); a fresh set if not given. */
   stats?: BackupStats
-  /** The ring content chunks are assembled, sealed and stored in; default a fresh one of
-   *  CHUNK_RING_BYTES. A smaller one costs speed (chunks that find no room take buffers of their
+  /** The arena content chunks are assembled, sealed and stored in; default a fresh one of
+   *  CHUNK_ARENA_BYTES. A smaller one costs speed (chunks that find no room take buffers of their
    *  own), never correctness. */
-  ring?: ChunkRing
+  arena?: ChunkArena
 }
 
 export interface BackupResult {
@@ -171,6 +171,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     }
     return repo.saveSnapshot(snapshot)
   }
+  const arena = opts.arena ?? new ChunkArena(CHUNK_ARENA_BYTES)
   await pipeline([
     source,
     // Without rules the filter would pass every entry on: leave it out, one hop less per entry.
@@ -178,7 +179,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
     createXattrReader({ onWarning }),
     ...(opts.paths ? [createPrefetch()] : []),
-    createChunker(keys, { params: repo.config.chunker, onWarning, stats, ring: opts.ring ?? new ChunkRing(CHUNK_RING_BYTES) }),
+    createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena }),
     createMetadataPacker(keys, repo.config.metaChunker),
     createDedup(repo),
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first

@@ -67,7 +67,8 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const rules = compileFilter(filter)
         source = { source: createTarSource(process.stdin, { prefix: name, onWarning: warn, descend: e => rules.canDescend(e) }), sourcePaths: [shown] }
       } else if (args.stdin) {
-        source = { source: createStdinSource(process.stdin, { name }), sourcePaths: [shown] }
+        // Its descriptor, not process.stdin: read into one reused buffer (transforms/stdin-source.ts).
+        source = { source: createStdinSource(0, { name }), sourcePaths: [shown] }
       } else {
         // yargs leaves what follows `--` in `_` (after the command name), not in the positionals.
         const cmd = createCommandSource([...paths, ...args._.slice(1).map(String)], { name })

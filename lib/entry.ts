@@ -2,7 +2,7 @@
  * The one entry shape shared by every source (walk, tar, stdin), the metadata record stream,
  * and every restore sink (directory, tar, stdout). Contracts only; no I/O here.
  */
-import type { ChunkSlot } from './chunk-ring.js'
+import type { ChunkSlot } from './chunk-arena.js'
 
 export type EntryType = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block' | 'socket'
 
@@ -105,7 +105,7 @@ export interface ChunkItem {
   meta: boolean
   /** Set by compress: 0 = stored, 1 = zstd. */
   compression?: number
-  /** The ring region `data` lives in (lib/chunk-ring.ts), when the chunker was given a ring:
+  /** The arena region `data` lives in (lib/chunk-arena.ts), when the chunker was given an arena:
    *  seal compresses and encrypts in place there, and the stage where the chunk ends (upload,
    *  or dedup when it is already stored) releases it. `data` must not be used after that. */
   slot?: ChunkSlot

@@ -106,6 +106,11 @@ export const DIFF_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
  *  memory promise wins; the time is the price. */
 export const GC_EVERY_BYTES = 4 * MiB
 
+/** Stream sources (a command's stdout, a tar on stdin, a script's Readable) hand out a fresh
+ *  buffer per piece; a collection is forced every this many bytes of them, so dead pieces stay
+ *  below it. Cheap at this size: one collection of a ~10 MB heap per 16 MiB of input. */
+export const STREAM_GC_EVERY_BYTES = 16 * MiB
+
 /** Worker threads that compress and seal (transforms/seal.ts). Two CPUs here: one for the
  *  main thread's read/chunk/hash, one for zstd and XChaCha20. */
 export const SEAL_WORKERS = 1
@@ -113,7 +118,7 @@ export const SEAL_WORKERS = 1
 /** Sealing moves to worker threads (transforms/seal.ts) once inline compression and encryption
  *  take this share of the main thread's wall-clock time over a window of SEAL_WORKER_WINDOW_MS.
  *  A rate threshold cannot work: sealed inline, large files never arrive faster than one core
- *  compresses them. Measured with the chunk ring: a tree of 100k small files spends 0.26-0.32 of
+ *  compresses them. Measured with the chunk arena: a tree of 100k small files spends 0.26-0.32 of
  *  its time sealing, large files (2 x 512 MiB, mixed) 0.50-0.59. On the worker, the large files
  *  take 11 s instead of 15 s; the small files gain a second but pay ~20 MB for the worker. */
 export const SEAL_WORKER_SHARE = 0.4
@@ -124,8 +129,8 @@ export const SEAL_WORKER_WINDOW_MS = 500
 export const RESTORE_SMALL_FILE = 256 * KiB
 export const RESTORE_FILE_JOBS = 8
 
-/** The ring that content chunks are assembled, sealed and stored in (lib/chunk-ring.ts). It
+/** The arena that content chunks are assembled, sealed and stored in (lib/chunk-arena.ts). It
  *  holds the open chunk's region (CHUNK_MAX) and the chunks between chunker and upload (about
  *  ten at most, about 1 MiB each on average); a chunk that finds no room takes a buffer of its
  *  own, so this bounds speed, not correctness. */
-export const CHUNK_RING_BYTES = 24 * MiB
+export const CHUNK_ARENA_BYTES = 24 * MiB

@@ -24,6 +24,10 @@ async function walked(root: string): Promise<SourceEntry[]> {
   return out
 }
 
+async function walkedStream(root: string): Promise<Readable> {
+  return Readable.from(await walked(root), { objectMode: true })
+}
+
 async function prefetched(entries: SourceEntry[], opts = {}): Promise<SourceEntry[]> {
   const out: SourceEntry[] = []
   for await (const e of Readable.from(entries, { objectMode: true }).pipe(createPrefetch(opts))) out.push(e as SourceEntry)
@@ -68,6 +72,33 @@ test('every file comes out in walk order with its exact bytes: many batches, dir
     assert.ok((await contentOf(e)).equals(want), `content of ${key}`)
   }
   assert.equal(files, expected.size)
+})
+
+test('consumed as they come (as the chunker does), files are read into a few reused arenas and keep their bytes', async () => {
+  const root = `${BASE}/reuse`
+  const expected: Buffer[] = []
+  fs.mkdirSync(root, { recursive: true })
+  // Enough bytes for many batches: each batch is cut at PREFETCH_BATCH_BYTES.
+  for (let i = 0; i < 600; i++) {
+    const data = seededBytes(`r${i}`, 9000 + ((i * 7919) % 30000))
+    fs.writeFileSync(`${root}/f${String(i).padStart(4, '0')}`, data)
+    expected.push(data)
+  }
+  const arenas = new Set<ArrayBufferLike>()
+  let i = 0
+  for await (const e of (await walkedStream(root)).pipe(createPrefetch())) {
+    const entry = e as SourceEntry
+    if (entry.type !== 'file') continue
+    const parts: Buffer[] = []
+    for await (const p of entry.content!()) {
+      arenas.add(p.buffer)
+      parts.push(Buffer.from(p))
+    }
+    assert.ok(Buffer.concat(parts).equals(expected[i]!), `content of f${i}`)
+    i++
+  }
+  assert.equal(i, 600)
+  assert.ok(arenas.size <= PREFETCH_BATCHES + 2, `${arenas.size} arenas for ${600} files of ~24 KB`)
 })
 
 test('a file that vanished after the walk fails with ERR_READ naming it; a file that shrank gives what is left; the others are intact', async () => {

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
 import { PassThrough, Readable } from 'node:stream'
 import type { SourceEntry } from '../lib/entry.js'
 import { SluiceError } from '../lib/errors.js'
@@ -47,6 +48,43 @@ test('a few MB piped in odd pieces come out byte for byte as one file entry', as
   assert.equal(e.uid, process.getuid!())
   assert.ok(e.mtimeSec >= before && e.mtimeSec <= before + 5)
   assert.equal(e.ctimeSec, e.mtimeSec)
+})
+
+test('a file descriptor is read to its end: a file given as stdin', async () => {
+  const dir = '/tmp/stdin-source-task'
+  fs.mkdirSync(dir, { recursive: true })
+  const input = seeded(3 * 1024 * 1024 + 77, 12)
+  fs.writeFileSync(`${dir}/in.bin`, input)
+  const fd = fs.openSync(`${dir}/in.bin`, 'r')
+  try {
+    const { entries, data, pieces } = await readAll(createStdinSource(fd, { name: Buffer.from('f.bin') }))
+    assert.equal(entries.length, 1)
+    assert.equal(sha256(data), sha256(input))
+    assert.ok(pieces >= 4, 'read in pieces of at most READ_BLOCK')
+  } finally {
+    fs.closeSync(fd)
+  }
+})
+
+test('a non-blocking descriptor with nothing to read yet (EAGAIN) is waited on, not taken for the end', async () => {
+  const dir = '/tmp/stdin-source-task'
+  fs.mkdirSync(dir, { recursive: true })
+  const fifo = `${dir}/fifo`
+  fs.rmSync(fifo, { force: true })
+  spawnSync('mkfifo', [fifo])
+  // The writer holds the FIFO open (read-write, which does not block) before we open it, then
+  // waits before it writes: our first reads find a writer but no data.
+  const writer = spawn('sh', ['-c', 'exec 3<>"$1"; echo ready; sleep 0.3; cat >&3', 'sh', fifo], { stdio: ['pipe', 'pipe', 'inherit'] })
+  await new Promise<void>(resolve => writer.stdout.once('data', () => resolve()))
+  const fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  const input = seeded(700_001, 13)
+  writer.stdin.end(input)
+  try {
+    const { data } = await readAll(createStdinSource(fd))
+    assert.equal(sha256(data), sha256(input))
+  } finally {
+    fs.closeSync(fd)
+  }
 })
 
 test('the default name is stdin, and a mode can be given', async () => {

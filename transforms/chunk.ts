@@ -8,8 +8,8 @@
  * params.max bytes, in its region) plus at most MAX_PENDING_RECORDS waiting records — past that the chunk is
  * cut early — plus one read block in flight.
  *
- * The open chunk is assembled in a region reserved at the largest chunk size: of the ring when
- * one is given (lib/chunk-ring.ts; seal and upload then work in the same memory), else a buffer
+ * The open chunk is assembled in a region reserved at the largest chunk size: of the arena when
+ * one is given (lib/chunk-arena.ts; seal and upload then work in the same memory), else a buffer
  * of its own. Each piece a source yields is copied there at once and hashed as it goes, so a
  * source may reuse its read buffer for the next piece.
  *
@@ -27,14 +27,14 @@ import { displayPath, IdArena } from '../lib/bytes.js'
 import { EXTENTS_PER_RECORD, MAX_PENDING_RECORDS, READ_BLOCK } from '../lib/limits.js'
 import type { BackupStats } from '../lib/stats.js'
 import type { IdHasher } from '../lib/crypto.js'
-import type { ChunkRing, ChunkSlot } from '../lib/chunk-ring.js'
+import type { ChunkArena, ChunkSlot } from '../lib/chunk-arena.js'
 import { CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET } from '../lib/objects.js'
 
 /** What the chunker needs of a repository: the keyed gear table and the keyed id hash. */
 export interface ChunkerKeys {
   gear: Int32Array
   chunkId(data: Uint8Array): Buffer
-  /** chunkId fed piece by piece (the same ids). With a ring it is needed: the ring is shared
+  /** chunkId fed piece by piece (the same ids). With an arena it is needed: the arena is shared
    *  memory, which the hash function does not take, so pieces are hashed as they are copied. */
   idHasher?(): IdHasher
 }
@@ -44,9 +44,9 @@ export interface ChunkerOptions {
   /** Per-file trouble (a file that vanished or cannot be read): reported, the backup goes on. */
   onWarning: (err: SluiceError) => void
   stats?: BackupStats
-  /** Assemble chunks in this ring (and hand them on with their slot), so that no chunk-sized
+  /** Assemble chunks in this arena (and hand them on with their slot), so that no chunk-sized
    *  buffer is allocated per chunk. Without one, each chunk gets a buffer of its own. */
-  ring?: ChunkRing
+  arena?: ChunkArena
 }
 
 type Out = ChunkItem | RecordItem | ExtentsItem
@@ -77,7 +77,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
   const stats = opts.stats
   // The open chunk: its region (null until its first byte), hash, length, and the extents
   // waiting for its id.
-  const ring = opts.ring
+  const arena = opts.arena
   const regionBytes = opts.params.max + CHUNK_OBJECT_OVERHEAD
   let region: Buffer | null = null
   let slot: ChunkSlot | null = null
@@ -95,8 +95,8 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
   const heldIds = new IdArena()
 
   const openRegion = (): Buffer => {
-    if (ring) {
-      slot = ring.reserve(regionBytes)
+    if (arena) {
+      slot = arena.reserve(regionBytes)
       region = slot.region
     } else {
       region = Buffer.allocUnsafeSlow(regionBytes)
@@ -110,7 +110,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
     // Without a hasher, hash the region (a copy of it when it is shared memory).
     const id = hasher ? hasher.digest() : keys.chunkId(slot ? Buffer.from(data) : data)
     const item: ChunkItem = { kind: 'chunk', id, data, size: openLen, meta: false }
-    if (slot) item.slot = ring!.shrink(slot, openLen + CHUNK_OBJECT_OVERHEAD)
+    if (slot) item.slot = arena!.shrink(slot, openLen + CHUNK_OBJECT_OVERHEAD)
     // Extents of a held record stay for as long as its stream runs: their ids go into a packed
     // arena, since the id itself is a view into Node's shared 8 KiB allocation pool and would pin
     // one pool slab per few chunks (measured: +9 MB over a 10 GiB stdin stream).

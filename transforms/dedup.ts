@@ -3,8 +3,8 @@
  * encrypt spend time on it. A size-capped LRU of ids known to be stored sits in front of the
  * storage's `has`. Memory: the cache (KNOWN_IDS_CACHE ids) plus `concurrency` lookups in flight.
  *
- * A dropped chunk ends here: its ring region (lib/chunk-ring.ts) is released. Chunks that are
- * buffers of their own (metadata, spilled regions, a script's chunker without a ring) count
+ * A dropped chunk ends here: its arena region (lib/chunk-arena.ts) is released. Chunks that are
+ * buffers of their own (metadata, spilled regions, a script's chunker without an arena) count
  * towards the forced collections (lib/gc.ts); every chunk passes here, new or already stored,
  * so none is missed.
  */

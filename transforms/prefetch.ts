@@ -12,9 +12,14 @@
  * that is not a small file to read (a directory, a large or reused file), so such entries are
  * never held back behind a batch that is still filling.
  *
- * Memory: at most PREFETCH_BATCHES arenas of at most PREFETCH_BATCH_BYTES (or one file of
- * `maxFileSize`), and at most PREFETCH_BATCH_FILES × (PREFETCH_BATCHES + 1) entries waiting in
- * order; an arena lives until the chunker has copied its files into chunks.
+ * Arenas are reused: one goes back to the stage's free list once every file in it has been
+ * consumed (the chunker copies each piece into its chunk before it asks for the next; see
+ * SourceEntry.content), so a tree of any size reads into the same few megabytes, with no page
+ * faults on fresh arenas and no dead ones for the collector.
+ *
+ * Memory: at most PREFETCH_BATCHES + 2 arenas of PREFETCH_BATCH_BYTES (being read, being
+ * consumed, free; a batch of one larger file, when `maxFileSize` allows one, gets an arena of
+ * its own), and at most PREFETCH_BATCH_FILES × (PREFETCH_BATCHES + 1) entries waiting in order.
  */
 import type { Duplex } from 'node:stream'
 import type { ExtentsItem, SourceEntry } from '../lib/entry.js'
@@ -36,6 +41,8 @@ type Item = SourceEntry | ExtentsItem
 interface Batch {
   entries: SourceEntry[]
   bytes: number
+  /** Files of the batch whose content has not been consumed yet. */
+  unread: number
   /** Set when the read has completed (the entries' content is then in place). */
   done: boolean
   read?: Promise<void>
@@ -53,13 +60,20 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
   let filling: Batch | null = null
   let running = 0
   const maxQueued = PREFETCH_BATCH_FILES * (inFlight + 1)
+  const free: Buffer[] = []
+  const arenas = {
+    take: (bytes: number): Buffer => (bytes <= PREFETCH_BATCH_BYTES ? free.pop() ?? Buffer.allocUnsafeSlow(PREFETCH_BATCH_BYTES) : Buffer.allocUnsafeSlow(bytes)),
+    give: (arena: Buffer): void => {
+      if (arena.length === PREFETCH_BATCH_BYTES && free.length <= inFlight) free.push(arena)
+    },
+  }
 
   const submit = (): void => {
     const b = filling
     if (b === null) return
     filling = null
     running++
-    b.read = readBatch(b).finally(() => {
+    b.read = readBatch(b, arenas).finally(() => {
       b.done = true
       running--
     })
@@ -78,10 +92,10 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
   for await (const item of source) {
     const small =
       item.kind === 'entry' && item.type === 'file' && item.content !== undefined && item.reuse === undefined &&
-      item.fsPath !== undefined && item.size > 0 && item.size <= max
+      item.fsPath !== undefined && item.hardlinkTo === undefined && item.size > 0 && item.size <= max
     if (small) {
       if (filling !== null && (filling.entries.length >= PREFETCH_BATCH_FILES || filling.bytes + item.size > PREFETCH_BATCH_BYTES)) submit()
-      filling ??= { entries: [], bytes: 0, done: false }
+      filling ??= { entries: [], bytes: 0, unread: 0, done: false }
       filling.entries.push(item as SourceEntry)
       filling.bytes += item.size
       queue.push({ item, batch: filling })
@@ -108,10 +122,11 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
 }
 
 /** Reads every file of the batch and gives each entry a `content` that yields its bytes (or
- *  throws ERR_READ as a direct read would). Never rejects. */
-async function readBatch(b: Batch): Promise<void> {
+ *  throws ERR_READ as a direct read would). The arena goes back to `arenas` once every file's
+ *  content has been consumed. Never rejects. */
+async function readBatch(b: Batch, arenas: { take(bytes: number): Buffer; give(arena: Buffer): void }): Promise<void> {
   const n = b.entries.length
-  const arena = Buffer.allocUnsafeSlow(b.bytes)
+  const arena = arenas.take(b.bytes)
   const results = new Int32Array(2 * n)
   const paths = b.entries.map(e => e.fsPath!)
   const sizes = b.entries.map(e => e.size)
@@ -121,6 +136,10 @@ async function readBatch(b: Batch): Promise<void> {
   } catch (err) {
     failure = err
   }
+  b.unread = n
+  const consumed = (): void => {
+    if (--b.unread === 0) arenas.give(arena)
+  }
   let off = 0
   for (let i = 0; i < n; i++) {
     const e = b.entries[i]!
@@ -129,21 +148,36 @@ async function readBatch(b: Batch): Promise<void> {
     if (failure !== undefined) {
       const err = new SluiceError('ERR_READ', `cannot read ${displayPath(e.fsPath!)}: ${(failure as Error).message}`, { cause: failure, path: e.fsPath })
       e.content = () => fail(err)
+      consumed()
     } else if (got < 0) {
       const step = results[2 * i + 1] === 0 ? 'open' : 'read'
       const cause = errnoError(-got, step, e.fsPath!)
       const err = new SluiceError('ERR_READ', `cannot ${step} ${displayPath(e.fsPath!)}: ${cause.message}`, { cause, path: e.fsPath })
       e.content = () => fail(err)
+      consumed()
     } else {
       const piece = arena.subarray(off, off + got)
-      e.content = () => once(piece)
+      let asked = false
+      e.content = () => {
+        // A second call (a contract breach) must not give the arena back twice.
+        if (asked) return fail(new SluiceError('ERR_READ', `content of ${displayPath(e.fsPath!)} was already read`, { path: e.fsPath }))
+        asked = true
+        return once(piece, consumed)
+      }
     }
     off += size
   }
 }
 
-async function* once(piece: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield piece
+/** Yields `piece`; `done` runs when the consumer asks for more or stops (the piece is then no
+ *  longer its). An entry whose content is never asked for keeps its arena from
+ *  the free list: it is then collected, and the free list makes a new one. */
+async function* once(piece: Uint8Array, done: () => void): AsyncGenerator<Uint8Array> {
+  try {
+    yield piece
+  } finally {
+    done()
+  }
 }
 
 // eslint-disable-next-line require-yield

@@ -12,10 +12,10 @@
  * is all content and asks for the workers from the start (mode 'worker'), so that a short
  * stream and a long one run the same pipeline in the same memory.
  *
- * A chunk assembled in the ring (lib/chunk-ring.ts) is sealed where it lies: the worker sees the
- * ring's shared memory, so only the region's place crosses between the threads, and the object
+ * A chunk assembled in the arena (lib/chunk-arena.ts) is sealed where it lies: the worker sees the
+ * arena's shared memory, so only the region's place crosses between the threads, and the object
  * replaces the plaintext in the same region. Other chunks (metadata, a script's own) are
- * transferred or copied to the worker and back, as before the ring.
+ * transferred or copied to the worker and back, as before the arena.
  *
  * Memory: up to 2 chunks per worker in flight, each worker's own heap (capped), and one zstd
  * context and output buffer per thread that seals.

@@ -12,15 +12,25 @@
  * failed — or, for a command, if the command could not be started or exited non-zero — so that a
  * failed producer fails the backup instead of leaving a snapshot with a short file.
  *
- * Memory: the one piece of input being handed on; pieces go on as the input gives them. For a
- * command, also one PassThrough (two 16 KiB buffers) between its stdout and us.
+ * Input: a file descriptor (the CLI's stdin) is read with fs.read into one reused READ_BLOCK
+ * buffer, so a stream of any length allocates nothing per piece. A Readable (a command's stdout,
+ * a script's stream) hands out a fresh buffer per piece; those die in the chunker, which copies
+ * them, and V8 would let them pile up (it collects by its own small heap, not by these external
+ * buffers), so a collection is forced every STREAM_GC_EVERY_BYTES of them.
+ *
+ * Memory: the read buffer, or the one piece of input being handed on (plus at most
+ * STREAM_GC_EVERY_BYTES of dead ones). For a command, also one PassThrough (two 16 KiB buffers)
+ * between its stdout and us.
  */
+import fs from 'node:fs'
 import { spawn } from 'node:child_process'
 import { userInfo } from 'node:os'
 import { PassThrough, Readable, type Writable } from 'node:stream'
 import { displayPath } from '../lib/bytes.js'
 import type { SourceEntry } from '../lib/entry.js'
 import { SluiceError } from '../lib/errors.js'
+import { gcEvery } from '../lib/gc.js'
+import { READ_BLOCK, STREAM_GC_EVERY_BYTES } from '../lib/limits.js'
 
 /** Options of {@link createStdinSource} and {@link createCommandSource}. */
 export interface StdinSourceOptions {
@@ -39,7 +49,7 @@ export interface CommandSourceOptions extends StdinSourceOptions {
 }
 
 /** Creates a source (objectMode Readable) yielding one file entry whose content is `input`. */
-export function createStdinSource(input: Readable, opts: StdinSourceOptions = {}): Readable {
+export function createStdinSource(input: Readable | number, opts: StdinSourceOptions = {}): Readable {
   const path = snapshotPath(opts.name ?? Buffer.from('stdin'))
   const source: Readable = Readable.from(single(input, path, opts, async () => {}, (err) => source.destroy(err)), { objectMode: true, highWaterMark: 1 })
   return source
@@ -83,7 +93,7 @@ export function createCommandSource(argv: string[], opts: CommandSourceOptions =
 /** `fail` errors the source itself: a failed input fails the whole backup, and the source must
  *  say so before the reader of the content hears of it (that reader, the chunker, would take it
  *  for one unreadable file, warn and go on). */
-async function* single(input: Readable, path: Buffer, opts: StdinSourceOptions, after: () => Promise<void>, fail: (err: Error) => void): AsyncGenerator<SourceEntry> {
+async function* single(input: Readable | number, path: Buffer, opts: StdinSourceOptions, after: () => Promise<void>, fail: (err: Error) => void): AsyncGenerator<SourceEntry> {
   const now = Date.now()
   const sec = Math.floor(now / 1000)
   const nsec = (now % 1000) * 1_000_000
@@ -110,7 +120,15 @@ async function* single(input: Readable, path: Buffer, opts: StdinSourceOptions, 
       if (state !== 'unread') throw new SluiceError('ERR_READ', `content of ${displayPath(path)} was already read`, { path })
       state = 'reading'
       try {
-        for await (const piece of input as AsyncIterable<Buffer>) yield piece
+        if (typeof input === 'number') {
+          yield* readFd(input)
+        } else {
+          const collect = gcEvery(STREAM_GC_EVERY_BYTES)
+          for await (const piece of input as AsyncIterable<Buffer>) {
+            yield piece
+            collect(piece.length)
+          }
+        }
         await after()
       } catch (err) {
         const e = err instanceof SluiceError ? err : new SluiceError('ERR_READ', `cannot read stdin: ${(err as Error).message}`, { cause: err, path })
@@ -128,6 +146,30 @@ async function* single(input: Readable, path: Buffer, opts: StdinSourceOptions, 
   yield entry
   await settled
   if (failure) throw failure
+}
+
+/**
+ * Reads `fd` to its end into one reused buffer; each piece is the consumer's only until it asks
+ * for the next. A descriptor left non-blocking by whoever opened it (EAGAIN) is polled, backing
+ * off to 50 ms: rare, and cheaper than a second way to read.
+ */
+async function* readFd(fd: number): AsyncGenerator<Buffer> {
+  const buf = Buffer.allocUnsafeSlow(READ_BLOCK)
+  let wait = 1
+  for (;;) {
+    let got: number
+    try {
+      got = await new Promise<number>((resolve, reject) => fs.read(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err
+      await new Promise(resolve => setTimeout(resolve, wait))
+      wait = Math.min(wait * 2, 50)
+      continue
+    }
+    wait = 1
+    if (got === 0) return
+    yield buf.subarray(0, got)
+  }
 }
 
 function ownerName(): string | undefined {

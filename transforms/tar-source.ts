@@ -14,13 +14,16 @@
  * bytes, i.e. the name the file had on a UTF-8 system.
  *
  * Memory: one input piece in tar-stream's buffer, one PAX header (at most tar-stream's 4 MiB
- * cap), and the path of the last dropped directory. Nothing grows with the archive.
+ * cap), and the path of the last dropped directory; dead content pieces up to
+ * STREAM_GC_EVERY_BYTES. Nothing grows with the archive.
  */
 import { Readable } from 'node:stream'
 import { extract } from 'tar-stream'
 import { displayPath, isUnder, joinPath } from '../lib/bytes.js'
 import type { EntryType, SourceEntry, Xattr } from '../lib/entry.js'
 import { SluiceError, asSluiceError } from '../lib/errors.js'
+import { gcEvery } from '../lib/gc.js'
+import { STREAM_GC_EVERY_BYTES } from '../lib/limits.js'
 
 /** Options of {@link createTarSource}. */
 export interface TarSourceOptions {
@@ -90,6 +93,7 @@ export function createTarSource(input: Readable, opts: TarSourceOptions = {}): R
 }
 
 async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: SluiceError) => void): AsyncGenerator<SourceEntry> {
+  const collect = gcEvery(STREAM_GC_EVERY_BYTES)
   const prefix = opts.prefix ?? Buffer.alloc(0)
   const skipUnread = opts.unreadContent === 'skip'
   // tar-stream's bundled types omit the options its extract() takes; the streamx Writable is
@@ -172,7 +176,9 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: 
         continue
       }
 
-      // A file with content: hand out content(), and settle before the next member.
+      // A file with content: hand out content(), and settle before the next member. Its pieces
+      // are tar-stream's fresh buffers, dead once the chunker has copied them: a collection is
+      // forced every STREAM_GC_EVERY_BYTES of them (transforms/stdin-source.ts says why).
       let state: 'unread' | 'reading' | 'done' | 'skipped' = 'unread'
       let failure: SluiceError | null = null
       let settle!: () => void
@@ -195,6 +201,7 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: 
             }
             if (r.done) break
             yield r.value
+            collect(r.value.length)
           }
         } finally {
           // Stopped early (return()) or done: either way the rest is skipped by the source.

@@ -2,7 +2,7 @@
  * upload: stores sealed chunks with at most `concurrency` writes in flight. Content addressing
  * makes every write idempotent, so a crashed backup can simply run again. Chunks end here;
  * other items (the final TreeItem) pass on in order, so the TreeItem leaves only after every
- * chunk before it is stored; a chunk's ring region (lib/chunk-ring.ts) is released once it is.
+ * chunk before it is stored; a chunk's arena region (lib/chunk-arena.ts) is released once it is.
  * Memory: `concurrency` sealed chunks.
  */
 import type { Duplex } from 'node:stream'

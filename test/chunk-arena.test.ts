@@ -1,14 +1,14 @@
 /**
- * The chunk ring (lib/chunk-ring.ts) and sealing in place: regions in flight never overlap and
- * keep their bytes whatever order they are released in; a ring without room spills instead of
+ * The chunk arena (lib/chunk-arena.ts) and sealing in place: regions in flight never overlap and
+ * keep their bytes whatever order they are released in; an arena without room spills instead of
  * waiting; an object sealed in shared memory opens to the same plaintext; and backups whose
- * chunks spill (a ring far too small) restore exactly, sealed inline and on the worker.
+ * chunks spill (an arena far too small) restore exactly, sealed inline and on the worker.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { Readable } from 'node:stream'
-import { ChunkRing, type ChunkSlot } from '../lib/chunk-ring.js'
+import { ChunkArena, type ChunkSlot } from '../lib/chunk-arena.js'
 import { chunkId, idHasher, randomBytes } from '../lib/crypto.js'
 import { compressAndSealInPlace, openChunk, CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET } from '../lib/objects.js'
 import { MiB } from '../lib/limits.js'
@@ -30,7 +30,7 @@ function rng(seed: number): () => number {
 
 test('regions in flight never overlap and keep their bytes, released in any order', () => {
   const size = 64 * 1024
-  const ring = new ChunkRing(size)
+  const arena = new ChunkArena(size)
   const rand = rng(7)
   const live: { slot: ChunkSlot; fill: number }[] = []
   let placed = 0
@@ -45,10 +45,10 @@ test('regions in flight never overlap and keep their bytes, released in any orde
       continue
     }
     const want = 1 + Math.floor(rand() * size * 0.3)
-    const slot = ring.reserve(want)
+    const slot = arena.reserve(want)
     assert.equal(slot.region.length, want)
     const cut = rand() < 0.5 ? want : 1 + Math.floor(rand() * want)
-    ring.shrink(slot, cut)
+    arena.shrink(slot, cut)
     assert.equal(slot.region.length, cut)
     const fill = step % 251
     slot.region.fill(fill)
@@ -67,26 +67,26 @@ test('regions in flight never overlap and keep their bytes, released in any orde
     }
     live.push({ slot, fill })
     const inRing = live.filter(l => !l.slot.spilled).reduce((n, l) => n + l.slot.region.length, 0)
-    assert.equal(ring.used, inRing)
+    assert.equal(arena.used, inRing)
   }
-  assert.ok(placed > 1000, `most regions fit the ring (${placed})`)
-  assert.ok(ring.spills > 0, 'some did not and spilled')
+  assert.ok(placed > 1000, `most regions fit the arena (${placed})`)
+  assert.ok(arena.spills > 0, 'some did not and spilled')
 })
 
-test('a ring without room spills at once instead of waiting, and takes regions again once freed', () => {
-  const ring = new ChunkRing(100)
-  const a = ring.reserve(60)
-  const b = ring.reserve(60)
+test('an arena without room spills at once instead of waiting, and takes regions again once freed', () => {
+  const arena = new ChunkArena(100)
+  const a = arena.reserve(60)
+  const b = arena.reserve(60)
   assert.equal(a.spilled, false)
   assert.equal(b.spilled, true)
-  assert.equal(ring.spills, 1)
-  assert.equal(ring.spilledBytes, 60)
-  assert.throws(() => ring.shrink(a, 61), RangeError)
+  assert.equal(arena.spills, 1)
+  assert.equal(arena.spilledBytes, 60)
+  assert.throws(() => arena.shrink(a, 61), RangeError)
   a.release()
-  assert.equal(ring.used, 0)
-  const c = ring.reserve(100)
+  assert.equal(arena.used, 0)
+  const c = arena.reserve(100)
   assert.equal(c.spilled, false)
-  assert.equal(ring.reserve(101).spilled, true, 'larger than the ring')
+  assert.equal(arena.reserve(101).spilled, true, 'larger than the arena')
 })
 
 test('a chunk sealed in place in shared memory opens to its plaintext; the piecewise id is the id', () => {
@@ -95,7 +95,7 @@ test('a chunk sealed in place in shared memory opens to its plaintext; the piece
   const sab = new SharedArrayBuffer(3 * MiB)
   for (const [what, plain] of [
     ['compressible', Buffer.from('sluice '.repeat(100_000))],
-    ['incompressible', seededBytes('ring', 200_000)],
+    ['incompressible', seededBytes('arena', 200_000)],
     ['one byte', Buffer.of(42)],
   ] as const) {
     const pieces = [plain.subarray(0, 7), plain.subarray(7, 7), plain.subarray(7)]
@@ -116,15 +116,15 @@ test('a chunk sealed in place in shared memory opens to its plaintext; the piece
   assert.throws(() => compressAndSealInPlace(encKey, idKey, region, 10, 3), RangeError, 'a region without room for the overhead')
 })
 
-const BASE = '/tmp/chunk-ring-task'
-const PW = 'ring'
+const BASE = '/tmp/chunk-arena-task'
+const PW = 'arena'
 
 async function freshRepo(name: string): Promise<Repository> {
   fs.rmSync(`${BASE}/${name}`, { recursive: true, force: true })
   return initRepository(createLocalStorage(`${BASE}/${name}/repo`), PW, { kdf: { opslimit: 1, memlimit: 8192 } })
 }
 
-test('a tree backed up through a ring far too small (chunks spill) restores exactly', async () => {
+test('a tree backed up through an arena far too small (chunks spill) restores exactly', async () => {
   const repo = await freshRepo('tree')
   const src = `${BASE}/tree/src`
   fs.mkdirSync(`${src}/small`, { recursive: true })
@@ -134,10 +134,10 @@ test('a tree backed up through a ring far too small (chunks spill) restores exac
   fs.writeFileSync(`${src}/copy-of-a.bin`, big[0]!) // deduplicated: released in dedup
   for (let i = 0; i < 300; i++) fs.writeFileSync(`${src}/small/${i}`, seededBytes(`s${i}`, (i * 977) % 9000))
   // Room for one open chunk region only: every chunk cut while another is in flight spills.
-  const ring = new ChunkRing(5 * MiB)
-  const res = await backup({ repo, paths: [src], ring })
-  assert.ok(ring.spills > 0, 'the spill path ran')
-  assert.equal(ring.used, 0, 'every region was released')
+  const arena = new ChunkArena(5 * MiB)
+  const res = await backup({ repo, paths: [src], arena })
+  assert.ok(arena.spills > 0, 'the spill path ran')
+  assert.equal(arena.used, 0, 'every region was released')
   const target = `${BASE}/tree/out`
   await restore({ repo, snapshot: res.snapshotId, target })
   const out = `${target}${src}`
@@ -150,16 +150,16 @@ test('a tree backed up through a ring far too small (chunks spill) restores exac
   assert.deepEqual(problems, [])
 })
 
-test('a stream sealed on the worker through a ring far too small restores exactly', async () => {
+test('a stream sealed on the worker through an arena far too small restores exactly', async () => {
   const repo = await freshRepo('stream')
   const data = Buffer.concat([seededBytes('stream', 9 * MiB), Buffer.alloc(3 * MiB, 0x61), seededBytes('stream', 2 * MiB)])
   const pieces = function* () {
     for (let p = 0; p < data.length; p += 65536) yield data.subarray(p, p + 65536)
   }
-  const ring = new ChunkRing(5 * MiB)
-  const res = await backup({ repo, source: createStdinSource(Readable.from(pieces()), { name: Buffer.from('dump.sql') }), ring })
-  assert.ok(ring.spills > 0, 'the spill path ran')
-  assert.equal(ring.used, 0)
+  const arena = new ChunkArena(5 * MiB)
+  const res = await backup({ repo, source: createStdinSource(Readable.from(pieces()), { name: Buffer.from('dump.sql') }), arena })
+  assert.ok(arena.spills > 0, 'the spill path ran')
+  assert.equal(arena.used, 0)
   const target = `${BASE}/stream/out`
   await restore({ repo, snapshot: res.snapshotId, target })
   assert.deepEqual(fs.readFileSync(`${target}/dump.sql`), data)
