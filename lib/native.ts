@@ -130,6 +130,25 @@ export function nativeCdcNext(): CdcNext | undefined {
   return cdcNext ?? undefined
 }
 
+/** Copies all of `src` into `dst` at `offset` (native/fsbatch.c copy). */
+export type CopyInto = (dst: Uint8Array, offset: number, src: Uint8Array) => void
+
+let copyInto: CopyInto | null | undefined
+
+/** A memcpy into any Uint8Array, or undefined when the addon is not built (or is older).
+ *  For copies into shared memory: V8 copies there byte by byte unless source and destination
+ *  are equally aligned (1.3 GB/s measured, against 9-15 GB/s). */
+export function nativeCopy(): CopyInto | undefined {
+  if (copyInto === undefined) {
+    try {
+      copyInto = (load() as unknown as { copy?: CopyInto }).copy ?? null
+    } catch {
+      copyInto = null
+    }
+  }
+  return copyInto ?? undefined
+}
+
 /** lstat fields as numbers (native/fsbatch.c), named as in EntryMeta; `mode` here is the whole
  *  st_mode (type bits too) and `rdev` is always set. Inode and device numbers above 2^53 lose
  *  precision, as Number(bigint) does. */

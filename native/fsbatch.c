@@ -82,6 +82,21 @@ static void *typed_of(napi_env env, napi_value v, napi_typedarray_type type, siz
   return data;
 }
 
+/* The bytes and length of any Uint8Array (a Buffer too), shared memory included; 0 (after
+ * throwing `msg`) otherwise. */
+static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len, const char *msg) {
+  napi_typedarray_type t;
+  void *d = NULL;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &t, len, &d, &ab, &off) != napi_ok || t != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return 0;
+  }
+  *data = (uint8_t *)d;
+  return 1;
+}
+
 static napi_value number(napi_env env, double v) {
   napi_value r;
   napi_create_double(env, v, &r);
@@ -284,11 +299,34 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
   return promise;
 }
 
-/* Adds lstat and readFiles to the addon's exports (called from sluice_native.c's init). */
+/* copy(dst: Uint8Array, offset: number, src: Uint8Array): copies all of src into dst at offset.
+ * The chunker's copy into the chunk arena: V8 copies into a SharedArrayBuffer with word-sized
+ * relaxed-atomic moves only when source and destination are equally aligned, and byte by byte
+ * otherwise (1.3 GB/s measured, against 9-15 GB/s aligned); a chunk's pieces land at any
+ * offset. memcpy does not care. */
+static napi_value js_copy(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!args_of(env, info, 3, argv, "copy(dst, offset, src)")) return NULL;
+  uint8_t *d, *s;
+  size_t dlen, slen;
+  if (!bytes_of(env, argv[0], &d, &dlen, "copy: dst must be a Uint8Array")) return NULL;
+  if (!bytes_of(env, argv[2], &s, &slen, "copy: src must be a Uint8Array")) return NULL;
+  double off;
+  if (napi_get_value_double(env, argv[1], &off) != napi_ok || !(off >= 0) || off != (double)(size_t)off ||
+      (size_t)off > dlen || slen > dlen - (size_t)off) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "copy: src does not fit in dst at offset");
+    return NULL;
+  }
+  if (slen > 0) memmove(d + (size_t)off, s, slen);
+  return NULL;
+}
+
+/* Adds lstat, readFiles and copy to the addon's exports (called from sluice_native.c's init). */
 int sluice_register_fsbatch(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"lstat", NULL, js_lstat, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"readFiles", NULL, js_readFiles, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"copy", NULL, js_copy, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props) == napi_ok;
 }

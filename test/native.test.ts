@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
-import { lgetxattrs, lsetxattr, mkfifo, mknod, nativeCdcNext, utimens } from '../lib/native.js'
+import { lgetxattrs, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, utimens } from '../lib/native.js'
 
 const ROOT = '/tmp/native-task'
 const SHM = '/dev/shm'
@@ -311,5 +311,30 @@ describe('cdcNext (the chunker loop; its boundaries are pinned in fastcdc.test.t
       ['a mask beyond 32 bits', () => next()(gear, buf, 0, new Float64Array([0, 0, 64, 256, 1024, 2 ** 32, 1]))],
     ]
     for (const [label, call] of bad) assert.throws(call, { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }, label)
+  })
+})
+
+describe('copy', () => {
+  test('copies every byte into shared memory at any alignment, and refuses what does not fit', () => {
+    const copy = nativeCopy()
+    assert.ok(copy, 'the addon has copy')
+    const sab = new SharedArrayBuffer(1 << 16)
+    const src = Buffer.alloc(5000)
+    for (let i = 0; i < src.length; i++) src[i] = (i * 31 + 7) & 0xff
+    for (const [dstStart, offset, from] of [[0, 0, 0], [3, 26, 1], [5, 1001, 7], [8, 0, 3]] as const) {
+      const dst = Buffer.from(sab, dstStart, 20000)
+      dst.fill(0xee)
+      const piece = src.subarray(from)
+      copy(dst, offset, piece)
+      assert.deepEqual(Buffer.from(dst.subarray(offset, offset + piece.length)), Buffer.from(piece))
+      assert.equal(dst[offset - 1] ?? 0xee, 0xee, 'nothing before')
+      assert.equal(dst[offset + piece.length], 0xee, 'nothing after')
+    }
+    const dst = Buffer.from(sab, 0, 100)
+    assert.throws(() => copy(dst, 90, src.subarray(0, 11)), { code: 'ERR_OUT_OF_RANGE' })
+    assert.throws(() => copy(dst, -1, src.subarray(0, 1)), { code: 'ERR_OUT_OF_RANGE' })
+    assert.throws(() => copy(dst, 0.5, src.subarray(0, 1)), { code: 'ERR_OUT_OF_RANGE' })
+    assert.throws(() => copy({} as Uint8Array, 0, src), { code: 'ERR_INVALID_ARG_TYPE' })
+    copy(dst, 100, Buffer.alloc(0)) // an empty piece at the very end is fine
   })
 })

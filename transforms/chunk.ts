@@ -29,6 +29,7 @@ import type { BackupStats } from '../lib/stats.js'
 import type { IdHasher } from '../lib/crypto.js'
 import type { ChunkArena, ChunkSlot } from '../lib/chunk-arena.js'
 import { CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET } from '../lib/objects.js'
+import { nativeCopy } from '../lib/native.js'
 
 /** What the chunker needs of a repository: the keyed gear table and the keyed id hash. */
 export interface ChunkerKeys {
@@ -79,6 +80,9 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
   // waiting for its id.
   const arena = opts.arena
   const regionBytes = opts.params.max + CHUNK_OBJECT_OVERHEAD
+  // Into the arena (shared memory) with the addon's memcpy: V8's own copy goes byte by byte
+  // there when the piece and its place differ in alignment, as they mostly do (10x slower).
+  const memcpy = arena ? nativeCopy() : undefined
   let region: Buffer | null = null
   let slot: ChunkSlot | null = null
   let hasher: IdHasher | null = null
@@ -148,7 +152,8 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
       openExtents.push(ext)
     }
     const r = region ?? openRegion()
-    r.set(piece, CHUNK_PLAIN_OFFSET + openLen)
+    if (memcpy && piece.length >= NATIVE_COPY_MIN) memcpy(r, CHUNK_PLAIN_OFFSET + openLen, piece)
+    else r.set(piece, CHUNK_PLAIN_OFFSET + openLen)
     hasher?.update(piece)
     openLen += piece.length
   }
@@ -267,6 +272,10 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
 }
 
 const EMPTY_ID = Buffer.alloc(32)
+
+/** Below this a piece is copied by V8 even into shared memory: an addon call costs ~0.2 µs,
+ *  about what V8's slow path takes for 256 bytes. */
+const NATIVE_COPY_MIN = 256
 
 const ZEROS = Buffer.alloc(READ_BLOCK)
 

@@ -128,7 +128,7 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
       : compressAndSeal(encKey, item.id, item.data, level)
     const t1 = performance.now()
     windowSealMs += t1 - t0
-    if (mode === 'auto' && !oneCpu && t1 - windowStart >= SEAL_WORKER_WINDOW_MS) {
+    if (mode === 'auto' && !useWorkers && !oneCpu && t1 - windowStart >= SEAL_WORKER_WINDOW_MS) {
       useWorkers = windowSealMs >= SEAL_WORKER_SHARE * (t1 - windowStart)
       windowSealMs = 0
       windowStart = t1
