@@ -89,6 +89,32 @@ test('an arena without room spills at once instead of waiting, and takes regions
   assert.equal(arena.reserve(101).spilled, true, 'larger than the arena')
 })
 
+test('a region grows in place when the bytes after it are free, else moves with its bytes', () => {
+  const arena = new ChunkArena(100)
+  const a = arena.reserve(10)
+  a.region.fill(1)
+  const a2 = arena.grow(a, 30, 10)
+  assert.equal(a2, a, 'grown in place')
+  assert.equal(a2.offset, 0)
+  assert.equal(a2.region.length, 30)
+  assert.ok(a2.region.subarray(0, 10).every(b => b === 1))
+  const b = arena.reserve(20) // right behind a: a cannot grow in place any more
+  b.region.fill(2)
+  a2.region.fill(3, 10, 30)
+  const a3 = arena.grow(a2, 40, 25)
+  assert.notEqual(a3.offset, 0, 'moved')
+  assert.equal(a3.region.length, 40)
+  assert.ok(a3.region.subarray(0, 10).every(v => v === 1) && a3.region.subarray(10, 25).every(v => v === 3), 'kept bytes moved')
+  assert.ok(b.region.every(v => v === 2), 'the neighbour is untouched')
+  assert.equal(arena.used, 60, 'the old place was given back')
+  const c = arena.reserve(30) // the hole a left (30 bytes at 0) takes it
+  assert.equal(c.offset, 0)
+  const big = arena.grow(a3, 200, 40) // larger than the arena: spills, bytes kept
+  assert.equal(big.spilled, true)
+  assert.ok(big.region.subarray(0, 10).every(v => v === 1))
+  assert.equal(arena.used, 50)
+})
+
 test('a chunk sealed in place in shared memory opens to its plaintext; the piecewise id is the id', () => {
   const encKey = randomBytes(32)
   const idKey = randomBytes(32)

@@ -80,6 +80,9 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
   // waiting for its id.
   const arena = opts.arena
   const regionBytes = opts.params.max + CHUNK_OBJECT_OVERHEAD
+  // In the arena the open chunk starts with room for twice the average chunk and grows, rarely,
+  // to the largest (ChunkArena.grow says why).
+  const firstRegionBytes = 2 * opts.params.avg + CHUNK_OBJECT_OVERHEAD
   // Into the arena (shared memory) with the addon's memcpy: V8's own copy goes byte by byte
   // there when the piece and its place differ in alignment, as they mostly do (10x slower).
   const memcpy = arena ? nativeCopy() : undefined
@@ -100,7 +103,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
 
   const openRegion = (): Buffer => {
     if (arena) {
-      slot = arena.reserve(regionBytes)
+      slot = arena.reserve(Math.min(regionBytes, firstRegionBytes))
       region = slot.region
     } else {
       region = Buffer.allocUnsafeSlow(regionBytes)
@@ -151,7 +154,12 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
       target!.extents.push(ext)
       openExtents.push(ext)
     }
-    const r = region ?? openRegion()
+    let r = region ?? openRegion()
+    const need = openLen + piece.length + CHUNK_OBJECT_OVERHEAD
+    if (need > r.length) {
+      slot = arena!.grow(slot!, regionBytes, CHUNK_PLAIN_OFFSET + openLen)
+      region = r = slot.region
+    }
     if (memcpy && piece.length >= NATIVE_COPY_MIN) memcpy(r, CHUNK_PLAIN_OFFSET + openLen, piece)
     else r.set(piece, CHUNK_PLAIN_OFFSET + openLen)
     hasher?.update(piece)
