@@ -5,13 +5,14 @@
  *
  * A record waits until the chunk holding its last byte is cut (its extents need that chunk's
  * id); records behind it wait too, to keep the order. Memory: the open chunk (at most
- * params.max bytes, in its region) plus at most MAX_PENDING_RECORDS waiting records — past that the chunk is
- * cut early — plus one read block in flight.
+ * params.max bytes, in its region) plus at most MAX_PENDING_RECORDS waiting records — past that
+ * the chunk is cut early — plus one read block in flight.
  *
- * The open chunk is assembled in a region reserved at the largest chunk size: of the arena when
- * one is given (lib/chunk-arena.ts; seal and upload then work in the same memory), else a buffer
- * of its own. Each piece a source yields is copied there at once and hashed as it goes, so a
- * source may reuse its read buffer for the next piece.
+ * The open chunk is assembled in a region: of the arena when one is given (lib/chunk-arena.ts;
+ * seal and upload then work in the same memory), reserved at twice the average chunk size and
+ * grown when a chunk gets larger; else a buffer of its own of the largest chunk size. Each piece
+ * a source yields is copied there at once and hashed as it goes, so a source may reuse its read
+ * buffer for the next piece.
  *
  * Sizes: a file's record carries its size, and its extents always add up to it: a walked file
  * that shrank while being read is padded with zeros (as GNU tar does) and reported. A source
