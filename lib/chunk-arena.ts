@@ -23,14 +23,7 @@
  * regions while they live; the bookkeeping holds one small object per region in flight.
  */
 
-import { nativeCopy } from './native.js'
-
-/** memcpy into shared memory (see nativeCopy), or V8's copy when the addon is not built. */
-function copyBytes(dst: Uint8Array, offset: number, src: Uint8Array): void {
-  const copy = nativeCopy()
-  if (copy) copy(dst, offset, src)
-  else dst.set(src, offset)
-}
+import { copyBytes } from './native.js'
 
 /** One chunk's region. */
 export interface ChunkSlot {

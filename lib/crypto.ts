@@ -77,9 +77,7 @@ export function seal(key: Uint8Array, plain: Uint8Array, ad: Uint8Array | null, 
   const h = header?.length ?? 0
   const out = Buffer.allocUnsafe(h + NONCE_BYTES + plain.length + TAG_BYTES)
   if (header) out.set(header, 0)
-  const nonce = out.subarray(h, h + NONCE_BYTES)
-  sodium.randombytes_buf(nonce)
-  sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out.subarray(h + NONCE_BYTES), plain, ad, null, nonce, key)
+  sealInto(key, out.subarray(h), plain, ad)
   return out
 }
 

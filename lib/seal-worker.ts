@@ -3,9 +3,10 @@
  * with the same pure codecs the single-threaded stages use (lib/objects.ts).
  *
  * A chunk in the arena (shared memory) is sealed in place and only its length goes back: no
- * buffer is made per chunk. (A spilled region, not shared, comes and goes by transfer.) Other chunks (metadata) arrive as buffers of their own and die here
- * once sealed; the worker's heap sees little allocation, so V8 would let those pile up, and it
- * collects every GC_EVERY_BYTES of them, as the main thread does.
+ * buffer is made per chunk. (A spilled region, not shared, comes and goes by transfer.) Other
+ * chunks (metadata) arrive as buffers of their own and die here once sealed; the worker's heap
+ * sees little allocation, so V8 would let those pile up, and it collects every GC_EVERY_BYTES
+ * of them, as the main thread does.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { compressAndSeal, compressAndSealInPlace } from './objects.js'

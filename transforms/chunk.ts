@@ -30,7 +30,7 @@ import type { BackupStats } from '../lib/stats.js'
 import type { IdHasher } from '../lib/crypto.js'
 import type { ChunkArena, ChunkSlot } from '../lib/chunk-arena.js'
 import { CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET } from '../lib/objects.js'
-import { nativeCopy } from '../lib/native.js'
+import { copyBytes } from '../lib/native.js'
 
 /** What the chunker needs of a repository: the keyed gear table and the keyed id hash. */
 export interface ChunkerKeys {
@@ -84,9 +84,6 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
   // In the arena the open chunk starts with room for twice the average chunk and grows, rarely,
   // to the largest (ChunkArena.grow says why).
   const firstRegionBytes = 2 * opts.params.avg + CHUNK_OBJECT_OVERHEAD
-  // Into the arena (shared memory) with the addon's memcpy: V8's own copy goes byte by byte
-  // there when the piece and its place differ in alignment, as they mostly do (10x slower).
-  const memcpy = arena ? nativeCopy() : undefined
   let region: Buffer | null = null
   let slot: ChunkSlot | null = null
   let hasher: IdHasher | null = null
@@ -161,8 +158,9 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
       slot = arena!.grow(slot!, regionBytes, CHUNK_PLAIN_OFFSET + openLen)
       region = r = slot.region
     }
-    if (memcpy && piece.length >= NATIVE_COPY_MIN) memcpy(r, CHUNK_PLAIN_OFFSET + openLen, piece)
-    else r.set(piece, CHUNK_PLAIN_OFFSET + openLen)
+    // The addon's memcpy into the arena: V8's own copy into shared memory goes byte by byte
+    // when the piece and its place differ in alignment, as they mostly do (10x slower).
+    copyBytes(r, CHUNK_PLAIN_OFFSET + openLen, piece)
     hasher?.update(piece)
     openLen += piece.length
   }
@@ -281,10 +279,6 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
 }
 
 const EMPTY_ID = Buffer.alloc(32)
-
-/** Below this a piece is copied by V8 even into shared memory: an addon call costs ~0.2 µs,
- *  about what V8's slow path takes for 256 bytes. */
-const NATIVE_COPY_MIN = 256
 
 const ZEROS = Buffer.alloc(READ_BLOCK)
 

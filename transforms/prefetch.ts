@@ -41,8 +41,6 @@ type Item = SourceEntry | ExtentsItem
 interface Batch {
   entries: SourceEntry[]
   bytes: number
-  /** Files of the batch whose content has not been consumed yet. */
-  unread: number
   /** Set when the read has completed (the entries' content is then in place). */
   done: boolean
   read?: Promise<void>
@@ -95,7 +93,7 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
       item.fsPath !== undefined && item.hardlinkTo === undefined && item.size > 0 && item.size <= max
     if (small) {
       if (filling !== null && (filling.entries.length >= PREFETCH_BATCH_FILES || filling.bytes + item.size > PREFETCH_BATCH_BYTES)) submit()
-      filling ??= { entries: [], bytes: 0, unread: 0, done: false }
+      filling ??= { entries: [], bytes: 0, done: false }
       filling.entries.push(item as SourceEntry)
       filling.bytes += item.size
       queue.push({ item, batch: filling })
@@ -136,9 +134,10 @@ async function readBatch(b: Batch, arenas: { take(bytes: number): Buffer; give(a
   } catch (err) {
     failure = err
   }
-  b.unread = n
+  // Files of the batch whose content has not been consumed yet.
+  let unread = n
   const consumed = (): void => {
-    if (--b.unread === 0) arenas.give(arena)
+    if (--unread === 0) arenas.give(arena)
   }
   let off = 0
   for (let i = 0; i < n; i++) {

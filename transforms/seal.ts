@@ -5,10 +5,10 @@
  * beside the main thread's reading, chunking and hashing. The result is the same object the
  * compress → encrypt stages make (lib/objects.ts), in the same order.
  *
- * A worker costs about 15 MB of RSS (its own V8 isolate, zstd context and buffers), which a tree of small files, bound by
- * per-file work rather than by compression, should not pay. So chunks are sealed inline on the
- * main thread until sealing takes a third of its time (SEAL_WORKER_SHARE, measured over
- * windows of SEAL_WORKER_WINDOW_MS); from then on, on the workers. A stream source (stdin, tar)
+ * A worker costs about 20 MB of RSS (its own V8 isolate, zstd context and buffers), which a
+ * tree of small files, bound by per-file work rather than by compression, should not pay. So
+ * chunks are sealed inline on the main thread until sealing takes SEAL_WORKER_SHARE of its time
+ * (measured over windows of SEAL_WORKER_WINDOW_MS); from then on, on the workers. A stream source (stdin, tar)
  * is all content and asks for the workers from the start (mode 'worker'), so that a short
  * stream and a long one run the same pipeline in the same memory.
  *
@@ -128,7 +128,7 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
       : compressAndSeal(encKey, item.id, item.data, level)
     const t1 = performance.now()
     windowSealMs += t1 - t0
-    if (mode === 'auto' && !useWorkers && !oneCpu && t1 - windowStart >= SEAL_WORKER_WINDOW_MS) {
+    if (mode === 'auto' && !oneCpu && t1 - windowStart >= SEAL_WORKER_WINDOW_MS) {
       useWorkers = windowSealMs >= SEAL_WORKER_SHARE * (t1 - windowStart)
       windowSealMs = 0
       windowStart = t1
