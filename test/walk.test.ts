@@ -256,6 +256,31 @@ test('content: read in READ_BLOCK pieces, never past the recorded size, fd close
   assert.equal(fds(), before)
 })
 
+test('a file of several blocks is read one block ahead: each piece holds until the next is asked for; a shrunk one ends where it ends', async () => {
+  const root = `${BASE}/ahead`
+  mkdirp(root)
+  const big = Buffer.alloc(3 * READ_BLOCK + 999)
+  for (let i = 0; i + 4 <= big.length; i += 4) big.writeUInt32LE(i, i)
+  fs.writeFileSync(`${root}/big`, big)
+  fs.writeFileSync(`${root}/shrinks`, big)
+  const { entries, warnings } = await walk([root])
+  let at = 0
+  for await (const p of find(entries, `${root}/big`).content!()) {
+    // The read of the next block runs meanwhile: it must not land in this piece.
+    await new Promise((r) => setTimeout(r, 20))
+    assert.ok(Buffer.from(p).equals(big.subarray(at, at + p.length)), `piece at ${at} intact`)
+    at += p.length
+  }
+  assert.equal(at, big.length)
+  assert.equal(warnings.length, 0)
+
+  fs.truncateSync(`${root}/shrinks`, READ_BLOCK + 500)
+  const got = await readAll(find(entries, `${root}/shrinks`))
+  assert.ok(got.equals(big.subarray(0, READ_BLOCK + 500)))
+  assert.equal(warnings.length, 1)
+  assert.match(warnings[0]!.message, new RegExp(`shrank while reading \\(${READ_BLOCK + 500} of ${big.length} bytes\\)`))
+})
+
 test('content of a file that vanished before reading throws ERR_READ with the path', async () => {
   const root = `${BASE}/gone`
   mkdirp(root)

@@ -8,7 +8,8 @@
  * A worker costs about 20 MB of RSS (its own V8 isolate, zstd context and buffers), which a
  * tree of small files, bound by per-file work rather than by compression, should not pay. So
  * chunks are sealed inline on the main thread until sealing takes SEAL_WORKER_SHARE of its time
- * (measured over windows of SEAL_WORKER_WINDOW_MS); from then on, on the workers. A stream source (stdin, tar)
+ * (measured over windows of SEAL_WORKER_WINDOW_MS, the first of them shorter and stricter:
+ * SEAL_WORKER_FIRST_*); from then on, on the workers. A stream source (stdin, tar)
  * is all content and asks for the workers from the start (mode 'worker'), so that a short
  * stream and a long one run the same pipeline in the same memory.
  *
@@ -26,7 +27,7 @@ import { Worker } from 'node:worker_threads'
 import type { BackupItem, ChunkItem } from '../lib/entry.js'
 import { orderedMap, stage } from '../lib/flow.js'
 import { SluiceError } from '../lib/errors.js'
-import { SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
+import { SEAL_WORKER_FIRST_SHARE, SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
 import { compressAndSeal, compressAndSealInPlace } from '../lib/objects.js'
 
 export interface SealOptions {
@@ -116,22 +117,28 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
     })
   }
   // Time spent sealing inline since windowStart; the workers start when it is a large share.
+  // The first window starts at the first chunk and is short (SEAL_WORKER_FIRST_WINDOW_MS).
   let windowSealMs = 0
-  let windowStart = performance.now()
+  let windowStart = -1
+  let windowMs = SEAL_WORKER_FIRST_WINDOW_MS
+  let share = SEAL_WORKER_FIRST_SHARE
   const mode = opts.mode ?? 'auto'
   const oneCpu = os.availableParallelism() < 2
   let useWorkers = mode === 'worker'
   const inline = (item: ChunkItem): Sealed => {
     const t0 = performance.now()
+    if (windowStart < 0) windowStart = t0
     const r = item.slot
       ? compressAndSealInPlace(encKey, item.id, item.slot.region, item.size, level)
       : compressAndSeal(encKey, item.id, item.data, level)
     const t1 = performance.now()
     windowSealMs += t1 - t0
-    if (mode === 'auto' && !oneCpu && t1 - windowStart >= SEAL_WORKER_WINDOW_MS) {
-      useWorkers = windowSealMs >= SEAL_WORKER_SHARE * (t1 - windowStart)
+    if (mode === 'auto' && !oneCpu && t1 - windowStart >= windowMs) {
+      useWorkers = windowSealMs >= share * (t1 - windowStart)
       windowSealMs = 0
       windowStart = t1
+      windowMs = SEAL_WORKER_WINDOW_MS
+      share = SEAL_WORKER_SHARE
     }
     return r
   }

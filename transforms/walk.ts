@@ -363,7 +363,8 @@ function toEntry(fsPath: Buffer, st: LStat, link: Buffer | undefined, warn: Warn
 
 /**
  * Yields at most `size` bytes of the file (the size the snapshot records), in pieces of at most
- * READ_BLOCK, all read into one buffer; a file up to READ_BLOCK is one open, one read, one close. The file is opened on the
+ * READ_BLOCK, read into two buffers in turn (memory: 2 x READ_BLOCK per file in flight); a file
+ * up to READ_BLOCK is one open, one read into one buffer, one close. The file is opened on the
  * first `next()`, and closed when the consumer finishes, returns early or throws. A file that
  * shrank yields fewer bytes, with a warning; one that cannot be opened or read throws ERR_READ.
  */
@@ -378,23 +379,38 @@ async function* readContent(fsPath: Buffer, size: number, warn: Warn): AsyncGene
   } catch (err) {
     throw new SluiceError('ERR_READ', `cannot open ${displayPath(fsPath)}: ${(err as Error).message}`, { cause: err, path: fsPath })
   }
+  // A file larger than READ_BLOCK is read one block ahead, into the other of two buffers: the
+  // next read runs on the thread pool while the consumer works on this piece (each piece is the
+  // consumer's only until it asks for the next, SourceEntry.content). A smaller file is one read
+  // into one buffer.
+  const blocks = [Buffer.allocUnsafeSlow(Math.min(size, READ_BLOCK))]
+  if (size > READ_BLOCK) blocks.push(Buffer.allocUnsafeSlow(READ_BLOCK))
+  let left = size
+  let turn = 0
+  const readNext = (): Promise<{ buf: Buffer; want: number; got: number }> | undefined => {
+    if (left <= 0) return undefined
+    const want = Math.min(left, READ_BLOCK)
+    left -= want
+    const buf = blocks[turn]!.subarray(0, want)
+    turn = (turn + 1) % blocks.length
+    return readFull(fd, buf, fsPath).then(got => ({ buf, want, got }))
+  }
+  let ahead = readNext()
   try {
-    // One buffer for the whole file: each piece is the consumer's only until it asks for the
-    // next (SourceEntry.content), so a large file costs one allocation, not one per READ_BLOCK.
-    const block = Buffer.allocUnsafeSlow(Math.min(size, READ_BLOCK))
-    let left = size
-    while (left > 0) {
-      const want = Math.min(left, READ_BLOCK)
-      const buf = block.subarray(0, want)
-      const got = await readFull(fd, buf, fsPath)
-      left -= got
-      if (got > 0) yield got === want ? buf : buf.subarray(0, got)
+    while (ahead) {
+      const { buf, want, got } = await ahead
+      ahead = undefined
       if (got < want) {
-        warn(`file shrank while reading (${size - left} of ${size} bytes):`, undefined, fsPath)
+        if (got > 0) yield buf.subarray(0, got)
+        warn(`file shrank while reading (${size - left - want + got} of ${size} bytes):`, undefined, fsPath)
         return
       }
+      ahead = readNext()
+      yield buf
     }
   } finally {
+    // A read still in flight must end before its descriptor is closed (and maybe reused).
+    if (ahead) await ahead.catch(() => {})
     await cb<void>(done => fs.close(fd, done))
   }
 }
