@@ -83,11 +83,11 @@ export function seal(key: Uint8Array, plain: Uint8Array, ad: Uint8Array | null, 
 
 /** Opens what `seal` made; throws ERR_CORRUPT when it was altered, truncated, or the key or
  *  associated data differ. */
-export function open(key: Uint8Array, sealed: Uint8Array, ad: Uint8Array | null, what: string): Buffer {
+export function open(key: Uint8Array, sealed: Uint8Array, ad: Uint8Array | null, what: string, into?: (length: number) => Buffer): Buffer {
   if (sealed.length < NONCE_BYTES + TAG_BYTES) throw new SluiceError('ERR_CORRUPT', `${what} is truncated`)
   const nonce = sealed.subarray(0, NONCE_BYTES)
   const body = sealed.subarray(NONCE_BYTES)
-  const out = Buffer.allocUnsafe(body.length - TAG_BYTES)
+  const out = into ? into(body.length - TAG_BYTES) : Buffer.allocUnsafe(body.length - TAG_BYTES)
   try {
     sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(out, null, body, ad, nonce, key)
   } catch (cause) {

@@ -43,6 +43,14 @@ export const KNOWN_IDS_CACHE = 64 * 1024
 /** Restore: decrypted chunks kept for packed small files that share a chunk. */
 export const RESTORE_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
 
+/** Restore: restored bytes between two forced collections (lib/gc.ts). Each restored chunk
+ *  leaves its object and its plaintext behind (its compressed payload is decrypted into a reused
+ *  buffer), and a forced full collection costs 12-17 ms here however small the heap: at 4 MiB a
+ *  large-file restore spent half its main thread collecting. Measured on big-2x512M: 4 MiB
+ *  11.0-12.1 s at 101-104 MB, 8 MiB 9.3-9.7 s at 100-105 MB, 16 MiB 8.2-8.6 s at 111-113 MB.
+ *  8 MiB: faster at the same peak. */
+export const RESTORE_GC_EVERY_BYTES = 8 * MiB
+
 /** Argon2id: 32 MiB with 4 passes (RFC 9106 allows trading memory for passes). The 64 MiB option
  *  would be a third of the 120 MB peak budget by itself. Recorded in each key file. */
 export const KDF_MEMLIMIT = 32 * MiB

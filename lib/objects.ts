@@ -57,6 +57,12 @@ let decompressor: Decompressor | undefined
 
 let probeCtx: InstanceType<typeof zstd.CCtx> | undefined
 
+/** The reused scratch buffer, at least `length` bytes; a view of exactly `length`. */
+function scratchOf(length: number): Buffer {
+  if (!scratch || scratch.length < length) scratch = Buffer.allocUnsafeSlow(length)
+  return scratch.subarray(0, length)
+}
+
 /**
  * True when three samples of the chunk (start, middle, end; PROBE_SAMPLE bytes each) do not
  * compress at all at zstd level 1: random, encrypted or already compressed data (media,
@@ -154,7 +160,9 @@ export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): 
   if (obj.length < 2) throw new SluiceError('ERR_CORRUPT', `${what} is truncated`)
   if (obj[0] !== OBJECT_VERSION) throw new SluiceError('ERR_CORRUPT', `${what} has unknown format ${obj[0]}`)
   const compression = obj[1]!
-  const payload = open(encKey, obj.subarray(2), chunkAd(id, compression), what)
+  // A compressed payload is only read by zstd: it is decrypted into the reused scratch buffer,
+  // so a chunk leaves one buffer behind (its plaintext), not two.
+  const payload = open(encKey, obj.subarray(2), chunkAd(id, compression), what, compression === COMPRESSION_ZSTD ? scratchOf : undefined)
   switch (compression) {
     case COMPRESSION_NONE:
       return payload

@@ -46,3 +46,15 @@ test('chunks zstd cannot shrink are stored as is; a random chunk with text where
     else assert.ok(b.length < plain.length, `${what}: smaller`)
   }
 })
+
+test('an opened chunk is its own buffer: opening the next one leaves it as it was', () => {
+  const plains = [text(300_000), seededBytes('own-1', 300_000), Buffer.from(text(200_000)).reverse()]
+  const objs = plains.map((p) => {
+    const id = chunkId(idKey, p)
+    return { id, obj: compressAndSeal(encKey, id, p, 3).obj }
+  })
+  const opened = objs.map(({ id, obj }) => openChunk(encKey, id, obj))
+  // Sealing more after opening must not touch what was opened either.
+  compressAndSeal(encKey, idKey, text(400_000), 3)
+  opened.forEach((o, i) => assert.deepEqual(o, plains[i], `chunk ${i}`))
+})

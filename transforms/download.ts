@@ -3,12 +3,13 @@
  * and decompresses, through the ChunkLoader) up to `concurrency` chunks ahead, and keeps a
  * byte-capped LRU of decoded chunks because packed small files share chunks. Emits each
  * record followed by DataItems of its content. Memory: `concurrency` chunks in flight plus the
- * cache (RESTORE_CHUNK_CACHE_BYTES).
+ * cache (RESTORE_CHUNK_CACHE_BYTES), and dead chunk buffers until the collection forced every
+ * RESTORE_GC_EVERY_BYTES of content.
  */
 import type { Duplex } from 'node:stream'
 import type { DataItem, ExtentsItem, RecordItem } from '../lib/entry.js'
 import { Lru, orderedMap, stage } from '../lib/flow.js'
-import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, GC_EVERY_BYTES, RESTORE_CHUNK_CACHE_BYTES } from '../lib/limits.js'
+import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_CHUNK_CACHE_BYTES, RESTORE_GC_EVERY_BYTES } from '../lib/limits.js'
 import { gcEvery } from '../lib/gc.js'
 import { SluiceError } from '../lib/errors.js'
 import { hex } from '../lib/bytes.js'
@@ -35,7 +36,7 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
     }
     return p
   }
-  const collect = gcEvery(GC_EVERY_BYTES)
+  const collect = gcEvery(RESTORE_GC_EVERY_BYTES)
   return stage<RecordItem | ExtentsItem, RecordItem | DataItem>(async function* (source) {
     async function* tasks(): AsyncIterable<Task> {
       for await (const item of source) {
