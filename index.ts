@@ -185,7 +185,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
     // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides
     // by what it finds (transforms/seal.ts).
-    createSealer(repo.keys.encKey, { mode: opts.paths ? 'auto' : 'worker' }),
+    createSealer(repo.keys.encKey, { mode: opts.paths ? 'auto' : 'worker', stats }),
     createUploader(repo, { stats }),
     createCommit(writeSnapshot, id => (snapshotId = id)),
   ])

@@ -136,19 +136,21 @@ export const STREAM_GC_EVERY_BYTES = 16 * MiB
 export const SEAL_WORKERS = 1
 
 /** Sealing moves to worker threads (transforms/seal.ts) once inline compression and encryption
- *  take this share of the main thread's wall-clock time over a window of SEAL_WORKER_WINDOW_MS.
- *  A rate threshold cannot work: sealed inline, large files never arrive faster than one core
- *  compresses them. Measured with the chunk arena: a tree of 100k small files spends 0.26-0.32 of
- *  its time sealing, large files (2 x 512 MiB, mixed) 0.50-0.59. On the worker, the large files
- *  take 11 s instead of 15 s; the small files gain a second but pay ~20 MB for the worker. */
+ *  take this share of the main thread's wall-clock time over a window of SEAL_WORKER_WINDOW_MS
+ *  (the first window, from the first chunk on, SEAL_WORKER_FIRST_WINDOW_MS: large files get
+ *  their worker ~0.4 s sooner) and the files read in that window average
+ *  SEAL_WORKER_MIN_MEAN_FILE or more. A rate threshold cannot work: sealed inline, large files
+ *  never arrive faster than one core compresses them. Measured with the chunk arena: large files
+ *  (2 x 512 MiB, mixed) spend 0.49-0.60 of a window sealing; on the worker they take 11 s
+ *  instead of 15 s. A tree of 100k small files (2.9 KB on average) spends 0.14-0.48 of a window
+ *  sealing, so the share alone cannot tell it apart: when it started the worker that tree peaked
+ *  at 125-131 MB instead of 104-113 MB, for a tenth of its time. The mean file size does: at
+ *  64 KiB a file's sealing (~0.6 ms at level 3) outweighs its per-file work (lstat, open, read,
+ *  close, record: tens of microseconds). */
 export const SEAL_WORKER_SHARE = 0.4
 export const SEAL_WORKER_WINDOW_MS = 500
-/** The first window, from the first chunk on, is shorter and asks for more: large files show
- *  55-60 % of their first 100 ms sealing, a tree of 100k small files 9-34 % (43 % at worst in a
- *  later 100 ms window, which is why later windows are longer). Large files get their worker
- *  ~0.35 s sooner. */
 export const SEAL_WORKER_FIRST_WINDOW_MS = 100
-export const SEAL_WORKER_FIRST_SHARE = 0.5
+export const SEAL_WORKER_MIN_MEAN_FILE = 64 * KiB
 
 /** Restore: files up to this size are collected (copied) and created by jobs that run
  *  RESTORE_FILE_JOBS at a time, so the kernel's per-file creation cost overlaps. */

@@ -8,8 +8,9 @@
  * A worker costs about 20 MB of RSS (its own V8 isolate, zstd context and buffers), which a
  * tree of small files, bound by per-file work rather than by compression, should not pay. So
  * chunks are sealed inline on the main thread until sealing takes SEAL_WORKER_SHARE of its time
- * (measured over windows of SEAL_WORKER_WINDOW_MS, the first of them shorter and stricter:
- * SEAL_WORKER_FIRST_*); from then on, on the workers. A stream source (stdin, tar)
+ * (measured over windows of SEAL_WORKER_WINDOW_MS, the first of them shorter:
+ * SEAL_WORKER_FIRST_WINDOW_MS) in a window whose files, when the backup's counters are given, average
+ * SEAL_WORKER_MIN_MEAN_FILE or more (`wantsWorkers`); from then on, on the workers. A stream source (stdin, tar)
  * is all content and asks for the workers from the start (mode 'worker'), so that a short
  * stream and a long one run the same pipeline in the same memory.
  *
@@ -25,9 +26,10 @@ import os from 'node:os'
 import type { Duplex } from 'node:stream'
 import { Worker } from 'node:worker_threads'
 import type { BackupItem, ChunkItem } from '../lib/entry.js'
+import type { BackupStats } from '../lib/stats.js'
 import { orderedMap, stage } from '../lib/flow.js'
 import { SluiceError } from '../lib/errors.js'
-import { SEAL_WORKER_FIRST_SHARE, SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
+import { SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_LEVEL } from '../lib/limits.js'
 import { compressAndSeal, compressAndSealInPlace } from '../lib/objects.js'
 
 export interface SealOptions {
@@ -37,6 +39,28 @@ export interface SealOptions {
    *  'worker': on the workers from the first chunk; 'inline': never on a worker. On a machine
    *  with one CPU a worker cannot run beside the main thread, so 'auto' stays inline. */
   mode?: 'auto' | 'worker' | 'inline'
+  /** The backup's counters (updated by the chunker upstream): with them, 'auto' also asks that
+   *  the files read in a window be large on average. */
+  stats?: BackupStats
+}
+
+/** One window of inline sealing: its length, the time spent sealing in it, and the files read
+ *  and bytes read upstream meanwhile (from the backup's counters; both 0 when there are none). */
+export interface SealWindow {
+  ms: number
+  sealMs: number
+  files: number
+  bytes: number
+}
+
+/** Whether a window asks for the workers: sealing took SEAL_WORKER_SHARE of it or more, and
+ *  the files read in it average SEAL_WORKER_MIN_MEAN_FILE or more (or none began: the middle of
+ *  a large one). A tree of small files is bound by per-file work, and its pipeline holds the
+ *  most in flight already; the worker's ~20 MB would take it past its budget for a tenth of its
+ *  time. Without the backup's counters `files` and `bytes` are 0 and the share decides alone. */
+export function wantsWorkers(w: SealWindow): boolean {
+  if (w.sealMs < SEAL_WORKER_SHARE * w.ms) return false
+  return w.files === 0 || w.bytes / w.files >= SEAL_WORKER_MIN_MEAN_FILE
 }
 
 interface Pending {
@@ -120,25 +144,35 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
   // The first window starts at the first chunk and is short (SEAL_WORKER_FIRST_WINDOW_MS).
   let windowSealMs = 0
   let windowStart = -1
+  const stats = opts.stats
+  const filesRead = () => (stats ? stats.filesNew + stats.filesChanged : 0)
+  let windowFiles = 0
+  let windowBytes = 0
   let windowMs = SEAL_WORKER_FIRST_WINDOW_MS
-  let share = SEAL_WORKER_FIRST_SHARE
   const mode = opts.mode ?? 'auto'
   const oneCpu = os.availableParallelism() < 2
   let useWorkers = mode === 'worker'
   const inline = (item: ChunkItem): Sealed => {
     const t0 = performance.now()
-    if (windowStart < 0) windowStart = t0
+    if (windowStart < 0) {
+      windowStart = t0
+      windowFiles = filesRead()
+      windowBytes = stats?.bytesRead ?? 0
+    }
     const r = item.slot
       ? compressAndSealInPlace(encKey, item.id, item.slot.region, item.size, level)
       : compressAndSeal(encKey, item.id, item.data, level)
     const t1 = performance.now()
     windowSealMs += t1 - t0
     if (mode === 'auto' && !oneCpu && t1 - windowStart >= windowMs) {
-      useWorkers = windowSealMs >= share * (t1 - windowStart)
+      const files = filesRead()
+      const bytes = stats?.bytesRead ?? 0
+      useWorkers = wantsWorkers({ ms: t1 - windowStart, sealMs: windowSealMs, files: files - windowFiles, bytes: bytes - windowBytes })
+      windowFiles = files
+      windowBytes = bytes
       windowSealMs = 0
       windowStart = t1
       windowMs = SEAL_WORKER_WINDOW_MS
-      share = SEAL_WORKER_SHARE
     }
     return r
   }
