@@ -1,7 +1,8 @@
 /** What every command shares: opening the repository, the password, progress and messages. */
 import fs from 'node:fs'
 import type { Argv } from 'yargs'
-import { SluiceError, displayPath, openRepository, openStorage, type Repository } from '../index.js'
+import { SluiceError, displayPath, openRepository, openStorage, tuneMalloc, type Repository } from '../index.js'
+import { MALLOC_ARENA_MAX, READ_MALLOC_MMAP_THRESHOLD } from '../lib/limits.js'
 
 export interface GlobalArgs {
   repo?: string
@@ -145,3 +146,13 @@ export function out(line: string): void {
 }
 
 export { displayPath }
+
+/** For commands that only read chunks (restore, cat): decoded chunks come from malloc's heap
+ *  instead of an mmap each (lib/limits.ts READ_MALLOC_MMAP_THRESHOLD). */
+export function tuneMallocForReading(): void {
+  try {
+    tuneMalloc(READ_MALLOC_MMAP_THRESHOLD, MALLOC_ARENA_MAX)
+  } catch {
+    // the addon is missing: the command will say so when it needs it
+  }
+}

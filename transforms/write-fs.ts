@@ -62,6 +62,9 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   const stack: OpenDir[] = []
   // Directories (snapshot-relative) known to be real directories we may write into.
   let file: { fd: number; meta: EntryMeta; abs: Buffer; written: number } | null = null
+  // The large file's write on the thread pool, while one is running: a destroy must not close
+  // its descriptor under it (the number could be reused by the next open before the write runs).
+  let writing: Promise<unknown> | null = null
   // A small file being collected, to be created by a job of its own (see `flushSmall`).
   let small: { meta: EntryMeta; abs: Buffer; parts: Buffer[] } | null = null
   // Small-file jobs in flight: creating a file costs the kernel 30-300 µs (inode, journal), so
@@ -278,10 +281,15 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
         return
       }
       if (!file) return
+      // On the thread pool: the main thread decrypts and decompresses the next chunks meanwhile.
+      // The data is a view of a decoded chunk; the write completes before the next item comes.
       const f = file
+      const data = Buffer.from(item.data.buffer, item.data.byteOffset, item.data.byteLength)
       let off = 0
-      while (off < item.data.length) {
-        const n = fs.writeSync(f.fd, item.data, off, item.data.length - off, f.written)
+      while (off < data.length) {
+        const w = writeAsync(f.fd, data, off, f.written)
+        writing = w
+        const n = await w.finally(() => (writing = null))
         off += n
         f.written += n
       }
@@ -315,13 +323,15 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     destroy(err, cb) {
       const f = file
       file = null
-      if (f) {
+      const close = () => {
         try {
-          fs.closeSync(f.fd)
+          if (f) fs.closeSync(f.fd)
         } catch {
           // already failing
         }
       }
+      if (writing) writing.then(close, close)
+      else close()
       cb(err)
     },
   })
