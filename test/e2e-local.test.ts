@@ -191,13 +191,13 @@ test('check passes on a good repository', async () => {
   assert.ok(res.chunks > 2)
 })
 
-/** A copy of the repository and the id of the first chunk of `file` (relative to the tree). */
-async function copyWithChunkOf(name: string, file: string): Promise<{ dir: string; id: string; obj: string; repo: Repository }> {
+/** A copy of the repository and the id of the first (or last) chunk of `file` (relative to the tree). */
+async function copyWithChunkOf(name: string, file: string, which: 'first' | 'last' = 'first'): Promise<{ dir: string; id: string; obj: string; repo: Repository }> {
   const dir = `${BASE}/${name}`
   fs.cpSync(`${BASE}/repo`, dir, { recursive: true })
   let id = ''
   for await (const rec of listSnapshot(repo, first.snapshot)) {
-    if (rec.entry.path.equals(B(`${TREE_REL}/${file}`))) id = hex(rec.extents[0]!.id)
+    if (rec.entry.path.equals(B(`${TREE_REL}/${file}`))) id = hex(rec.extents[which === 'first' ? 0 : rec.extents.length - 1]!.id)
   }
   assert.ok(id, `no extents for ${file}`)
   return { dir, id, obj: `${dir}/chunks/${id.slice(0, 2)}/${id}`, repo: await openRepository(createLocalStorage(dir), PW) }
@@ -214,6 +214,26 @@ test('a tampered chunk: check --read-data names it, restore fails with ERR_CORRU
   assert.ok(r.stderr.includes(id), r.stderr)
   assert.match(r.stderr, /ERR_CHECK/)
   await rejectsWith(restore({ repo: bad, snapshot: 'latest', target: `${BASE}/restore-tampered`, onWarning: () => {} }), 'ERR_CORRUPT', id)
+})
+
+// A large file's last chunk fails to open while its first ones may be being written (on the
+// thread pool): the command still ends with one line and exit 1, and nothing is left running.
+test('a tampered last chunk of a large file: the CLI restore stops with one ERR_CORRUPT line', async () => {
+  const { dir, id, obj } = await copyWithChunkOf('repo-tampered-last', 'files/big', 'last')
+  fs.chmodSync(obj, 0o644)
+  const bytes = fs.readFileSync(obj)
+  bytes[bytes.length - 20]! ^= 0x01
+  fs.writeFileSync(obj, bytes)
+  const target = `${BASE}/restore-tampered-last`
+  const r = await cliFor(home, dir, PW)(['restore', 'latest', '--target', target])
+  assert.equal(r.code, 1, r.stdout + r.stderr)
+  const lines = r.stderr.split('\n').filter(l => l.startsWith('sluice: '))
+  assert.equal(lines.length, 1, r.stderr)
+  assert.match(lines[0]!, new RegExp(`^sluice: ERR_CORRUPT: .*${id}`))
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
+  // Depending on how far ahead the chunks were fetched, the file was begun or not: never whole.
+  const restored = fs.statSync(`${target}/${TREE_REL}/files/big`, { throwIfNoEntry: false })
+  assert.ok(!restored || restored.size < 3 * 1024 * 1024 + 12345, 'the damaged file is not presented as complete')
 })
 
 test('a deleted chunk: check names it, restore fails with ERR_MISSING', async () => {
