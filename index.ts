@@ -12,7 +12,7 @@ import { hex, displayPath, isUnder } from './lib/bytes.js'
 import { Lru } from './lib/flow.js'
 import { CHUNK_ARENA_BYTES, KNOWN_IDS_CACHE } from './lib/limits.js'
 import { ChunkArena } from './lib/chunk-arena.js'
-import { idFromChunkKey } from './lib/objects.js'
+import { checkCompressionLevel, idFromChunkKey } from './lib/objects.js'
 import { compileFilter, type FilterOptions } from './lib/filter-rules.js'
 import { PROGRAM, FORMAT_VERSION, type Repository, type SnapshotInfo, type SnapshotRoot } from './lib/repository.js'
 import { newStats, type BackupStats } from './lib/stats.js'
@@ -48,6 +48,7 @@ export async function createS3Storage(opts: import('./lib/storage-s3.js').S3Opti
 export { openStorage, parseLocation } from './lib/location.js'
 export { initRepository, openRepository, Repository, type SnapshotRoot, type SnapshotInfo, type RepoConfig } from './lib/repository.js'
 export { compileFilter, parseSize, type FilterOptions, type FilterRules } from './lib/filter-rules.js'
+export { parseCompression, COMPRESSION_OFF } from './lib/objects.js'
 export { createWalk, type WalkOptions } from './transforms/walk.js'
 export { createFilter } from './transforms/filter.js'
 export { createXattrReader } from './transforms/xattr.js'
@@ -96,6 +97,9 @@ export interface BackupOptions {
    *  CHUNK_ARENA_BYTES. A smaller one costs speed (chunks that find no room take buffers of their
    *  own), never correctness. */
   arena?: ChunkArena
+  /** zstd level for this backup's chunks: 1 (fastest) to ZSTD_MAX_LEVEL, or 0 to store every
+   *  chunk as is (still encrypted). Default ZSTD_LEVEL. Readers need not know it. */
+  compressionLevel?: number
 }
 
 export interface BackupResult {
@@ -119,6 +123,7 @@ function chunkerKeys(repo: Repository) {
  */
 export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const { repo } = opts
+  const level = checkCompressionLevel(opts.compressionLevel)
   const stats = opts.stats ?? newStats()
   const onWarning = (err: SluiceError) => {
     stats.warnings++
@@ -185,7 +190,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
     // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides
     // by what it finds (transforms/seal.ts).
-    createSealer(repo.keys.encKey, { mode: opts.paths ? 'auto' : 'worker', stats }),
+    createSealer(repo.keys.encKey, { mode: opts.paths ? 'auto' : 'worker', stats, level }),
     createUploader(repo, { stats }),
     createCommit(writeSnapshot, id => (snapshotId = id)),
   ])

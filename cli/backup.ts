@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import type { Readable } from 'node:stream'
 import {
-  backup, compileFilter, createCommandSource, createStdinSource, createTarSource, newStats, parseSize, displayPath, SluiceError,
+  backup, compileFilter, createCommandSource, createStdinSource, createTarSource, newStats, parseCompression, parseSize, displayPath, SluiceError,
   type BackupResult, type FilterOptions,
 } from '../index.js'
 import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
@@ -23,6 +23,7 @@ interface BackupArgs extends GlobalArgs {
   'stdin-filename'?: string
   'stdin-from-command'?: boolean
   tar?: boolean
+  compression?: string
 }
 
 export const backupCommand: CommandModule<object, BackupArgs> = {
@@ -44,13 +45,15 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
       .option('stdin', { type: 'boolean', describe: 'back up standard input as one file' })
       .option('stdin-filename', { type: 'string', describe: 'name of the file (--stdin, --stdin-from-command) or directory (--tar) in the snapshot', default: undefined })
       .option('stdin-from-command', { type: 'boolean', describe: 'run the command given after -- and back up its standard output; no snapshot if it fails' })
-      .option('tar', { type: 'boolean', describe: 'read a tar stream on standard input; its entries become the snapshot' }),
+      .option('tar', { type: 'boolean', describe: 'read a tar stream on standard input; its entries become the snapshot' })
+      .option('compression', { type: 'string', describe: 'auto (zstd level 3), off, max (level 19), or a zstd level 1-19' }),
   handler: async args => {
     const paths = args.paths ?? []
     const modes = [args.stdin, args['stdin-from-command'], args.tar].filter(Boolean).length
     if (modes > 1) throw new SluiceError('ERR_ARGS', 'give only one of --stdin, --stdin-from-command and --tar')
     if (modes === 0 && paths.length === 0) throw new SluiceError('ERR_ARGS', 'nothing to back up: give at least one path')
     if ((args.stdin || args.tar) && paths.length > 0) throw new SluiceError('ERR_ARGS', '--stdin and --tar read standard input: give no paths')
+    const compressionLevel = args.compression === undefined ? undefined : parseCompression(args.compression)
     const filter: FilterOptions = {
       ...(args.exclude ? { exclude: args.exclude } : {}),
       ...(args.include ? { include: args.include } : {}),
@@ -100,6 +103,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         ...(args['one-file-system'] ? { oneFileSystem: true } : {}),
         ...(args.tag ? { tags: args.tag } : {}),
         ...(args.host ? { host: args.host } : {}),
+        ...(compressionLevel !== undefined ? { compressionLevel } : {}),
         ...(args.force ? { parent: false as const } : args.parent ? { parent: args.parent } : {}),
       })
       if (commandDone) await commandDone

@@ -60,6 +60,8 @@ export const KDF_OPSLIMIT = 4
  *  compresses its text at 93 MB/s (level 1: 165 MB/s, 13 % larger) and its random half at 917
  *  MB/s, which the probe below skips. restic's default (`auto`) is about the same level. */
 export const ZSTD_LEVEL = 3
+/** The highest level `--compression` takes (`max`): zstd's own maximum, ~3 MB/s here. */
+export const ZSTD_MAX_LEVEL = 19
 
 /** Chunks of at least PROBE_MIN_CHUNK bytes are probed before zstd (lib/objects.ts): three
  *  samples of PROBE_SAMPLE bytes at level 1. Measured on big-2x512M's data: 8 KiB samples tell

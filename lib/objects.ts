@@ -17,7 +17,7 @@ const zstd = zstdBinding as typeof import('zstd-napi/binding.js')
 import { open, seal, sealInto, ID_BYTES, NONCE_BYTES, TAG_BYTES } from './crypto.js'
 import { SluiceError } from './errors.js'
 import { hex } from './bytes.js'
-import { PROBE_MIN_CHUNK, PROBE_SAMPLE } from './limits.js'
+import { PROBE_MIN_CHUNK, PROBE_SAMPLE, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from './limits.js'
 
 export const OBJECT_VERSION = 1
 export const COMPRESSION_NONE = 0
@@ -63,6 +63,29 @@ function scratchOf(length: number): Buffer {
   return scratch.subarray(0, length)
 }
 
+/** The level that turns compression off: every chunk is stored as is (still encrypted). */
+export const COMPRESSION_OFF = 0
+
+/** A backup's compression level, checked: an integer from COMPRESSION_OFF to ZSTD_MAX_LEVEL
+ *  (default ZSTD_LEVEL); anything else is ERR_ARGS. */
+export function checkCompressionLevel(level: number = ZSTD_LEVEL): number {
+  if (!Number.isInteger(level) || level < COMPRESSION_OFF || level > ZSTD_MAX_LEVEL) {
+    throw new SluiceError('ERR_ARGS', `compression level must be an integer from ${COMPRESSION_OFF} (off) to ${ZSTD_MAX_LEVEL}, not ${level}`)
+  }
+  return level
+}
+
+/** `--compression`, as restic spells it: `auto` (ZSTD_LEVEL), `off`, `max` (ZSTD_MAX_LEVEL), or
+ *  a zstd level 1..ZSTD_MAX_LEVEL. */
+export function parseCompression(text: string): number {
+  const t = text.trim().toLowerCase()
+  if (t === 'auto') return ZSTD_LEVEL
+  if (t === 'off') return COMPRESSION_OFF
+  if (t === 'max') return ZSTD_MAX_LEVEL
+  if (!/^\d+$/.test(t) || Number(t) < 1) throw new SluiceError('ERR_ARGS', `--compression takes auto, off, max or a level 1..${ZSTD_MAX_LEVEL}, not '${text}'`)
+  return checkCompressionLevel(Number(t))
+}
+
 /**
  * True when three samples of the chunk (start, middle, end; PROBE_SAMPLE bytes each) do not
  * compress at all at zstd level 1: random, encrypted or already compressed data (media,
@@ -87,9 +110,9 @@ function incompressible(plain: Uint8Array): boolean {
 }
 
 /** zstd into the reused buffer: a view valid until the next call, or null when zstd does not
- *  make the payload smaller (or the probe says it would not). */
+ *  make the payload smaller (or the probe says it would not, or `level` is COMPRESSION_OFF). */
 function compressInto(plain: Uint8Array, level: number): Buffer | null {
-  if (incompressible(plain)) return null
+  if (level === COMPRESSION_OFF || incompressible(plain)) return null
   if (!cctx || cctxLevel !== level) {
     cctx = new zstd.CCtx()
     cctx.setParameter(zstd.CParameter.compressionLevel, level)
