@@ -8,11 +8,11 @@
  * A worker costs about 20 MB of RSS (its own V8 isolate, zstd context and buffers), which a
  * tree of small files, bound by per-file work rather than by compression, should not pay. So
  * chunks are sealed inline on the main thread until sealing takes SEAL_WORKER_SHARE of its time
- * (measured over windows of SEAL_WORKER_WINDOW_MS, the first of them shorter:
- * SEAL_WORKER_FIRST_WINDOW_MS) in a window whose files, when the backup's counters are given, average
- * SEAL_WORKER_MIN_MEAN_FILE or more (`wantsWorkers`); from then on, on the workers. A stream source (stdin, tar)
- * is all content and asks for the workers from the start (mode 'worker'), so that a short
- * stream and a long one run the same pipeline in the same memory.
+ * over a window (SEAL_WORKER_WINDOW_MS; the first, SEAL_WORKER_FIRST_WINDOW_MS) whose files, when
+ * the backup's counters are given, average SEAL_WORKER_MIN_MEAN_FILE or more (`wantsWorkers`);
+ * from then on, on the workers. A stream source (stdin, tar) is all content and asks for the
+ * workers from the start (mode 'worker'), so that a short stream and a long one run the same
+ * pipeline in the same memory.
  *
  * A chunk assembled in the arena (lib/chunk-arena.ts) is sealed where it lies: the worker sees the
  * arena's shared memory, so only the region's place crosses between the threads, and the object
