@@ -147,7 +147,7 @@ export function out(line: string): void {
 
 export { displayPath }
 
-/** For commands that only read chunks (restore, cat): decoded chunks come from malloc's heap
+/** For commands that only read chunks (restore, cat, check): decoded chunks come from malloc's heap
  *  instead of an mmap each (lib/limits.ts READ_MALLOC_MMAP_THRESHOLD). */
 export function tuneMallocForReading(): void {
   try {

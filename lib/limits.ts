@@ -116,11 +116,13 @@ export const DEDUP_CONCURRENCY = 2
  *  heap fragments under chunk-sized buffers and RSS drifts 20-30 MB above what is live. */
 export const MALLOC_MMAP_THRESHOLD = 128 * KiB
 export const MALLOC_ARENA_MAX = 2
-/** ...except where chunks are only read (restore, cat): each decoded chunk is a new buffer, and
- *  at 128 KiB every one was a fresh mmap, faulted in page by page and unmapped when collected.
+/** ...except where chunks are only read (restore, cat, check): each decoded chunk is a new
+ *  buffer, and at 128 KiB every one was a fresh mmap, faulted in page by page and unmapped when
+ *  collected.
  *  Above the largest chunk they come from the heap and reuse its memory: big-2x512M restores in
  *  7.0-7.5 s instead of 9.3-10 s (system time 1.3-1.7 s instead of 4.3 s), a 2 GiB stream cats in
- *  7.5 s instead of 11-12 s, for a peak 0-7 MB higher (103-106 / 108 MB against 100-103 / 101). */
+ *  7.5 s instead of 11-12 s, `check --read-data` of big-2x512M 5.1-5.2 s instead of 7.9-8.2 s,
+ *  for a peak 0-7 MB higher (103-106 / 108 / 114-115 MB against 100-103 / 101 / 107-110). */
 export const READ_MALLOC_MMAP_THRESHOLD = 2 * CHUNK_MAX
 
 /** diff: decrypted chunks kept while comparing the bytes of files whose extents differ (a file
