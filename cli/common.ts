@@ -2,7 +2,7 @@
 import fs from 'node:fs'
 import type { Argv } from 'yargs'
 import { SluiceError, displayPath, openRepository, openStorage, tuneMalloc, type Repository } from '../index.js'
-import { MALLOC_ARENA_MAX, READ_MALLOC_MMAP_THRESHOLD } from '../lib/limits.js'
+import { MALLOC_ARENA_MAX } from '../lib/limits.js'
 
 export interface GlobalArgs {
   repo?: string
@@ -147,12 +147,12 @@ export function out(line: string): void {
 
 export { displayPath }
 
-/** For commands that only read chunks (restore, cat, check): decoded chunks come from malloc's heap
- *  instead of an mmap each (lib/limits.ts READ_MALLOC_MMAP_THRESHOLD). */
-export function tuneMallocForReading(): void {
+/** Sets glibc malloc's mmap threshold (lib/limits.ts: MALLOC_MMAP_THRESHOLD for every command,
+ *  READ_MALLOC_MMAP_THRESHOLD for those that only read chunks) and its arena cap. */
+export function setMallocThreshold(mmapThreshold: number): void {
   try {
-    tuneMalloc(READ_MALLOC_MMAP_THRESHOLD, MALLOC_ARENA_MAX)
+    tuneMalloc(mmapThreshold, MALLOC_ARENA_MAX)
   } catch {
-    // the addon is missing: the command will say so when it needs it
+    // the addon is missing: the commands that need it will say so
   }
 }

@@ -6,8 +6,9 @@
 /** The sluice command: yargs commands over the public API. Errors end as one line with a code. */
 import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
-import { SluiceError, tuneMalloc } from '../index.js'
-import { MALLOC_MMAP_THRESHOLD, MALLOC_ARENA_MAX } from '../lib/limits.js'
+import { SluiceError } from '../index.js'
+import { MALLOC_MMAP_THRESHOLD } from '../lib/limits.js'
+import { setMallocThreshold } from './common.js'
 import { init } from './init.js'
 import { backupCommand } from './backup.js'
 import { snapshotsCommand } from './snapshots.js'
@@ -28,11 +29,7 @@ function fail(err: unknown): never {
   process.exit(1)
 }
 
-try {
-  tuneMalloc(MALLOC_MMAP_THRESHOLD, MALLOC_ARENA_MAX)
-} catch {
-  // the addon is missing: the commands that need it will say so
-}
+setMallocThreshold(MALLOC_MMAP_THRESHOLD)
 
 // A closed pipe on stdout (`sluice ls latest | head`) ends us quietly.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

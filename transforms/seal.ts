@@ -145,9 +145,8 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
   let windowSealMs = 0
   let windowStart = -1
   const stats = opts.stats
-  const filesRead = () => (stats ? stats.filesNew + stats.filesChanged : 0)
-  let windowFiles = 0
-  let windowBytes = 0
+  const readSoFar = () => (stats ? { files: stats.filesNew + stats.filesChanged, bytes: stats.bytesRead } : { files: 0, bytes: 0 })
+  let windowRead = readSoFar()
   let windowMs = SEAL_WORKER_FIRST_WINDOW_MS
   const mode = opts.mode ?? 'auto'
   const oneCpu = os.availableParallelism() < 2
@@ -156,8 +155,7 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
     const t0 = performance.now()
     if (windowStart < 0) {
       windowStart = t0
-      windowFiles = filesRead()
-      windowBytes = stats?.bytesRead ?? 0
+      windowRead = readSoFar()
     }
     const r = item.slot
       ? compressAndSealInPlace(encKey, item.id, item.slot.region, item.size, level)
@@ -165,11 +163,9 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
     const t1 = performance.now()
     windowSealMs += t1 - t0
     if (mode === 'auto' && !oneCpu && t1 - windowStart >= windowMs) {
-      const files = filesRead()
-      const bytes = stats?.bytesRead ?? 0
-      useWorkers = wantsWorkers({ ms: t1 - windowStart, sealMs: windowSealMs, files: files - windowFiles, bytes: bytes - windowBytes })
-      windowFiles = files
-      windowBytes = bytes
+      const read = readSoFar()
+      useWorkers = wantsWorkers({ ms: t1 - windowStart, sealMs: windowSealMs, files: read.files - windowRead.files, bytes: read.bytes - windowRead.bytes })
+      windowRead = read
       windowSealMs = 0
       windowStart = t1
       windowMs = SEAL_WORKER_WINDOW_MS

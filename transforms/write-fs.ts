@@ -34,7 +34,7 @@ function openAsync(p: Buffer, flags: number): Promise<number> {
   return new Promise((resolve, reject) => fs.open(p, flags, 0o600, (err, fd) => (err ? reject(err) : resolve(fd))))
 }
 
-function writeAsync(fd: number, b: Buffer, off: number, pos: number): Promise<number> {
+function writeAsync(fd: number, b: Uint8Array, off: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => fs.write(fd, b, off, b.length - off, pos, (err, n) => (err ? reject(err) : resolve(n))))
 }
 
@@ -284,7 +284,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       // On the thread pool: the main thread decrypts and decompresses the next chunks meanwhile.
       // The data is a view of a decoded chunk; the write completes before the next item comes.
       const f = file
-      const data = Buffer.from(item.data.buffer, item.data.byteOffset, item.data.byteLength)
+      const data = item.data
       let off = 0
       while (off < data.length) {
         const w = writeAsync(f.fd, data, off, f.written)
