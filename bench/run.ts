@@ -24,11 +24,11 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { logPath, measure, quiet, rssMethod, tail, type CommandSpec, type Measurement } from './measure.js'
 import { problems, render, type Op, type OpResult } from './report.js'
-import { TOOLS, lastJsonLine, newRun, type Tool, type ToolRun } from './tools.js'
+import { PROJECT_ROOT, TOOLS, lastJsonLine, newRun, type Tool, type ToolRun } from './tools.js'
 import { fileHash, treeBytes, verifyRestore, warmAndCount, type TreeStats } from './tree.js'
 
 const BENCH_DIR = process.env.BENCH_DIR ?? '/tmp/bench'
-const GEN_DIR = process.env.BENCH_GENERATORS ?? '/work/shared/bench'
+const GEN_DIR = process.env.BENCH_GENERATORS ?? join(PROJECT_ROOT, 'bench', 'gen')
 const KEEP = process.env.BENCH_KEEP === '1'
 
 /** One data set the tools back up. */

@@ -10,7 +10,7 @@
  * repositories dedup new chunks against those cut by older versions. test/fastcdc.test.ts
  * holds the two to that.
  */
-import { chunkId } from './crypto.js'
+import { chunkId } from './repo/crypto.js'
 import { nativeCdcNext, type CdcNext } from './native.js'
 
 export interface ChunkerParams {

@@ -1,0 +1,227 @@
+/**
+ * Byte layouts of the sealed objects of a repository (docs/FORMAT.md). Pure functions.
+ *
+ * chunk object:    0x01 || compression(1) || nonce(24) || XChaCha20-Poly1305(encKey, payload,
+ *                  ad = 0x01 || chunk id || compression)
+ * snapshot object: 0x01 || nonce(24) || XChaCha20-Poly1305(encKey, JSON, ad = 0x02 || snapshot id)
+ * tree node:       the plaintext of a metadata chunk: 0x01 || id(32) * n
+ *
+ * The chunk id in the associated data binds an object to its key: a valid object stored under
+ * another id fails authentication instead of restoring the wrong bytes.
+ */
+import { Decompressor } from 'zstd-napi'
+// The low-level binding (compress2 into a caller's buffer). A CommonJS module whose exports
+// Node cannot list for ESM, hence the default import.
+import zstdBinding from 'zstd-napi/binding.js'
+const zstd = zstdBinding as typeof import('zstd-napi/binding.js')
+import { open, seal, sealInto, ID_BYTES, NONCE_BYTES, TAG_BYTES } from './crypto.js'
+import { SluiceError } from '../errors.js'
+import { hex } from '../bytes.js'
+import { PROBE_MIN_CHUNK, PROBE_SAMPLE, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from '../limits.js'
+
+export const OBJECT_VERSION = 1
+export const COMPRESSION_NONE = 0
+export const COMPRESSION_ZSTD = 1
+const AD_CHUNK = 1
+const AD_SNAPSHOT = 2
+const TREE_NODE_VERSION = 1
+
+function ad(kind: number, id: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafe(1 + id.length)
+  b[0] = kind
+  b.set(id, 1)
+  return b
+}
+
+/** Storage key of a chunk: chunks/<first two hex digits>/<64 hex digits>. */
+export function chunkKey(id: Uint8Array): string {
+  const h = hex(id)
+  return `chunks/${h.slice(0, 2)}/${h}`
+}
+
+/** Parses a chunk key back into its id; null for keys that are not chunk keys. */
+export function idFromChunkKey(key: string): Buffer | null {
+  const m = /^chunks\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(key)
+  return m ? Buffer.from(m[1]!, 'hex') : null
+}
+
+// One zstd context each, reused: a context per call costs a few MB of malloc churn per chunk,
+// which glibc keeps as RSS. The compressor writes into one buffer, grown to the largest bound
+// needed and reused, so compressAndSeal costs one allocation per chunk (the sealed object)
+// instead of three (zstd's output, its trimmed copy, the sealed object): fresh chunk-sized
+// allocations are page faults and GC work.
+let cctx: InstanceType<typeof zstd.CCtx> | undefined
+let cctxLevel = -1
+let scratch: Buffer | undefined
+let decompressor: Decompressor | undefined
+
+let probeCtx: InstanceType<typeof zstd.CCtx> | undefined
+
+/** The reused scratch buffer, at least `length` bytes; a view of exactly `length`. */
+function scratchOf(length: number): Buffer {
+  if (!scratch || scratch.length < length) scratch = Buffer.allocUnsafeSlow(length)
+  return scratch.subarray(0, length)
+}
+
+/** The level that turns compression off: every chunk is stored as is (still encrypted). */
+export const COMPRESSION_OFF = 0
+
+/** A backup's compression level, checked: an integer from COMPRESSION_OFF to ZSTD_MAX_LEVEL
+ *  (default ZSTD_LEVEL); anything else is ERR_ARGS. */
+export function checkCompressionLevel(level: number = ZSTD_LEVEL): number {
+  if (!Number.isInteger(level) || level < COMPRESSION_OFF || level > ZSTD_MAX_LEVEL) {
+    throw new SluiceError('ERR_ARGS', `compression level must be an integer from ${COMPRESSION_OFF} (off) to ${ZSTD_MAX_LEVEL}, not ${level}`)
+  }
+  return level
+}
+
+/** `--compression`, as restic spells it: `auto` (ZSTD_LEVEL), `off`, `max` (ZSTD_MAX_LEVEL), or
+ *  a zstd level 1..ZSTD_MAX_LEVEL. */
+export function parseCompression(text: string): number {
+  const t = text.trim().toLowerCase()
+  if (t === 'auto') return ZSTD_LEVEL
+  if (t === 'off') return COMPRESSION_OFF
+  if (t === 'max') return ZSTD_MAX_LEVEL
+  if (!/^\d+$/.test(t) || Number(t) < 1) throw new SluiceError('ERR_ARGS', `--compression takes auto, off, max or a level 1..${ZSTD_MAX_LEVEL}, not '${text}'`)
+  return checkCompressionLevel(Number(t))
+}
+
+/**
+ * True when three samples of the chunk (start, middle, end; PROBE_SAMPLE bytes each) do not
+ * compress at all at zstd level 1: random, encrypted or already compressed data (media,
+ * archives), which zstd level 3 would spend ~1.1 ms per MiB on only to store as is. The probe
+ * costs ~0.06 ms per chunk; any sample that compresses (text: the first) sends the chunk to zstd.
+ * A chunk that is incompressible where sampled but compressible elsewhere is stored as is: it
+ * costs space, never correctness. borg's `auto` compression makes the same bet with lz4.
+ */
+function incompressible(plain: Uint8Array): boolean {
+  if (plain.length < PROBE_MIN_CHUNK) return false
+  if (!probeCtx) {
+    probeCtx = new zstd.CCtx()
+    probeCtx.setParameter(zstd.CParameter.compressionLevel, 1)
+  }
+  const bound = zstd.compressBound(PROBE_SAMPLE)
+  if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(bound)
+  for (const at of [0, (plain.length - PROBE_SAMPLE) >> 1, plain.length - PROBE_SAMPLE]) {
+    const n = probeCtx.compress2(scratch, plain.subarray(at, at + PROBE_SAMPLE))
+    if (n < PROBE_SAMPLE * 0.99) return false
+  }
+  return true
+}
+
+/** zstd into the reused buffer: a view valid until the next call, or null when zstd does not
+ *  make the payload smaller (or the probe says it would not, or `level` is COMPRESSION_OFF). */
+function compressInto(plain: Uint8Array, level: number): Buffer | null {
+  if (level === COMPRESSION_OFF || incompressible(plain)) return null
+  if (!cctx || cctxLevel !== level) {
+    cctx = new zstd.CCtx()
+    cctx.setParameter(zstd.CParameter.compressionLevel, level)
+    cctxLevel = level
+  }
+  const bound = zstd.compressBound(plain.length)
+  if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(bound)
+  const n = cctx.compress2(scratch, plain)
+  return n < plain.length ? scratch.subarray(0, n) : null
+}
+
+/** zstd if it makes the payload smaller, else stored as is. */
+export function compressPayload(plain: Uint8Array, level: number): { data: Uint8Array; compression: number } {
+  const c = compressInto(plain, level)
+  return c ? { data: Buffer.from(c), compression: COMPRESSION_ZSTD } : { data: plain, compression: COMPRESSION_NONE }
+}
+
+/** compressPayload + sealChunk in one step, without a copy of the compressed bytes. */
+export function compressAndSeal(encKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number): { obj: Buffer; compression: number } {
+  const c = compressInto(plain, level)
+  const compression = c ? COMPRESSION_ZSTD : COMPRESSION_NONE
+  return { obj: sealChunk(encKey, id, compression, c ?? plain), compression }
+}
+
+/** Where a chunk's plaintext sits in the region it is sealed in place in (compressAndSealInPlace):
+ *  after the object's header (format and compression bytes, nonce). */
+export const CHUNK_PLAIN_OFFSET = 2 + NONCE_BYTES
+/** Bytes a region needs beyond the plaintext: the header before, the tag after. */
+export const CHUNK_OBJECT_OVERHEAD = CHUNK_PLAIN_OFFSET + TAG_BYTES
+
+/**
+ * compressAndSeal within one region: the plaintext at region[CHUNK_PLAIN_OFFSET, + plainLen)
+ * becomes the chunk object at region[0, length). The region must hold plainLen +
+ * CHUNK_OBJECT_OVERHEAD bytes. zstd writes into the reused scratch buffer and the cipher from
+ * there into the region (in place when zstd does not help), so a chunk costs no allocation
+ * of its size. Same bytes as compressAndSeal, but for the random nonce.
+ */
+export function compressAndSealInPlace(encKey: Uint8Array, id: Uint8Array, region: Uint8Array, plainLen: number, level: number): { length: number; compression: number } {
+  if (region.length < plainLen + CHUNK_OBJECT_OVERHEAD) throw new RangeError('chunk region too small')
+  const plain = region.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + plainLen)
+  const c = compressInto(plain, level)
+  const compression = c ? COMPRESSION_ZSTD : COMPRESSION_NONE
+  const payload = c ?? plain
+  region[0] = OBJECT_VERSION
+  region[1] = compression
+  const length = CHUNK_OBJECT_OVERHEAD + payload.length
+  sealInto(encKey, region.subarray(2, length), payload, chunkAd(id, compression))
+  return { length, compression }
+}
+
+/** The compression byte sits in the clear header (authenticated through the associated data),
+ *  so sealing needs no copy of the payload to prepend it. */
+export function sealChunk(encKey: Uint8Array, id: Uint8Array, compression: number, payload: Uint8Array): Buffer {
+  return seal(encKey, payload, chunkAd(id, compression), Buffer.of(OBJECT_VERSION, compression))
+}
+
+function chunkAd(id: Uint8Array, compression: number): Buffer {
+  const b = Buffer.allocUnsafe(2 + id.length)
+  b[0] = AD_CHUNK
+  b.set(id, 1)
+  b[1 + id.length] = compression
+  return b
+}
+
+/** Opens and decompresses a chunk object; ERR_CORRUPT if it was altered or does not decode. */
+export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
+  const what = `chunk ${hex(id)}`
+  if (obj.length < 2) throw new SluiceError('ERR_CORRUPT', `${what} is truncated`)
+  if (obj[0] !== OBJECT_VERSION) throw new SluiceError('ERR_CORRUPT', `${what} has unknown format ${obj[0]}`)
+  const compression = obj[1]!
+  // A compressed payload is only read by zstd: it is decrypted into the reused scratch buffer,
+  // so a chunk leaves one buffer behind (its plaintext), not two.
+  const payload = open(encKey, obj.subarray(2), chunkAd(id, compression), what, compression === COMPRESSION_ZSTD ? scratchOf : undefined)
+  switch (compression) {
+    case COMPRESSION_NONE:
+      return payload
+    case COMPRESSION_ZSTD:
+      try {
+        return (decompressor ??= new Decompressor()).decompress(payload)
+      } catch (cause) {
+        throw new SluiceError('ERR_CORRUPT', `${what} does not decompress`, { cause })
+      }
+    default:
+      throw new SluiceError('ERR_CORRUPT', `${what} has unknown compression ${compression}`)
+  }
+}
+
+export function sealSnapshot(encKey: Uint8Array, id: Uint8Array, json: Uint8Array): Buffer {
+  return seal(encKey, json, ad(AD_SNAPSHOT, id), Buffer.of(OBJECT_VERSION))
+}
+
+export function openSnapshot(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
+  const what = `snapshot ${hex(id).slice(0, 8)}`
+  if (obj.length < 1 || obj[0] !== OBJECT_VERSION) throw new SluiceError('ERR_CORRUPT', `${what} has an unknown format`)
+  return open(encKey, obj.subarray(1), ad(AD_SNAPSHOT, id), what)
+}
+
+export function encodeTreeNode(ids: Uint8Array[]): Buffer {
+  const b = Buffer.allocUnsafe(1 + ids.length * ID_BYTES)
+  b[0] = TREE_NODE_VERSION
+  ids.forEach((id, i) => b.set(id, 1 + i * ID_BYTES))
+  return b
+}
+
+export function decodeTreeNode(b: Uint8Array): Buffer[] {
+  if (b.length < 1 || b[0] !== TREE_NODE_VERSION || (b.length - 1) % ID_BYTES !== 0) {
+    throw new SluiceError('ERR_CORRUPT', 'metadata tree node does not decode')
+  }
+  const out: Buffer[] = []
+  for (let p = 1; p < b.length; p += ID_BYTES) out.push(Buffer.from(b.subarray(p, p + ID_BYTES)))
+  return out
+}

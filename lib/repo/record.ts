@@ -1,0 +1,300 @@
+/**
+ * Codec of the metadata record stream (docs/FORMAT.md "Records"). Pure functions.
+ *
+ * A record is varint(length) || kind byte || fields; a field is varint(tag << 3 | wire) || value,
+ * wire 0 = unsigned varint, 1 = zigzag varint, 2 = varint length || bytes. Unknown fields and
+ * unknown record kinds are skipped, so the format can grow without breaking old readers.
+ */
+import type { EntryMeta, EntryType, Extent, Xattr } from '../entry.js'
+import { SluiceError } from '../errors.js'
+import { ID_BYTES } from './crypto.js'
+
+export const RECORD_ENTRY = 1
+export const RECORD_EXTENTS = 2
+
+/** No legitimate record comes near this (a path, a symlink target, xattrs of at most 64 KiB
+ *  each); a larger length prefix means a corrupt stream. Bounds the decoder's buffer. */
+export const MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+const TYPES: EntryType[] = ['file', 'dir', 'symlink', 'fifo', 'char', 'block', 'socket']
+
+const F = {
+  path: 1, type: 2, mode: 3, uid: 4, gid: 5, user: 6, group: 7, size: 8,
+  mtimeSec: 9, mtimeNsec: 10, ctimeSec: 11, ctimeNsec: 12, ino: 13, dev: 14, nlink: 15, rdev: 16,
+  linkTarget: 17, hardlinkTo: 18, xattr: 19, extents: 20, incomplete: 21,
+} as const
+
+const W_UINT = 0, W_SINT = 1, W_BYTES = 2
+
+/** A growable byte writer; reused across records to avoid an allocation per field. */
+class Writer {
+  buf = Buffer.allocUnsafe(256)
+  pos = 0
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.pos + n) size *= 2
+    const next = Buffer.allocUnsafe(size)
+    this.buf.copy(next, 0, 0, this.pos)
+    this.buf = next
+  }
+  uint(v: number): void {
+    this.ensure(10)
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v % 0x80) | 0x80
+      v = Math.floor(v / 0x80)
+    }
+    this.buf[this.pos++] = v
+  }
+  sint(v: number): void {
+    this.uint(v >= 0 ? v * 2 : -v * 2 - 1)
+  }
+  bytes(b: Uint8Array): void {
+    this.uint(b.length)
+    this.ensure(b.length)
+    this.buf.set(b, this.pos)
+    this.pos += b.length
+  }
+  raw(b: Uint8Array): void {
+    this.ensure(b.length)
+    this.buf.set(b, this.pos)
+    this.pos += b.length
+  }
+  fieldUint(tag: number, v: number): void {
+    this.uint((tag << 3) | W_UINT)
+    this.uint(v)
+  }
+  fieldSint(tag: number, v: number): void {
+    this.uint((tag << 3) | W_SINT)
+    this.sint(v)
+  }
+  fieldBytes(tag: number, b: Uint8Array): void {
+    this.uint((tag << 3) | W_BYTES)
+    this.bytes(b)
+  }
+}
+
+function encodeExtents(extents: Extent[]): Buffer {
+  const w = new Writer()
+  for (const e of extents) {
+    w.raw(e.id)
+    w.uint(e.offset)
+    w.uint(e.length)
+  }
+  return Buffer.from(w.buf.subarray(0, w.pos))
+}
+
+function frame(body: Writer): Buffer {
+  const out = new Writer()
+  out.uint(body.pos)
+  out.raw(body.buf.subarray(0, body.pos))
+  return Buffer.from(out.buf.subarray(0, out.pos))
+}
+
+/** Encodes an entry record (with the file's first extents, if any). */
+export function encodeEntry(e: EntryMeta, extents: Extent[] = []): Buffer {
+  const w = new Writer()
+  w.uint(RECORD_ENTRY)
+  w.fieldBytes(F.path, e.path)
+  w.fieldUint(F.type, TYPES.indexOf(e.type) + 1)
+  w.fieldUint(F.mode, e.mode)
+  w.fieldUint(F.uid, e.uid)
+  w.fieldUint(F.gid, e.gid)
+  if (e.user !== undefined) w.fieldBytes(F.user, Buffer.from(e.user))
+  if (e.group !== undefined) w.fieldBytes(F.group, Buffer.from(e.group))
+  w.fieldUint(F.size, e.size)
+  w.fieldSint(F.mtimeSec, e.mtimeSec)
+  w.fieldUint(F.mtimeNsec, e.mtimeNsec)
+  w.fieldSint(F.ctimeSec, e.ctimeSec)
+  w.fieldUint(F.ctimeNsec, e.ctimeNsec)
+  w.fieldUint(F.ino, e.ino)
+  w.fieldUint(F.dev, e.dev)
+  w.fieldUint(F.nlink, e.nlink)
+  if (e.rdev !== undefined) w.fieldUint(F.rdev, e.rdev)
+  if (e.linkTarget !== undefined) w.fieldBytes(F.linkTarget, e.linkTarget)
+  if (e.hardlinkTo !== undefined) w.fieldBytes(F.hardlinkTo, e.hardlinkTo)
+  for (const x of e.xattrs ?? []) {
+    const inner = new Writer()
+    inner.bytes(x.name)
+    inner.raw(x.value)
+    w.fieldBytes(F.xattr, inner.buf.subarray(0, inner.pos))
+  }
+  if (extents.length > 0) w.fieldBytes(F.extents, encodeExtents(extents))
+  if (e.incomplete) w.fieldUint(F.incomplete, 1)
+  return frame(w)
+}
+
+/** Encodes a record of further extents of the file in the entry record before it;
+ *  `incomplete` marks that whole file as not completely read (it may come with no extents). */
+export function encodeExtentsRecord(extents: Extent[], incomplete = false): Buffer {
+  const w = new Writer()
+  w.uint(RECORD_EXTENTS)
+  if (extents.length > 0) w.fieldBytes(F.extents, encodeExtents(extents))
+  if (incomplete) w.fieldUint(F.incomplete, 1)
+  return frame(w)
+}
+
+export type DecodedRecord =
+  | { kind: 'record'; entry: EntryMeta; extents: Extent[] }
+  | { kind: 'extents'; extents: Extent[]; incomplete?: boolean }
+
+class Reader {
+  pos: number
+  constructor(readonly buf: Buffer, start: number, readonly end: number) {
+    this.pos = start
+  }
+  uint(): number {
+    let v = 0, mul = 1
+    for (;;) {
+      if (this.pos >= this.end) throw corrupt('varint runs past the record')
+      const b = this.buf[this.pos++]!
+      v += (b & 0x7f) * mul
+      if (b < 0x80) return v
+      mul *= 0x80
+      if (mul > 2 ** 56) throw corrupt('varint too long')
+    }
+  }
+  sint(): number {
+    const u = this.uint()
+    return u % 2 === 0 ? u / 2 : -(u + 1) / 2
+  }
+  bytes(): Buffer {
+    const n = this.uint()
+    if (this.pos + n > this.end) throw corrupt('field runs past the record')
+    const b = this.buf.subarray(this.pos, this.pos + n)
+    this.pos += n
+    return b
+  }
+}
+
+function corrupt(msg: string): SluiceError {
+  return new SluiceError('ERR_CORRUPT', `metadata record: ${msg}`)
+}
+
+function decodeExtents(b: Buffer): Extent[] {
+  const r = new Reader(b, 0, b.length)
+  const out: Extent[] = []
+  while (r.pos < r.end) {
+    if (r.pos + ID_BYTES > r.end) throw corrupt('truncated extent')
+    const id = Buffer.from(b.subarray(r.pos, r.pos + ID_BYTES))
+    r.pos += ID_BYTES
+    out.push({ id, offset: r.uint(), length: r.uint() })
+  }
+  return out
+}
+
+/** Decodes one record body (without its length prefix); null for a kind this version skips. */
+export function decodeRecord(body: Buffer): DecodedRecord | null {
+  const r = new Reader(body, 0, body.length)
+  const kind = r.uint()
+  if (kind !== RECORD_ENTRY && kind !== RECORD_EXTENTS) return null
+  const e: Partial<EntryMeta> & { xattrs: Xattr[] } = { xattrs: [] }
+  let extents: Extent[] = []
+  while (r.pos < r.end) {
+    const key = r.uint()
+    const tag = Math.floor(key / 8), wire = key % 8
+    if (wire === W_BYTES) {
+      const b = r.bytes()
+      switch (tag) {
+        case F.path: e.path = Buffer.from(b); break
+        case F.user: e.user = b.toString('utf8'); break
+        case F.group: e.group = b.toString('utf8'); break
+        case F.linkTarget: e.linkTarget = Buffer.from(b); break
+        case F.hardlinkTo: e.hardlinkTo = Buffer.from(b); break
+        case F.xattr: {
+          const x = new Reader(b, 0, b.length)
+          const name = Buffer.from(x.bytes())
+          e.xattrs.push({ name, value: Buffer.from(b.subarray(x.pos)) })
+          break
+        }
+        case F.extents: extents = decodeExtents(b); break
+      }
+    } else if (wire === W_UINT || wire === W_SINT) {
+      const v = wire === W_UINT ? r.uint() : r.sint()
+      switch (tag) {
+        case F.type: {
+          const t = TYPES[v - 1]
+          if (!t) throw corrupt(`unknown entry type ${v}`)
+          e.type = t
+          break
+        }
+        case F.mode: e.mode = v; break
+        case F.uid: e.uid = v; break
+        case F.gid: e.gid = v; break
+        case F.size: e.size = v; break
+        case F.mtimeSec: e.mtimeSec = v; break
+        case F.mtimeNsec: e.mtimeNsec = v; break
+        case F.ctimeSec: e.ctimeSec = v; break
+        case F.ctimeNsec: e.ctimeNsec = v; break
+        case F.ino: e.ino = v; break
+        case F.dev: e.dev = v; break
+        case F.nlink: e.nlink = v; break
+        case F.rdev: e.rdev = v; break
+        case F.incomplete: e.incomplete = v === 1; break
+      }
+    } else {
+      throw corrupt(`unknown wire type ${wire}`)
+    }
+  }
+  if (kind === RECORD_EXTENTS) return e.incomplete ? { kind: 'extents', extents, incomplete: true } : { kind: 'extents', extents }
+  if (!e.path || !e.type) throw corrupt('entry record without path or type')
+  const entry: EntryMeta = {
+    path: e.path, type: e.type, mode: e.mode ?? 0, uid: e.uid ?? 0, gid: e.gid ?? 0, size: e.size ?? 0,
+    mtimeSec: e.mtimeSec ?? 0, mtimeNsec: e.mtimeNsec ?? 0, ctimeSec: e.ctimeSec ?? 0, ctimeNsec: e.ctimeNsec ?? 0,
+    ino: e.ino ?? 0, dev: e.dev ?? 0, nlink: e.nlink ?? 0,
+  }
+  if (e.user !== undefined) entry.user = e.user
+  if (e.group !== undefined) entry.group = e.group
+  if (e.rdev !== undefined) entry.rdev = e.rdev
+  if (e.linkTarget) entry.linkTarget = e.linkTarget
+  if (e.hardlinkTo) entry.hardlinkTo = e.hardlinkTo
+  if (e.xattrs.length > 0) entry.xattrs = e.xattrs
+  if (e.incomplete) entry.incomplete = true
+  return { kind: 'record', entry, extents }
+}
+
+/**
+ * Splits a byte stream fed in arbitrary pieces into records. Holds at most one partial record
+ * (bounded by MAX_RECORD_BYTES) plus the piece being parsed.
+ */
+export class RecordDecoder {
+  private pending: Buffer = Buffer.alloc(0)
+
+  /** Feeds bytes; returns the records completed by them, in order. */
+  push(piece: Uint8Array): DecodedRecord[] {
+    const buf = this.pending.length === 0 ? Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength) : Buffer.concat([this.pending, piece])
+    const out: DecodedRecord[] = []
+    let pos = 0
+    for (;;) {
+      // length prefix
+      let len = 0, mul = 1, p = pos, complete = false
+      while (p < buf.length) {
+        const b = buf[p++]!
+        len += (b & 0x7f) * mul
+        if (b < 0x80) { complete = true; break }
+        mul *= 0x80
+        if (mul > 2 ** 35) throw corrupt('length prefix too long')
+      }
+      if (!complete) break
+      if (len > MAX_RECORD_BYTES) throw corrupt(`record of ${len} bytes`)
+      if (p + len > buf.length) break
+      const rec = decodeRecord(buf.subarray(p, p + len))
+      if (rec) out.push(rec)
+      pos = p + len
+    }
+    this.pending = pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos))
+    return out
+  }
+
+  /** A decoder in the same state that goes on independently (for a reader's look-ahead). */
+  clone(): RecordDecoder {
+    const copy = new RecordDecoder()
+    copy.pending = this.pending // never written to in place: push replaces it
+    return copy
+  }
+
+  /** Throws if the stream ended inside a record. */
+  end(): void {
+    if (this.pending.length > 0) throw corrupt('stream ends inside a record')
+  }
+}

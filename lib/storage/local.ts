@@ -1,0 +1,234 @@
+/**
+ * Storage in a local directory: one file per key, the key's '/' components as directories.
+ * `<dir>/tmp/` holds files being written; the key `tmp` and keys under it are reserved.
+ *
+ * put-if-absent without a race: the bytes go to a fresh temp file, are fsynced, then hard-linked
+ * to the key's path. link() fails with EEXIST when the key exists, so of two writers exactly one
+ * wins, and a reader sees either no file or the whole, synced one.
+ *
+ * Memory: get holds one object; list holds one directory listing per level of the path being
+ * walked (for `chunks/ab/<hex>` at most the listing of one `chunks/ab`).
+ */
+import { randomBytes } from 'node:crypto'
+import { constants as fsConstants, type Dirent } from 'node:fs'
+import { copyFile, link, lstat, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { asSluiceError, isErrno, SluiceError } from '../errors.js'
+import type { Storage } from './storage.js'
+import { assertKey, assertPrefix } from './key.js'
+
+const TMP = 'tmp'
+
+/** Errors that mean "this filesystem cannot hard-link" (exFAT, some network mounts). */
+const NO_LINK = ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']
+
+/** A Storage over the directory `dir` (created on first put if missing). */
+export function createLocalStorage(dir: string): Storage {
+  const root = resolve(dir)
+  const tmpDir = join(root, TMP)
+
+  function pathOf(key: string): string {
+    assertKey(key)
+    if (key === TMP || key.startsWith(TMP + '/')) {
+      throw new SluiceError('ERR_ARGS', `storage key ${JSON.stringify(key)} is reserved for temporary files`)
+    }
+    return join(root, key)
+  }
+
+  async function writeTemp(data: Uint8Array): Promise<string> {
+    const tmp = join(tmpDir, randomBytes(12).toString('hex'))
+    for (let attempt = 0; ; attempt++) {
+      let fh
+      try {
+        fh = await open(tmp, 'wx', 0o600)
+      } catch (err) {
+        if (attempt === 0 && isErrno(err, 'ENOENT')) {
+          await mkdir(tmpDir, { recursive: true })
+          continue
+        }
+        throw err
+      }
+      try {
+        await fh.writeFile(data)
+        await fh.sync()
+      } catch (err) {
+        await fh.close().catch(() => {})
+        await unlink(tmp).catch(() => {})
+        throw err
+      }
+      await fh.close()
+      return tmp
+    }
+  }
+
+  /** Makes the new directory entry durable; best effort (some filesystems refuse to open or
+   *  fsync a directory, and the data itself is already synced). */
+  async function syncDir(path: string): Promise<void> {
+    try {
+      const fh = await open(path, 'r')
+      try {
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+    } catch {
+      // ignored on purpose, see above
+    }
+  }
+
+  /** Places `tmp` at `final` unless `final` exists. */
+  async function linkExclusive(tmp: string, final: string): Promise<boolean> {
+    let madeParent = false
+    for (;;) {
+      try {
+        await link(tmp, final)
+        return true
+      } catch (err) {
+        if (isErrno(err, 'EEXIST')) return false
+        if (!madeParent && isErrno(err, 'ENOENT')) {
+          await mkdir(dirname(final), { recursive: true })
+          madeParent = true
+          continue
+        }
+        if (isErrno(err, ...NO_LINK)) {
+          // No hard links here: COPYFILE_EXCL still refuses to replace an existing key, but a
+          // reader racing this copy may see a short file until it completes.
+          try {
+            await copyFile(tmp, final, fsConstants.COPYFILE_EXCL)
+          } catch (err2) {
+            if (isErrno(err2, 'EEXIST')) return false
+            throw err2
+          }
+          const fh = await open(final, 'r+')
+          try {
+            await fh.sync()
+          } finally {
+            await fh.close()
+          }
+          return true
+        }
+        throw err
+      }
+    }
+  }
+
+  async function put(key: string, data: Uint8Array): Promise<boolean> {
+    const final = pathOf(key)
+    try {
+      // Cheap early answer for the common "already stored" case; link() below stays the arbiter.
+      if (await exists(final)) return false
+      const tmp = await writeTemp(data)
+      try {
+        const wrote = await linkExclusive(tmp, final)
+        if (wrote) await syncDir(dirname(final))
+        return wrote
+      } finally {
+        await unlink(tmp).catch(() => {})
+      }
+    } catch (err) {
+      throw asSluiceError(err, 'ERR_STORAGE', `cannot store ${key} in ${root}`)
+    }
+  }
+
+  async function exists(path: string): Promise<boolean> {
+    try {
+      return (await lstat(path)).isFile()
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false
+      throw err
+    }
+  }
+
+  async function get(key: string): Promise<Buffer> {
+    const path = pathOf(key)
+    try {
+      return await readFile(path)
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) {
+        throw new SluiceError('ERR_NOT_FOUND', `no object ${key} in ${root}`, { cause: err })
+      }
+      throw asSluiceError(err, 'ERR_STORAGE', `cannot read ${key} in ${root}`)
+    }
+  }
+
+  async function has(key: string): Promise<boolean> {
+    const path = pathOf(key)
+    try {
+      return (await stat(path)).isFile()
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return false
+      throw asSluiceError(err, 'ERR_STORAGE', `cannot check ${key} in ${root}`)
+    }
+  }
+
+  async function del(key: string): Promise<void> {
+    const path = pathOf(key)
+    try {
+      await unlink(path)
+    } catch (err) {
+      // A directory under that name is not an object either.
+      if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) return
+      throw asSluiceError(err, 'ERR_STORAGE', `cannot delete ${key} in ${root}`)
+    }
+  }
+
+  /** Keys under `rel` ('' or ending in '/') that start with `prefix`, in byte order. A directory
+   *  sorts as its name plus '/', which is where all its keys fall among its siblings' names
+   *  ("a-b" < "a/x" < "a0"). */
+  async function* walk(rel: string, prefix: string): AsyncGenerator<string> {
+    let entries: Dirent[]
+    try {
+      entries = await readdir(join(root, rel), { withFileTypes: true })
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return
+      throw asSluiceError(err, 'ERR_STORAGE', `cannot list ${rel || '/'} in ${root}`)
+    }
+    const items: { sortKey: string; name: string; dir: boolean }[] = []
+    for (const e of entries) {
+      const dir = e.isDirectory()
+      if (!dir && !e.isFile()) continue
+      if (rel === '' && e.name === TMP) continue
+      if (!isKeyName(e.name)) continue
+      items.push({ sortKey: dir ? e.name + '/' : e.name, name: e.name, dir })
+    }
+    entries = []
+    items.sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0))
+    for (const item of items) {
+      const key = rel + item.name
+      if (item.dir) {
+        const sub = key + '/'
+        if (sub.startsWith(prefix) || prefix.startsWith(sub)) yield* walk(sub, prefix)
+      } else if (key.startsWith(prefix)) {
+        yield key
+      }
+    }
+  }
+
+  function list(prefix: string): AsyncIterable<string> {
+    assertPrefix(prefix)
+    // Start at the deepest directory the prefix names in full.
+    const base = prefix.slice(0, prefix.lastIndexOf('/') + 1)
+    if (base.startsWith(TMP + '/')) return (async function* () {})()
+    return walk(base, prefix)
+  }
+
+  return {
+    put,
+    get,
+    has,
+    list,
+    delete: del,
+    describe: () => root,
+    close: async () => {},
+  }
+}
+
+/** A directory entry that can be part of a key (skips stray files a user may have left). */
+function isKeyName(name: string): boolean {
+  if (name === '.' || name === '..') return false
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (c <= 0x20 || c >= 0x7f) return false
+  }
+  return true
+}

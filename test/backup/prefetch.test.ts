@@ -1,0 +1,186 @@
+import { test, before } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+import { Readable } from 'node:stream'
+import { createWalk } from '../../transforms/backup/sources/walk.js'
+import { createPrefetch } from '../../transforms/backup/prefetch.js'
+import type { SourceEntry } from '../../lib/entry.js'
+import { SluiceError } from '../../lib/errors.js'
+import { PREFETCH_BATCH_FILES, PREFETCH_BATCHES, READ_BLOCK } from '../../lib/limits.js'
+import { seededBytes } from '../helpers/tree.js'
+
+const BASE = '/tmp/prefetch-task/t'
+
+before(() => {
+  fs.rmSync(BASE, { recursive: true, force: true })
+  fs.mkdirSync(BASE, { recursive: true })
+})
+
+async function walked(root: string): Promise<SourceEntry[]> {
+  const out: SourceEntry[] = []
+  for await (const e of createWalk([root], { onWarning: () => {} })) out.push(e as SourceEntry)
+  return out
+}
+
+async function walkedStream(root: string): Promise<Readable> {
+  return Readable.from(await walked(root), { objectMode: true })
+}
+
+async function prefetched(entries: SourceEntry[], opts = {}): Promise<SourceEntry[]> {
+  const out: SourceEntry[] = []
+  for await (const e of Readable.from(entries, { objectMode: true }).pipe(createPrefetch(opts))) out.push(e as SourceEntry)
+  return out
+}
+
+async function contentOf(e: SourceEntry): Promise<Buffer> {
+  const parts: Uint8Array[] = []
+  for await (const p of e.content!()) parts.push(Buffer.from(p)) // a piece is ours only until the next
+  return Buffer.concat(parts)
+}
+
+test('every file comes out in walk order with its exact bytes: many batches, directories, large and empty files, raw-byte names', async () => {
+  const root = `${BASE}/mixed`
+  const expected = new Map<string, Buffer>()
+  // More files than several batches hold, in directories that cut batches short.
+  for (let d = 0; d < 5; d++) {
+    fs.mkdirSync(`${root}/d${d}`, { recursive: true })
+    for (let i = 0; i < PREFETCH_BATCH_FILES + 7; i++) {
+      const data = seededBytes(`${d}-${i}`, (i * 37) % 5000)
+      fs.writeFileSync(`${root}/d${d}/f${String(i).padStart(3, '0')}`, data)
+      expected.set(`${root}/d${d}/f${String(i).padStart(3, '0')}`, data)
+    }
+  }
+  const big = seededBytes('big', READ_BLOCK + 12345)
+  fs.writeFileSync(`${root}/d2/zz-big`, big)
+  expected.set(`${root}/d2/zz-big`, big)
+  const odd = Buffer.concat([Buffer.from(`${root}/d3/`), Buffer.from([0xff, 0xfe, 0x41])])
+  fs.writeFileSync(odd, 'not utf-8 name')
+  expected.set(odd.toString('latin1'), Buffer.from('not utf-8 name'))
+
+  const input = await walked(root)
+  const output = await prefetched(input)
+  assert.deepEqual(output.map(e => e.path.toString('latin1')), input.map(e => e.path.toString('latin1')), 'order kept')
+  let files = 0
+  for (const e of output) {
+    if (e.type !== 'file') continue
+    files++
+    const key = e.fsPath!.toString('latin1')
+    const want = expected.get(key)
+    assert.ok(want, `unexpected file ${key}`)
+    assert.ok((await contentOf(e)).equals(want), `content of ${key}`)
+  }
+  assert.equal(files, expected.size)
+})
+
+test('consumed as they come (as the chunker does), files are read into a few reused arenas and keep their bytes', async () => {
+  const root = `${BASE}/reuse`
+  const expected: Buffer[] = []
+  fs.mkdirSync(root, { recursive: true })
+  // Enough bytes for many batches: each batch is cut at PREFETCH_BATCH_BYTES.
+  for (let i = 0; i < 600; i++) {
+    const data = seededBytes(`r${i}`, 9000 + ((i * 7919) % 30000))
+    fs.writeFileSync(`${root}/f${String(i).padStart(4, '0')}`, data)
+    expected.push(data)
+  }
+  const arenas = new Set<ArrayBufferLike>()
+  let i = 0
+  for await (const e of (await walkedStream(root)).pipe(createPrefetch())) {
+    const entry = e as SourceEntry
+    if (entry.type !== 'file') continue
+    const parts: Buffer[] = []
+    for await (const p of entry.content!()) {
+      arenas.add(p.buffer)
+      parts.push(Buffer.from(p))
+    }
+    assert.ok(Buffer.concat(parts).equals(expected[i]!), `content of f${i}`)
+    i++
+  }
+  assert.equal(i, 600)
+  assert.ok(arenas.size <= PREFETCH_BATCHES + 2, `${arenas.size} arenas for ${600} files of ~24 KB`)
+})
+
+test('a file that vanished after the walk fails with ERR_READ naming it; a file that shrank gives what is left; the others are intact', async () => {
+  const root = `${BASE}/trouble`
+  fs.mkdirSync(root, { recursive: true })
+  for (const n of ['a', 'b', 'c', 'd']) fs.writeFileSync(`${root}/${n}`, seededBytes(n, 3000))
+  const input = await walked(root)
+  fs.rmSync(`${root}/b`)
+  fs.truncateSync(`${root}/c`, 1000)
+  const output = await prefetched(input)
+  const byName = new Map(output.filter(e => e.type === 'file').map(e => [e.fsPath!.toString(), e]))
+  assert.ok((await contentOf(byName.get(`${root}/a`)!)).equals(seededBytes('a', 3000)))
+  await assert.rejects(contentOf(byName.get(`${root}/b`)!), (err: unknown) => {
+    assert.ok(err instanceof SluiceError)
+    assert.equal(err.code, 'ERR_READ')
+    assert.deepEqual(err.path, Buffer.from(`${root}/b`))
+    assert.match(err.message, /cannot open .*trouble\/b: ENOENT/)
+    return true
+  })
+  assert.ok((await contentOf(byName.get(`${root}/c`)!)).equals(seededBytes('c', 3000).subarray(0, 1000)))
+  assert.ok((await contentOf(byName.get(`${root}/d`)!)).equals(seededBytes('d', 3000)))
+})
+
+test('a FIFO that replaced a file after the walk fails that file only, without hanging', async () => {
+  const root = `${BASE}/fifo`
+  fs.mkdirSync(root, { recursive: true })
+  fs.writeFileSync(`${root}/p`, 'was a file')
+  fs.writeFileSync(`${root}/q`, 'stays')
+  const input = await walked(root)
+  fs.rmSync(`${root}/p`)
+  const { status } = await import('node:child_process').then(cp => cp.spawnSync('mkfifo', [`${root}/p`]))
+  assert.equal(status, 0)
+  const output = await prefetched(input)
+  const p = output.find(e => e.fsPath?.toString() === `${root}/p`)!
+  // O_NONBLOCK open of a FIFO with no writer succeeds; the read finds nothing (or EAGAIN).
+  const got = await contentOf(p).catch((err: SluiceError) => err)
+  assert.ok(got instanceof SluiceError ? got.code === 'ERR_READ' : got.length === 0)
+  const q = output.find(e => e.fsPath?.toString() === `${root}/q`)!
+  assert.equal((await contentOf(q)).toString(), 'stays')
+})
+
+test('a slow read at the head holds back the source: entries waiting behind it stay bounded', async () => {
+  const root = `${BASE}/slow`
+  fs.mkdirSync(root, { recursive: true })
+  fs.writeFileSync(`${root}/first`, 'first file')
+  const entries = await walked(root)
+  const dirEntry = entries.find(e => e.type === 'dir')
+  const fileEntry = entries.find(e => e.type === 'file')
+  // The addon's batched read of the first file takes its time...
+  const addon = createRequire(import.meta.url)(fileURLToPath(new URL('../../build/Release/sluice_native.node', import.meta.url))) as {
+    readFiles: (...a: unknown[]) => Promise<void>
+  }
+  const realReadFiles = addon.readFiles
+  let release!: () => void
+  const gate = new Promise<void>(r => (release = r))
+  addon.readFiles = async (...a: unknown[]) => {
+    await gate
+    return realReadFiles(...a)
+  }
+  // ...while the source could go on with 100,000 entries that need no reading.
+  let pulled = 0
+  async function* source(): AsyncGenerator<SourceEntry> {
+    yield fileEntry!
+    for (let i = 0; i < 100_000; i++) {
+      pulled++
+      yield { ...dirEntry!, path: Buffer.from(`d${i}`) }
+    }
+  }
+  try {
+    const out = Readable.from(source(), { objectMode: true }).pipe(createPrefetch())
+    const it = out[Symbol.asyncIterator]()
+    const first = it.next()
+    await new Promise(r => setTimeout(r, 200))
+    const bound = PREFETCH_BATCH_FILES * (PREFETCH_BATCHES + 1)
+    // Stream buffers on both sides of the stage add a few entries to the stage's own bound.
+    assert.ok(pulled <= bound + 64, `pulled ${pulled} entries while the first read was pending (bound ${bound})`)
+    release()
+    const head = (await first).value as SourceEntry
+    assert.equal((await contentOf(head)).toString(), 'first file')
+    await it.return?.()
+  } finally {
+    addon.readFiles = realReadFiles
+    release()
+  }
+})

@@ -1,0 +1,26 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { wantsWorkers } from '../../transforms/backup/seal.js'
+import { SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE } from '../../lib/limits.js'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+// The seal stage moves to its worker (and pays ~20 MB for it) only for content-bound work. The
+// windows below are ones measured on the bench's trees (lib/limits.ts): the share of time spent
+// sealing overlaps between a tree of small files and large files; the mean file size does not.
+test('the seal worker starts for large files, not for a tree of small files that seals as much', () => {
+  // 100k small files (2.9 KB each): a first window seen at 48 % sealing, a later one at 43 %.
+  assert.equal(wantsWorkers({ ms: 109, sealMs: 52, files: 300, bytes: 300 * 2900 }), false)
+  assert.equal(wantsWorkers({ ms: 512, sealMs: 220, files: 2769, bytes: 7_943_981 }), false)
+  // The middle of a large file: no file begins in the window.
+  assert.equal(wantsWorkers({ ms: 136, sealMs: 67, files: 0, bytes: 13 * MiB }), true)
+  assert.equal(wantsWorkers({ ms: 506, sealMs: 268, files: 0, bytes: 35 * MiB }), true)
+  // Large files one after another, and files of exactly the threshold.
+  assert.equal(wantsWorkers({ ms: 500, sealMs: 250, files: 3, bytes: 40 * MiB }), true)
+  assert.equal(wantsWorkers({ ms: 500, sealMs: 250, files: 100, bytes: 100 * SEAL_WORKER_MIN_MEAN_FILE }), true)
+  assert.equal(wantsWorkers({ ms: 500, sealMs: 250, files: 100, bytes: 100 * SEAL_WORKER_MIN_MEAN_FILE - 1 }), false)
+  // Large files, but sealing is not where the time goes (a slow disk, say): no worker.
+  assert.equal(wantsWorkers({ ms: 500, sealMs: 500 * SEAL_WORKER_SHARE - 1, files: 0, bytes: 20 * MiB }), false)
+  assert.equal(wantsWorkers({ ms: 500, sealMs: 500 * SEAL_WORKER_SHARE, files: 0, bytes: 20 * MiB }), true)
+})

@@ -1,0 +1,263 @@
+/**
+ * The `sluice` command as a user meets it: spawned from dist/ (run `npm run build` first) with a
+ * scrubbed environment, asserting exit codes, the one-line error messages with their codes, and
+ * what goes to stdout (results, JSON) versus stderr (progress, warnings, errors).
+ */
+import { test, before } from 'node:test'
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { CLI, cliFor, runCli, type CliResult } from '../helpers/cli.js'
+import { seededBytes } from '../helpers/tree.js'
+import { createLocalStorage, initRepository } from '../../index.js'
+
+const BASE = '/tmp/e2e-task/cli'
+/** The built addon, which the vanish hook patches as it patches fs. */
+const ADDON = fileURLToPath(new URL('../../build/Release/sluice_native.node', import.meta.url))
+const home = `${BASE}/home`
+const PW = 'correct horse'
+const REPO = `${BASE}/repo`
+const sluice = cliFor(home, REPO, PW)
+/** The snapshot of ${BASE}/src made by the JSON test. */
+let srcSnapshot = ''
+
+/** Exit 1 with exactly one line on stderr that names `code`, and no stack trace. */
+function assertFails(r: CliResult, code: string): void {
+  assert.equal(r.code, 1, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)
+  const lines = r.stderr.split('\n').filter((l) => l !== '')
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${r.stderr}`)
+  assert.match(lines[0]!, new RegExp(`^sluice: ${code}: `))
+  assert.ok(!r.stderr.includes('    at '), `stack trace on stderr:\n${r.stderr}`)
+}
+
+function snapshotFiles(repo: string): string[] {
+  return fs.existsSync(`${repo}/snapshots`) ? fs.readdirSync(`${repo}/snapshots`) : []
+}
+
+before(async () => {
+  fs.rmSync(BASE, { recursive: true, force: true })
+  fs.mkdirSync(home, { recursive: true })
+  fs.mkdirSync(`${BASE}/src/sub`, { recursive: true })
+  fs.writeFileSync(`${BASE}/src/a`, 'a\n')
+  fs.writeFileSync(`${BASE}/src/sub/b`, seededBytes('b', 200_000))
+  // A cheap key derivation keeps each command fast; the CLI reads the parameters from the key file.
+  const repo = await initRepository(createLocalStorage(REPO), PW, { kdf: { opslimit: 1, memlimit: 8192 } })
+  await repo.close()
+})
+
+test('--help prints the commands on stdout and exits 0', async () => {
+  const r = await runCli(['--help'], { home })
+  assert.equal(r.code, 0, r.stderr)
+  for (const c of ['init', 'backup', 'snapshots', 'ls', 'restore', 'check']) assert.match(r.stdout, new RegExp(`sluice ${c}`))
+  assert.equal(r.stderr, '')
+  const sub = await runCli(['backup', '--help'], { home })
+  assert.equal(sub.code, 0)
+  assert.match(sub.stdout, /--exclude/)
+})
+
+test('init creates a repository; init again fails with ERR_REPO_EXISTS', async () => {
+  const repo = `${BASE}/repo-init`
+  const init = cliFor(home, repo, 'pw')
+  const r = await init(['init'])
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout, /created sluice repository/)
+  assert.ok(fs.existsSync(`${repo}/config`))
+  assertFails(await init(['init']), 'ERR_REPO_EXISTS')
+})
+
+test('a wrong password fails with one line, ERR_WRONG_PASSWORD', async () => {
+  assertFails(await cliFor(home, REPO, 'wrong')(['snapshots']), 'ERR_WRONG_PASSWORD')
+})
+
+test('a repository that does not exist fails with ERR_REPO_NOT_FOUND', async () => {
+  const r = await cliFor(home, `${BASE}/no-such-repo`, PW)(['snapshots'])
+  assertFails(r, 'ERR_REPO_NOT_FOUND')
+  assert.ok(!fs.existsSync(`${BASE}/no-such-repo`), 'a read-only command created the repository directory')
+})
+
+test('backup of a path that does not exist fails with ERR_PATH_NOT_FOUND and writes no snapshot', async () => {
+  const before = snapshotFiles(REPO)
+  const r = await sluice(['backup', `${BASE}/src/no-such`])
+  assertFails(r, 'ERR_PATH_NOT_FOUND')
+  assert.match(r.stderr, /no-such/)
+  assert.deepEqual(snapshotFiles(REPO), before)
+})
+
+test('backup --json and snapshots --json print valid JSON with the documented fields', async () => {
+  const b = await sluice(['backup', '--json', '--tag', 'first', `${BASE}/src`])
+  assert.equal(b.code, 0, b.stderr)
+  assert.equal(b.stderr, '')
+  const res = JSON.parse(b.stdout)
+  for (const k of ['snapshot', 'files', 'dirs', 'others', 'filesNew', 'filesChanged', 'filesUnchanged', 'bytesRead', 'bytesTotal', 'chunksNew', 'bytesStored', 'warnings', 'durationMs', 'peakRss']) {
+    assert.ok(k in res, `backup --json lacks ${k}: ${b.stdout}`)
+  }
+  assert.match(res.snapshot, /^[0-9a-f]{64}$/)
+  srcSnapshot = res.snapshot
+  assert.equal(res.files, 2)
+  assert.equal(res.bytesRead, 200_002)
+  assert.equal(res.warnings, 0)
+
+  const b2 = await sluice(['backup', '--json', `${BASE}/src/sub`])
+  assert.equal(b2.code, 0, b2.stderr)
+  const s = await sluice(['snapshots', '--json'])
+  assert.equal(s.code, 0, s.stderr)
+  const list = JSON.parse(s.stdout)
+  assert.ok(Array.isArray(list), s.stdout)
+  assert.ok(list.length >= 2)
+  const mine = list.find((x: { id: string }) => x.id === res.snapshot)
+  assert.ok(mine, s.stdout)
+  for (const k of ['id', 'time', 'host', 'username', 'paths', 'tags', 'tree', 'stats', 'program']) assert.ok(k in mine, `snapshots --json lacks ${k}`)
+  assert.deepEqual(mine.paths, [`${BASE}/src`])
+  assert.deepEqual(mine.tags, ['first'])
+  assert.ok(!Number.isNaN(Date.parse(mine.time)))
+  const none = await cliFor(home, `${BASE}/repo-init`, 'pw')(['snapshots', '--json'])
+  assert.deepEqual(JSON.parse(none.stdout), [])
+})
+
+// --compression as restic spells it. Each level backs up the same text into a repository of its
+// own (so nothing is deduplicated away) and must give back the same bytes.
+test('backup --compression off, auto, max and a level: what is stored, and the same bytes back', async () => {
+  const file = `${BASE}/text.txt`
+  const text = Array.from({ length: 20_000 }, (_, i) => `line ${i}: the quick brown fox ${i % 97} jumps over ${i % 13} lazy dogs\n`).join('')
+  fs.writeFileSync(file, text)
+  const stored: Record<string, number> = {}
+  for (const c of ['off', 'auto', 'max', '1', 'default']) {
+    const dir = `${BASE}/repo-compression-${c}`
+    await (await initRepository(createLocalStorage(dir), PW, { kdf: { opslimit: 1, memlimit: 8192 } })).close()
+    const run = cliFor(home, dir, PW)
+    const b = await run(['backup', '--json', file, ...(c === 'default' ? [] : ['--compression', c])])
+    assert.equal(b.code, 0, b.stderr)
+    const res = JSON.parse(b.stdout)
+    assert.equal(res.bytesRead, text.length)
+    stored[c] = res.bytesStored
+    const back = await run(['cat', 'latest', file])
+    assert.equal(back.code, 0, back.stderr)
+    assert.ok(back.stdout === text, `--compression ${c}: cat gives other bytes`)
+  }
+  assert.ok(stored.off! >= text.length, `off stores ${stored.off} of ${text.length}`)
+  assert.ok(stored.auto! < text.length / 4, `auto stores ${stored.auto} of ${text.length}`)
+  // Each repository has its own chunker key, so the cuts (and sizes) differ a little.
+  assert.ok(Math.abs(stored.default! - stored.auto!) < stored.auto! * 0.05, `no flag (${stored.default}) is auto (${stored.auto})`)
+  assert.ok(stored.max! <= stored.auto!, `max ${stored.max} > auto ${stored.auto}`)
+  assert.ok(stored['1']! < text.length / 4 && stored['1']! >= stored.max!, `level 1 stores ${stored['1']}`)
+  for (const bad of ['fast', '20', '0', '-1', '']) {
+    const before = snapshotFiles(REPO)
+    assertFails(await sluice(['backup', file, '--compression', bad]), 'ERR_ARGS')
+    assert.deepEqual(snapshotFiles(REPO), before)
+  }
+})
+
+test('restore SNAP:PATH with --exclude and --include', async () => {
+  const t1 = `${BASE}/restore-exclude`
+  assert.ok(srcSnapshot)
+  const r1 = await sluice(['restore', `${srcSnapshot.slice(0, 8)}:${BASE}/src`, '--target', t1, '--exclude', 'sub', '--quiet'])
+  assert.equal(r1.code, 0, r1.stderr)
+  assert.deepEqual(fs.readdirSync(t1), ['a'])
+  assert.equal(fs.readFileSync(`${t1}/a`, 'utf8'), 'a\n')
+  const t2 = `${BASE}/restore-include`
+  const r2 = await sluice(['restore', srcSnapshot, '--include', `${BASE}/src/sub/b`, '--target', t2])
+  assert.equal(r2.code, 0, r2.stderr)
+  assert.ok(fs.readFileSync(`${t2}${BASE}/src/sub/b`).equals(seededBytes('b', 200_000)))
+  assert.ok(!fs.existsSync(`${t2}${BASE}/src/a`))
+  assertFails(await sluice(['restore', `${srcSnapshot}:${BASE}/src/nope`, '--target', `${BASE}/restore-nope`]), 'ERR_PATH_NOT_FOUND')
+})
+
+test('--password-file works without SLUICE_PASSWORD', async () => {
+  fs.writeFileSync(`${BASE}/pwfile`, `${PW}\n`, { mode: 0o600 })
+  const r = await runCli(['snapshots', '--password-file', `${BASE}/pwfile`], { home, env: { SLUICE_REPOSITORY: REPO } })
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout, /^ID/)
+  fs.writeFileSync(`${BASE}/pwfile-bad`, 'nope\n')
+  assertFails(await runCli(['snapshots', '--password-file', `${BASE}/pwfile-bad`], { home, env: { SLUICE_REPOSITORY: REPO } }), 'ERR_WRONG_PASSWORD')
+  assertFails(await runCli(['snapshots', '--password-file', `${BASE}/no-such-file`], { home, env: { SLUICE_REPOSITORY: REPO } }), 'ERR_ARGS')
+})
+
+test('no password and no terminal fails with one line, ERR_ARGS', async () => {
+  const r = await runCli(['snapshots'], { home, env: { SLUICE_REPOSITORY: REPO } })
+  assertFails(r, 'ERR_ARGS')
+  assert.match(r.stderr, /password/)
+})
+
+test('a file that vanishes between walk and read: exit 3, named on stderr, the rest backed up', async () => {
+  // Deterministic through the real CLI: a preloaded hook deletes the victim just before the
+  // backup opens it, after the walk has listed and lstat'ed it.
+  const src = `${BASE}/vanish`
+  fs.mkdirSync(`${src}/late`, { recursive: true })
+  fs.writeFileSync(`${src}/early`, 'early')
+  fs.writeFileSync(`${src}/late/victim`, 'gone soon')
+  fs.writeFileSync(`${src}/late/z-after`, 'after')
+  const hook = `${BASE}/vanish-hook.mjs`
+  fs.writeFileSync(hook, `
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+const victim = ${JSON.stringify(`${src}/late/victim`)}
+// Every way of opening a file, so the test does not depend on which one the walk uses.
+for (const [obj, name] of [[fs, 'open'], [fs, 'openSync'], [fs.promises, 'open']]) {
+  const orig = obj[name]
+  obj[name] = function (p, ...rest) {
+    if (String(p) === victim) fs.rmSync(victim, { force: true })
+    return orig.call(this, p, ...rest)
+  }
+}
+// And the addon's batched reads of small files (transforms/prefetch.ts).
+const addon = createRequire(import.meta.url)(${JSON.stringify(ADDON)})
+const readFiles = addon.readFiles
+addon.readFiles = function (paths, ...rest) {
+  for (const p of paths) if (String(p) === victim) fs.rmSync(victim, { force: true })
+  return readFiles.call(this, paths, ...rest)
+}
+`)
+  const r = await sluice(['backup', src], { nodeArgs: ['--import', hook] })
+  assert.equal(r.code, 3, `exit ${r.code}\n${r.stderr}`)
+  assert.match(r.stderr, /warning: ERR_READ: .*late\/victim/)
+  assert.ok(!r.stderr.includes('    at '), r.stderr)
+  assert.match(r.stdout, /snapshot [0-9a-f]{8} saved/)
+  const ls = await sluice(['ls', 'latest'])
+  assert.equal(ls.code, 0, ls.stderr)
+  const lines = ls.stdout.split('\n')
+  assert.ok(lines.includes(`${src}/early`) && lines.includes(`${src}/late/z-after`), ls.stdout)
+  assert.ok(!lines.includes(`${src}/late/victim`), ls.stdout)
+})
+
+test('progress goes to stderr, never to stdout', { skip: !hasPython() && 'needs python3 for a pseudo-terminal' }, async () => {
+  // Progress is redrawn 4 times a second when stderr is a terminal; give it a second of work.
+  const src = `${BASE}/progress`
+  fs.mkdirSync(src, { recursive: true })
+  for (let i = 0; i < 8; i++) fs.writeFileSync(`${src}/f${i}`, seededBytes(`p${i}`, 4 * 1024 * 1024))
+  // stderr on a pty (so progress is on), stdout on a pipe; both captured separately.
+  const py = `
+import os, pty, subprocess, sys, threading
+m, s = pty.openpty()
+err = []
+def pump():
+    while True:
+        try:
+            b = os.read(m, 65536)
+        except OSError:
+            break
+        if not b:
+            break
+        err.append(b)
+t = threading.Thread(target=pump, daemon=True); t.start()
+p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=s, stdin=subprocess.DEVNULL)
+os.close(s); t.join(5)
+sys.stdout.buffer.write(p.stdout)
+sys.stderr.buffer.write(b''.join(err))
+sys.exit(p.returncode)
+`
+  const r = spawnSync('python3', ['-c', py, process.execPath, CLI, 'backup', src], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, SLUICE_REPOSITORY: REPO, SLUICE_PASSWORD: PW },
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  assert.equal(r.status, 0, r.stderr)
+  assert.match(r.stderr, /\d+ files, .* read/, `no progress on stderr:\n${JSON.stringify(r.stderr)}`)
+  assert.ok(!/files, .* read \(/.test(r.stdout), `progress on stdout:\n${r.stdout}`)
+  assert.ok(!r.stdout.includes('\r') && !r.stdout.includes('\x1b'), `terminal control on stdout:\n${JSON.stringify(r.stdout)}`)
+  assert.match(r.stdout, /^snapshot [0-9a-f]{8} saved/)
+})
+
+function hasPython(): boolean {
+  return spawnSync('python3', ['-c', 'import pty'], { stdio: 'ignore' }).status === 0
+}

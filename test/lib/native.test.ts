@@ -1,0 +1,340 @@
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { after, before, describe, test } from 'node:test'
+import { lgetxattrs, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, utimens } from '../../lib/native.js'
+
+const ROOT = '/tmp/native-task'
+const SHM = '/dev/shm'
+let dir: Buffer
+
+/** A path under the test directory, as raw bytes; `name` may be any bytes. */
+function p(name: string | Buffer): Buffer {
+  return Buffer.concat([dir, Buffer.from('/'), Buffer.isBuffer(name) ? name : Buffer.from(name)])
+}
+
+function ns(sec: number, nsec: number): bigint {
+  return BigInt(sec) * 1_000_000_000n + BigInt(nsec)
+}
+
+const hasGetfattr = spawnSync('getfattr', ['--version']).status === 0
+const isRoot = process.getuid?.() === 0
+
+before(() => {
+  mkdirSync(ROOT, { recursive: true })
+  dir = Buffer.from(mkdtempSync(`${ROOT}/native-`))
+})
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('utimens', () => {
+  const times: Array<[string, number, number]> = [
+    ['an ordinary time', 1_234_567_890, 123_456_789],
+    ['a time before 1970', -86_401, 999_999_999],
+    ['a time after 2038', 4_102_444_800, 1],
+  ]
+
+  for (const [label, sec, nsec] of times) {
+    test(`restores mtime and atime to the nanosecond on a file, a directory and a symlink (${label})`, () => {
+      const file = p(`f${sec}`)
+      const sub = p(`d${sec}`)
+      const link = p(`l${sec}`)
+      writeFileSync(file, 'x')
+      mkdirSync(sub)
+      symlinkSync(file, link)
+      for (const target of [file, sub, link]) {
+        utimens(target, { sec: sec + 7, nsec: 42 }, { sec, nsec })
+        const st = lstatSync(target, { bigint: true })
+        assert.equal(st.mtimeNs, ns(sec, nsec))
+        assert.equal(st.atimeNs, ns(sec + 7, 42))
+      }
+    })
+  }
+
+  test('sets the times of a symlink itself, not of its target', () => {
+    const target = p('target')
+    const link = p('link-to-target')
+    writeFileSync(target, 'x')
+    symlinkSync(target, link)
+    const before = lstatSync(target, { bigint: true }).mtimeNs
+    utimens(link, { sec: 1000, nsec: 1 }, { sec: 2000, nsec: 2 })
+    assert.equal(lstatSync(link, { bigint: true }).mtimeNs, ns(2000, 2))
+    assert.equal(lstatSync(target, { bigint: true }).mtimeNs, before)
+  })
+
+  test('works on a dangling symlink', () => {
+    const link = p('dangling')
+    symlinkSync('/nonexistent/nowhere', link)
+    utimens(link, { sec: 5, nsec: 6 }, { sec: 7, nsec: 8 })
+    assert.equal(lstatSync(link, { bigint: true }).mtimeNs, ns(7, 8))
+  })
+
+  test('rejects nanoseconds out of range with EINVAL', () => {
+    const file = p('nsec-range')
+    writeFileSync(file, 'x')
+    assert.throws(() => utimens(file, { sec: 0, nsec: 0 }, { sec: 0, nsec: 1_000_000_000 }), { code: 'EINVAL' })
+  })
+
+  test('rejects a fractional second as a TypeError', () => {
+    const file = p('frac')
+    writeFileSync(file, 'x')
+    assert.throws(() => utimens(file, { sec: 0, nsec: 0 }, { sec: 1.5, nsec: 0 }), TypeError)
+  })
+})
+
+describe('lgetxattrs / lsetxattr', () => {
+  const binary = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+  const attrs = [
+    { name: Buffer.from('user.zeta'), value: Buffer.from('last') },
+    { name: Buffer.from('user.bin'), value: binary },
+    { name: Buffer.from('user.empty'), value: Buffer.alloc(0) },
+  ]
+  const sorted = [...attrs].sort((a, b) => Buffer.compare(a.name, b.name))
+
+  test('round-trips binary and empty values on a file whose name is not UTF-8', () => {
+    const file = p(Buffer.from([0x62, 0xff, 0xfe, 0x2e, 0x62, 0x69, 0x6e]))
+    writeFileSync(file, 'content')
+    for (const a of attrs) lsetxattr(file, a.name, a.value)
+    assert.deepEqual(lgetxattrs(file), sorted)
+  })
+
+  test('round-trips attributes on a directory whose name is not UTF-8', () => {
+    const sub = p(Buffer.from([0xc3, 0x28, 0x80]))
+    mkdirSync(sub)
+    for (const a of attrs) lsetxattr(sub, a.name, a.value)
+    assert.deepEqual(lgetxattrs(sub), sorted)
+  })
+
+  test('a file without attributes gives an empty list', () => {
+    const file = p('plain')
+    writeFileSync(file, 'x')
+    assert.deepEqual(
+      lgetxattrs(file).filter((a) => a.name.subarray(0, 5).toString() === 'user.'),
+      [],
+    )
+  })
+
+  test('replaces a value', () => {
+    const file = p('replace')
+    writeFileSync(file, 'x')
+    lsetxattr(file, Buffer.from('user.v'), Buffer.from('first, longer value'))
+    lsetxattr(file, Buffer.from('user.v'), Buffer.from('2nd'))
+    assert.deepEqual(lgetxattrs(file), [{ name: Buffer.from('user.v'), value: Buffer.from('2nd') }])
+  })
+
+  // ext4 keeps all of a file's attributes in one 4 KiB block; tmpfs takes 64 KiB values and long
+  // name lists, which exceed the addon's first 4 KiB buffers and take its grow-and-retry path.
+  test('reads a 64 KiB value and a name list longer than 4 KiB', { skip: !existsSync(SHM) && 'no /dev/shm' }, () => {
+    const shm = mkdtempSync(`${SHM}/native-task-`)
+    try {
+      const file = Buffer.from(`${shm}/big`)
+      writeFileSync(file, 'x')
+      const big = Buffer.alloc(65536)
+      for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff
+      try {
+        lsetxattr(file, Buffer.from('user.big'), big)
+      } catch (err) {
+        if ((err as { code?: string }).code === 'ENOTSUP' || (err as { code?: string }).code === 'EOPNOTSUPP') return // tmpfs before Linux 6.6
+        throw err
+      }
+      const names = Array.from({ length: 300 }, (_, i) => Buffer.from(`user.name-number-${i}`))
+      for (const n of names) lsetxattr(file, n, Buffer.alloc(0))
+      const got = lgetxattrs(file)
+      assert.equal(got.length, 301)
+      assert.deepEqual(got.find((a) => a.name.equals(Buffer.from('user.big')))?.value, big)
+      assert.deepEqual(
+        got.map((a) => a.name),
+        [...names, Buffer.from('user.big')].sort(Buffer.compare),
+      )
+    } finally {
+      rmSync(shm, { recursive: true, force: true })
+    }
+  })
+
+  test('reads a symlink itself and does not follow it', () => {
+    const target = p('xt')
+    writeFileSync(target, 'x')
+    lsetxattr(target, Buffer.from('user.on-target'), Buffer.from('1'))
+    const link = p('xl')
+    symlinkSync(target, link)
+    assert.equal(
+      lgetxattrs(link).some((a) => a.name.toString() === 'user.on-target'),
+      false,
+    )
+    const dangling = p('xdangling')
+    symlinkSync('/nonexistent', dangling)
+    assert.ok(Array.isArray(lgetxattrs(dangling)))
+  })
+
+  test('agrees with getfattr and setfattr', { skip: !hasGetfattr && 'getfattr not installed' }, () => {
+    const file = p('cross')
+    const path = file.toString()
+    writeFileSync(file, 'x')
+    assert.equal(spawnSync('setfattr', ['-n', 'user.from-tool', '-v', '0x00ff10', path]).status, 0)
+    lsetxattr(file, Buffer.from('user.from-addon'), Buffer.from([1, 2, 0, 3]))
+    const ours = lgetxattrs(file).filter((a) => a.name.toString().startsWith('user.'))
+    assert.deepEqual(ours, [
+      { name: Buffer.from('user.from-addon'), value: Buffer.from([1, 2, 0, 3]) },
+      { name: Buffer.from('user.from-tool'), value: Buffer.from([0x00, 0xff, 0x10]) },
+    ])
+    const out = spawnSync('getfattr', ['--absolute-names', '-d', '-e', 'hex', '-m', '^user\\.', path], {
+      encoding: 'utf8',
+    }).stdout
+    assert.match(out, /^user\.from-addon=0x01020003$/m)
+    assert.match(out, /^user\.from-tool=0x00ff10$/m)
+  })
+
+  test('a missing file throws ENOENT shaped like a Node fs error', () => {
+    assert.throws(() => lgetxattrs(p('missing')), (err: unknown) => {
+      const e = err as Error & { code: string; errno: number; syscall: string }
+      assert.ok(e instanceof Error)
+      assert.equal(e.code, 'ENOENT')
+      assert.equal(e.errno, -2)
+      assert.equal(e.syscall, 'llistxattr')
+      assert.equal(e.message, 'ENOENT: no such file or directory, llistxattr')
+      return true
+    })
+    assert.throws(() => lsetxattr(p('missing'), Buffer.from('user.a'), Buffer.from('b')), {
+      code: 'ENOENT',
+      syscall: 'lsetxattr',
+    })
+    assert.throws(() => utimens(p('missing'), { sec: 0, nsec: 0 }, { sec: 0, nsec: 0 }), {
+      code: 'ENOENT',
+      syscall: 'utimensat',
+    })
+  })
+
+  test('a name outside the known namespaces is refused with ENOTSUP', () => {
+    const file = p('ns')
+    writeFileSync(file, 'x')
+    assert.throws(() => lsetxattr(file, Buffer.from('bogus.name'), Buffer.from('v')), { code: 'ENOTSUP' })
+  })
+
+  test('a path or name holding a NUL byte is refused, not truncated', () => {
+    const file = p('nul')
+    writeFileSync(file, 'x')
+    const withNul = Buffer.concat([file, Buffer.from([0, 0x61])])
+    assert.throws(() => lgetxattrs(withNul), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' })
+    assert.throws(() => lsetxattr(file, Buffer.from('user.a\0b'), Buffer.from('v')), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    })
+    assert.throws(() => utimens(withNul, { sec: 0, nsec: 0 }, { sec: 0, nsec: 0 }), { code: 'ERR_INVALID_ARG_VALUE' })
+  })
+})
+
+describe('mknod / mkfifo', () => {
+  test('mkfifo creates a FIFO with the permission bits (minus the umask)', () => {
+    const fifo = p(Buffer.from([0x66, 0x69, 0x66, 0x6f, 0xff]))
+    mkfifo(fifo, 0o640)
+    const st = lstatSync(fifo)
+    assert.ok(st.isFIFO())
+    const mask = process.umask()
+    assert.equal(st.mode & 0o7777, 0o640 & ~mask)
+  })
+
+  test('mkfifo over an existing name throws EEXIST', () => {
+    const fifo = p('fifo-twice')
+    mkfifo(fifo, 0o600)
+    assert.throws(() => mkfifo(fifo, 0o600), { code: 'EEXIST', syscall: 'mknod' })
+  })
+
+  test('mknod creates a character device with the rdev lstat reports', { skip: !isRoot && 'needs root' }, () => {
+    const devNull = lstatSync('/dev/null')
+    const node = p('null-copy')
+    try {
+      mknod(node, 0o20000 | 0o666, devNull.rdev)
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EPERM') return // root without CAP_MKNOD (container)
+      throw err
+    }
+    const st = lstatSync(node)
+    assert.ok(st.isCharacterDevice())
+    assert.equal(st.rdev, devNull.rdev)
+  })
+})
+
+describe('cdcNext (the chunker loop; its boundaries are pinned in fastcdc.test.ts)', () => {
+  const gear = new Int32Array(256).map((_, i) => Math.imul(i + 1, 0x9e3779b1))
+  // [h, n, min, avg, max, maskS, maskL]
+  const state = (h = 0, n = 0): Float64Array => new Float64Array([h, n, 64, 256, 1024, 0xffff0000, 0xff])
+  const next = () => {
+    const f = nativeCdcNext()
+    assert.ok(f, 'the addon is built')
+    return f
+  }
+
+  test('an empty buffer cuts nothing and leaves the state as it was', () => {
+    const st = state(-5, 100)
+    assert.equal(next()(gear, Buffer.alloc(0), 0, st), -1)
+    assert.deepEqual([...st.subarray(0, 2)], [-5, 100])
+  })
+
+  test('a chunk that reaches max is cut there, and the state resets', () => {
+    const st = state(0, 1000)
+    const buf = Buffer.alloc(100)
+    // An all-ones mask can only match h == 0 exactly; with these gear values it does not here.
+    st[6] = 0xffffffff
+    assert.equal(next()(gear, buf, 10, st), 34)
+    assert.deepEqual([...st.subarray(0, 2)], [0, 0])
+  })
+
+  test('the carried hash is a signed 32-bit value, as the TypeScript loop keeps it', () => {
+    const st = state(0, 1000)
+    st[6] = 0xffffffff
+    assert.equal(next()(gear, Buffer.alloc(20, 0xff), 0, st), -1)
+    let h = 0
+    for (let i = 0; i < 20; i++) h = ((h << 1) + gear[0xff]!) | 0
+    assert.deepEqual([...st.subarray(0, 2)], [h, 1020])
+  })
+
+  test('wrong argument types throw a TypeError', () => {
+    const buf = Buffer.alloc(10)
+    assert.throws(() => next()(gear, [1, 2, 3] as unknown as Uint8Array, 0, state()), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => next()(new Uint32Array(256) as unknown as Int32Array, buf, 0, state()), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => next()(gear, buf, 0, new Int32Array(7) as unknown as Float64Array), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => next()(gear, buf, '0' as unknown as number, state()), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => (next() as unknown as (...a: unknown[]) => number)(gear, buf, 0), { code: 'ERR_MISSING_ARGS' })
+  })
+
+  test('out-of-range arguments throw a RangeError instead of reading outside the buffers', () => {
+    const buf = Buffer.alloc(10)
+    const bad: Array<[string, () => number]> = [
+      ['a short gear table', () => next()(gear.subarray(1), buf, 0, state())],
+      ['a short state', () => next()(gear, buf, 0, state().subarray(0, 6))],
+      ['start past the end', () => next()(gear, buf, 11, state())],
+      ['a negative start', () => next()(gear, buf, -1, state())],
+      ['a fractional start', () => next()(gear, buf, 1.5, state())],
+      ['a NaN start', () => next()(gear, buf, NaN, state())],
+      ['h beyond 32 bits', () => next()(gear, buf, 0, state(2 ** 31))],
+      ['n past max', () => next()(gear, buf, 0, state(0, 1025))],
+      ['min of 0', () => next()(gear, buf, 0, new Float64Array([0, 0, 0, 256, 1024, 1, 1]))],
+      ['avg below min', () => next()(gear, buf, 0, new Float64Array([0, 0, 64, 32, 1024, 1, 1]))],
+      ['a mask beyond 32 bits', () => next()(gear, buf, 0, new Float64Array([0, 0, 64, 256, 1024, 2 ** 32, 1]))],
+    ]
+    for (const [label, call] of bad) assert.throws(call, { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' }, label)
+  })
+})
+
+describe('copy', () => {
+  test('copies every byte into shared memory at any alignment, and refuses what does not fit', () => {
+    const copy = nativeCopy()
+    assert.ok(copy, 'the addon has copy')
+    const sab = new SharedArrayBuffer(1 << 16)
+    const src = Buffer.alloc(5000)
+    for (let i = 0; i < src.length; i++) src[i] = (i * 31 + 7) & 0xff
+    for (const [dstStart, offset, from] of [[0, 0, 0], [3, 26, 1], [5, 1001, 7], [8, 0, 3]] as const) {
+      const dst = Buffer.from(sab, dstStart, 20000)
+      dst.fill(0xee)
+      const piece = src.subarray(from)
+      copy(dst, offset, piece)
+      assert.deepEqual(Buffer.from(dst.subarray(offset, offset + piece.length)), Buffer.from(piece))
+      assert.equal(dst[offset - 1] ?? 0xee, 0xee, 'nothing before')
+      assert.equal(dst[offset + piece.length], 0xee, 'nothing after')
+    }
+    const dst = Buffer.from(sab, 0, 100)
+    assert.throws(() => copy(dst, 90, src.subarray(0, 11)), { code: 'ERR_OUT_OF_RANGE' })
+    assert.throws(() => copy(dst, -1, src.subarray(0, 1)), { code: 'ERR_OUT_OF_RANGE' })
+    assert.throws(() => copy(dst, 0.5, src.subarray(0, 1)), { code: 'ERR_OUT_OF_RANGE' })
+    assert.throws(() => copy({} as Uint8Array, 0, src), { code: 'ERR_INVALID_ARG_TYPE' })
+    copy(dst, 100, Buffer.alloc(0)) // an empty piece at the very end is fine
+  })
+})

@@ -1,0 +1,156 @@
+/**
+ * backup(): the backup pipeline assembled from its stages, in the order of docs/DESIGN.md:
+ * source → filter → [parent-join] → xattr-read → [prefetch] → chunk → metadata → dedup → seal
+ * → upload → commit. Memory is the sum of the stages' bounds (each stated in its doc comment).
+ */
+import os from 'node:os'
+import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import type { Readable } from 'node:stream'
+import type { TreeItem } from '../../lib/entry.js'
+import { SluiceError } from '../../lib/errors.js'
+import { hex } from '../../lib/bytes.js'
+import { CHUNK_ARENA_BYTES } from '../../lib/limits.js'
+import { ChunkArena } from '../../lib/chunk-arena.js'
+import { checkCompressionLevel } from '../../lib/repo/objects.js'
+import { compileFilter, type FilterOptions } from '../../lib/filter-rules.js'
+import { PROGRAM, FORMAT_VERSION, type Repository, type SnapshotInfo, type SnapshotRoot } from '../../lib/repo/repository.js'
+import { newStats, type BackupStats } from '../../lib/stats.js'
+import { snapshotRecords, treeOf } from '../restore/read-snapshot.js'
+import { createWalk } from './sources/walk.js'
+import { createFilter } from './filter.js'
+import { createParentJoin } from './parent-join.js'
+import { createXattrReader } from './xattr.js'
+import { createPrefetch } from './prefetch.js'
+import { createChunker } from './chunk.js'
+import { createMetadataPacker } from './metadata.js'
+import { createDedup } from './dedup.js'
+import { createSealer } from './seal.js'
+import { createUploader } from './upload.js'
+import { createCommit } from './commit.js'
+
+export interface BackupOptions {
+  repo: Repository
+  /** Paths to walk. Exactly one of `paths` and `source` is given. */
+  paths?: string[]
+  /** Any stream of SourceEntry objects (tar, stdin, a script's own source). */
+  source?: Readable
+  /** What the snapshot lists as its paths when `source` is used. */
+  sourcePaths?: string[]
+  filter?: FilterOptions
+  excludeIfPresent?: string[]
+  oneFileSystem?: boolean
+  tags?: string[]
+  host?: string
+  /** The snapshot whose unchanged files are not read again: an id (prefix), or false to read
+   *  everything. Default: the newest snapshot of the same host and the same paths. Only walked
+   *  sources (paths) use a parent: the merge-join needs the canonical order. */
+  parent?: string | false
+  /** Per-entry trouble; the backup goes on and the result counts it. */
+  onWarning?: (err: SluiceError) => void
+  /** Counters to update while running (for progress); a fresh set if not given. */
+  stats?: BackupStats
+  /** The arena content chunks are assembled, sealed and stored in; default a fresh one of
+   *  CHUNK_ARENA_BYTES. A smaller one costs speed (chunks that find no room take buffers of their
+   *  own), never correctness. */
+  arena?: ChunkArena
+  /** zstd level for this backup's chunks: 1 (fastest) to ZSTD_MAX_LEVEL, or 0 to store every
+   *  chunk as is (still encrypted). Default ZSTD_LEVEL. Readers need not know it. */
+  compressionLevel?: number
+}
+
+export interface BackupResult {
+  snapshotId: string
+  /** The snapshot whose unchanged files were reused. */
+  parent?: string
+  snapshot: SnapshotRoot
+  stats: BackupStats
+}
+
+/** The keys a repository hands to the chunking stages. */
+function chunkerKeys(repo: Repository) {
+  return { gear: repo.gear, chunkId: (d: Uint8Array) => repo.chunkId(d), idHasher: () => repo.idHasher() }
+}
+
+/**
+ * Backs up `paths` (or `source`) into `repo` as one new snapshot:
+ * source → filter → [parent-join] → xattr-read → prefetch → chunk → metadata → dedup → seal (compress + encrypt, on a worker
+ * thread) → upload → commit.
+ * The snapshot root is written only after every chunk it needs is stored.
+ */
+export async function backup(opts: BackupOptions): Promise<BackupResult> {
+  const { repo } = opts
+  const level = checkCompressionLevel(opts.compressionLevel)
+  const stats = opts.stats ?? newStats()
+  const onWarning = (err: SluiceError) => {
+    stats.warnings++
+    opts.onWarning?.(err)
+  }
+  const rules = compileFilter(opts.filter ?? {})
+  let source: Readable
+  let paths: string[]
+  if (opts.paths) {
+    if (opts.source) throw new SluiceError('ERR_ARGS', 'give either paths or a source, not both')
+    if (opts.paths.length === 0) throw new SluiceError('ERR_ARGS', 'nothing to back up: give at least one path')
+    paths = opts.paths.map(p => path.resolve(p))
+    source = createWalk(paths, {
+      onWarning,
+      descend: e => rules.canDescend(e),
+      ...(opts.excludeIfPresent ? { excludeIfPresent: opts.excludeIfPresent } : {}),
+      ...(opts.oneFileSystem ? { oneFileSystem: true } : {}),
+    })
+  } else if (opts.source) {
+    source = opts.source
+    paths = opts.sourcePaths ?? []
+  } else {
+    throw new SluiceError('ERR_ARGS', 'nothing to back up: give paths or a source')
+  }
+  const keys = chunkerKeys(repo)
+  const host = opts.host ?? os.hostname()
+  let parent: SnapshotInfo | undefined
+  if (opts.paths && opts.parent !== false) {
+    const samePaths = (s: SnapshotRoot) => s.host === host && s.paths.length === paths.length && [...s.paths].sort().every((p, i) => p === [...paths].sort()[i])
+    if (opts.parent) parent = await repo.findSnapshot(opts.parent)
+    else parent = await repo.findSnapshot('latest', samePaths).catch(err => {
+      if (err instanceof SluiceError && err.code === 'ERR_SNAPSHOT_NOT_FOUND') return undefined
+      throw err
+    })
+  }
+  let snapshotId = ''
+  let snapshot: SnapshotRoot | undefined
+  const writeSnapshot = async (tree: TreeItem): Promise<string> => {
+    snapshot = {
+      version: FORMAT_VERSION,
+      time: new Date().toISOString(),
+      host,
+      username: os.userInfo().username,
+      paths,
+      tags: opts.tags ?? [],
+      ...(parent ? { parent: parent.id } : {}),
+      tree: { root: hex(tree.root), depth: tree.depth },
+      stats: { ...stats },
+      program: PROGRAM,
+    }
+    return repo.saveSnapshot(snapshot)
+  }
+  const arena = opts.arena ?? new ChunkArena(CHUNK_ARENA_BYTES)
+  await pipeline([
+    source,
+    // Without rules the filter would pass every entry on: leave it out, one hop less per entry.
+    ...(rules.empty ? [] : [createFilter(rules)]),
+    ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
+    createXattrReader({ onWarning }),
+    ...(opts.paths ? [createPrefetch()] : []),
+    createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena }),
+    createMetadataPacker(keys, repo.config.metaChunker),
+    createDedup(repo),
+    // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
+    // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides
+    // by what it finds (transforms/seal.ts).
+    createSealer(repo.keys.encKey, { mode: opts.paths ? 'auto' : 'worker', stats, level }),
+    createUploader(repo, { stats }),
+    createCommit(writeSnapshot, id => (snapshotId = id)),
+  ])
+  return { snapshotId, snapshot: snapshot!, stats, ...(parent ? { parent: parent.id } : {}) }
+}
+

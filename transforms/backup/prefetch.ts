@@ -1,0 +1,185 @@
+/**
+ * prefetch: reads the content of upcoming small files, in batches, off the main thread, while
+ * the chunker works on earlier ones. A tree of small files is bound by per-file work: open, read
+ * and close are three system calls per file, on the main thread if synchronous, or three
+ * thread-pool round trips (three times the CPU) if not. Here a run of consecutive small files
+ * becomes one `readFiles` call of the addon (native/fsbatch.c), which opens, reads and closes them
+ * all on one thread-pool thread into one arena buffer; the main thread pays one round trip per
+ * batch and goes on chunking meanwhile. Up to PREFETCH_BATCHES batches are in flight, so reads
+ * of a cold disk overlap too. Entries keep their order.
+ *
+ * A batch ends at PREFETCH_BATCH_FILES files, PREFETCH_BATCH_BYTES bytes, or at the first entry
+ * that is not a small file to read (a directory, a large or reused file), so such entries are
+ * never held back behind a batch that is still filling.
+ *
+ * Arenas are reused: one goes back to the stage's free list once every file in it has been
+ * consumed (the chunker copies each piece into its chunk before it asks for the next; see
+ * SourceEntry.content), so a tree of any size reads into the same few megabytes, with no page
+ * faults on fresh arenas and no dead ones for the collector.
+ *
+ * Memory: at most PREFETCH_BATCHES + 2 arenas of PREFETCH_BATCH_BYTES (being read, being
+ * consumed, free; a batch of one larger file, when `maxFileSize` allows one, gets an arena of
+ * its own), and at most PREFETCH_BATCH_FILES × (PREFETCH_BATCHES + 1) entries waiting in order.
+ */
+import type { Duplex } from 'node:stream'
+import type { ExtentsItem, SourceEntry } from '../../lib/entry.js'
+import { stage } from '../../lib/flow.js'
+import { SluiceError } from '../../lib/errors.js'
+import { displayPath } from '../../lib/bytes.js'
+import { PREFETCH_BATCH_BYTES, PREFETCH_BATCH_FILES, PREFETCH_BATCHES, READ_BLOCK } from '../../lib/limits.js'
+import { errnoError, readFiles } from '../../lib/native.js'
+
+export interface PrefetchOptions {
+  /** Only files up to this size are read ahead; larger ones stream when their turn comes. */
+  maxFileSize?: number
+  /** Batches in flight. */
+  batches?: number
+}
+
+type Item = SourceEntry | ExtentsItem
+
+interface Batch {
+  entries: SourceEntry[]
+  bytes: number
+  /** Set when the read has completed (the entries' content is then in place). */
+  done: boolean
+  read?: Promise<void>
+}
+
+export function createPrefetch(opts: PrefetchOptions = {}): Duplex {
+  const max = opts.maxFileSize ?? READ_BLOCK
+  const inFlight = Math.max(1, opts.batches ?? PREFETCH_BATCHES)
+  return stage<Item, Item>(source => prefetchStream(source, max, inFlight))
+}
+
+async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFlight: number): AsyncIterable<Item> {
+  /** Items in output order, each with the batch that reads it (null: nothing to read). */
+  const queue: { item: Item; batch: Batch | null }[] = []
+  let filling: Batch | null = null
+  let running = 0
+  const maxQueued = PREFETCH_BATCH_FILES * (inFlight + 1)
+  const free: Buffer[] = []
+  const arenas = {
+    take: (bytes: number): Buffer => (bytes <= PREFETCH_BATCH_BYTES ? free.pop() ?? Buffer.allocUnsafeSlow(PREFETCH_BATCH_BYTES) : Buffer.allocUnsafeSlow(bytes)),
+    give: (arena: Buffer): void => {
+      if (arena.length === PREFETCH_BATCH_BYTES && free.length <= inFlight) free.push(arena)
+    },
+  }
+
+  const submit = (): void => {
+    const b = filling
+    if (b === null) return
+    filling = null
+    running++
+    b.read = readBatch(b, arenas).finally(() => {
+      b.done = true
+      running--
+    })
+  }
+
+  /** Items at the head whose content is in place (or that need none). */
+  function* ready(): Generator<Item> {
+    while (queue.length > 0) {
+      const head = queue[0]!
+      if (head.batch !== null && !head.batch.done) return
+      queue.shift()
+      yield head.item
+    }
+  }
+
+  for await (const item of source) {
+    const small =
+      item.kind === 'entry' && item.type === 'file' && item.content !== undefined && item.reuse === undefined &&
+      item.fsPath !== undefined && item.hardlinkTo === undefined && item.size > 0 && item.size <= max
+    if (small) {
+      if (filling !== null && (filling.entries.length >= PREFETCH_BATCH_FILES || filling.bytes + item.size > PREFETCH_BATCH_BYTES)) submit()
+      filling ??= { entries: [], bytes: 0, done: false }
+      filling.entries.push(item as SourceEntry)
+      filling.bytes += item.size
+      queue.push({ item, batch: filling })
+    } else {
+      submit()
+      queue.push({ item, batch: null })
+    }
+    yield* ready()
+    // Enough reads in flight, or enough entries waiting behind the oldest one: wait for it
+    // before taking more entries. (Without the second bound, a slow read at the head would let
+    // a fast walk queue entries without limit.)
+    while (queue.length > 0 && (running >= inFlight || queue.length >= maxQueued)) {
+      const head = queue[0]!.batch!
+      if (head === filling) submit()
+      await head.read
+      yield* ready()
+    }
+  }
+  submit()
+  while (queue.length > 0) {
+    await queue[0]!.batch?.read
+    yield* ready()
+  }
+}
+
+/** Reads every file of the batch and gives each entry a `content` that yields its bytes (or
+ *  throws ERR_READ as a direct read would). The arena goes back to `arenas` once every file's
+ *  content has been consumed. Never rejects. */
+async function readBatch(b: Batch, arenas: { take(bytes: number): Buffer; give(arena: Buffer): void }): Promise<void> {
+  const n = b.entries.length
+  const arena = arenas.take(b.bytes)
+  const results = new Int32Array(2 * n)
+  const paths = b.entries.map(e => e.fsPath!)
+  const sizes = b.entries.map(e => e.size)
+  let failure: unknown
+  try {
+    await readFiles(paths, sizes, arena, results)
+  } catch (err) {
+    failure = err
+  }
+  // Files of the batch whose content has not been consumed yet.
+  let unread = n
+  const consumed = (): void => {
+    if (--unread === 0) arenas.give(arena)
+  }
+  let off = 0
+  for (let i = 0; i < n; i++) {
+    const e = b.entries[i]!
+    const size = sizes[i]!
+    const got = results[2 * i]!
+    if (failure !== undefined) {
+      const err = new SluiceError('ERR_READ', `cannot read ${displayPath(e.fsPath!)}: ${(failure as Error).message}`, { cause: failure, path: e.fsPath })
+      e.content = () => fail(err)
+      consumed()
+    } else if (got < 0) {
+      const step = results[2 * i + 1] === 0 ? 'open' : 'read'
+      const cause = errnoError(-got, step, e.fsPath!)
+      const err = new SluiceError('ERR_READ', `cannot ${step} ${displayPath(e.fsPath!)}: ${cause.message}`, { cause, path: e.fsPath })
+      e.content = () => fail(err)
+      consumed()
+    } else {
+      const piece = arena.subarray(off, off + got)
+      let asked = false
+      e.content = () => {
+        // A second call (a contract breach) must not give the arena back twice.
+        if (asked) return fail(new SluiceError('ERR_READ', `content of ${displayPath(e.fsPath!)} was already read`, { path: e.fsPath }))
+        asked = true
+        return once(piece, consumed)
+      }
+    }
+    off += size
+  }
+}
+
+/** Yields `piece`; `done` runs when the consumer asks for more or stops (the piece is then no
+ *  longer its). An entry whose content is never asked for keeps its arena from
+ *  the free list: it is then collected, and the free list makes a new one. */
+async function* once(piece: Uint8Array, done: () => void): AsyncGenerator<Uint8Array> {
+  try {
+    yield piece
+  } finally {
+    done()
+  }
+}
+
+// eslint-disable-next-line require-yield
+async function* fail(err: Error): AsyncGenerator<Uint8Array> {
+  throw err
+}

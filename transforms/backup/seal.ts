@@ -1,0 +1,188 @@
+/**
+ * seal: compress and encrypt in one stage, on worker threads. zstd and XChaCha20 are the
+ * pipeline's most expensive steps per byte (about 10 of 20 CPU-seconds per 1.5 GB here) and
+ * both libraries are synchronous, so on one thread they cap throughput; one worker lets them run
+ * beside the main thread's reading, chunking and hashing. The result is the same object the
+ * compress → encrypt stages make (lib/objects.ts), in the same order.
+ *
+ * A worker costs about 20 MB of RSS (its own V8 isolate, zstd context and buffers), which a
+ * tree of small files, bound by per-file work rather than by compression, should not pay. So
+ * chunks are sealed inline on the main thread until sealing takes SEAL_WORKER_SHARE of its time
+ * over a window (SEAL_WORKER_WINDOW_MS; the first, SEAL_WORKER_FIRST_WINDOW_MS) whose files, when
+ * the backup's counters are given, average SEAL_WORKER_MIN_MEAN_FILE or more (`wantsWorkers`);
+ * from then on, on the workers. A stream source (stdin, tar) is all content and asks for the
+ * workers from the start (mode 'worker'), so that a short stream and a long one run the same
+ * pipeline in the same memory.
+ *
+ * A chunk assembled in the arena (lib/chunk-arena.ts) is sealed where it lies: the worker sees the
+ * arena's shared memory, so only the region's place crosses between the threads, and the object
+ * replaces the plaintext in the same region. Other chunks (metadata, a script's own) are
+ * transferred or copied to the worker and back, as before the arena.
+ *
+ * Memory: up to 2 chunks per worker in flight, each worker's own heap (capped), and one zstd
+ * context and output buffer per thread that seals.
+ */
+import os from 'node:os'
+import type { Duplex } from 'node:stream'
+import { Worker } from 'node:worker_threads'
+import type { BackupItem, ChunkItem } from '../../lib/entry.js'
+import type { BackupStats } from '../../lib/stats.js'
+import { orderedMap, stage } from '../../lib/flow.js'
+import { SluiceError } from '../../lib/errors.js'
+import { SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_LEVEL } from '../../lib/limits.js'
+import { compressAndSeal, compressAndSealInPlace } from '../../lib/repo/objects.js'
+
+export interface SealOptions {
+  workers?: number
+  level?: number
+  /** 'auto' (default): inline until sealing takes SEAL_WORKER_SHARE of the main thread's time;
+   *  'worker': on the workers from the first chunk; 'inline': never on a worker. On a machine
+   *  with one CPU a worker cannot run beside the main thread, so 'auto' stays inline. */
+  mode?: 'auto' | 'worker' | 'inline'
+  /** The backup's counters (updated by the chunker upstream): with them, 'auto' also asks that
+   *  the files read in a window be large on average. */
+  stats?: BackupStats
+}
+
+/** One window of inline sealing: its length, the time spent sealing in it, and the files read
+ *  and bytes read upstream meanwhile (from the backup's counters; both 0 when there are none). */
+export interface SealWindow {
+  ms: number
+  sealMs: number
+  files: number
+  bytes: number
+}
+
+/** Whether a window asks for the workers: sealing took SEAL_WORKER_SHARE of it or more, and
+ *  the files read in it average SEAL_WORKER_MIN_MEAN_FILE or more (or none began: the middle of
+ *  a large one). A tree of small files is bound by per-file work, and its pipeline holds the
+ *  most in flight already; the worker's ~20 MB would take it past its budget for a tenth of its
+ *  time. Without the backup's counters `files` and `bytes` are 0 and the share decides alone. */
+export function wantsWorkers(w: SealWindow): boolean {
+  if (w.sealMs < SEAL_WORKER_SHARE * w.ms) return false
+  return w.files === 0 || w.bytes / w.files >= SEAL_WORKER_MIN_MEAN_FILE
+}
+
+interface Pending {
+  resolve: (r: Sealed) => void
+  reject: (e: Error) => void
+}
+
+/** The worker's module: beside this one when built; when this runs from source (tsx, whose
+ *  loader worker threads do not get), the built copy in dist/ (npm test builds first). */
+function workerUrl(): URL {
+  return import.meta.url.endsWith('.ts')
+    ? new URL('../../dist/transforms/backup/seal-worker.js', import.meta.url)
+    : new URL('./seal-worker.js', import.meta.url)
+}
+
+/** A sealed chunk: the object (its own buffer), or the object's length in the chunk's region. */
+type Sealed = { obj: Buffer; compression: number } | { length: number; compression: number; buffer?: ArrayBuffer }
+
+export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex {
+  const n = Math.max(1, opts.workers ?? SEAL_WORKERS)
+  const level = opts.level ?? ZSTD_LEVEL
+  let workers: { w: Worker; pending: Map<number, Pending> }[] | undefined
+  let seq = 0
+  let failure: Error | undefined
+  const start = () =>
+    Array.from({ length: n }, () => {
+      const w = new Worker(workerUrl(), {
+        workerData: { encKey: Buffer.from(encKey), level },
+        resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
+      })
+      const pending = new Map<number, Pending>()
+      w.on('message', (m: { seq: number; obj?: Uint8Array; length?: number; compression?: number; buffer?: ArrayBuffer; error?: string }) => {
+        const p = pending.get(m.seq)
+        if (!p) return
+        pending.delete(m.seq)
+        if (m.error !== undefined) p.reject(new SluiceError('ERR_ABORTED', `seal worker: ${m.error}`))
+        else if (m.obj) p.resolve({ obj: Buffer.from(m.obj.buffer, m.obj.byteOffset, m.obj.byteLength), compression: m.compression! })
+        else p.resolve({ length: m.length!, compression: m.compression!, ...(m.buffer ? { buffer: m.buffer } : {}) })
+      })
+      w.on('error', err => {
+        failure = err
+        for (const p of pending.values()) p.reject(err)
+        pending.clear()
+      })
+      return { w, pending }
+    })
+  const seal = (item: ChunkItem): Promise<Sealed> => {
+    if (failure) return Promise.reject(failure)
+    workers ??= start()
+    const s = seq++
+    const worker = workers[s % n]!
+    const slot = item.slot
+    if (slot) {
+      // Shared memory is seen by the worker as it is; a spilled region's buffer is transferred
+      // there and back.
+      const shared = slot.buffer instanceof SharedArrayBuffer
+      const capacity = slot.region.length // a transfer detaches the region: keep its length
+      return new Promise((resolve, reject) => {
+        worker.pending.set(s, {
+          resolve: r => {
+            if ('buffer' in r && r.buffer) slot.region = Buffer.from(r.buffer, slot.offset, capacity)
+            resolve(r)
+          },
+          reject,
+        })
+        const job = { seq: s, id: item.id, buffer: slot.buffer, offset: slot.offset, capacity, size: item.size }
+        worker.w.postMessage(job, shared ? [] : [slot.buffer as ArrayBuffer])
+      })
+    }
+    // Transfer the bytes when the view owns its whole buffer (not a slice of a read block or of
+    // Node's shared pool); copy them otherwise.
+    const d = item.data
+    const owned = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.byteLength > 4096
+    const data = owned ? d : Buffer.from(d)
+    return new Promise((resolve, reject) => {
+      worker.pending.set(s, { resolve, reject })
+      worker.w.postMessage({ seq: s, id: item.id, data }, [data.buffer as ArrayBuffer])
+    })
+  }
+  // Time spent sealing inline since windowStart; the workers start when it is a large share.
+  // The first window starts at the first chunk and is short (SEAL_WORKER_FIRST_WINDOW_MS).
+  let windowSealMs = 0
+  let windowStart = -1
+  const stats = opts.stats
+  const readSoFar = () => (stats ? { files: stats.filesNew + stats.filesChanged, bytes: stats.bytesRead } : { files: 0, bytes: 0 })
+  let windowRead = readSoFar()
+  let windowMs = SEAL_WORKER_FIRST_WINDOW_MS
+  const mode = opts.mode ?? 'auto'
+  const oneCpu = os.availableParallelism() < 2
+  let useWorkers = mode === 'worker'
+  const inline = (item: ChunkItem): Sealed => {
+    const t0 = performance.now()
+    if (windowStart < 0) {
+      windowStart = t0
+      windowRead = readSoFar()
+    }
+    const r = item.slot
+      ? compressAndSealInPlace(encKey, item.id, item.slot.region, item.size, level)
+      : compressAndSeal(encKey, item.id, item.data, level)
+    const t1 = performance.now()
+    windowSealMs += t1 - t0
+    if (mode === 'auto' && !oneCpu && t1 - windowStart >= windowMs) {
+      const read = readSoFar()
+      useWorkers = wantsWorkers({ ms: t1 - windowStart, sealMs: windowSealMs, files: read.files - windowRead.files, bytes: read.bytes - windowRead.bytes })
+      windowRead = read
+      windowSealMs = 0
+      windowStart = t1
+      windowMs = SEAL_WORKER_WINDOW_MS
+    }
+    return r
+  }
+  return stage<BackupItem, BackupItem>(async function* (source) {
+    try {
+      yield* orderedMap(source, n * 2, async item => {
+        if (item.kind !== 'chunk') return item
+        const r = useWorkers ? await seal(item) : inline(item)
+        item.data = 'obj' in r ? r.obj : item.slot!.region.subarray(0, r.length)
+        item.compression = r.compression
+        return item
+      })
+    } finally {
+      if (workers) await Promise.all(workers.map(({ w }) => w.terminate()))
+    }
+  })
+}

@@ -1,0 +1,111 @@
+/**
+ * The tar sink: writes the records and contents of a restore stream as a POSIX (pax) tar that
+ * GNU tar and bsdtar extract with raw-byte names, permissions, owners, nanosecond mtimes,
+ * symlinks, hardlinks, FIFOs, devices and xattrs (`SCHILY.xattr.NAME`). Headers come from
+ * lib/tar-header.ts (tar-stream's pack() cannot carry non-UTF-8 names or nanoseconds).
+ *
+ * A record's `entry.size` is what its header promises, so exactly that many bytes follow it:
+ * content that falls short is padded with zeros and content beyond it is dropped, each reported
+ * to `onWarning`. `ExtentsItem`s are ignored. Sockets cannot be stored in a tar: skipped, with a
+ * warning.
+ *
+ * Memory: one header and the one DataItem being written; content goes to the output as it
+ * comes, with backpressure, so a 10 GB file is never held. If the reader of the output goes
+ * away (EPIPE), the writer stops writing and swallows the rest quietly.
+ */
+import { Writable } from 'node:stream'
+import { displayPath } from '../../../lib/bytes.js'
+import type { EntryMeta, RestoreItem } from '../../../lib/entry.js'
+import { SluiceError } from '../../../lib/errors.js'
+import { STAGE_HWM } from '../../../lib/limits.js'
+import { OutputPort } from '../../../lib/output-port.js'
+import { TAR_BLOCK, encodeTarHeader, tarCanHold, tarPadding } from '../../../lib/tar-header.js'
+
+/** Options of {@link createTarWriter}. */
+export interface TarWriterOptions {
+  /** Receives per-entry trouble (content shorter or longer than the recorded size, an entry a
+   *  tar cannot hold); the archive goes on. */
+  onWarning?: (err: SluiceError) => void
+  /** Called once if the reader of the output goes away (EPIPE): a caller can then stop the
+   *  restore instead of letting the writer swallow the rest. */
+  onOutputClosed?: () => void
+  /** Called for each entry written as a member (for progress and the summary). */
+  onEntry?: (entry: EntryMeta) => void
+}
+
+const ZEROS = Buffer.alloc(64 * 1024)
+const END_OF_ARCHIVE = Buffer.alloc(2 * TAR_BLOCK)
+
+/** Creates the tar sink over `output` (objectMode Writable of `RestoreItem`). The output is
+ *  ended after the end-of-archive blocks. */
+export function createTarWriter(output: Writable, opts: TarWriterOptions = {}): Writable {
+  const out = new OutputPort(output, opts.onOutputClosed)
+  const warn = (entry: EntryMeta, msg: string): void => opts.onWarning?.(new SluiceError('ERR_WRITE', `${displayPath(entry.path)}: ${msg}`, { path: entry.path }))
+
+  /** The member whose content is being written, its size and the bytes still owed. */
+  let cur: EntryMeta | null = null
+  let size = 0
+  let left = 0
+  let overflow = 0
+
+  async function zeros(n: number): Promise<void> {
+    while (n > 0) {
+      const k = Math.min(n, ZEROS.length)
+      await out.write(ZEROS.subarray(0, k))
+      n -= k
+    }
+  }
+
+  async function closeMember(): Promise<void> {
+    if (cur === null) return
+    const entry = cur
+    cur = null
+    if (left > 0) {
+      warn(entry, `content is ${left} bytes shorter than the recorded size ${size}; padded with zeros`)
+      await zeros(left)
+    }
+    if (overflow > 0) warn(entry, `content is ${overflow} bytes longer than the recorded size ${size}; truncated`)
+    await zeros(tarPadding(size))
+  }
+
+  async function handle(item: RestoreItem): Promise<void> {
+    if (item.kind === 'record') {
+      await closeMember()
+      const entry = item.entry
+      if (entry.path.length === 0) return
+      if (!tarCanHold(entry)) {
+        warn(entry, `a ${entry.type} cannot be stored in a tar; skipped`)
+        cur = entry
+        size = left = overflow = 0
+        return
+      }
+      const h = encodeTarHeader(entry)
+      await out.write(h.header)
+      opts.onEntry?.(entry)
+      cur = entry
+      size = left = h.size
+      overflow = 0
+      return
+    }
+    if (item.kind !== 'data' || item.data.length === 0) return
+    if (cur === null) return // content with no record before it: nothing to attach it to
+    const n = Math.min(left, item.data.length)
+    if (n > 0) await out.write(n === item.data.length ? item.data : item.data.subarray(0, n))
+    left -= n
+    overflow += item.data.length - n
+  }
+
+  return new Writable({
+    objectMode: true,
+    highWaterMark: STAGE_HWM,
+    write(item: RestoreItem, _enc, done) {
+      handle(item).then(() => done(), done)
+    },
+    final(done) {
+      closeMember()
+        .then(() => out.write(END_OF_ARCHIVE))
+        .then(() => out.end())
+        .then(() => done(), done)
+    },
+  })
+}
