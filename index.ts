@@ -12,7 +12,7 @@ export { tuneMalloc } from './lib/native.js'
 export { ChunkArena, type ChunkSlot } from './lib/chunk-arena.js'
 export { createLocalStorage } from './lib/storage/local.js'
 export type { S3Options } from './lib/storage/s3.js'
-/** Loads the AWS SDK on demand and creates an S3 storage (see lib/storage-s3.ts). */
+/** Loads the AWS SDK on demand and creates an S3 storage (see lib/storage/s3.ts). */
 export async function createS3Storage(opts: import('./lib/storage/s3.js').S3Options): Promise<import('./lib/storage/storage.js').Storage> {
   return (await import('./lib/storage/s3.js')).createS3Storage(opts)
 }

@@ -1,7 +1,7 @@
 /**
  * The storage contract. A backend moves opaque bytes under string keys and knows nothing of
  * chunks, crypto or snapshots; a new backend is one small file that passes
- * test/storage-conformance.ts.
+ * test/storage/conformance.ts.
  *
  * Keys are ASCII, '/'-separated ("config", "keys/<hex>", "chunks/ab/<hex>", "snapshots/<hex>").
  */

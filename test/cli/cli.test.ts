@@ -200,7 +200,7 @@ for (const [obj, name] of [[fs, 'open'], [fs, 'openSync'], [fs.promises, 'open']
     return orig.call(this, p, ...rest)
   }
 }
-// And the addon's batched reads of small files (transforms/prefetch.ts).
+// And the addon's batched reads of small files (transforms/backup/prefetch.ts).
 const addon = createRequire(import.meta.url)(${JSON.stringify(ADDON)})
 const readFiles = addon.readFiles
 addon.readFiles = function (paths, ...rest) {

@@ -74,8 +74,9 @@ function chunkerKeys(repo: Repository) {
 
 /**
  * Backs up `paths` (or `source`) into `repo` as one new snapshot:
- * source → filter → [parent-join] → xattr-read → prefetch → chunk → metadata → dedup → seal (compress + encrypt, on a worker
- * thread) → upload → commit.
+ * source → filter → [parent-join] → xattr-read → [prefetch] → chunk → metadata → dedup → seal
+ * (compress + encrypt, inline or on the seal worker) → upload → commit. Bracketed stages run
+ * only when needed: parent-join with a parent snapshot, prefetch for a walk.
  * The snapshot root is written only after every chunk it needs is stored.
  */
 export async function backup(opts: BackupOptions): Promise<BackupResult> {
@@ -146,7 +147,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     createDedup(repo),
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
     // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides
-    // by what it finds (transforms/seal.ts).
+    // by what it finds (seal.ts).
     createSealer(repo.keys.encKey, { mode: opts.paths ? 'auto' : 'worker', stats, level }),
     createUploader(repo, { stats }),
     createCommit(writeSnapshot, id => (snapshotId = id)),

@@ -178,7 +178,7 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: 
 
       // A file with content: hand out content(), and settle before the next member. Its pieces
       // are tar-stream's fresh buffers, dead once the chunker has copied them: a collection is
-      // forced every STREAM_GC_EVERY_BYTES of them (transforms/stdin-source.ts says why).
+      // forced every STREAM_GC_EVERY_BYTES of them (sources/stdin.ts says why).
       let state: 'unread' | 'reading' | 'done' | 'skipped' = 'unread'
       let failure: SluiceError | null = null
       let settle!: () => void

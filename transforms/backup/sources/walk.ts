@@ -1,6 +1,6 @@
 /**
  * The filesystem source: walks the backup paths and yields one `SourceEntry` per file,
- * directory, symlink or special file, in the canonical order of DESIGN.md (depth first,
+ * directory, symlink or special file, in the canonical order of docs/DESIGN.md (depth first,
  * siblings by raw name bytes, a directory before its children), so that `comparePaths` of
  * consecutive entries is strictly increasing and an incremental backup can merge-join the walk
  * with the parent snapshot.
@@ -11,7 +11,7 @@
  * Memory: the sorted listings of the directories on the current path, the lstat results of at
  * most LSTAT_AHEAD upcoming siblings per directory on that path (taken synchronously: see
  * probeOf), and the hardlink map (inodes with a link
- * count above one whose links have not all been seen yet: the one structure that DESIGN.md
+ * count above one whose links have not all been seen yet: the one structure that docs/DESIGN.md
  * allows to grow with the data).
  */
 import fs, { promises as fsp, constants as fsc, type BigIntStats } from 'node:fs'
