@@ -51,3 +51,4 @@ export {
   parseGroupBy, parseKeepCount, parseTagList, policyEmpty, FUTURE_REASON,
   type Duration, type GroupBy, type GroupKey, type KeepReason, type PolicyResult, type RetentionPolicy, type SnapshotFilter, type SnapshotSummary, type Zone,
 } from './lib/repo/retention.js'
+export { forget, forgetSnapshot, forgottenKey, undoForget, type ForgetGroup, type ForgetOptions, type ForgetResult, type ForgetSummary, type UndoOptions } from './transforms/gc/forget.js'
