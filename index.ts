@@ -52,3 +52,4 @@ export {
   type Duration, type GroupBy, type GroupKey, type KeepReason, type PolicyResult, type RetentionPolicy, type SnapshotFilter, type SnapshotSummary, type Zone,
 } from './lib/repo/retention.js'
 export { forget, forgetSnapshot, forgottenKey, undoForget, type ForgetGroup, type ForgetOptions, type ForgetResult, type ForgetSummary, type UndoOptions } from './transforms/gc/forget.js'
+export { stats, type StatsMode, type StatsOptions, type StatsResult } from './transforms/inspect/stats.js'

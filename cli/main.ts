@@ -18,6 +18,7 @@ import { checkCommand } from './check.js'
 import { catCommand } from './cat.js'
 import { diffCommand } from './diff.js'
 import { forgetCommand } from './forget.js'
+import { statsCommand } from './stats.js'
 
 function fail(err: unknown): never {
   if (err instanceof SluiceError) {
@@ -51,6 +52,7 @@ try {
     .command(catCommand)
     .command(diffCommand)
     .command(forgetCommand)
+    .command(statsCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
     // `--tag x /path` must not swallow the path: list options take one value per flag and are
