@@ -9,8 +9,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { cliFor } from '../helpers/cli.js'
 import { compareTrees, seededBytes } from '../helpers/tree.js'
+import { startS3rver, S3RVER_CREDENTIALS } from '../helpers/s3rver.js'
 import {
-  backup, createLocalStorage, forget, forgottenKey, initRepository, openRepository, parseGroupBy, undoForget,
+  backup, createLocalStorage, createS3Storage, forget, forgottenKey, initRepository, openRepository, parseGroupBy, undoForget,
   type ForgetGroup, type Repository, type SnapshotRoot,
 } from '../../index.js'
 
@@ -267,4 +268,40 @@ syncBuiltinESMExports()
   assert.equal((await repo2.loadSnapshot(a)).time, '2025-06-01T10:00:00.000Z')
   await repo2.close()
   assert.equal(forgottenKey(a), `forgotten/${a}`)
+})
+
+test('on S3 (s3rver): forget moves roots to forgotten/, snapshots and stats see the rest, --undo restores', async () => {
+  const server = await startS3rver({ bucket: 'forget' })
+  try {
+    const storage = await createS3Storage({ bucket: 'forget', prefix: 'r', endpoint: server.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS })
+    const repo = await initRepository(storage, PW, { kdf: { opslimit: 1, memlimit: 8192 } })
+    const { snapshot: base, snapshotId: baseId } = await backup({ repo, paths: [SRC] })
+    const a = await save(repo, base, '2025-06-01T10:00:00.000Z', { host: 'h', paths: [SRC] })
+    const b = await save(repo, base, '2025-06-02T10:00:00.000Z', { host: 'h', paths: [SRC] })
+    await repo.close()
+    const sluice = cliFor(home, `s3:${server.endpoint}/forget/r`, PW)
+    const env = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true' }
+    const f = await sluice(['forget', '--keep-last', '1', '--host', 'h'], { env })
+    assert.equal(f.code, 0, f.stderr)
+    const keys = async (prefix: string) => {
+      const st = await createS3Storage({ bucket: 'forget', prefix: 'r', endpoint: server.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS })
+      const l: string[] = []
+      for await (const k of st.list(prefix)) l.push(k.slice(prefix.length))
+      await st.close()
+      return l
+    }
+    assert.deepEqual(await keys('forgotten/'), [a])
+    assert.deepEqual(await keys('snapshots/'), [baseId, b].sort())
+    const st = await sluice(['stats', '--json'], { env })
+    assert.equal((JSON.parse(st.stdout) as { snapshots_count: number }).snapshots_count, 2)
+    const u = await sluice(['forget', '--undo'], { env })
+    assert.equal(u.code, 0, u.stderr)
+    assert.deepEqual(await keys('forgotten/'), [])
+    const target = `${BASE}/restore-s3`
+    const rs = await sluice(['restore', a.slice(0, 8), '--target', target], { env })
+    assert.equal(rs.code, 0, rs.stderr)
+    assert.deepEqual(compareTrees(SRC, path.join(target, SRC)), [])
+  } finally {
+    await server.stop()
+  }
 })
