@@ -1,11 +1,35 @@
+import path from 'node:path'
 import type { Argv, CommandModule } from 'yargs'
 import {
   SluiceError, describeGroup, describePolicy, forget, parseDuration, parseGroupBy, parseKeepCount, parseTagList, undoForget,
-  type ForgetGroup, type ForgetSummary, type KeepReason, type RetentionPolicy,
+  type ForgetGroup, type ForgetSummary, type KeepReason, type RetentionPolicy, type SnapshotFilter,
 } from '../index.js'
 import { globalOptions, openRepo, out, warn, type GlobalArgs } from './common.js'
 
-interface ForgetArgs extends GlobalArgs {
+/** restic's snapshot filter flags, shared with stats. */
+export interface FilterArgs {
+  host?: string[]
+  tag?: string[]
+  path?: string[]
+}
+
+export function filterOptions<T>(y: Argv<T>): Argv<T & FilterArgs> {
+  return y
+    .option('host', { type: 'string', array: true, describe: 'only snapshots of this host (repeat for any of several)' })
+    .option('tag', { type: 'string', array: true, describe: 'only snapshots with all these tags (a,b); repeat for OR' })
+    .option('path', { type: 'string', array: true, describe: 'only snapshots that include this path (repeat: all of them)' }) as Argv<T & FilterArgs>
+}
+
+/** --path is made absolute, as backup records paths (and as restic does). */
+export function filterOf(args: FilterArgs): SnapshotFilter {
+  return {
+    ...(args.host ? { hosts: args.host } : {}),
+    ...(args.tag ? { tags: args.tag.map(parseTagList) } : {}),
+    ...(args.path ? { paths: args.path.map(p => path.resolve(p)) } : {}),
+  }
+}
+
+interface ForgetArgs extends GlobalArgs, FilterArgs {
   snapshots?: string[]
   'keep-last'?: string
   'keep-hourly'?: string
@@ -20,9 +44,6 @@ interface ForgetArgs extends GlobalArgs {
   'keep-within-monthly'?: string
   'keep-within-yearly'?: string
   'keep-tag'?: string[]
-  host?: string[]
-  tag?: string[]
-  path?: string[]
   'group-by': string
   'dry-run'?: boolean
   'unsafe-allow-remove-all'?: boolean
@@ -89,11 +110,8 @@ export const forgetCommand: CommandModule<object, ForgetArgs> = {
   command: 'forget [snapshots..]',
   describe: 'remove snapshots by id or by policy (recoverable with --undo until prune)',
   builder: y =>
-    policyOptions(globalOptions(y))
+    filterOptions(policyOptions(globalOptions(y)))
       .positional('snapshots', { type: 'string', array: true, describe: 'snapshot ids to remove (or, with --undo, to bring back)' })
-      .option('host', { type: 'string', array: true, describe: 'only snapshots of this host (repeat for any of several)' })
-      .option('tag', { type: 'string', array: true, describe: 'only snapshots with all these tags (a,b); repeat for OR' })
-      .option('path', { type: 'string', array: true, describe: 'only snapshots that include this path (repeat: all of them)' })
       .option('group-by', { alias: 'g', type: 'string', default: 'host,paths', describe: "group snapshots by host, paths and/or tags ('' for one group)" })
       .option('dry-run', { alias: 'n', type: 'boolean', describe: 'print what would be removed, remove nothing' })
       .option('unsafe-allow-remove-all', { type: 'boolean', describe: 'with a filter and no policy, remove every snapshot the filter matches' })
@@ -102,11 +120,7 @@ export const forgetCommand: CommandModule<object, ForgetArgs> = {
     const snapshots = (args.snapshots ?? []).map(String)
     const policy = policyOf(args)
     const groupBy = parseGroupBy(args['group-by'])
-    const filter = {
-      ...(args.host ? { hosts: args.host } : {}),
-      ...(args.tag ? { tags: args.tag.map(parseTagList) } : {}),
-      ...(args.path ? { paths: args.path } : {}),
-    }
+    const filter = filterOf(args)
     if (args.undo && (Object.keys(policy).length > 0 || Object.keys(filter).length > 0)) {
       throw new SluiceError('ERR_ARGS', '--undo takes snapshot ids, not --keep-* or filter options')
     }

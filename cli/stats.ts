@@ -1,26 +1,21 @@
 import type { CommandModule } from 'yargs'
-import { parseTagList, stats, type StatsMode } from '../index.js'
+import { stats, type StatsMode } from '../index.js'
+import { filterOf, filterOptions, type FilterArgs } from './forget.js'
 import { formatBytes, globalOptions, openRepo, out, startProgress, type GlobalArgs } from './common.js'
 import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 
-interface StatsArgs extends GlobalArgs {
+interface StatsArgs extends GlobalArgs, FilterArgs {
   snapshots?: string[]
   mode: string
-  host?: string[]
-  tag?: string[]
-  path?: string[]
 }
 
 export const statsCommand: CommandModule<object, StatsArgs> = {
   command: 'stats [snapshots..]',
   describe: 'count files and bytes of snapshots: as restored (restore-size) or as stored (raw-data)',
   builder: y =>
-    globalOptions(y)
+    filterOptions(globalOptions(y))
       .positional('snapshots', { type: 'string', array: true, describe: 'snapshots to count (latest or id prefixes; default all)' })
-      .option('mode', { type: 'string', default: 'restore-size', describe: 'restore-size: what a restore writes; raw-data: the distinct chunks referenced, read once each' })
-      .option('host', { type: 'string', array: true, describe: 'only snapshots of this host' })
-      .option('tag', { type: 'string', array: true, describe: 'only snapshots with all these tags (a,b); repeat for OR' })
-      .option('path', { type: 'string', array: true, describe: 'only snapshots that include this path' }),
+      .option('mode', { type: 'string', default: 'restore-size', describe: 'restore-size: what a restore writes; raw-data: the distinct chunks referenced, read once each' }),
   handler: async args => {
     const repo = await openRepo(args)
     let done = 0
@@ -31,11 +26,7 @@ export const statsCommand: CommandModule<object, StatsArgs> = {
         repo,
         mode: args.mode as StatsMode,
         snapshots: (args.snapshots ?? []).map(String),
-        filter: {
-          ...(args.host ? { hosts: args.host } : {}),
-          ...(args.tag ? { tags: args.tag.map(parseTagList) } : {}),
-          ...(args.path ? { paths: args.path } : {}),
-        },
+        filter: filterOf(args),
         onSnapshot: () => done++,
       })
     } finally {
