@@ -305,3 +305,45 @@ test('on S3 (s3rver): forget moves roots to forgotten/, snapshots and stats see 
     await server.stop()
   }
 })
+
+test('damaged and crafted roots: forget and undo validate before they write, and change nothing', async () => {
+  const { dir, repo, base, baseId } = await freshRepo()
+  const a = await save(repo, base, '2025-06-01T10:00:00.000Z')
+  const b = await save(repo, base, '2025-06-02T10:00:00.000Z')
+  const all = ls(dir, 'snapshots')
+  // A root whose time is not a date (sealed with the right key: only the content is wrong).
+  const badTime = await repo.saveSnapshot({ ...base, time: 'yesterday', host: 'crafted' })
+  await assert.rejects(forget({ repo, policy: { last: 1 } }), { code: 'ERR_CORRUPT', message: new RegExp(`snapshot ${badTime.slice(0, 8)} has an invalid time`) })
+  await repo.storage.delete(`snapshots/${badTime}`)
+  // A truncated root: the whole run stops before anything moves.
+  const saved = fs.readFileSync(`${dir}/snapshots/${a}`)
+  fs.writeFileSync(`${dir}/snapshots/${a}`, saved.subarray(0, 20))
+  await assert.rejects(forget({ repo, policy: { last: 1 } }), { code: 'ERR_CORRUPT' })
+  assert.deepEqual(ls(dir, 'snapshots'), all)
+  assert.deepEqual(ls(dir, 'forgotten'), [])
+  fs.writeFileSync(`${dir}/snapshots/${a}`, saved)
+  // A damaged copy already in forgotten/ (cannot be replaced: put-if-absent): the root stays,
+  // the others go on, and the failure is counted (the CLI exits 3).
+  fs.mkdirSync(`${dir}/forgotten`, { recursive: true })
+  fs.writeFileSync(`${dir}/forgotten/${a}`, Buffer.from('not a root'))
+  const warnings: string[] = []
+  const r = await forget({ repo, snapshots: [a, b], onWarning: e => warnings.push(`${e.code}: ${e.message}`) })
+  assert.deepEqual(r, { groups: 0, kept: 0, removed: 1, failed: 1 })
+  assert.match(warnings[0]!, new RegExp(`^ERR_CORRUPT: snapshot ${a.slice(0, 8)} was not removed`))
+  assert.ok(ls(dir, 'snapshots').includes(a) && !ls(dir, 'snapshots').includes(b))
+  const cli = await cliFor(home, dir, PW)(['forget', a.slice(0, 8)])
+  assert.equal(cli.code, 3, cli.stderr)
+  assert.match(cli.stderr, new RegExp(`^sluice: warning: ERR_CORRUPT: snapshot ${a.slice(0, 8)} was not removed: `))
+  assert.equal(cli.stderr.trim().split('\n').length, 1, cli.stderr)
+  // Undo refuses the damaged copy and a root copied under another id (authenticated against its
+  // id), writing nothing to snapshots/.
+  await assert.rejects(undoForget({ repo, snapshots: [a] }), { code: 'ERR_CORRUPT' })
+  fs.rmSync(`${dir}/forgotten/${a}`)
+  const other = 'ab'.repeat(32)
+  fs.copyFileSync(`${dir}/forgotten/${b}`, `${dir}/forgotten/${other}`)
+  await assert.rejects(undoForget({ repo, snapshots: [other] }), { code: 'ERR_CORRUPT' })
+  assert.ok(!ls(dir, 'snapshots').includes(other))
+  assert.equal((await undoForget({ repo, snapshots: [b] })).restored, 1)
+  assert.deepEqual(ls(dir, 'snapshots'), [a, b, baseId].sort())
+  await repo.close()
+})
