@@ -46,3 +46,10 @@ export { backup, type BackupOptions, type BackupResult } from './transforms/back
 export { restore, listSnapshot, parseSnapshotRef, type RestoreOptions, type RestoreResult } from './transforms/restore/restore.js'
 export { check, type CheckOptions } from './transforms/inspect/check.js'
 export type { SnapshotInfo as SnapshotListing } from './lib/repo/repository.js'
+export {
+  applyPolicy, describePolicy, describeGroup, filterEmpty, formatDuration, groupKeyOf, hasTags, isoWeek, matchesFilter, parseDuration,
+  parseGroupBy, parseKeepCount, parseTagList, policyEmpty, FUTURE_REASON,
+  type Duration, type GroupBy, type GroupKey, type KeepReason, type PolicyResult, type RetentionPolicy, type SnapshotFilter, type SnapshotSummary, type Zone,
+} from './lib/repo/retention.js'
+export { forget, forgetSnapshot, forgottenKey, undoForget, type ForgetGroup, type ForgetOptions, type ForgetResult, type ForgetSummary, type UndoOptions } from './transforms/gc/forget.js'
+export { stats, type StatsMode, type StatsOptions, type StatsResult } from './transforms/inspect/stats.js'

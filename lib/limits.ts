@@ -174,3 +174,8 @@ export const RESTORE_FILE_JOBS = 8
  *  chunks of large files (forced collections, +1 s per 1.5 GB); 24 MiB none, with 16-21 MiB of
  *  it ever touched. */
 export const CHUNK_ARENA_BYTES = 24 * MiB
+
+/** stats --mode raw-data: distinct chunk ids remembered (about 100 bytes each, ~13 MB). A
+ *  repository with more referenced chunks (~128 GB at the 1 MiB average) is counted as an upper
+ *  bound: a chunk met again after it left the cache counts twice. */
+export const STATS_DISTINCT_CHUNKS = 128 * 1024
