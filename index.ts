@@ -12,11 +12,8 @@ export { tuneMalloc } from './lib/native.js'
 export { ChunkArena, type ChunkSlot } from './lib/chunk-arena.js'
 export { createLocalStorage } from './lib/storage/local.js'
 export type { S3Options } from './lib/storage/s3.js'
-/** Loads the AWS SDK on demand and creates an S3 storage (see lib/storage-s3.ts). */
-export async function createS3Storage(opts: import('./lib/storage/s3.js').S3Options): Promise<import('./lib/storage/storage.js').Storage> {
-  return (await import('./lib/storage/s3.js')).createS3Storage(opts)
-}
-export { openStorage, parseLocation } from './lib/storage/location.js'
+export { withRetry, TransientError, type RetryOptions, type Transience } from './lib/storage/retry.js'
+export { openStorage, openS3Storage, parseLocation } from './lib/storage/location.js'
 export { initRepository, openRepository, Repository, type SnapshotRoot, type SnapshotInfo, type RepoConfig } from './lib/repo/repository.js'
 export { compileFilter, parseSize, type FilterOptions, type FilterRules } from './lib/filter-rules.js'
 export { parseCompression, COMPRESSION_OFF } from './lib/repo/objects.js'
