@@ -7,14 +7,12 @@ import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { CLI, cliFor, runCli, type CliResult } from '../helpers/cli.js'
 import { seededBytes } from '../helpers/tree.js'
 import { createLocalStorage, initRepository } from '../../index.js'
+import { READ_BLOCK } from '../../lib/limits.js'
 
 const BASE = '/tmp/e2e-task/cli'
-/** The built addon, which the vanish hook patches as it patches fs. */
-const ADDON = fileURLToPath(new URL('../../build/Release/sluice_native.node', import.meta.url))
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const REPO = `${BASE}/repo`
@@ -194,16 +192,16 @@ test('no password and no terminal fails with one line, ERR_ARGS', async () => {
 
 test('a file that vanishes between walk and read: exit 3, named on stderr, the rest backed up', async () => {
   // Deterministic through the real CLI: a preloaded hook deletes the victim just before the
-  // backup opens it, after the walk has listed and lstat'ed it.
+  // backup opens it, after the walk has listed and lstat'ed it. The victim is larger than
+  // READ_BLOCK, so it is read on its own (read-content.ts, through fs.open), not in a batch.
   const src = `${BASE}/vanish`
   fs.mkdirSync(`${src}/late`, { recursive: true })
   fs.writeFileSync(`${src}/early`, 'early')
-  fs.writeFileSync(`${src}/late/victim`, 'gone soon')
+  fs.writeFileSync(`${src}/late/victim`, seededBytes('victim', READ_BLOCK + 1))
   fs.writeFileSync(`${src}/late/z-after`, 'after')
   const hook = `${BASE}/vanish-hook.mjs`
   fs.writeFileSync(hook, `
 import fs from 'node:fs'
-import { createRequire } from 'node:module'
 const victim = ${JSON.stringify(`${src}/late/victim`)}
 // Every way of opening a file, so the test does not depend on which one the walk uses.
 for (const [obj, name] of [[fs, 'open'], [fs, 'openSync'], [fs.promises, 'open']]) {
@@ -212,13 +210,6 @@ for (const [obj, name] of [[fs, 'open'], [fs, 'openSync'], [fs.promises, 'open']
     if (String(p) === victim) fs.rmSync(victim, { force: true })
     return orig.call(this, p, ...rest)
   }
-}
-// And the addon's batched reads of small files (transforms/prefetch.ts).
-const addon = createRequire(import.meta.url)(${JSON.stringify(ADDON)})
-const readFiles = addon.readFiles
-addon.readFiles = function (paths, ...rest) {
-  for (const p of paths) if (String(p) === victim) fs.rmSync(victim, { force: true })
-  return readFiles.call(this, paths, ...rest)
 }
 `)
   const r = await sluice(['backup', src], { nodeArgs: ['--import', hook] })
@@ -274,3 +265,21 @@ sys.exit(p.returncode)
 function hasPython(): boolean {
   return spawnSync('python3', ['-c', 'import pty'], { stdio: 'ignore' }).status === 0
 }
+
+// Issue 13, item 8: a file whose lstat size is 0 but whose content comes on read (procfs) is
+// read to its end, as restic does, and comes back whole; nothing is warned.
+test('backup /proc/version stores its content, not 0 bytes', { skip: !fs.existsSync('/proc/version') && 'no /proc' }, async () => {
+  const b = await sluice(['backup', '--json', '/proc/version'])
+  assert.equal(b.code, 0, b.stderr)
+  assert.equal(b.stderr, '')
+  const expected = fs.readFileSync('/proc/version', 'utf8')
+  assert.equal(JSON.parse(b.stdout).bytesRead, Buffer.byteLength(expected))
+  const back = await sluice(['cat', 'latest', '/proc/version'])
+  assert.equal(back.code, 0, back.stderr)
+  assert.equal(back.stdout, expected)
+  // The record says the size that was read (its extents add up to it).
+  const ls = await sluice(['ls', '--json', 'latest:/proc/version'])
+  assert.equal(ls.code, 0, ls.stderr)
+  const rec = ls.stdout.trim().split('\n').map((l) => JSON.parse(l)).find((r) => r.path === '/proc/version')
+  assert.equal(rec.size, Buffer.byteLength(expected), ls.stdout)
+})
