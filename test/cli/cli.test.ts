@@ -225,16 +225,17 @@ for (const [obj, name] of [[fs, 'open'], [fs, 'openSync'], [fs.promises, 'open']
 })
 
 test('progress goes to stderr, never to stdout', { skip: !hasPython() && 'needs python3 for a pseudo-terminal' }, async () => {
-  // Progress is redrawn 4 times a second when stderr is a terminal; give it a second of work.
-  const src = `${BASE}/progress`
-  fs.mkdirSync(src, { recursive: true })
-  for (let i = 0; i < 8; i++) fs.writeFileSync(`${src}/f${i}`, seededBytes(`p${i}`, 4 * 1024 * 1024))
+  // Progress is redrawn 4 times a second when stderr is a terminal. No clock decides whether
+  // one is drawn: the backup reads stdin, which stays open until a progress line has appeared.
   // stderr on a pty (so progress is on), stdout on a pipe; both captured separately.
   const py = `
 import os, pty, subprocess, sys, threading
 m, s = pty.openpty()
+p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=s)
+p.stdin.write(os.urandom(1 << 20)); p.stdin.flush()
 err = []
 def pump():
+    open_ = True
     while True:
         try:
             b = os.read(m, 65536)
@@ -243,17 +244,21 @@ def pump():
         if not b:
             break
         err.append(b)
+        if open_ and b' read (' in b''.join(err):
+            open_ = False
+            p.stdin.close()
 t = threading.Thread(target=pump, daemon=True); t.start()
-p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=s, stdin=subprocess.DEVNULL)
+out = p.stdout.read()
+p.wait()
 os.close(s); t.join(5)
-sys.stdout.buffer.write(p.stdout)
+sys.stdout.buffer.write(out)
 sys.stderr.buffer.write(b''.join(err))
 sys.exit(p.returncode)
 `
-  const r = spawnSync('python3', ['-c', py, process.execPath, CLI, 'backup', src], {
+  const r = spawnSync('python3', ['-c', py, process.execPath, CLI, 'backup', '--stdin', '--stdin-filename', 'progress.bin'], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, SLUICE_REPOSITORY: REPO, SLUICE_PASSWORD: PW },
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: 120_000,
   })
   assert.equal(r.status, 0, r.stderr)
   assert.match(r.stderr, /\d+ files, .* read/, `no progress on stderr:\n${JSON.stringify(r.stderr)}`)
