@@ -36,6 +36,9 @@ export const DOWNLOAD_CONCURRENCY = 4
 
 /** Files read into memory whole below this size; larger ones are streamed in READ_BLOCK pieces. */
 export const READ_BLOCK = 1 * MiB
+/** A file whose lstat size is 0 but that has content (procfs, sysfs) is read to its end, first
+ *  into this much: such files are a page or two, so a READ_BLOCK each would be waste. */
+export const READ_UNSIZED_FIRST = 16 * KiB
 
 /** Size cap of the cache of chunk ids known to be stored (32 bytes each + map overhead). */
 export const KNOWN_IDS_CACHE = 64 * 1024
@@ -73,10 +76,6 @@ export const PROBE_MIN_CHUNK = 64 * KiB
 
 /** Progress on a non-terminal stderr: one plain line this often. */
 export const PROGRESS_PLAIN_INTERVAL_MS = 10_000
-
-/** Walk: lstat calls in flight per directory on the current path. They run on libuv's thread
- *  pool, so a few in flight keep it busy on a 100k-file tree; each holds one small stat result. */
-export const LSTAT_AHEAD = 16
 
 /** S3: objects above this go up in parts (lib-storage Upload). Chunks (CHUNK_MAX plus overhead)
  *  stay below it, so the common path is one PutObject that a retry can simply resend. */

@@ -11,7 +11,7 @@ import { cliFor } from '../helpers/cli.js'
 import { compareTrees, seededBytes } from '../helpers/tree.js'
 import { startS3rver, S3RVER_CREDENTIALS } from '../helpers/s3rver.js'
 import {
-  backup, createLocalStorage, createS3Storage, forget, forgottenKey, initRepository, openRepository, parseGroupBy, undoForget,
+  backup, createLocalStorage, openS3Storage, forget, forgottenKey, initRepository, openRepository, parseGroupBy, undoForget,
   type ForgetGroup, type Repository, type SnapshotRoot,
 } from '../../index.js'
 
@@ -273,7 +273,7 @@ syncBuiltinESMExports()
 test('on S3 (s3rver): forget moves roots to forgotten/, snapshots and stats see the rest, --undo restores', async () => {
   const server = await startS3rver({ bucket: 'forget' })
   try {
-    const storage = await createS3Storage({ bucket: 'forget', prefix: 'r', endpoint: server.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS })
+    const storage = openS3Storage({ bucket: 'forget', prefix: 'r', endpoint: server.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS })
     const repo = await initRepository(storage, PW, { kdf: { opslimit: 1, memlimit: 8192 } })
     const { snapshot: base, snapshotId: baseId } = await backup({ repo, paths: [SRC] })
     const a = await save(repo, base, '2025-06-01T10:00:00.000Z', { host: 'h', paths: [SRC] })
@@ -284,7 +284,7 @@ test('on S3 (s3rver): forget moves roots to forgotten/, snapshots and stats see 
     const f = await sluice(['forget', '--keep-last', '1', '--host', 'h'], { env })
     assert.equal(f.code, 0, f.stderr)
     const keys = async (prefix: string) => {
-      const st = await createS3Storage({ bucket: 'forget', prefix: 'r', endpoint: server.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS })
+      const st = openS3Storage({ bucket: 'forget', prefix: 'r', endpoint: server.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS })
       const l: string[] = []
       for await (const k of st.list(prefix)) l.push(k.slice(prefix.length))
       await st.close()

@@ -141,7 +141,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     ...(rules.empty ? [] : [createFilter(rules)]),
     ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
     createXattrReader({ onWarning }),
-    ...(opts.paths ? [createPrefetch()] : []),
+    ...(opts.paths ? [createPrefetch({ onWarning })] : []),
     createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena }),
     createMetadataPacker(keys, repo.config.metaChunker),
     createDedup(repo),
