@@ -4,84 +4,22 @@
  * they need (ChunkIndex, ChunkStore, ChunkLoader) from here.
  */
 import { createHash } from 'node:crypto'
-import os from 'node:os'
 import type { Storage } from '../storage/storage.js'
 import { SluiceError } from '../errors.js'
-import { chunkId, idHasher, deriveKey, newMasterKeys, open, randomBytes, seal, KEY_BYTES, SALT_BYTES, type IdHasher, type MasterKeys } from './crypto.js'
+import { chunkId, idHasher, deriveKey, newMasterKeys, open, randomBytes, KEY_BYTES, type IdHasher, type MasterKeys } from './crypto.js'
+import { FORMAT_VERSION, KEY_AD, makeKeyFile, password, type KdfParams, type KeyFile } from './keys.js'
+import type { RepoConfig } from './config.js'
+import type { SnapshotRoot } from './snapshots.js'
 import { chunkKey, openChunk, openSnapshot, sealSnapshot } from './objects.js'
 import { gearTable, type ChunkerParams } from '../fastcdc.js'
 import { hex } from '../bytes.js'
-import type { BackupStats } from '../stats.js'
 import {
   CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN,
 } from '../limits.js'
 
-/** Repository format version; bump only with a reader for the old one or a clear refusal. */
-export const FORMAT_VERSION = 1
-
-export interface RepoConfig {
-  version: number
-  /** Random repository id (hex). */
-  id: string
-  chunker: ChunkerParams
-  metaChunker: ChunkerParams
-  compression: 'zstd'
-  created: string
-}
-
-/** A key file: the master keys sealed with a key derived from one password. */
-export interface KeyFile {
-  version: number
-  kdf: { algorithm: 'argon2id'; version: 19; opslimit: number; memlimit: number; salt: string }
-  /** base64 of nonce || XChaCha20-Poly1305(kek, encKey || idKey || chunkerKey, ad = "sluice key v1") */
-  data: string
-  created: string
-  host: string
-  username: string
-}
-
-export type SnapshotStats = BackupStats
-
-export interface SnapshotRoot {
-  version: number
-  time: string
-  host: string
-  username: string
-  paths: string[]
-  tags: string[]
-  parent?: string
-  /** Root of the metadata id tree: a node of `depth` levels above the metadata chunks. */
-  tree: { root: string; depth: number }
-  stats: SnapshotStats
-  program: string
-}
-
-export const PROGRAM = 'sluice 0.1.0'
-const KEY_AD = Buffer.from('sluice key v1')
-
-export interface KdfParams {
-  opslimit: number
-  memlimit: number
-}
-
-function password(pw: string | Uint8Array): Buffer {
-  return typeof pw === 'string' ? Buffer.from(pw, 'utf8') : Buffer.from(pw)
-}
-
-async function makeKeyFile(keys: MasterKeys, pw: string | Uint8Array, kdf: KdfParams): Promise<Buffer> {
-  const salt = randomBytes(SALT_BYTES)
-  const kek = await deriveKey(password(pw), salt, kdf.opslimit, kdf.memlimit)
-  const data = seal(kek, Buffer.concat([keys.encKey, keys.idKey, keys.chunkerKey]), KEY_AD)
-  const file: KeyFile = {
-    version: FORMAT_VERSION,
-    kdf: { algorithm: 'argon2id', version: 19, opslimit: kdf.opslimit, memlimit: kdf.memlimit, salt: salt.toString('base64') },
-    data: data.toString('base64'),
-    created: new Date().toISOString(),
-    host: os.hostname(),
-    username: os.userInfo().username,
-  }
-  return Buffer.from(JSON.stringify(file, null, 2) + '\n')
-}
+export { FORMAT_VERSION, type KdfParams, type KeyFile } from './keys.js'
+export type { RepoConfig } from './config.js'
+export { PROGRAM, type SnapshotRoot, type SnapshotStats } from './snapshots.js'
 
 function parseJson<T>(buf: Buffer, what: string): T {
   try {
