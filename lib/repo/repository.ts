@@ -3,41 +3,56 @@
  * (docs/FORMAT.md). Knows the format, not the pipeline: stages receive the small interfaces
  * they need (ChunkIndex, ChunkStore, ChunkLoader) from here.
  */
-import { createHash } from 'node:crypto'
-import type { Storage } from '../storage/storage.js'
+import type { Leftovers, Storage } from '../storage/storage.js'
 import { SluiceError } from '../errors.js'
-import { chunkId, idHasher, deriveKey, newMasterKeys, open, randomBytes, KEY_BYTES, type IdHasher, type MasterKeys } from './crypto.js'
-import { FORMAT_VERSION, KEY_AD, makeKeyFile, password, type KdfParams, type KeyFile } from './keys.js'
-import type { RepoConfig } from './config.js'
-import type { SnapshotRoot } from './snapshots.js'
+import { chunkId, idHasher, newMasterKeys, randomBytes, type IdHasher, type MasterKeys } from './crypto.js'
+import { assertKdfParams, FORMAT_VERSION, isKeyFileKey, keyFileKey, makeKeyFile, openKeyFile, parseKeyFile, password, type KdfParams } from './keys.js'
+import { CONFIG_VERSION, encodeConfig, peekConfig, verifyConfig, type RepoConfig } from './config.js'
+import { isSnapshotId, parseSnapshotRoot, type SnapshotRoot } from './snapshots.js'
 import { chunkKey, openChunk, openSnapshot, sealSnapshot } from './objects.js'
 import { gearTable, type ChunkerParams } from '../fastcdc.js'
 import { hex } from '../bytes.js'
 import {
-  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN,
+  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN, SNAPSHOT_WARNED_CAP, TEMP_LEFTOVER_AGE_MS,
 } from '../limits.js'
 
 export { FORMAT_VERSION, type KdfParams, type KeyFile } from './keys.js'
-export type { RepoConfig } from './config.js'
+export { CONFIG_VERSION, type RepoConfig } from './config.js'
 export { PROGRAM, type SnapshotRoot, type SnapshotStats } from './snapshots.js'
 
-function parseJson<T>(buf: Buffer, what: string): T {
-  try {
-    return JSON.parse(buf.toString('utf8')) as T
-  } catch (cause) {
-    throw new SluiceError('ERR_CORRUPT', `${what} is not valid JSON`, { cause })
-  }
+/** What opening a repository may report without failing (a damaged key file, an unreadable
+ *  snapshot): one SluiceError per problem, named. */
+export type RepoWarning = (err: SluiceError) => void
+
+export interface OpenOptions {
+  /** Called for each damaged key file skipped and each unreadable snapshot skipped (default:
+   *  process.emitWarning). */
+  onWarning?: RepoWarning
 }
 
-/** Creates a repository in an empty storage. */
+function defaultWarning(err: SluiceError): void {
+  process.emitWarning(`${err.code}: ${err.message}`)
+}
+
+/**
+ * Creates a repository in an empty storage. Atomic: everything is computed first, then the
+ * config is stored with put-if-absent (the one step two racing inits can both try: exactly one
+ * wins, the other gets ERR_REPO_EXISTS having written nothing), then the key file. A kill
+ * between the two leaves a config without a key, which open reports as an interrupted init.
+ */
 export async function initRepository(
   storage: Storage,
   pw: string | Uint8Array,
-  opts: { kdf?: KdfParams; chunker?: ChunkerParams } = {},
+  opts: { kdf?: KdfParams; chunker?: ChunkerParams } & OpenOptions = {},
 ): Promise<Repository> {
-  if (await storage.has('config')) throw new SluiceError('ERR_REPO_EXISTS', `a repository already exists at ${storage.describe()}`)
+  if (password(pw).length === 0) throw new SluiceError('ERR_ARGS', 'empty password: a repository needs one')
+  const kdf = opts.kdf ?? { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }
+  assertKdfParams(kdf, 'the KDF parameters')
+  const exists = () => new SluiceError('ERR_REPO_EXISTS', `a repository already exists at ${storage.describe()}`)
+  // Cheap early answer; the put-if-absent below is the arbiter.
+  if (await storage.has('config')) throw exists()
   const config: RepoConfig = {
-    version: FORMAT_VERSION,
+    version: CONFIG_VERSION,
     id: randomBytes(16).toString('hex'),
     chunker: opts.chunker ?? { min: CHUNK_MIN, avg: CHUNK_AVG, max: CHUNK_MAX },
     metaChunker: { min: META_CHUNK_MIN, avg: META_CHUNK_AVG, max: META_CHUNK_MAX },
@@ -45,49 +60,83 @@ export async function initRepository(
     created: new Date().toISOString(),
   }
   const keys = newMasterKeys()
-  const keyFile = await makeKeyFile(keys, pw, opts.kdf ?? { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT })
-  await storage.put(`keys/${createHash('sha256').update(keyFile).digest('hex')}`, keyFile)
-  // config last: a storage with a config is a complete repository.
-  await storage.put('config', Buffer.from(JSON.stringify(config, null, 2) + '\n'))
-  return new Repository(storage, config, keys)
+  const encoded = encodeConfig(config, keys.encKey)
+  // Validated as a reader will see it: init never writes a config that open would refuse.
+  verifyConfig(peekConfig(encoded, storage.describe()), keys.encKey, storage.describe())
+  const keyFile = await makeKeyFile(keys, pw, kdf)
+  if (!(await storage.put('config', encoded))) throw exists()
+  await storage.put(keyFileKey(keyFile), keyFile)
+  return new Repository(storage, config, keys, opts)
 }
 
-/** Opens a repository, trying each key file with the password. */
-export async function openRepository(storage: Storage, pw: string | Uint8Array): Promise<Repository> {
+/**
+ * Opens a repository: reads the config's version, tries each key file with the password, then
+ * checks the config's MAC with the master key. Names in keys/ that are not key ids are ignored;
+ * a damaged key file (or one whose KDF parameters are out of bounds) is reported through
+ * onWarning and skipped, and the others are tried.
+ */
+export async function openRepository(storage: Storage, pw: string | Uint8Array, opts: OpenOptions = {}): Promise<Repository> {
+  const where = storage.describe()
   let raw: Buffer
   try {
     raw = await storage.get('config')
   } catch (err) {
     if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') {
-      throw new SluiceError('ERR_REPO_NOT_FOUND', `no repository at ${storage.describe()}`)
+      throw new SluiceError('ERR_REPO_NOT_FOUND', `no repository at ${where}`)
     }
     throw err
   }
-  const config = parseJson<RepoConfig>(raw, 'config')
-  if (config.version !== FORMAT_VERSION) {
-    throw new SluiceError('ERR_FORMAT', `repository format ${config.version} is not supported (this sluice reads format ${FORMAT_VERSION})`)
-  }
+  const stored = peekConfig(raw, where)
+  const onWarning = opts.onWarning ?? defaultWarning
   let tried = 0
+  let damaged = 0
+  let firstDamage = ''
+  let configError: SluiceError | undefined
+  /** Key files that open but whose keys do not authenticate the config (few: each costs a KDF). */
+  const foreign: string[] = []
   for await (const key of storage.list('keys/')) {
-    const file = parseJson<KeyFile>(await storage.get(key), key)
-    if (file.version !== FORMAT_VERSION || file.kdf?.algorithm !== 'argon2id') continue
-    tried++
-    const kek = await deriveKey(password(pw), Buffer.from(file.kdf.salt, 'base64'), file.kdf.opslimit, file.kdf.memlimit)
-    let plain: Buffer
+    if (!isKeyFileKey(key)) continue
+    let file
     try {
-      plain = open(kek, Buffer.from(file.data, 'base64'), KEY_AD, key)
-    } catch {
+      file = parseKeyFile(key, await storage.get(key))
+    } catch (err) {
+      // Gone since the listing (another process removed it): not a key any more.
+      if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') continue
+      if (!(err instanceof SluiceError) || (err.code !== 'ERR_CORRUPT' && err.code !== 'ERR_FORMAT')) throw err
+      damaged++
+      firstDamage ||= err.message
+      onWarning(err)
       continue
     }
-    const keys: MasterKeys = {
-      encKey: plain.subarray(0, KEY_BYTES),
-      idKey: plain.subarray(KEY_BYTES, 2 * KEY_BYTES),
-      chunkerKey: plain.subarray(2 * KEY_BYTES, 3 * KEY_BYTES),
+    tried++
+    const keys = await openKeyFile(file, pw, key)
+    if (!keys) continue
+    let config: RepoConfig
+    try {
+      config = verifyConfig(stored, keys.encKey, where)
+    } catch (err) {
+      // Either the config was altered or this key file is another repository's (planted, or
+      // copied in by mistake) and happens to open with the same password: try the others.
+      if (!(err instanceof SluiceError) || err.code !== 'ERR_CORRUPT') throw err
+      configError ??= err
+      foreign.push(key)
+      continue
     }
-    return new Repository(storage, config, keys)
+    for (const k of foreign) {
+      onWarning(new SluiceError('ERR_CORRUPT', `key file ${k} opens with this password but belongs to another repository (its master key does not authenticate the config): skipped`))
+    }
+    return new Repository(storage, config, keys, opts)
   }
-  if (tried === 0) throw new SluiceError('ERR_CORRUPT', `repository at ${storage.describe()} has no key files`)
-  throw new SluiceError('ERR_WRONG_PASSWORD', 'wrong password: no key file opens with it')
+  // No key file authenticates the config, though one opened: the config is what was altered.
+  if (configError) throw configError
+  if (tried === 0 && damaged > 0) {
+    throw new SluiceError('ERR_CORRUPT', `repository at ${where} has no usable key file: ${damaged} damaged (${firstDamage})`)
+  }
+  if (tried === 0) {
+    throw new SluiceError('ERR_CORRUPT', `repository at ${where} has a config but no key file (an init killed before it wrote its key leaves this; such a repository holds nothing)`)
+  }
+  const skipped = damaged > 0 ? ` (${damaged} damaged key file${damaged > 1 ? 's' : ''} skipped)` : ''
+  throw new SluiceError('ERR_WRONG_PASSWORD', `wrong password: no key file opens with it${skipped}`)
 }
 
 /** A snapshot as listed: its id and its root. */
@@ -98,17 +147,22 @@ export interface SnapshotInfo {
 
 export class Repository {
   readonly gear: Int32Array
+  /** Where damaged snapshots (and key files, while opening) are reported. */
+  onWarning: RepoWarning
+  /** Ids of unreadable snapshots already reported, so each is named once (capped). */
+  private readonly warned = new Set<string>()
 
-  constructor(readonly storage: Storage, readonly config: RepoConfig, readonly keys: MasterKeys) {
+  constructor(readonly storage: Storage, readonly config: RepoConfig, readonly keys: MasterKeys, opts: OpenOptions = {}) {
     this.gear = gearTable(keys.chunkerKey)
+    this.onWarning = opts.onWarning ?? defaultWarning
   }
 
   /** Adds a key file for another password. */
   async addKey(pw: string | Uint8Array, kdf: KdfParams = { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }): Promise<string> {
     const file = await makeKeyFile(this.keys, pw, kdf)
-    const id = createHash('sha256').update(file).digest('hex')
-    await this.storage.put(`keys/${id}`, file)
-    return id
+    const key = keyFileKey(file)
+    await this.storage.put(key, file)
+    return key.slice('keys/'.length)
   }
 
   chunkId(data: Uint8Array): Buffer {
@@ -149,7 +203,10 @@ export class Repository {
     return hex(id)
   }
 
+  /** A snapshot root: ERR_SNAPSHOT_NOT_FOUND when absent, ERR_CORRUPT naming it when it does
+   *  not authenticate or decode, ERR_FORMAT for an unknown version. */
   async loadSnapshot(id: string): Promise<SnapshotRoot> {
+    if (!isSnapshotId(id)) throw new SluiceError('ERR_ARGS', `"${id}" is not a snapshot id`)
     let obj: Buffer
     try {
       obj = await this.storage.get(`snapshots/${id}`)
@@ -159,18 +216,37 @@ export class Repository {
       }
       throw err
     }
-    const snap = parseJson<SnapshotRoot>(openSnapshot(this.keys.encKey, Buffer.from(id, 'hex'), obj), `snapshot ${id}`)
-    if (snap.version !== FORMAT_VERSION) throw new SluiceError('ERR_FORMAT', `snapshot ${id.slice(0, 8)} has format ${snap.version}`)
-    return snap
+    return parseSnapshotRoot(openSnapshot(this.keys.encKey, Buffer.from(id, 'hex'), obj), id, FORMAT_VERSION)
   }
 
-  /** Every snapshot, one at a time, in id order. */
-  async *snapshots(): AsyncIterable<SnapshotInfo> {
+  /**
+   * Every readable snapshot, one at a time, in id order. A snapshot that does not authenticate
+   * or decode (ERR_CORRUPT, ERR_FORMAT) is skipped and handed to `onUnreadable` (default: named
+   * once through onWarning), as restic does; one removed since the listing is skipped quietly;
+   * storage failures end the listing. Names under snapshots/ that are not ids are ignored.
+   */
+  async *snapshots(onUnreadable?: (id: string, err: SluiceError) => void): AsyncIterable<SnapshotInfo> {
     for await (const key of this.storage.list('snapshots/')) {
       const id = key.slice('snapshots/'.length)
-      if (!/^[0-9a-f]{64}$/.test(id)) continue
-      yield { id, snap: await this.loadSnapshot(id) }
+      if (!isSnapshotId(id)) continue
+      let snap: SnapshotRoot
+      try {
+        snap = await this.loadSnapshot(id)
+      } catch (err) {
+        if (err instanceof SluiceError && err.code === 'ERR_SNAPSHOT_NOT_FOUND') continue
+        if (!(err instanceof SluiceError) || (err.code !== 'ERR_CORRUPT' && err.code !== 'ERR_FORMAT')) throw err
+        if (onUnreadable) onUnreadable(id, err)
+        else this.warnUnreadable(id, err)
+        continue
+      }
+      yield { id, snap }
     }
+  }
+
+  private warnUnreadable(id: string, err: SluiceError): void {
+    if (this.warned.has(id)) return
+    if (this.warned.size < SNAPSHOT_WARNED_CAP) this.warned.add(id)
+    this.onWarning(new SluiceError(err.code, `skipped unreadable snapshot ${id}: ${err.message}`, { cause: err }))
   }
 
   /**
@@ -190,11 +266,18 @@ export class Repository {
     if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new SluiceError('ERR_ARGS', `"${ref}" is not a snapshot id or "latest"`)
     let found: string | undefined
     for await (const key of this.storage.list(`snapshots/${ref}`)) {
+      if (!isSnapshotId(key.slice('snapshots/'.length))) continue
       if (found) throw new SluiceError('ERR_AMBIGUOUS', `snapshot id prefix ${ref} matches more than one snapshot`)
       found = key.slice('snapshots/'.length)
     }
     if (!found) throw new SluiceError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot matches ${ref}`)
     return { id: found, snap: await this.loadSnapshot(found) }
+  }
+
+  /** Temporary files of killed writers older than `maxAgeMs` (default TEMP_LEFTOVER_AGE_MS):
+   *  counted, and removed when `remove` (backup does, before it writes). */
+  async leftovers(remove: boolean, maxAgeMs = TEMP_LEFTOVER_AGE_MS): Promise<Leftovers> {
+    return this.storage.leftovers ? this.storage.leftovers(maxAgeMs, remove) : { files: 0, bytes: 0 }
   }
 
   async close(): Promise<void> {
