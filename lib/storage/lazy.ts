@@ -15,6 +15,10 @@ export function lazyStorage(description: string, make: () => Promise<Storage>): 
       yield* (await get()).list(prefix)
     },
     delete: async k => (await get()).delete(k),
+    leftovers: async (maxAgeMs, remove) => {
+      const s = await get()
+      return s.leftovers ? s.leftovers(maxAgeMs, remove) : { files: 0, bytes: 0 }
+    },
     describe: () => description,
     close: async () => {
       if (inner) await (await inner).close()

@@ -18,7 +18,17 @@ export interface Storage {
   list(prefix: string): AsyncIterable<string>
   /** Removes the key; no error if it is absent. */
   delete(key: string): Promise<void>
+  /** Temporary files a killed writer left behind, older than `maxAgeMs` by mtime: counted, and
+   *  removed when `remove`. Younger ones are never touched (a live writer may hold them).
+   *  Backends without temporary files leave it out. */
+  leftovers?(maxAgeMs: number, remove: boolean): Promise<Leftovers>
   /** Where this storage is, for messages. */
   describe(): string
   close(): Promise<void>
+}
+
+/** What Storage.leftovers found (and removed, when asked). */
+export interface Leftovers {
+  files: number
+  bytes: number
 }
