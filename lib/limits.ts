@@ -64,6 +64,10 @@ export const KDF_MEMLIMIT_MAX = 64 * MiB
 export const KDF_OPSLIMIT_MIN = 1
 export const KDF_OPSLIMIT_MAX = 16
 
+/** Key files examined when opening a repository before giving up (restic's maxKeys is 20):
+ *  each may cost a KDF run, so planted key files cannot make opening take unbounded time. */
+export const KEY_FILES_MAX = 20
+
 /** Smallest chunker `min` a config may set: below it the per-chunk overhead (an object, an id,
  *  an extent) outweighs the data; the largest `max` is CHUNK_MAX, the bound of every buffer. */
 export const CHUNKER_MIN_BOUND = 64

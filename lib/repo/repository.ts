@@ -13,7 +13,7 @@ import { chunkKey, openChunk, openSnapshot, sealSnapshot } from './objects.js'
 import { gearTable, type ChunkerParams } from '../fastcdc.js'
 import { hex } from '../bytes.js'
 import {
-  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN, SNAPSHOT_WARNED_CAP, TEMP_LEFTOVER_AGE_MS,
+  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN, KEY_FILES_MAX, SNAPSHOT_WARNED_CAP, TEMP_LEFTOVER_AGE_MS,
 } from '../limits.js'
 
 export { FORMAT_VERSION, type KdfParams, type KeyFile } from './keys.js'
@@ -65,6 +65,9 @@ export async function initRepository(
   verifyConfig(peekConfig(encoded, storage.describe()), keys.encKey, storage.describe())
   const keyFile = await makeKeyFile(keys, pw, kdf)
   if (!(await storage.put('config', encoded))) throw exists()
+  // On a service that ignores put-if-absent (If-None-Match) a racing init may have replaced our
+  // config: read it back, so the loser stops here instead of adding a key to the winner's.
+  if (!(await storage.get('config')).equals(encoded)) throw exists()
   await storage.put(keyFileKey(keyFile), keyFile)
   return new Repository(storage, config, keys, opts)
 }
@@ -94,8 +97,12 @@ export async function openRepository(storage: Storage, pw: string | Uint8Array, 
   let configError: SluiceError | undefined
   /** Key files that open but whose keys do not authenticate the config (few: each costs a KDF). */
   const foreign: string[] = []
+  let examined = 0
   for await (const key of storage.list('keys/')) {
     if (!isKeyFileKey(key)) continue
+    if (++examined > KEY_FILES_MAX) {
+      throw configError ?? new SluiceError('ERR_WRONG_PASSWORD', `wrong password: none of the first ${KEY_FILES_MAX} key files opens with it (${damaged} of them damaged)`)
+    }
     let file
     try {
       file = parseKeyFile(key, await storage.get(key))

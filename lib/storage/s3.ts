@@ -4,8 +4,9 @@
  * put-if-absent: a HEAD first (cheap, and the only guard on services that ignore conditional
  * writes, such as s3rver), then PutObject with `If-None-Match: *`, which real S3 enforces (412 →
  * the key was there). Where the service ignores the header, two writers racing on one key both
- * write; keys are content-addressed (or written once by one writer), so the loser re-writes the
- * same bytes, which is harmless. A service that rejects the header (501 NotImplemented, as S3
+ * write; keys are content-addressed, so the loser re-writes the same bytes, which is harmless —
+ * except `config`, whose racing inits init itself tells apart (it reads the config back; see
+ * docs/S3.md). A service that rejects the header (501 NotImplemented, as S3
  * itself did before 2024) gets plain PutObjects from then on, guarded by the HEAD alone. A put
  * whose first attempt reached the server but whose answer was lost may report false on its
  * retry: the object is stored either way.

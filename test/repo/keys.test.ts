@@ -14,7 +14,7 @@ import fs from 'node:fs'
 import { createLocalStorage, initRepository, openRepository, SluiceError, type Storage } from '../../index.js'
 import { createS3Storage } from '../../lib/storage/s3.js'
 import { keyFileKey } from '../../lib/repo/keys.js'
-import { KDF_MEMLIMIT_MAX } from '../../lib/limits.js'
+import { KDF_MEMLIMIT_MAX, KEY_FILES_MAX } from '../../lib/limits.js'
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from '../helpers/s3rver.js'
 import { damage, replace, type Damage } from '../helpers/damage.js'
 
@@ -187,6 +187,17 @@ for (const backend of ['local', 's3'] as const) {
       }
     })
 
+    test('at most KEY_FILES_MAX key files are examined: planted ones cannot make opening unbounded', async () => {
+      const planted: string[] = []
+      try {
+        for (let i = 0; i <= KEY_FILES_MAX; i++) planted.push(await plant(storage, { version: 1, planted: i }))
+        const w = await openFails(storage, 'ERR_WRONG_PASSWORD', new RegExp(`none of the first ${KEY_FILES_MAX} key files opens`), 'nope')
+        assert.ok(w.length >= KEY_FILES_MAX - 2 && w.length <= KEY_FILES_MAX, `${w.length} warnings`)
+      } finally {
+        for (const k of planted) await storage.delete(k)
+      }
+    })
+
     test('only damaged key files: ERR_CORRUPT saying so', async () => {
       const goodB = await storage.get(keyB)
       await damage(storage, keyA, 'truncated')
@@ -289,6 +300,14 @@ for (const backend of ['local', 's3'] as const) {
     })
   })
 }
+
+test('an init killed between its config and its key: open says so, a second init refuses', async () => {
+  const storage = createLocalStorage(`${BASE}/half-init`)
+  await (await initRepository(storage, PW, { kdf: FAST_KDF })).close()
+  for await (const k of storage.list('keys/')) await storage.delete(k)
+  await assert.rejects(openRepository(storage, PW), (e: unknown) => e instanceof SluiceError && e.code === 'ERR_CORRUPT' && /has a config but no key file \(an init killed/.test(e.message))
+  await assert.rejects(initRepository(storage, PW, { kdf: FAST_KDF }), (e: unknown) => e instanceof SluiceError && e.code === 'ERR_REPO_EXISTS')
+})
 
 test('init refuses an empty password and KDF parameters outside the bounds', async () => {
   const storage = createLocalStorage(`${BASE}/init-refusals`)
