@@ -263,10 +263,16 @@ export class Repository {
   async findSnapshot(ref: string, filter?: (s: SnapshotRoot) => boolean): Promise<SnapshotInfo> {
     if (ref === 'latest') {
       let best: SnapshotInfo | undefined
-      for await (const s of this.snapshots()) {
+      let skipped = 0
+      const unreadable = (id: string, err: SluiceError) => {
+        skipped++
+        this.warnUnreadable(id, err)
+      }
+      for await (const s of this.snapshots(unreadable)) {
         if (filter && !filter(s.snap)) continue
         if (!best || s.snap.time > best.snap.time) best = s
       }
+      if (!best && skipped > 0) throw new SluiceError('ERR_SNAPSHOT_NOT_FOUND', `no readable snapshot${filter ? ' matches' : ''}: ${skipped} unreadable skipped`)
       if (!best) throw new SluiceError('ERR_SNAPSHOT_NOT_FOUND', 'the repository has no snapshots yet')
       return best
     }

@@ -118,6 +118,29 @@ for (const backend of ['local', 's3'] as const) {
       })
     }
 
+    test('every snapshot unreadable: nothing listed, latest says so, backup makes a full snapshot, check counts all', async () => {
+      const good = await Promise.all(snaps.map(id => storage.get(`snapshots/${id}`)))
+      for (const id of snaps) await damage(storage, `snapshots/${id}`, 'flipped')
+      try {
+        const { warnings, onWarning } = collector()
+        const repo = await openRepository(storage, PW, { onWarning })
+        assert.deepEqual(await ids(repo), [])
+        await assert.rejects(repo.findSnapshot('latest'), (e: unknown) =>
+          e instanceof SluiceError && e.code === 'ERR_SNAPSHOT_NOT_FOUND' && /no readable snapshot: 3 unreadable skipped/.test(e.message))
+        assert.equal(warnings.length, 3)
+        const b = await backup({ repo, paths: [TREE], onWarning: e => assert.fail(e.message) })
+        assert.equal(b.parent, undefined)
+        assert.equal(b.stats.filesNew, 5)
+        await storage.delete(`snapshots/${b.snapshotId}`)
+        const problems: string[] = []
+        const c = await check({ repo, onProblem: m => problems.push(m) })
+        assert.deepEqual([c.snapshots, c.problems], [0, 3])
+        await repo.close()
+      } finally {
+        for (const [i, id] of snaps.entries()) await replace(storage, `snapshots/${id}`, good[i]!)
+      }
+    })
+
     test('a snapshot sealed with the key but with null or missing fields is ERR_CORRUPT, skipped', async () => {
       const { warnings, onWarning } = collector()
       const repo = await openRepository(storage, PW, { onWarning })
