@@ -89,6 +89,26 @@ test('a random-bytes snapshot object: snapshots, backup, restore latest go on wi
   }
 })
 
+test('head -c 300 /dev/urandom > snapshots/bbbb…: planted under an id of its own, named once and skipped', async () => {
+  const planted = `${REPO}/snapshots/${'b'.repeat(64)}`
+  fs.writeFileSync(planted, seeded('planted', 300))
+  try {
+    for (const args of [['snapshots'], ['ls', 'latest'], ['cat', 'latest', `${SRC.slice(1)}/sub/f0`]]) {
+      const r = await sluice(args)
+      assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`)
+      assert.equal(lines(r.stderr).length, 1, r.stderr)
+      assert.match(r.stderr, new RegExp(`^sluice: warning: ERR_CORRUPT: skipped unreadable snapshot ${'b'.repeat(64)}: `))
+      if (args[0] === 'cat') assert.ok(r.stdoutBytes.equals(fs.readFileSync(`${SRC}/sub/f0`)))
+      if (args[0] === 'ls') assert.match(r.stdout, /sub\/f3/)
+    }
+    const c = await sluice(['check'])
+    assert.equal(c.code, 1)
+    assert.match(c.stdout, /checked 3 snapshots: 1 problems/)
+  } finally {
+    fs.rmSync(planted)
+  }
+})
+
 test('a file under snapshots/ that is not a snapshot id is ignored', async () => {
   fs.writeFileSync(`${REPO}/snapshots/README`, 'hello\n')
   try {
