@@ -64,6 +64,11 @@ export const KDF_MEMLIMIT_MAX = 64 * MiB
 export const KDF_OPSLIMIT_MIN = 1
 export const KDF_OPSLIMIT_MAX = 16
 
+/** The config, a key file or a snapshot root is read whole only up to this size: each is a few
+ *  hundred bytes to a few KB (a root lists the backup's paths and tags), so a larger one was
+ *  planted or damaged and must not drive memory. */
+export const SMALL_OBJECT_MAX = 1 * MiB
+
 /** Key files examined when opening a repository before giving up (restic's maxKeys is 20):
  *  each may cost a KDF run, so planted key files cannot make opening take unbounded time. */
 export const KEY_FILES_MAX = 20

@@ -9,11 +9,11 @@ import { chunkId, idHasher, newMasterKeys, randomBytes, type IdHasher, type Mast
 import { assertKdfParams, FORMAT_VERSION, isKeyFileKey, keyFileKey, makeKeyFile, openKeyFile, parseKeyFile, password, type KdfParams } from './keys.js'
 import { CONFIG_VERSION, encodeConfig, peekConfig, verifyConfig, type RepoConfig } from './config.js'
 import { isSnapshotId, parseSnapshotRoot, type SnapshotRoot } from './snapshots.js'
-import { chunkKey, openChunk, openSnapshot, sealSnapshot } from './objects.js'
+import { chunkKey, openChunk, openSnapshot, sealSnapshot, CHUNK_OBJECT_OVERHEAD } from './objects.js'
 import { gearTable, type ChunkerParams } from '../fastcdc.js'
 import { hex } from '../bytes.js'
 import {
-  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN, KEY_FILES_MAX, SNAPSHOT_WARNED_CAP, TEMP_LEFTOVER_AGE_MS,
+  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN, KEY_FILES_MAX, SMALL_OBJECT_MAX, SNAPSHOT_WARNED_CAP, TEMP_LEFTOVER_AGE_MS,
 } from '../limits.js'
 
 export { FORMAT_VERSION, type KdfParams, type KeyFile } from './keys.js'
@@ -67,7 +67,7 @@ export async function initRepository(
   if (!(await storage.put('config', encoded))) throw exists()
   // On a service that ignores put-if-absent (If-None-Match) a racing init may have replaced our
   // config: read it back, so the loser stops here instead of adding a key to the winner's.
-  if (!(await storage.get('config')).equals(encoded)) throw exists()
+  if (!(await storage.get('config', SMALL_OBJECT_MAX)).equals(encoded)) throw exists()
   await storage.put(keyFileKey(keyFile), keyFile)
   return new Repository(storage, config, keys, opts)
 }
@@ -82,7 +82,7 @@ export async function openRepository(storage: Storage, pw: string | Uint8Array, 
   const where = storage.describe()
   let raw: Buffer
   try {
-    raw = await storage.get('config')
+    raw = await storage.get('config', SMALL_OBJECT_MAX)
   } catch (err) {
     if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') {
       throw new SluiceError('ERR_REPO_NOT_FOUND', `no repository at ${where}`)
@@ -105,7 +105,7 @@ export async function openRepository(storage: Storage, pw: string | Uint8Array, 
     }
     let file
     try {
-      file = parseKeyFile(key, await storage.get(key))
+      file = parseKeyFile(key, await storage.get(key, SMALL_OBJECT_MAX))
     } catch (err) {
       // Gone since the listing (another process removed it): not a key any more.
       if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') continue
@@ -193,7 +193,8 @@ export class Repository {
   async loadChunk(id: Uint8Array): Promise<Buffer> {
     let obj: Buffer
     try {
-      obj = await this.storage.get(chunkKey(id))
+      // No honest chunk object is larger (content and metadata chunks, tree nodes alike).
+      obj = await this.storage.get(chunkKey(id), CHUNK_MAX + CHUNK_OBJECT_OVERHEAD)
     } catch (err) {
       if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') {
         throw new SluiceError('ERR_MISSING', `chunk ${hex(id)} is missing from the repository`, { cause: err })
@@ -216,7 +217,7 @@ export class Repository {
     if (!isSnapshotId(id)) throw new SluiceError('ERR_ARGS', `"${id}" is not a snapshot id`)
     let obj: Buffer
     try {
-      obj = await this.storage.get(`snapshots/${id}`)
+      obj = await this.storage.get(`snapshots/${id}`, SMALL_OBJECT_MAX)
     } catch (err) {
       if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') {
         throw new SluiceError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${id}`)

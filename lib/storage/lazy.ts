@@ -9,7 +9,7 @@ export function lazyStorage(description: string, make: () => Promise<Storage>): 
   const get = () => (inner ??= make())
   return {
     put: async (k, d) => (await get()).put(k, d),
-    get: async k => (await get()).get(k),
+    get: async (k, max) => (await get()).get(k, max),
     has: async k => (await get()).has(k),
     async *list(prefix) {
       yield* (await get()).list(prefix)

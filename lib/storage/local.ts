@@ -18,7 +18,7 @@ import { copyFile, link, lstat, mkdir, open, opendir, readdir, readFile, stat, u
 import { dirname, join, resolve } from 'node:path'
 import { asSluiceError, isErrno, SluiceError } from '../errors.js'
 import type { Leftovers, Storage } from './storage.js'
-import { assertKey, assertPrefix } from './key.js'
+import { assertKey, assertPrefix, tooLarge } from './key.js'
 
 const TMP = 'tmp'
 
@@ -142,10 +142,18 @@ export function createLocalStorage(dir: string): Storage {
     }
   }
 
-  async function get(key: string): Promise<Buffer> {
+  async function get(key: string, maxBytes?: number): Promise<Buffer> {
     const path = pathOf(key)
     try {
-      return await readFile(path)
+      if (maxBytes === undefined) return await readFile(path)
+      const fh = await open(path, 'r')
+      try {
+        const { size } = await fh.stat()
+        if (size > maxBytes) throw tooLarge(key, size, maxBytes, root)
+        return await fh.readFile()
+      } finally {
+        await fh.close()
+      }
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) {
         throw new SluiceError('ERR_NOT_FOUND', `no object ${key} in ${root}`, { cause: err })

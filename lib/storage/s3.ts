@@ -46,7 +46,7 @@ import {
   S3_UNREACHABLE_BACKOFF_CAP_MS,
 } from '../limits.js'
 import type { Storage } from './storage.js'
-import { assertKey, assertPrefix } from './key.js'
+import { assertKey, assertPrefix, tooLarge } from './key.js'
 
 /** Where and how to reach the bucket. */
 export interface S3Options {
@@ -355,7 +355,7 @@ export function createS3Storage(opts: S3Options): Storage {
     )
   }
 
-  async function get(key: string): Promise<Buffer> {
+  async function get(key: string, maxBytes?: number): Promise<Buffer> {
     assertKey(key)
     return attempt(`GET ${key}`, async () => {
       let res
@@ -366,6 +366,10 @@ export function createS3Storage(opts: S3Options): Storage {
         throw err
       }
       if (!res.Body) throw new TransientError(`GET ${key} returned no body`)
+      if (maxBytes !== undefined && res.ContentLength !== undefined && res.ContentLength > maxBytes) {
+        ;(res.Body as { destroy?: () => void }).destroy?.()
+        throw tooLarge(key, res.ContentLength, maxBytes, where)
+      }
       const bytes = await res.Body.transformToByteArray()
       if (res.ContentLength !== undefined && bytes.length !== res.ContentLength) {
         throw new TransientError(`GET ${key} returned ${bytes.length} of ${res.ContentLength} bytes`)

@@ -14,7 +14,7 @@ import fs from 'node:fs'
 import { createLocalStorage, initRepository, openRepository, SluiceError, type Storage } from '../../index.js'
 import { createS3Storage } from '../../lib/storage/s3.js'
 import { keyFileKey } from '../../lib/repo/keys.js'
-import { KDF_MEMLIMIT_MAX, KEY_FILES_MAX } from '../../lib/limits.js'
+import { KDF_MEMLIMIT_MAX, KEY_FILES_MAX, SMALL_OBJECT_MAX } from '../../lib/limits.js'
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from '../helpers/s3rver.js'
 import { damage, replace, type Damage } from '../helpers/damage.js'
 
@@ -198,6 +198,19 @@ for (const backend of ['local', 's3'] as const) {
       }
     })
 
+    test('a key file larger than SMALL_OBJECT_MAX is refused before it is read, named', async () => {
+      const huge = Buffer.alloc(SMALL_OBJECT_MAX + 1, 0x20)
+      const key = keyFileKey(huge)
+      await storage.put(key, huge)
+      try {
+        const w = await openFails(storage, 'ERR_WRONG_PASSWORD', /1 damaged key file skipped/, 'nope')
+        assert.equal(w.length, 1)
+        assert.match(w[0]!.message, new RegExp(`object ${key} in .* is ${SMALL_OBJECT_MAX + 1} bytes, more than the ${SMALL_OBJECT_MAX}`))
+      } finally {
+        await storage.delete(key)
+      }
+    })
+
     test('only damaged key files: ERR_CORRUPT saying so', async () => {
       const goodB = await storage.get(keyB)
       await damage(storage, keyA, 'truncated')
@@ -263,6 +276,7 @@ for (const backend of ['local', 's3'] as const) {
       ['no MAC', () => Buffer.from(JSON.stringify({ ...JSON.parse(good.toString()), mac: undefined })), 'ERR_CORRUPT', /config .* lacks its body or its MAC/],
       ['truncated', () => good.subarray(0, good.length >> 1), 'ERR_CORRUPT', /config .* is not valid JSON/],
       ['empty', () => Buffer.alloc(0), 'ERR_CORRUPT', /config .* is not valid JSON/],
+      ['huge', () => Buffer.alloc(SMALL_OBJECT_MAX + 1, 0x20), 'ERR_CORRUPT', /object config in .* bytes, more than/],
       ['null', () => Buffer.from('null'), 'ERR_CORRUPT', /config .* is not a JSON object/],
       ['flipped MAC', () => {
         const o = JSON.parse(good.toString()) as { mac: string }

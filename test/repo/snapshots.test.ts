@@ -17,6 +17,8 @@ import { createS3Storage } from '../../lib/storage/s3.js'
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from '../helpers/s3rver.js'
 import { compareTrees } from '../helpers/tree.js'
 import { DAMAGES, damage, replace, seeded } from '../helpers/damage.js'
+import { CHUNK_MAX, SMALL_OBJECT_MAX } from '../../lib/limits.js'
+import { CHUNK_OBJECT_OVERHEAD } from '../../lib/repo/objects.js'
 
 const BASE = '/tmp/repo-safety/snapshots'
 const PW = 'correct horse'
@@ -163,6 +165,29 @@ for (const backend of ['local', 's3'] as const) {
         for (const id of planted) assert.ok(warnings.some(w => w.message.includes(id)), id)
       } finally {
         for (const id of planted) await storage.delete(`snapshots/${id}`)
+        await repo.close()
+      }
+    })
+
+    test('a snapshot or chunk object larger than any honest one is refused before it is read', async () => {
+      const repo = await openRepository(storage, PW, { onWarning: () => {} })
+      const snap = (await repo.findSnapshot(snaps[0]!)).snap
+      const big = `snapshots/${'c'.repeat(64)}`
+      await storage.put(big, Buffer.alloc(SMALL_OBJECT_MAX + 1))
+      const chunk = `chunks/${snap.tree.root.slice(0, 2)}/${snap.tree.root}`
+      const good = await storage.get(chunk)
+      await replace(storage, chunk, Buffer.alloc(CHUNK_MAX + CHUNK_OBJECT_OVERHEAD + 1))
+      try {
+        const { warnings, onWarning } = collector()
+        repo.onWarning = onWarning
+        assert.deepEqual(await ids(repo), [...snaps].sort())
+        assert.equal(warnings.length, 1)
+        assert.match(warnings[0]!.message, /object snapshots\/c{64} in .* more than/)
+        await assert.rejects(repo.loadChunk(Buffer.from(snap.tree.root, 'hex')), (e: unknown) =>
+          e instanceof SluiceError && e.code === 'ERR_CORRUPT' && /object chunks\/.* more than/.test(e.message))
+      } finally {
+        await storage.delete(big)
+        await replace(storage, chunk, good)
         await repo.close()
       }
     })
