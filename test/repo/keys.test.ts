@@ -284,7 +284,8 @@ for (const backend of ['local', 's3'] as const) {
         mac[30]! ^= 1
         return Buffer.from(JSON.stringify({ ...o, mac: mac.toString('base64') }))
       }, 'ERR_CORRUPT', /config .* failed authentication/],
-      ['format 1 (unauthenticated)', () => Buffer.from(JSON.stringify({ version: 1, id: 'ab'.repeat(16), chunker: { min: 64, avg: 64, max: 64 } })), 'ERR_FORMAT', /format 1, whose config is not authenticated/],
+      // A config as format 1 wrote it: the body itself, in the clear, with no MAC.
+      ['format 1 (unauthenticated)', () => Buffer.from(JSON.stringify({ ...JSON.parse(JSON.parse(good.toString()).config), version: 1 }, null, 2) + '\n'), 'ERR_FORMAT', /format 1, whose config is not authenticated/],
       ['format 3', () => Buffer.from(JSON.stringify({ ...JSON.parse(good.toString()), version: 3 })), 'ERR_FORMAT', /format 3 .* not supported/],
       ['outer version differs from the body', () => edited(b => ({ ...b, version: 3 })), 'ERR_CORRUPT', /failed authentication/],
       ['swapped: another repository\'s config', async () => {
