@@ -58,6 +58,36 @@ export const RESTORE_GC_EVERY_BYTES = 8 * MiB
  *  would be a third of the 120 MB peak budget by itself. Recorded in each key file. */
 export const KDF_MEMLIMIT = 32 * MiB
 export const KDF_OPSLIMIT = 4
+/** Bounds on the Argon2id parameters a key file may ask for, checked before running them: a
+ *  planted key file must not cost a GiB or minutes. 64 MiB is twice the default (room for a
+ *  stronger key, half the peak budget); 16 passes at that size take a second or two.
+ *  The minimums are libsodium's own (8 KiB, one pass). */
+export const KDF_MEMLIMIT_MIN = 8 * KiB
+export const KDF_MEMLIMIT_MAX = 64 * MiB
+export const KDF_OPSLIMIT_MIN = 1
+export const KDF_OPSLIMIT_MAX = 16
+
+/** The config, a key file or a snapshot root is read whole only up to this size: each is a few
+ *  hundred bytes to a few KB (a root lists the backup's paths and tags), so a larger one was
+ *  planted or damaged and must not drive memory. */
+export const SMALL_OBJECT_MAX = 1 * MiB
+
+/** Key files examined when opening a repository before giving up (restic's maxKeys is 20):
+ *  each may cost a KDF run, so planted key files cannot make opening take unbounded time. */
+export const KEY_FILES_MAX = 20
+
+/** Smallest chunker `min` a config may set: below it the per-chunk overhead (an object, an id,
+ *  an extent) outweighs the data; the largest `max` is CHUNK_MAX, the bound of every buffer. */
+export const CHUNKER_MIN_BOUND = 64
+
+/** Temporary files of a local repository (REPO/tmp) older than this are leftovers of a killed
+ *  writer: a writer holds its temp file for one object's write, fsync and link (seconds for at
+ *  most CHUNK_MAX bytes), so an hour is far beyond any live write, even on a stalled disk. */
+export const TEMP_LEFTOVER_AGE_MS = 60 * 60 * 1000
+
+/** Unreadable snapshots already warned about in one process (so each is named once); capped
+ *  so that a repository of damaged snapshots cannot grow it. */
+export const SNAPSHOT_WARNED_CAP = 1024
 
 /** zstd level: 3 is zstd's default and the pipeline's slowest step: on big-2x512M's data one core
  *  compresses its text at 93 MB/s (level 1: 165 MB/s, 13 % larger) and its random half at 917

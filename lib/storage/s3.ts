@@ -4,8 +4,9 @@
  * put-if-absent: a HEAD first (cheap, and the only guard on services that ignore conditional
  * writes, such as s3rver), then PutObject with `If-None-Match: *`, which real S3 enforces (412 →
  * the key was there). Where the service ignores the header, two writers racing on one key both
- * write; keys are content-addressed (or written once by one writer), so the loser re-writes the
- * same bytes, which is harmless. A service that rejects the header (501 NotImplemented, as S3
+ * write; keys are content-addressed, so the loser re-writes the same bytes, which is harmless —
+ * except `config`, whose racing inits init itself tells apart (it reads the config back; see
+ * docs/S3.md). A service that rejects the header (501 NotImplemented, as S3
  * itself did before 2024) gets plain PutObjects from then on, guarded by the HEAD alone. A put
  * whose first attempt reached the server but whose answer was lost may report false on its
  * retry: the object is stored either way.
@@ -40,7 +41,7 @@ import {
   S3_SOCKET_IDLE_TIMEOUT_MS,
 } from '../limits.js'
 import type { Storage } from './storage.js'
-import { assertKey, assertPrefix } from './key.js'
+import { assertKey, assertPrefix, tooLarge } from './key.js'
 import { TransientError } from './retry.js'
 import { describeS3 } from './location.js'
 
@@ -320,7 +321,7 @@ export function createS3Storage(opts: S3Options): Storage {
     )
   }
 
-  async function get(key: string): Promise<Buffer> {
+  async function get(key: string, maxBytes?: number): Promise<Buffer> {
     assertKey(key)
     return attempt(`GET ${key}`, async () => {
       let res
@@ -331,6 +332,10 @@ export function createS3Storage(opts: S3Options): Storage {
         throw err
       }
       if (!res.Body) throw new TransientError('retry', `S3 GET ${key}`, where, 'returned no body')
+      if (maxBytes !== undefined && res.ContentLength !== undefined && res.ContentLength > maxBytes) {
+        ;(res.Body as { destroy?: () => void }).destroy?.()
+        throw tooLarge(key, res.ContentLength, maxBytes, where)
+      }
       const bytes = await res.Body.transformToByteArray()
       if (res.ContentLength !== undefined && bytes.length !== res.ContentLength) {
         throw new TransientError('retry', `S3 GET ${key}`, where, `returned ${bytes.length} of ${res.ContentLength} bytes`)

@@ -107,6 +107,8 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     throw new SluiceError('ERR_ARGS', 'nothing to back up: give paths or a source')
   }
   const keys = chunkerKeys(repo)
+  // Temp files of killed backups (older than any live write) go before this one writes its own.
+  await repo.leftovers(true)
   const host = opts.host ?? os.hostname()
   let parent: SnapshotInfo | undefined
   if (opts.paths && opts.parent !== false) {
