@@ -14,8 +14,9 @@ import {
   backup, createLocalStorage, openS3Storage, forget, forgottenKey, initRepository, openRepository, parseGroupBy, undoForget,
   type ForgetGroup, type Repository, type SnapshotRoot,
 } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-task/forget'
+const BASE = `${scratch('e2e-task')}/forget`
 const PW = 'correct horse'
 const SRC = `${BASE}/src`
 const home = `${BASE}/home`

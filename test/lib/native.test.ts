@@ -3,8 +3,9 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { after, before, describe, test } from 'node:test'
 import { lgetxattrs, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, utimens } from '../../lib/native.js'
+import { scratch } from '../helpers/scratch.js'
 
-const ROOT = '/tmp/native-task'
+const ROOT = scratch('native-task')
 const SHM = '/dev/shm'
 let dir: Buffer
 
