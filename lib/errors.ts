@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'ERR_COMMAND' // a command we ran for --stdin-from-command failed
   | 'ERR_CHECK' // check found problems
   | 'ERR_ABORTED' // the operation was interrupted
+  | 'ERR_NATIVE' // the native addon (build/Release/sluice_native.node) is missing or cannot be loaded
 
 export class SluiceError extends Error {
   readonly code: ErrorCode

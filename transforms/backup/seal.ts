@@ -1,6 +1,6 @@
 /**
  * seal: compress and encrypt in one stage, on worker threads. zstd and XChaCha20 are the
- * pipeline's most expensive steps per byte (about 10 of 20 CPU-seconds per 1.5 GB here) and
+ * pipeline's most expensive steps per byte (about half its CPU time: docs/TUNING.md) and
  * both libraries are synchronous, so on one thread they cap throughput; one worker lets them run
  * beside the main thread's reading, chunking and hashing. The result is the same object the
  * compress → encrypt stages make (lib/objects.ts), in the same order.

@@ -22,8 +22,7 @@ import { extract } from 'tar-stream'
 import { displayPath, isUnder, joinPath } from '../../../lib/bytes.js'
 import type { EntryType, SourceEntry, Xattr } from '../../../lib/entry.js'
 import { SluiceError, asSluiceError } from '../../../lib/errors.js'
-import { gcEvery } from '../../../lib/memory.js'
-import { STREAM_GC_EVERY_BYTES } from '../../../lib/limits.js'
+import { collectEvery } from '../../../lib/memory.js'
 
 /** Options of {@link createTarSource}. */
 export interface TarSourceOptions {
@@ -93,7 +92,7 @@ export function createTarSource(input: Readable, opts: TarSourceOptions = {}): R
 }
 
 async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: SluiceError) => void): AsyncGenerator<SourceEntry> {
-  const collect = gcEvery(STREAM_GC_EVERY_BYTES)
+  const collect = collectEvery('streams')
   const prefix = opts.prefix ?? Buffer.alloc(0)
   const skipUnread = opts.unreadContent === 'skip'
   // tar-stream's bundled types omit the options its extract() takes; the streamx Writable is
@@ -178,7 +177,7 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: 
 
       // A file with content: hand out content(), and settle before the next member. Its pieces
       // are tar-stream's fresh buffers, dead once the chunker has copied them: a collection is
-      // forced every STREAM_GC_EVERY_BYTES of them (transforms/stdin-source.ts says why).
+      // forced every STREAM_GC_EVERY_BYTES of them (sources/stdin.ts says why).
       let state: 'unread' | 'reading' | 'done' | 'skipped' = 'unread'
       let failure: SluiceError | null = null
       let settle!: () => void
