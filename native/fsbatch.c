@@ -246,15 +246,23 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
   return promise;
 
 fail_deferred: {
-    /* The promise exists: settle it, so its deferred is released, and throw as well. */
+    /* The promise exists: it rejects (which releases its deferred), and the caller hears it. */
     napi_value msg, err;
     if (napi_create_string_utf8(env, "readFiles could not be queued", NAPI_AUTO_LENGTH, &msg) == napi_ok &&
         napi_create_error(env, NULL, msg, &err) == napi_ok) {
       napi_reject_deferred(env, b->deferred, err);
     }
-    napi_throw_error(env, NULL, "readFiles could not be queued");
+    napi_delete_reference(env, b->arena_ref);
+    napi_delete_reference(env, b->results_ref);
+    free(b->paths);
+    free(b->sizes);
+    free(b);
+    return promise;
   }
-fail:
+fail: {
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, NULL, "readFiles could not be set up");
+  }
   if (b->arena_ref != NULL) napi_delete_reference(env, b->arena_ref);
   if (b->results_ref != NULL) napi_delete_reference(env, b->results_ref);
   free(b->paths);
