@@ -141,15 +141,11 @@ export const RESTORE_GC_EVERY_BYTES = 8 * MiB
 /** glibc malloc during a backup (lib/memory.ts): blocks from this size on are mmapped and go back
  *  to the OS when freed, so chunk-sized buffers cannot fragment the heap and hold RSS up. */
 export const MALLOC_MMAP_THRESHOLD = 128 * KiB
-/** Free bytes at the heap's top that glibc keeps rather than trims: twice the largest block the
- *  heap serves, so freeing one does not hand back pages that the next one faults in again. */
-export const MALLOC_TRIM_THRESHOLD = 2 * MALLOC_MMAP_THRESHOLD
 /** glibc arenas shared by the thread pool and workers: few, so freed memory is reused, not spread. */
 export const MALLOC_ARENA_MAX = 2
 /** Where chunks are only read (restore, cat, check): above the largest chunk, so decoded chunks
  *  reuse heap memory instead of each being a fresh mmap faulted in page by page. */
 export const READ_MALLOC_MMAP_THRESHOLD = 2 * CHUNK_MAX
-export const READ_MALLOC_TRIM_THRESHOLD = 2 * READ_MALLOC_MMAP_THRESHOLD
 
 /** V8's young generation grows by this factor when it fills; 1 keeps it at V8's initial 1 MB
  *  semispaces, so short-lived garbage is collected as it goes rather than piling up. */

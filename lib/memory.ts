@@ -10,8 +10,8 @@
  *   generation at V8's initial size and the old one growing by V8_HEAP_GROWING_PERCENT. (The
  *   flags that size the heap, --max-semi-space-size and --max-old-space-size, are read only when
  *   the heap is set up and do nothing here; these two are read at every resize.)
- * - glibc malloc: a fixed mmap threshold, the trim threshold that goes with it and few arenas,
- *   chosen by workload: chunks written (backup) or chunks read (restore, cat, check).
+ * - glibc malloc: a fixed mmap threshold and few arenas, chosen by workload: chunks written
+ *   (backup) or chunks read (restore, cat, check).
  * - Forced full collections for the garbage V8 does not see: buffers outside its heap (chunks,
  *   stream pieces) die without the heap growing, so the stages that drop them count their bytes
  *   and force a collection every so many (`collectEvery`).
@@ -22,9 +22,7 @@ import {
   GC_EVERY_BYTES,
   MALLOC_ARENA_MAX,
   MALLOC_MMAP_THRESHOLD,
-  MALLOC_TRIM_THRESHOLD,
   READ_MALLOC_MMAP_THRESHOLD,
-  READ_MALLOC_TRIM_THRESHOLD,
   RESTORE_GC_EVERY_BYTES,
   STREAM_GC_EVERY_BYTES,
   V8_HEAP_GROWING_PERCENT,
@@ -59,8 +57,7 @@ function collector(): (() => void) | null {
  */
 export function paceMemory(workload: Workload): void {
   paceHeap()
-  if (workload === 'read') tuneMalloc(READ_MALLOC_MMAP_THRESHOLD, READ_MALLOC_TRIM_THRESHOLD, MALLOC_ARENA_MAX)
-  else tuneMalloc(MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD, MALLOC_ARENA_MAX)
+  tuneMalloc(workload === 'read' ? READ_MALLOC_MMAP_THRESHOLD : MALLOC_MMAP_THRESHOLD, MALLOC_ARENA_MAX)
 }
 
 /** The V8 part of the policy alone, once per process (it needs no addon). paceMemory calls it;

@@ -51,7 +51,7 @@ export interface Addon {
   lsetxattr(path: Buffer, name: Buffer, value: Buffer): void
   mknod(path: Buffer, mode: number, dev: number): void
   /** glibc mallopt; false off glibc or when glibc refused a value. */
-  tuneMalloc(mmapThreshold: number, trimThreshold: number, arenaMax: number): boolean
+  tuneMalloc(mmapThreshold: number, arenaMax: number): boolean
   cdcNext: CdcNext
   /** Writes twelve stat fields into `out` and returns 0, or returns the errno. */
   lstat(path: Buffer, out: Float64Array): number
@@ -125,11 +125,11 @@ export function mkfifo(path: Buffer, perm: number): void {
   loadAddon().mknod(path, constants.S_IFIFO | (perm & 0o7777), 0)
 }
 
-/** glibc mallopt: fixes the mmap and trim thresholds and caps the arenas (0: leave them). Each
- *  value must be a non-negative integer (a RangeError otherwise). False off glibc. The policy
- *  that calls it, and its numbers, are in lib/memory.ts. */
-export function tuneMalloc(mmapThreshold: number, trimThreshold: number, arenaMax: number): boolean {
-  return loadAddon().tuneMalloc(mmapThreshold, trimThreshold, arenaMax)
+/** glibc mallopt: fixes the mmap threshold and caps the arenas (0: leave them). Both must be
+ *  non-negative integers (a RangeError otherwise). False off glibc. The policy that calls it,
+ *  and its numbers, are in lib/memory.ts. */
+export function tuneMalloc(mmapThreshold: number, arenaMax: number): boolean {
+  return loadAddon().tuneMalloc(mmapThreshold, arenaMax)
 }
 
 /** The native chunker step, or undefined when the addon cannot be loaded: the chunker then

@@ -304,29 +304,26 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* tuneMalloc(mmapThreshold, trimThreshold, arenaMax): glibc raises its mmap threshold each time
- * a large block is freed, after which every chunk-sized buffer comes from the brk heap and
- * fragments it; RSS then grows far past what is live. A fixed threshold (and few arenas for the
- * thread pool) keeps RSS near the live size. Setting the mmap threshold also freezes glibc's trim
- * threshold at its 128 KiB default, so it is set with it (lib/memory.ts says to what). 0 for
- * arenaMax leaves the arena count alone. Returns false where mallopt is not available (not glibc)
- * or refused a value. */
+/* tuneMalloc(mmapThreshold, arenaMax): glibc raises its mmap threshold each time a large block
+ * is freed, after which every chunk-sized buffer comes from the brk heap and fragments it; RSS
+ * then grows far past what is live. A fixed threshold (and few arenas for the thread pool) keeps
+ * RSS near the live size. 0 for arenaMax leaves the arena count alone. Returns false where
+ * mallopt is not available (not glibc) or refused a value. */
 static napi_value js_tuneMalloc(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!sn_args(env, info, 3, argv, "tuneMalloc(mmapThreshold, trimThreshold, arenaMax)")) return NULL;
-  int64_t v[3];
-  static const char *const what[3] = {"mmapThreshold", "trimThreshold", "arenaMax"};
+  napi_value argv[2];
+  if (!sn_args(env, info, 2, argv, "tuneMalloc(mmapThreshold, arenaMax)")) return NULL;
+  int64_t v[2];
+  static const char *const what[2] = {"mmapThreshold", "arenaMax"};
   /* mallopt takes an int (glibc refuses an mmap threshold above 32 MiB on 64-bit by itself). */
-  static const double hi[3] = {2147483647.0, 2147483647.0, 1024.0};
-  for (int i = 0; i < 3; i++) {
+  static const double hi[2] = {2147483647.0, 1024.0};
+  for (int i = 0; i < 2; i++) {
     double d;
     if (!sn_number(env, argv[i], what[i], &d) || !sn_int_in(env, d, 0, hi[i], what[i], &v[i])) return NULL;
   }
   bool ok = false;
 #if defined(__GLIBC__)
   ok = mallopt(M_MMAP_THRESHOLD, (int)v[0]) == 1;
-  ok = (mallopt(M_TRIM_THRESHOLD, (int)v[1]) == 1) && ok;
-  if (v[2] > 0) ok = (mallopt(M_ARENA_MAX, (int)v[2]) == 1) && ok;
+  if (v[1] > 0) ok = (mallopt(M_ARENA_MAX, (int)v[1]) == 1) && ok;
 #endif
   napi_value result;
   if (napi_get_boolean(env, ok, &result) != napi_ok) return NULL;
