@@ -386,7 +386,9 @@ describe('the loader', () => {
       const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: pkg, SLUICE_PASSWORD: 'pw', SLUICE_REPOSITORY: join(pkg, 'repo') }
       const run = (...args: string[]) => spawnSync(process.execPath, [join(pkg, 'dist/cli/main.js'), ...args], { env, encoding: 'utf8' })
       const init = run('init')
-      assert.equal(init.status, 0, init.stderr) // init needs no addon
+      assert.equal(init.status, 0, init.stderr) // init needs no addon, nor does listing snapshots
+      const snapshots = run('snapshots')
+      assert.equal(snapshots.status, 0, snapshots.stderr)
       const addon = join(pkg, ADDON_PATH)
       const want = `sluice: ERR_NATIVE: the native addon ${addon} is missing: run npm rebuild in ${pkg}\n`
       for (const args of [['backup', join(pkg, 'data')], ['restore', 'latest', '--target', join(pkg, 'out')], ['check']]) {
