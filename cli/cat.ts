@@ -1,7 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { createContentWriter, listSnapshot, parseSnapshotRef, restore, SluiceError, displayPath } from '../index.js'
-import { globalOptions, openRepo, setMallocThreshold, warn, type GlobalArgs } from './common.js'
-import { READ_MALLOC_MMAP_THRESHOLD } from '../lib/limits.js'
+import { globalOptions, openRepo, warn, type GlobalArgs } from './common.js'
 
 export const catCommand: CommandModule<object, GlobalArgs & { snapshot: string; path?: string }> = {
   command: 'cat <snapshot> [path]',
@@ -11,7 +10,6 @@ export const catCommand: CommandModule<object, GlobalArgs & { snapshot: string; 
       .positional('snapshot', { type: 'string', demandOption: true, describe: 'latest or an id prefix' })
       .positional('path', { type: 'string', describe: 'the file inside the snapshot' }),
   handler: async args => {
-    setMallocThreshold(READ_MALLOC_MMAP_THRESHOLD)
     const ref = parseSnapshotRef(args.path !== undefined ? `${args.snapshot.split(':')[0]}:${args.path}` : args.snapshot)
     if (ref.path.length === 0) throw new SluiceError('ERR_ARGS', 'cat needs a path: sluice cat SNAP PATH')
     const repo = await openRepo(args)

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { createTarWriter, restore, SluiceError } from '../index.js'
-import { globalOptions, openRepo, setMallocThreshold, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
-import { PROGRESS_PLAIN_INTERVAL_MS, READ_MALLOC_MMAP_THRESHOLD } from '../lib/limits.js'
+import { globalOptions, openRepo, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
+import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 
 interface RestoreArgs extends GlobalArgs {
   snapshot: string
@@ -22,7 +22,6 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       .option('exclude', { alias: 'e', type: 'string', array: true, describe: 'do not restore paths matching this glob' })
       .option('tar', { type: 'boolean', describe: 'write a tar stream (pax) to stdout instead of files' }),
   handler: async args => {
-    setMallocThreshold(READ_MALLOC_MMAP_THRESHOLD)
     if (!args.target === !args.tar) throw new SluiceError('ERR_ARGS', 'restore needs either --target DIR or --tar')
     if (args.tar && process.stdout.isTTY) throw new SluiceError('ERR_ARGS', 'refusing to write a tar stream to a terminal: redirect stdout')
     const repo = await openRepo(args)
