@@ -103,7 +103,11 @@ export interface TreeRef {
 
 /** The tree a snapshot root names. */
 export function treeOf(snap: Pick<SnapshotRoot, 'tree'>): TreeRef {
-  return { root: Buffer.from(snap.tree.root, 'hex'), depth: snap.tree.depth }
+  const t = snap.tree as Partial<SnapshotRoot['tree']> | undefined
+  if (typeof t?.root !== 'string' || !/^[0-9a-f]{64}$/.test(t.root) || !Number.isInteger(t.depth)) {
+    throw new SluiceError('ERR_CORRUPT', 'snapshot root names no valid metadata tree')
+  }
+  return { root: Buffer.from(t.root, 'hex'), depth: t.depth! }
 }
 
 /** Where a walk of the id tree stands: per level, a node's ids and the index of the next one.
