@@ -147,7 +147,7 @@ test('a tree that names one node 1,024 times at depth 8: every reader stops at o
   assert.match(r.stderr, /^sluice: ERR_CORRUPT: snapshot metadata: the metadata tree names its objects over and over \(chunk [0-9a-f]{64} again\)\n$/)
   const c = await cliFor(home, `${BASE}/repo`, PW)(['check', '--read-data'], { timeoutMs: 60_000 })
   assert.equal(c.code, 1, c.stderr)
-  assert.match(c.stderr, /sluice: problem: snapshot [0-9a-f]{8}: metadata cannot be read: ERR_CORRUPT/)
+  assert.match(c.stderr, /sluice: problem: ERR_CORRUPT: snapshot [0-9a-f]{8}: metadata cannot be read: snapshot metadata: the metadata tree names/)
   assert.match(c.stderr, /sluice: ERR_CHECK: /)
   forget(id)
 })

@@ -361,8 +361,11 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     destroy(err, cb) {
       const f = file
       file = null
+      small = null
       // A restore that stops (a damaged metadata chunk, a full disk) leaves no partial file
-      // that could pass for a complete one.
+      // that could pass for a complete one, and nothing still being written once it has ended:
+      // the large file's write and the small-file jobs are waited for (each is one write of at
+      // most a chunk) before the error goes on.
       const close = () => {
         try {
           if (f) {
@@ -373,9 +376,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
           // already failing
         }
       }
-      if (writing) writing.then(close, close)
-      else close()
-      cb(err)
+      Promise.allSettled([writing, ...jobs]).then(close).then(() => cb(err))
     },
   })
 }
