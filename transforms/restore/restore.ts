@@ -93,17 +93,25 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     await makeTarget(opts.target)
     sink = createFsWriter(opts.target, { onWarning, ...(opts.onEntry ? { onEntry: opts.onEntry } : {}) })
   }
-  await pipeline(
-    snapshotRecords(repo, treeOf(snap)),
-    createSelect({
-      ...(ref.path.length > 0 ? { subtree: ref.path } : {}),
-      excludes: e => rules.excludes(e),
-      onMatch: () => (matched = true),
-    }),
-    // Only the directory sink can leave a damaged file out and go on (see sinks/fs.ts).
-    createDownloader(repo, { skipDamaged: !opts.sink }),
-    sink,
-  )
+  try {
+    await pipeline(
+      snapshotRecords(repo, treeOf(snap)),
+      createSelect({
+        ...(ref.path.length > 0 ? { subtree: ref.path } : {}),
+        excludes: e => rules.excludes(e),
+        onMatch: () => (matched = true),
+      }),
+      // Only the directory sink can leave a damaged file out and go on (see sinks/fs.ts).
+      createDownloader(repo, { skipDamaged: !opts.sink }),
+      sink,
+    )
+  } catch (err) {
+    // pipeline() settles when the first stream fails; the sink may still be finishing its
+    // writes (and removing a partial file). A caller that exits at once must find it done.
+    const s = sink
+    if (s.destroyed && !s.closed) await new Promise(resolve => s.once('close', resolve))
+    throw err
+  }
   if (!matched) throw new SluiceError('ERR_PATH_NOT_FOUND', `no path "${displayPath(ref.path)}" in snapshot ${id.slice(0, 8)}`)
   return { snapshotId: id, warnings }
 }

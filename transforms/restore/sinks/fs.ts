@@ -70,6 +70,8 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   // restore wait for them.
   const jobs = new Set<Promise<void>>()
   let jobFailure: unknown
+  // Set by destroy: a write still running (handle() waits on the pool) starts nothing more.
+  let stopped = false
 
   const abs = (p: Buffer): Buffer => Buffer.concat([root, Buffer.from('/'), p])
   const warn = (e: EntryMeta, what: string, cause: unknown) =>
@@ -146,7 +148,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
 
   /** Starts the job that creates the collected small file. */
   async function flushSmall(): Promise<void> {
-    if (!small) return
+    if (!small || stopped) return
     const f = small
     small = null
     if (f.damaged) {
@@ -299,6 +301,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   }
 
   async function handle(item: RestoreItem | DamagedItem): Promise<void> {
+    if (stopped) return
     if (jobFailure !== undefined) throw jobFailure
     if (item.kind === 'damaged') {
       // The first damaged chunk of a file is the one named; the rest of its content is dropped.
@@ -336,6 +339,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     if (item.kind === 'extents') return
     closeFile()
     await flushSmall()
+    if (stopped) return
     try {
       await create(item.entry)
     } catch (err) {
@@ -359,6 +363,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       })().then(() => cb(), err => cb(asSluiceError(err, 'ERR_WRITE', `cannot finish the restore into ${targetDir}`)))
     },
     destroy(err, cb) {
+      stopped = true
       const f = file
       file = null
       small = null
