@@ -141,7 +141,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       try {
         fs.unlinkSync(f.abs)
       } catch {}
-      throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.meta.path)}`)
+      throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
     }
     setMeta(f.meta, f.abs)
   }
@@ -175,12 +175,15 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
           }
         }
         if (pos < f.meta.size) fs.ftruncateSync(fd, f.meta.size)
-      } finally {
+      } catch (err) {
         fs.closeSync(fd)
+        fs.rmSync(f.abs, { force: true }) // a partial file must not pass for the file
+        throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
       }
+      fs.closeSync(fd)
       setMeta(f.meta, f.abs)
     })().catch(err => {
-      jobFailure ??= asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(f.meta.path)}`)
+      jobFailure ??= asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(f.abs)}`)
     })
     jobs.add(job)
     void job.finally(() => jobs.delete(job))
@@ -329,7 +332,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
         try {
           n = await w.finally(() => (writing = null))
         } catch (err) {
-          throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.meta.path)}`)
+          throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
         }
         off += n
         f.written += n
@@ -345,7 +348,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     } catch (err) {
       // An entry that cannot be created (a path the snapshot names twice with different types,
       // a full disk) stops the restore with a code, not a bare errno.
-      throw asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(item.entry.path)}`)
+      throw asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(abs(item.entry.path))}`)
     }
   }
 
