@@ -25,7 +25,9 @@ const KDF = { opslimit: 1, memlimit: 8192 }
 
 /** mulberry32: a small seeded PRNG (uniform in [0, 1)). */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0
+  // The seed mixed first: mulberry32's first outputs for small neighbouring seeds are close.
+  let a = Math.imul((seed ^ 0x5bd1e995) >>> 0, 0x9e3779b1) >>> 0
+  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b) >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0
     let t = a
