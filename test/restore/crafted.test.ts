@@ -113,6 +113,12 @@ test('a 100 GiB size with no content: refused, no 100 GiB file', async () => {
   forget(id)
 })
 
+test('a 100 GiB size marked incomplete, with no content: refused all the same', async () => {
+  const id = await craftSnapshot(repo, [{ entry: meta('huge', 'file', { size: 100 * 1024 ** 3, incomplete: true }) }, { entry: meta('z', 'file') }])
+  await allReadersRefuse(id, 'ERR_CORRUPT', /huge records size 107374182400 but its extents hold 0 bytes/, `${BASE}/huge-incomplete`)
+  forget(id)
+})
+
 test('a size larger than the extents at the end of the stream: refused', async () => {
   const id = await craftSnapshot(repo, [{ entry: meta('last', 'file', { size: 2 * content.length }), extents: extent(1) }])
   await allReadersRefuse(id, 'ERR_CORRUPT', /last records size 131072 but its extents hold 65536 bytes/, `${BASE}/end`)

@@ -11,7 +11,8 @@
  * over (an honest tree names each once, unless a tar stream repeats whole runs of members; a
  * crafted one could fan out into itself and run for ever), so the work stays within
  * META_TREE_REPEATS times the stored metadata; a file whose extents do not add up to its size (more than its
- * size at once, fewer when its records end unless marked incomplete), extents on an entry that
+ * size at once, fewer when its records end: a backup pads a file that shrank or failed to read
+ * with zeros, so an honest file's extents always hold its size), extents on an entry that
  * is not a content-carrying file; and with ERR_UNSAFE_PATH a path or hardlink target that is
  * absolute, empty, or has an empty, '.' or '..' component or a NUL byte.
  */
@@ -48,7 +49,7 @@ function corrupt(msg: string): SluiceError {
  * write more (or, by a truncate, far more) than the snapshot stores.
  */
 class RecordRules {
-  private file: { path: Buffer; size: number; sum: number; incomplete: boolean } | null = null
+  private file: { path: Buffer; size: number; sum: number } | null = null
   private entries = 0
 
   clone(): RecordRules {
@@ -61,7 +62,6 @@ class RecordRules {
   check(item: RecordItem | ExtentsItem): void {
     if (item.kind === 'extents') {
       if (this.entries === 0) throw corrupt('an extents record comes before any entry')
-      if (item.incomplete && this.file) this.file.incomplete = true
       this.add(item.extents, null)
       return
     }
@@ -71,7 +71,7 @@ class RecordRules {
     checkSafePath(e.path)
     if (e.hardlinkTo) checkSafePath(e.hardlinkTo)
     if (!Number.isSafeInteger(e.size) || e.size < 0) throw corrupt(`${displayPath(e.path)} has size ${e.size}`)
-    this.file = e.type === 'file' && !e.hardlinkTo ? { path: e.path, size: e.size, sum: 0, incomplete: !!e.incomplete } : null
+    this.file = e.type === 'file' && !e.hardlinkTo ? { path: e.path, size: e.size, sum: 0 } : null
     this.add(item.extents, e)
   }
 
@@ -87,7 +87,7 @@ class RecordRules {
   end(): void {
     const f = this.file
     this.file = null
-    if (f && f.sum !== f.size && !f.incomplete) throw corrupt(`${displayPath(f.path)} records size ${f.size} but its extents hold ${f.sum} bytes`)
+    if (f && f.sum !== f.size) throw corrupt(`${displayPath(f.path)} records size ${f.size} but its extents hold ${f.sum} bytes`)
   }
 }
 
