@@ -10,11 +10,11 @@
  * crafted snapshots). The walk refuses, with ERR_CORRUPT: a tree that names its objects over and
  * over (an honest tree names each once, unless a tar stream repeats whole runs of members; a
  * crafted one could fan out into itself and run for ever), so the work stays within
- * META_TREE_REPEATS times the stored metadata; a file whose extents do not add up to its size (more than its
- * size at once, fewer when its records end: a backup pads a file that shrank or failed to read
- * with zeros, so an honest file's extents always hold its size), extents on an entry that
- * is not a content-carrying file; and with ERR_UNSAFE_PATH a path or hardlink target that is
- * absolute, empty, or has an empty, '.' or '..' component or a NUL byte.
+ * META_TREE_REPEATS times the stored metadata; a file whose extents do not add up to its size
+ * (more at once, fewer when its records end: a backup pads a file that shrank or failed to read
+ * with zeros, so an honest file's extents always hold its size); extents on an entry that is not
+ * a content-carrying file. With ERR_UNSAFE_PATH: a path or hardlink target that is absolute,
+ * empty, or has an empty, '.' or '..' component or a NUL byte. docs/FORMAT.md lists the rules.
  */
 import type { Readable } from 'node:stream'
 import { Readable as R } from 'node:stream'
