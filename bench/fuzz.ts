@@ -1,9 +1,10 @@
 /**
  * More damage-fuzzing cases than `npm test` runs (test/helpers/fuzz.ts: what each command may
  * do): `node --import tsx bench/fuzz.ts [CASES] [FIRST_SEED] [--all]`. --all damages key files
- * and the config too. Prints the outcome counts; exits 1 at the first case that breaks a rule.
+ * and the config too; then CASES/4 crafted record streams. Prints the outcome counts; exits 1 at
+ * the first case that breaks a rule.
  */
-import { makeFuzzFixture, fuzzCase, summarize, type CaseResult } from '../test/helpers/fuzz.js'
+import { makeFuzzFixture, fuzzCase, craftedCase, summarize, type CaseResult } from '../test/helpers/fuzz.js'
 
 const args = process.argv.slice(2)
 const all = args.includes('--all')
@@ -19,6 +20,15 @@ for (let seed = first; seed < first + cases; seed++) {
     process.exit(1)
   }
   if ((seed - first + 1) % 100 === 0) console.error(`${seed - first + 1} cases, ${((Date.now() - started) / 1000).toFixed(0)} s`)
+}
+// Then a quarter as many crafted record streams (bytes changed in the plaintext, sealed with the key).
+for (let seed = first; seed < first + cases / 4; seed++) {
+  try {
+    results.push(await craftedCase(fx, seed))
+  } catch (err) {
+    console.error(`crafted seed ${seed}: ${err instanceof Error ? err.message : String(err)}`)
+    process.exit(1)
+  }
 }
 for (const line of summarize(results)) console.log(line)
 console.log(`${cases} cases from seed ${first}${all ? ' (all objects)' : ''}: no rule broken, ${((Date.now() - started) / 1000).toFixed(1)} s`)

@@ -40,9 +40,10 @@ export async function saveRoot(repo: Repository, root: Buffer, depth: number): P
   })
 }
 
-/** A snapshot of the given records: one metadata chunk under one tree node (depth 1). */
-export async function craftSnapshot(repo: Repository, records: CraftRecord[]): Promise<string> {
-  const leaf = await putChunk(repo, encodeRecords(records))
+/** A snapshot of the given records (or raw record stream bytes): one metadata chunk under one
+ *  tree node (depth 1). */
+export async function craftSnapshot(repo: Repository, records: CraftRecord[] | Buffer): Promise<string> {
+  const leaf = await putChunk(repo, Buffer.isBuffer(records) ? records : encodeRecords(records))
   return saveRoot(repo, await putChunk(repo, encodeTreeNode([leaf])), 1)
 }
 

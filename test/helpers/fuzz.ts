@@ -12,6 +12,7 @@
  *   - never write outside the target; check --read-data finds damage to a chunk.
  */
 import fs from 'node:fs'
+import { execFileSync } from 'node:child_process'
 import { Writable } from 'node:stream'
 import assert from 'node:assert/strict'
 import {
@@ -19,6 +20,7 @@ import {
   openRepository, restore, snapshotRecords, treeOf, displayPath, SluiceError, type DiffItem, type Repository,
 } from '../../index.js'
 import { compareTrees, listTree, seededBytes } from './tree.js'
+import { craftSnapshot } from './craft.js'
 
 export const PW = 'fuzz password'
 const KDF = { opslimit: 1, memlimit: 8192 }
@@ -51,6 +53,8 @@ export interface FuzzFixture {
   foreignDir: string
   snapshots: [string, string]
   expected: { ls: string[]; tar: Buffer; cat: Buffer; diff: string[] }
+  /** The plaintext record stream of the second snapshot (for crafted cases). */
+  records: Buffer
 }
 
 function writeTree(dir: string, version: number): void {
@@ -102,6 +106,14 @@ async function diffOf(repo: Repository, a: string, b: string): Promise<string[]>
   return out
 }
 
+/** The concatenated plaintexts of a snapshot's metadata chunks. */
+async function recordStream(repo: Repository, snapshot: string): Promise<Buffer> {
+  const { snap } = await repo.findSnapshot(snapshot)
+  const leaves: Buffer[] = []
+  for await (const _ of snapshotRecords(repo, treeOf(snap), id => leaves.push(id))) { /* drain */ }
+  return Buffer.concat(await Promise.all(leaves.map(id => repo.loadChunk(id))))
+}
+
 /** Builds the fixture under `base` (removed first): a tree backed up twice, and a foreign
  *  repository (other keys) of the same tree. The objects damaged are the chunks and snapshot
  *  roots, which the readers own; with `all`, the key files and the config too (their
@@ -129,6 +141,7 @@ export async function makeFuzzFixture(base: string, opts: { all?: boolean } = {}
     objects: listRepo(repoDir).filter(k => opts.all || k.startsWith('chunks/') || k.startsWith('snapshots/')), foreign: listRepo(foreignDir).filter(k => k.startsWith('chunks/')), foreignDir,
     snapshots: [s1.snapshotId, s2.snapshotId],
     expected: { ls: await lsOf(repo, s2.snapshotId), tar: Buffer.concat(tar), cat: Buffer.concat(cat), diff: await diffOf(repo, s1.snapshotId, s2.snapshotId) },
+    records: await recordStream(repo, s2.snapshotId),
   }
   assert.ok(fx.expected.cat.equals(fs.readFileSync(`${src}/a/b/big`)))
   assert.ok(fx.expected.diff.length > 0)
@@ -186,7 +199,7 @@ export function damage(fx: FuzzFixture, rnd: () => number): { key: string; how: 
 
 export interface CaseResult {
   key: string
-  how: Damage
+  how: string
   /** Per command: 'ok', 'warned' (restore left files out) or the error code. */
   outcomes: Record<string, string>
 }
@@ -218,7 +231,7 @@ export async function fuzzCase(fx: FuzzFixture, seed: number): Promise<CaseResul
   const tag = `seed ${seed}: ${d.how} ${d.key}`
   const outcomes: Record<string, string> = {}
   const work = `${fx.base}/work`
-  fs.rmSync(work, { recursive: true, force: true })
+  rmTree(work)
   fs.mkdirSync(`${work}/sentinel`, { recursive: true })
   fs.writeFileSync(`${work}/sentinel/victim`, 'untouched')
   try {
@@ -310,6 +323,77 @@ function checkRestored(fx: FuzzFixture, tag: string, target: string, warnings: S
     }
     assert.fail(`${tag}: restore (${outcome}) left ${line}`)
   }
+}
+
+/**
+ * A crafted case: the second snapshot's record stream with a few bytes changed (flipped,
+ * dropped, repeated) and sealed with the key as a new snapshot, as a host holding the key could.
+ * ls, restore, restore to tar and check must end in bounded time with success or a coded error,
+ * never writing outside the target; what a restore writes is bounded by the stream's extents.
+ */
+export async function craftedCase(fx: FuzzFixture, seed: number): Promise<CaseResult> {
+  const rnd = prng(seed)
+  const at = () => Math.floor(rnd() * fx.records.length)
+  let bytes = Buffer.from(fx.records)
+  const how = (['flip', 'flip', 'drop', 'repeat'] as const)[Math.floor(rnd() * 4)]!
+  if (how === 'flip') for (let n = 1 + Math.floor(rnd() * 4); n > 0; n--) bytes[at()]! ^= 1 << Math.floor(rnd() * 8)
+  else {
+    const from = at(), len = 1 + Math.floor(rnd() * 64)
+    const piece = bytes.subarray(from, from + len)
+    bytes = how === 'drop' ? Buffer.concat([bytes.subarray(0, from), bytes.subarray(from + len)]) : Buffer.concat([bytes.subarray(0, from + len), piece, bytes.subarray(from + len)])
+  }
+  const tag = `crafted seed ${seed}: ${how}`
+  const repo = await openRepository(createLocalStorage(fx.repoDir), PW)
+  const snapshot = await craftSnapshot(repo, bytes)
+  const work = `${fx.base}/work`
+  rmTree(work)
+  fs.mkdirSync(`${work}/sentinel`, { recursive: true })
+  fs.writeFileSync(`${work}/sentinel/victim`, 'untouched')
+  const outcomes: Record<string, string> = {}
+  const run = async (name: string, fn: () => Promise<unknown>) => {
+    try {
+      await capped(`${tag}: ${name}`, fn())
+      outcomes[name] = 'ok'
+    } catch (err) {
+      if (err instanceof assert.AssertionError) throw err
+      outcomes[name] = codeOf(`${tag}: ${name}`, err)
+    }
+  }
+  try {
+    await run('ls', () => lsOf(repo, snapshot))
+    await run('tar', () => restore({ repo, snapshot, sink: createTarWriter(new Writable({ write: (_b, _e, cb) => cb() })), onWarning: () => {} }))
+    await run('restore', () => restore({ repo, snapshot, target: `${work}/target`, onWarning: () => {} }))
+    await run('check', async () => {
+      const r = await check({ repo, onProblem: () => {} })
+      // A snapshot that ls refuses is a problem check reports.
+      if (outcomes.ls !== 'ok') assert.ok(r.problems > 0, `${tag}: ls failed with ${outcomes.ls} but check found nothing`)
+    })
+    assert.deepEqual(listTree(`${work}/sentinel`).map(String), ['victim'], `${tag}: the sentinel changed`)
+    assert.ok(fs.readdirSync(work).every(n => n === 'sentinel' || n === 'target'), `${tag}: something was written beside the target`)
+    // Every byte restored comes from an extent of the stream: no more than the stream could name.
+    if (fs.existsSync(`${work}/target`)) assert.ok(du(Buffer.from(`${work}/target`)) <= 64 * 1024 * 1024, `${tag}: restore wrote too much`)
+  } finally {
+    fs.rmSync(`${fx.repoDir}/snapshots/${snapshot}`)
+    rmTree(work)
+    await repo.close()
+  }
+  return { key: 'crafted', how, outcomes }
+}
+
+/** Bytes of regular files below `dir` (names are raw bytes: crafted ones need not be UTF-8). */
+function du(dir: Buffer): number {
+  let n = 0
+  for (const d of fs.readdirSync(dir, { withFileTypes: true, encoding: 'buffer' })) {
+    const p = Buffer.concat([dir, Buffer.from('/'), d.name])
+    if (d.isDirectory()) n += du(p)
+    else if (d.isFile()) n += fs.statSync(p).size
+  }
+  return n
+}
+
+/** rm -rf of a tree whose names may not be UTF-8 (fs.rmSync takes them as strings). */
+function rmTree(dir: string): void {
+  execFileSync('rm', ['-rf', dir])
 }
 
 /** For bench/fuzz.ts and the test: one line per outcome kind. */
