@@ -132,6 +132,8 @@ test('a damaged metadata chunk stops the restore with ERR_CORRUPT naming it, and
   const r = await cliFor(`${BASE}`, dir, PW)(['restore', snapshot, '--target', target, '-q'])
   assert.equal(r.code, 1, r.stderr)
   assert.equal(r.stderr, `sluice: ERR_CORRUPT: chunk ${meta} failed authentication\n`)
-  // What is there is complete and right: only missing entries and unfinished directories' times.
+  // What is there (if the damaged chunk is not the first: how the metadata is cut depends on the
+  // repository's key) is complete and right: only missing entries and unfinished directories.
+  if (!fs.existsSync(`${target}/${REL}`)) return
   for (const line of compareTrees(SRC, `${target}/${REL}`)) assert.match(line, /missing in second tree$|: mtimeNs |: mode /)
 })
