@@ -12,15 +12,13 @@ export { tuneMalloc } from './lib/native.js'
 export { ChunkArena, type ChunkSlot } from './lib/chunk-arena.js'
 export { createLocalStorage } from './lib/storage/local.js'
 export type { S3Options } from './lib/storage/s3.js'
-/** Loads the AWS SDK on demand and creates an S3 storage (see lib/storage-s3.ts). */
-export async function createS3Storage(opts: import('./lib/storage/s3.js').S3Options): Promise<import('./lib/storage/storage.js').Storage> {
-  return (await import('./lib/storage/s3.js')).createS3Storage(opts)
-}
-export { openStorage, parseLocation } from './lib/storage/location.js'
+export { withRetry, TransientError, type RetryOptions, type Transience } from './lib/storage/retry.js'
+export { openStorage, openS3Storage, parseLocation } from './lib/storage/location.js'
 export { initRepository, openRepository, Repository, type SnapshotRoot, type SnapshotInfo, type RepoConfig } from './lib/repo/repository.js'
 export { compileFilter, parseSize, type FilterOptions, type FilterRules } from './lib/filter-rules.js'
 export { parseCompression, COMPRESSION_OFF } from './lib/repo/objects.js'
-export { createWalk, type WalkOptions } from './transforms/backup/sources/walk.js'
+export { createWalk, type WalkOptions, type WalkStats } from './transforms/backup/sources/walk.js'
+export { readContent, type ContentReader, type FileToRead } from './transforms/backup/sources/read-content.js'
 export { createFilter } from './transforms/backup/filter.js'
 export { createXattrReader } from './transforms/backup/xattr.js'
 export { createChunker, type ChunkerKeys } from './transforms/backup/chunk.js'
@@ -32,7 +30,7 @@ export { createSealer } from './transforms/backup/seal.js'
 export { createUploader, type ChunkStore } from './transforms/backup/upload.js'
 export { createCommit } from './transforms/backup/commit.js'
 export { createParentJoin } from './transforms/backup/parent-join.js'
-export { createPrefetch } from './transforms/backup/prefetch.js'
+export { createPrefetch, type PrefetchOptions } from './transforms/backup/prefetch.js'
 export { createSnapshotReader, snapshotRecords, treeOf, type ChunkLoader, type TreeRef } from './transforms/restore/read-snapshot.js'
 export { createSelect } from './transforms/restore/select.js'
 export { createDownloader } from './transforms/restore/download.js'
@@ -46,3 +44,10 @@ export { backup, type BackupOptions, type BackupResult } from './transforms/back
 export { restore, listSnapshot, parseSnapshotRef, type RestoreOptions, type RestoreResult } from './transforms/restore/restore.js'
 export { check, type CheckOptions } from './transforms/inspect/check.js'
 export type { SnapshotInfo as SnapshotListing } from './lib/repo/repository.js'
+export {
+  applyPolicy, describePolicy, describeGroup, filterEmpty, formatDuration, groupKeyOf, hasTags, isoWeek, matchesFilter, parseDuration,
+  parseGroupBy, parseKeepCount, parseTagList, policyEmpty, FUTURE_REASON,
+  type Duration, type GroupBy, type GroupKey, type KeepReason, type PolicyResult, type RetentionPolicy, type SnapshotFilter, type SnapshotSummary, type Zone,
+} from './lib/repo/retention.js'
+export { forget, forgetSnapshot, forgottenKey, undoForget, type ForgetGroup, type ForgetOptions, type ForgetResult, type ForgetSummary, type UndoOptions } from './transforms/gc/forget.js'
+export { stats, type StatsMode, type StatsOptions, type StatsResult } from './transforms/inspect/stats.js'

@@ -70,7 +70,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         const rules = compileFilter(filter)
         source = { source: createTarSource(process.stdin, { prefix: name, onWarning: warn, descend: e => rules.canDescend(e) }), sourcePaths: [shown] }
       } else if (args.stdin) {
-        // Its descriptor, not process.stdin: read into one reused buffer (transforms/stdin-source.ts).
+        // Its descriptor, not process.stdin: read into one reused buffer (transforms/backup/sources/stdin.ts).
         source = { source: createStdinSource(0, { name }), sourcePaths: [shown] }
       } else {
         // yargs leaves what follows `--` in `_` (after the command name), not in the positionals.

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { check, SluiceError } from '../index.js'
-import { globalOptions, openRepo, out, setMallocThreshold, type GlobalArgs } from './common.js'
+import { formatBytes, globalOptions, openRepo, out, setMallocThreshold, type GlobalArgs } from './common.js'
 import { READ_MALLOC_MMAP_THRESHOLD } from '../lib/limits.js'
 
 export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: boolean }> = {
@@ -15,6 +15,9 @@ export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: bo
       result = await check({ repo, readData: !!args['read-data'], onProblem: m => process.stderr.write(`sluice: problem: ${m}\n`) })
     } finally {
       await repo.close()
+    }
+    if (result.leftovers.files > 0 && !args.json) {
+      out(`${result.leftovers.files} leftover temporary files (${formatBytes(result.leftovers.bytes)}) of interrupted writes: the next backup removes them`)
     }
     if (args.json) out(JSON.stringify(result))
     else out(`checked ${result.snapshots} snapshots${args['read-data'] ? ` and ${result.chunks} chunks` : ''}: ${result.problems === 0 ? 'no problems' : `${result.problems} problems`}`)

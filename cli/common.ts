@@ -63,18 +63,27 @@ async function prompt(question: string): Promise<string> {
   })
 }
 
+/** The password from --password-file (one trailing newline dropped), $SLUICE_PASSWORD, or a
+ *  prompt; an empty one is refused from every source. */
 export async function password(args: GlobalArgs, confirm = false): Promise<string> {
+  let pw: string
+  let source: string
   if (args['password-file']) {
     try {
-      return fs.readFileSync(args['password-file'], 'utf8').replace(/\r?\n$/, '')
+      pw = fs.readFileSync(args['password-file'], 'utf8').replace(/\r?\n$/, '')
     } catch (cause) {
       throw new SluiceError('ERR_ARGS', `cannot read password file ${args['password-file']}: ${(cause as Error).message}`, { cause })
     }
+    source = ` in password file ${args['password-file']}`
+  } else if (process.env.SLUICE_PASSWORD !== undefined) {
+    pw = process.env.SLUICE_PASSWORD
+    source = ' in SLUICE_PASSWORD'
+  } else {
+    pw = await prompt('enter password for repository: ')
+    if (confirm && (await prompt('enter password again: ')) !== pw) throw new SluiceError('ERR_ARGS', 'passwords do not match')
+    source = ''
   }
-  if (process.env.SLUICE_PASSWORD !== undefined) return process.env.SLUICE_PASSWORD
-  const pw = await prompt('enter password for repository: ')
-  if (confirm && (await prompt('enter password again: ')) !== pw) throw new SluiceError('ERR_ARGS', 'passwords do not match')
-  if (pw.length === 0) throw new SluiceError('ERR_ARGS', 'empty password')
+  if (pw.length === 0) throw new SluiceError('ERR_ARGS', `empty password${source}`)
   return pw
 }
 
@@ -88,7 +97,14 @@ export function storageOf(args: GlobalArgs) {
 export async function openRepo(args: GlobalArgs): Promise<Repository> {
   const storage = storageOf(args)
   const pw = await password(args)
-  return openRepository(storage, pw)
+  return openRepository(storage, pw, { onWarning: repoWarning })
+}
+
+/** A damaged key file or snapshot skipped: a warning, and exit code 3 (something was left out),
+ *  as for a file a backup could not read. */
+export function repoWarning(err: SluiceError): void {
+  warn(err)
+  process.exitCode = 3
 }
 
 /** One line on stderr per warning, named by code. */

@@ -17,6 +17,8 @@ import { restoreCommand } from './restore.js'
 import { checkCommand } from './check.js'
 import { catCommand } from './cat.js'
 import { diffCommand } from './diff.js'
+import { forgetCommand } from './forget.js'
+import { statsCommand } from './stats.js'
 
 /** Ends the process with one line `sluice: ERR_CODE: message`. An error that reached here
  *  without a SluiceError's code (a bare errno from a library) is ERR_INTERNAL, its errno kept
@@ -55,6 +57,8 @@ try {
     .command(checkCommand)
     .command(catCommand)
     .command(diffCommand)
+    .command(forgetCommand)
+    .command(statsCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
     // `--tag x /path` must not swallow the path: list options take one value per flag and are

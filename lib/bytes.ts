@@ -7,7 +7,7 @@ export function hex(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex')
 }
 
-/** Canonical order of DESIGN.md: depth first, siblings by raw name bytes, a directory before its
+/** Canonical order of docs/DESIGN.md: depth first, siblings by raw name bytes, a directory before its
  *  children. Equivalent to comparing byte strings with '/' ranked below every other byte. */
 export function comparePaths(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length)

@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'ERR_COMMAND' // a command we ran for --stdin-from-command failed
   | 'ERR_CHECK' // check found problems
   | 'ERR_ABORTED' // the operation was interrupted
+  | 'ERR_CHANGED' // a file changed while backup read it (a warning: the snapshot keeps what was read)
 
 export class SluiceError extends Error {
   readonly code: ErrorCode

@@ -7,7 +7,7 @@
  *
  * The hot loop also exists in C (native/sluice_native.c cdcNext, 5-6x the speed); it is used
  * when the addon is built and must cut exactly where the TypeScript below does, since
- * repositories dedup new chunks against those cut by older versions. test/fastcdc.test.ts
+ * repositories dedup new chunks against those cut by older versions. test/lib/fastcdc.test.ts
  * holds the two to that.
  */
 import { chunkId } from './repo/crypto.js'

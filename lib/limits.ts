@@ -45,6 +45,9 @@ export const DOWNLOAD_CONCURRENCY = 4
 
 /** Files read into memory whole below this size; larger ones are streamed in READ_BLOCK pieces. */
 export const READ_BLOCK = 1 * MiB
+/** A file whose lstat size is 0 but that has content (procfs, sysfs) is read to its end, first
+ *  into this much: such files are a page or two, so a READ_BLOCK each would be waste. */
+export const READ_UNSIZED_FIRST = 16 * KiB
 
 /** Size cap of the cache of chunk ids known to be stored (32 bytes each + map overhead). */
 export const KNOWN_IDS_CACHE = 64 * 1024
@@ -64,6 +67,36 @@ export const RESTORE_GC_EVERY_BYTES = 8 * MiB
  *  would be a third of the 120 MB peak budget by itself. Recorded in each key file. */
 export const KDF_MEMLIMIT = 32 * MiB
 export const KDF_OPSLIMIT = 4
+/** Bounds on the Argon2id parameters a key file may ask for, checked before running them: a
+ *  planted key file must not cost a GiB or minutes. 64 MiB is twice the default (room for a
+ *  stronger key, half the peak budget); 16 passes at that size take a second or two.
+ *  The minimums are libsodium's own (8 KiB, one pass). */
+export const KDF_MEMLIMIT_MIN = 8 * KiB
+export const KDF_MEMLIMIT_MAX = 64 * MiB
+export const KDF_OPSLIMIT_MIN = 1
+export const KDF_OPSLIMIT_MAX = 16
+
+/** The config, a key file or a snapshot root is read whole only up to this size: each is a few
+ *  hundred bytes to a few KB (a root lists the backup's paths and tags), so a larger one was
+ *  planted or damaged and must not drive memory. */
+export const SMALL_OBJECT_MAX = 1 * MiB
+
+/** Key files examined when opening a repository before giving up (restic's maxKeys is 20):
+ *  each may cost a KDF run, so planted key files cannot make opening take unbounded time. */
+export const KEY_FILES_MAX = 20
+
+/** Smallest chunker `min` a config may set: below it the per-chunk overhead (an object, an id,
+ *  an extent) outweighs the data; the largest `max` is CHUNK_MAX, the bound of every buffer. */
+export const CHUNKER_MIN_BOUND = 64
+
+/** Temporary files of a local repository (REPO/tmp) older than this are leftovers of a killed
+ *  writer: a writer holds its temp file for one object's write, fsync and link (seconds for at
+ *  most CHUNK_MAX bytes), so an hour is far beyond any live write, even on a stalled disk. */
+export const TEMP_LEFTOVER_AGE_MS = 60 * 60 * 1000
+
+/** Unreadable snapshots already warned about in one process (so each is named once); capped
+ *  so that a repository of damaged snapshots cannot grow it. */
+export const SNAPSHOT_WARNED_CAP = 1024
 
 /** zstd level: 3 is zstd's default and the pipeline's slowest step: on big-2x512M's data one core
  *  compresses its text at 93 MB/s (level 1: 165 MB/s, 13 % larger) and its random half at 917
@@ -86,10 +119,6 @@ export const PROBE_MIN_CHUNK = 64 * KiB
 
 /** Progress on a non-terminal stderr: one plain line this often. */
 export const PROGRESS_PLAIN_INTERVAL_MS = 10_000
-
-/** Walk: lstat calls in flight per directory on the current path. They run on libuv's thread
- *  pool, so a few in flight keep it busy on a 100k-file tree; each holds one small stat result. */
-export const LSTAT_AHEAD = 16
 
 /** S3: objects above this go up in parts (lib-storage Upload). Chunks (CHUNK_MAX plus overhead)
  *  stay below it, so the common path is one PutObject that a retry can simply resend. */
@@ -187,3 +216,8 @@ export const RESTORE_FILE_JOBS = 8
  *  chunks of large files (forced collections, +1 s per 1.5 GB); 24 MiB none, with 16-21 MiB of
  *  it ever touched. */
 export const CHUNK_ARENA_BYTES = 24 * MiB
+
+/** stats --mode raw-data: distinct chunk ids remembered (about 100 bytes each, ~13 MB). A
+ *  repository with more referenced chunks (~128 GB at the 1 MiB average) is counted as an upper
+ *  bound: a chunk met again after it left the cache counts twice. */
+export const STATS_DISTINCT_CHUNKS = 128 * 1024

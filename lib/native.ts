@@ -5,10 +5,11 @@
  * no mknod, and the xattr packages take string paths, so names that are not UTF-8 cannot be
  * reached.
  *
- * Every call is synchronous (one or a few syscalls, microseconds) and none follows a final
- * symlink. Errors are shaped like Node's fs errors: `code` is the errno name ('ENOENT',
- * 'EACCES', 'ENOTSUP', ...), `errno` the negated errno number, `syscall` the failing call; test
- * them with `isErrno` from lib/errors.ts. A path holding a NUL byte is refused with a TypeError
+ * Every call is synchronous (one or a few syscalls, microseconds) but `readFiles`, which reads a
+ * batch of small files on libuv's thread pool; none follows a final symlink. Errors are shaped
+ * like Node's fs errors: `code` is the errno name ('ENOENT', 'EACCES', 'ENOTSUP', ...), `errno`
+ * the negated errno number, `syscall` the failing call; test them with `isErrno` from
+ * lib/errors.ts. A path holding a NUL byte is refused with a TypeError
  * (code ERR_INVALID_ARG_VALUE) rather than silently naming a shorter path.
  *
  * The addon is built by `node-gyp rebuild`, which npm runs by itself on `npm ci`/`npm install`

@@ -3,103 +3,56 @@
  * (docs/FORMAT.md). Knows the format, not the pipeline: stages receive the small interfaces
  * they need (ChunkIndex, ChunkStore, ChunkLoader) from here.
  */
-import { createHash } from 'node:crypto'
-import os from 'node:os'
-import type { Storage } from '../storage/storage.js'
+import type { Leftovers, Storage } from '../storage/storage.js'
 import { SluiceError } from '../errors.js'
-import { chunkId, idHasher, deriveKey, newMasterKeys, open, randomBytes, seal, KEY_BYTES, SALT_BYTES, type IdHasher, type MasterKeys } from './crypto.js'
-import { chunkKey, openChunk, openSnapshot, sealSnapshot } from './objects.js'
+import { chunkId, idHasher, newMasterKeys, randomBytes, type IdHasher, type MasterKeys } from './crypto.js'
+import { assertKdfParams, FORMAT_VERSION, isKeyFileKey, keyFileKey, makeKeyFile, openKeyFile, parseKeyFile, password, type KdfParams } from './keys.js'
+import { CONFIG_VERSION, encodeConfig, peekConfig, verifyConfig, type RepoConfig } from './config.js'
+import { isSnapshotId, parseSnapshotRoot, type SnapshotRoot } from './snapshots.js'
+import { chunkKey, openChunk, openSnapshot, sealSnapshot, CHUNK_OBJECT_OVERHEAD } from './objects.js'
 import { gearTable, type ChunkerParams } from '../fastcdc.js'
 import { hex } from '../bytes.js'
-import type { BackupStats } from '../stats.js'
 import {
-  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN,
+  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN, KEY_FILES_MAX, SMALL_OBJECT_MAX, SNAPSHOT_WARNED_CAP, TEMP_LEFTOVER_AGE_MS,
 } from '../limits.js'
 
-/** Repository format version; bump only with a reader for the old one or a clear refusal. */
-export const FORMAT_VERSION = 1
+export { FORMAT_VERSION, type KdfParams, type KeyFile } from './keys.js'
+export { CONFIG_VERSION, type RepoConfig } from './config.js'
+export { PROGRAM, type SnapshotRoot, type SnapshotStats } from './snapshots.js'
 
-export interface RepoConfig {
-  version: number
-  /** Random repository id (hex). */
-  id: string
-  chunker: ChunkerParams
-  metaChunker: ChunkerParams
-  compression: 'zstd'
-  created: string
+/** What opening a repository may report without failing (a damaged key file, an unreadable
+ *  snapshot): one SluiceError per problem, named. */
+export type RepoWarning = (err: SluiceError) => void
+
+export interface OpenOptions {
+  /** Called for each damaged key file skipped and each unreadable snapshot skipped (default:
+   *  process.emitWarning). */
+  onWarning?: RepoWarning
 }
 
-/** A key file: the master keys sealed with a key derived from one password. */
-export interface KeyFile {
-  version: number
-  kdf: { algorithm: 'argon2id'; version: 19; opslimit: number; memlimit: number; salt: string }
-  /** base64 of nonce || XChaCha20-Poly1305(kek, encKey || idKey || chunkerKey, ad = "sluice key v1") */
-  data: string
-  created: string
-  host: string
-  username: string
+function defaultWarning(err: SluiceError): void {
+  process.emitWarning(`${err.code}: ${err.message}`)
 }
 
-export type SnapshotStats = BackupStats
-
-export interface SnapshotRoot {
-  version: number
-  time: string
-  host: string
-  username: string
-  paths: string[]
-  tags: string[]
-  parent?: string
-  /** Root of the metadata id tree: a node of `depth` levels above the metadata chunks. */
-  tree: { root: string; depth: number }
-  stats: SnapshotStats
-  program: string
-}
-
-export const PROGRAM = 'sluice 0.1.0'
-const KEY_AD = Buffer.from('sluice key v1')
-
-export interface KdfParams {
-  opslimit: number
-  memlimit: number
-}
-
-function password(pw: string | Uint8Array): Buffer {
-  return typeof pw === 'string' ? Buffer.from(pw, 'utf8') : Buffer.from(pw)
-}
-
-async function makeKeyFile(keys: MasterKeys, pw: string | Uint8Array, kdf: KdfParams): Promise<Buffer> {
-  const salt = randomBytes(SALT_BYTES)
-  const kek = await deriveKey(password(pw), salt, kdf.opslimit, kdf.memlimit)
-  const data = seal(kek, Buffer.concat([keys.encKey, keys.idKey, keys.chunkerKey]), KEY_AD)
-  const file: KeyFile = {
-    version: FORMAT_VERSION,
-    kdf: { algorithm: 'argon2id', version: 19, opslimit: kdf.opslimit, memlimit: kdf.memlimit, salt: salt.toString('base64') },
-    data: data.toString('base64'),
-    created: new Date().toISOString(),
-    host: os.hostname(),
-    username: os.userInfo().username,
-  }
-  return Buffer.from(JSON.stringify(file, null, 2) + '\n')
-}
-
-function parseJson<T>(buf: Buffer, what: string): T {
-  try {
-    return JSON.parse(buf.toString('utf8')) as T
-  } catch (cause) {
-    throw new SluiceError('ERR_CORRUPT', `${what} is not valid JSON`, { cause })
-  }
-}
-
-/** Creates a repository in an empty storage. */
+/**
+ * Creates a repository in an empty storage. Atomic: everything is computed first, then the
+ * config is stored with put-if-absent (the one step two racing inits can both try: exactly one
+ * wins, the other gets ERR_REPO_EXISTS having written nothing), then the key file. A kill
+ * between the two leaves a config without a key, which open reports as an interrupted init.
+ */
 export async function initRepository(
   storage: Storage,
   pw: string | Uint8Array,
-  opts: { kdf?: KdfParams; chunker?: ChunkerParams } = {},
+  opts: { kdf?: KdfParams; chunker?: ChunkerParams } & OpenOptions = {},
 ): Promise<Repository> {
-  if (await storage.has('config')) throw new SluiceError('ERR_REPO_EXISTS', `a repository already exists at ${storage.describe()}`)
+  if (password(pw).length === 0) throw new SluiceError('ERR_ARGS', 'empty password: a repository needs one')
+  const kdf = opts.kdf ?? { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }
+  assertKdfParams(kdf, 'the KDF parameters')
+  const exists = () => new SluiceError('ERR_REPO_EXISTS', `a repository already exists at ${storage.describe()}`)
+  // Cheap early answer; the put-if-absent below is the arbiter.
+  if (await storage.has('config')) throw exists()
   const config: RepoConfig = {
-    version: FORMAT_VERSION,
+    version: CONFIG_VERSION,
     id: randomBytes(16).toString('hex'),
     chunker: opts.chunker ?? { min: CHUNK_MIN, avg: CHUNK_AVG, max: CHUNK_MAX },
     metaChunker: { min: META_CHUNK_MIN, avg: META_CHUNK_AVG, max: META_CHUNK_MAX },
@@ -107,49 +60,90 @@ export async function initRepository(
     created: new Date().toISOString(),
   }
   const keys = newMasterKeys()
-  const keyFile = await makeKeyFile(keys, pw, opts.kdf ?? { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT })
-  await storage.put(`keys/${createHash('sha256').update(keyFile).digest('hex')}`, keyFile)
-  // config last: a storage with a config is a complete repository.
-  await storage.put('config', Buffer.from(JSON.stringify(config, null, 2) + '\n'))
-  return new Repository(storage, config, keys)
+  const encoded = encodeConfig(config, keys.encKey)
+  // Validated as a reader will see it: init never writes a config that open would refuse.
+  verifyConfig(peekConfig(encoded, storage.describe()), keys.encKey, storage.describe())
+  const keyFile = await makeKeyFile(keys, pw, kdf)
+  if (!(await storage.put('config', encoded))) throw exists()
+  // On a service that ignores put-if-absent (If-None-Match) a racing init may have replaced our
+  // config: read it back, so the loser stops here instead of adding a key to the winner's.
+  if (!(await storage.get('config', SMALL_OBJECT_MAX)).equals(encoded)) throw exists()
+  await storage.put(keyFileKey(keyFile), keyFile)
+  return new Repository(storage, config, keys, opts)
 }
 
-/** Opens a repository, trying each key file with the password. */
-export async function openRepository(storage: Storage, pw: string | Uint8Array): Promise<Repository> {
+/**
+ * Opens a repository: reads the config's version, tries each key file with the password, then
+ * checks the config's MAC with the master key. Names in keys/ that are not key ids are ignored;
+ * a damaged key file (or one whose KDF parameters are out of bounds) is reported through
+ * onWarning and skipped, and the others are tried.
+ */
+export async function openRepository(storage: Storage, pw: string | Uint8Array, opts: OpenOptions = {}): Promise<Repository> {
+  const where = storage.describe()
   let raw: Buffer
   try {
-    raw = await storage.get('config')
+    raw = await storage.get('config', SMALL_OBJECT_MAX)
   } catch (err) {
     if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') {
-      throw new SluiceError('ERR_REPO_NOT_FOUND', `no repository at ${storage.describe()}`)
+      throw new SluiceError('ERR_REPO_NOT_FOUND', `no repository at ${where}`)
     }
     throw err
   }
-  const config = parseJson<RepoConfig>(raw, 'config')
-  if (config.version !== FORMAT_VERSION) {
-    throw new SluiceError('ERR_FORMAT', `repository format ${config.version} is not supported (this sluice reads format ${FORMAT_VERSION})`)
-  }
+  const stored = peekConfig(raw, where)
+  const onWarning = opts.onWarning ?? defaultWarning
   let tried = 0
+  let damaged = 0
+  let firstDamage = ''
+  let configError: SluiceError | undefined
+  /** Key files that open but whose keys do not authenticate the config (few: each costs a KDF). */
+  const foreign: string[] = []
+  let examined = 0
   for await (const key of storage.list('keys/')) {
-    const file = parseJson<KeyFile>(await storage.get(key), key)
-    if (file.version !== FORMAT_VERSION || file.kdf?.algorithm !== 'argon2id') continue
-    tried++
-    const kek = await deriveKey(password(pw), Buffer.from(file.kdf.salt, 'base64'), file.kdf.opslimit, file.kdf.memlimit)
-    let plain: Buffer
+    if (!isKeyFileKey(key)) continue
+    if (++examined > KEY_FILES_MAX) {
+      throw configError ?? new SluiceError('ERR_WRONG_PASSWORD', `wrong password: none of the first ${KEY_FILES_MAX} key files opens with it (${damaged} of them damaged)`)
+    }
+    let file
     try {
-      plain = open(kek, Buffer.from(file.data, 'base64'), KEY_AD, key)
-    } catch {
+      file = parseKeyFile(key, await storage.get(key, SMALL_OBJECT_MAX))
+    } catch (err) {
+      // Gone since the listing (another process removed it): not a key any more.
+      if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') continue
+      if (!(err instanceof SluiceError) || (err.code !== 'ERR_CORRUPT' && err.code !== 'ERR_FORMAT')) throw err
+      damaged++
+      firstDamage ||= err.message
+      onWarning(err)
       continue
     }
-    const keys: MasterKeys = {
-      encKey: plain.subarray(0, KEY_BYTES),
-      idKey: plain.subarray(KEY_BYTES, 2 * KEY_BYTES),
-      chunkerKey: plain.subarray(2 * KEY_BYTES, 3 * KEY_BYTES),
+    tried++
+    const keys = await openKeyFile(file, pw, key)
+    if (!keys) continue
+    let config: RepoConfig
+    try {
+      config = verifyConfig(stored, keys.encKey, where)
+    } catch (err) {
+      // Either the config was altered or this key file is another repository's (planted, or
+      // copied in by mistake) and happens to open with the same password: try the others.
+      if (!(err instanceof SluiceError) || err.code !== 'ERR_CORRUPT') throw err
+      configError ??= err
+      foreign.push(key)
+      continue
     }
-    return new Repository(storage, config, keys)
+    for (const k of foreign) {
+      onWarning(new SluiceError('ERR_CORRUPT', `key file ${k} opens with this password but belongs to another repository (its master key does not authenticate the config): skipped`))
+    }
+    return new Repository(storage, config, keys, opts)
   }
-  if (tried === 0) throw new SluiceError('ERR_CORRUPT', `repository at ${storage.describe()} has no key files`)
-  throw new SluiceError('ERR_WRONG_PASSWORD', 'wrong password: no key file opens with it')
+  // No key file authenticates the config, though one opened: the config is what was altered.
+  if (configError) throw configError
+  if (tried === 0 && damaged > 0) {
+    throw new SluiceError('ERR_CORRUPT', `repository at ${where} has no usable key file: ${damaged} damaged (${firstDamage})`)
+  }
+  if (tried === 0) {
+    throw new SluiceError('ERR_CORRUPT', `repository at ${where} has a config but no key file (an init killed before it wrote its key leaves this; such a repository holds nothing)`)
+  }
+  const skipped = damaged > 0 ? ` (${damaged} damaged key file${damaged > 1 ? 's' : ''} skipped)` : ''
+  throw new SluiceError('ERR_WRONG_PASSWORD', `wrong password: no key file opens with it${skipped}`)
 }
 
 /** A snapshot as listed: its id and its root. */
@@ -160,17 +154,22 @@ export interface SnapshotInfo {
 
 export class Repository {
   readonly gear: Int32Array
+  /** Where damaged snapshots (and key files, while opening) are reported. */
+  onWarning: RepoWarning
+  /** Ids of unreadable snapshots already reported, so each is named once (capped). */
+  private readonly warned = new Set<string>()
 
-  constructor(readonly storage: Storage, readonly config: RepoConfig, readonly keys: MasterKeys) {
+  constructor(readonly storage: Storage, readonly config: RepoConfig, readonly keys: MasterKeys, opts: OpenOptions = {}) {
     this.gear = gearTable(keys.chunkerKey)
+    this.onWarning = opts.onWarning ?? defaultWarning
   }
 
   /** Adds a key file for another password. */
   async addKey(pw: string | Uint8Array, kdf: KdfParams = { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }): Promise<string> {
     const file = await makeKeyFile(this.keys, pw, kdf)
-    const id = createHash('sha256').update(file).digest('hex')
-    await this.storage.put(`keys/${id}`, file)
-    return id
+    const key = keyFileKey(file)
+    await this.storage.put(key, file)
+    return key.slice('keys/'.length)
   }
 
   chunkId(data: Uint8Array): Buffer {
@@ -194,7 +193,8 @@ export class Repository {
   async loadChunk(id: Uint8Array): Promise<Buffer> {
     let obj: Buffer
     try {
-      obj = await this.storage.get(chunkKey(id))
+      // No honest chunk object is larger (content and metadata chunks, tree nodes alike).
+      obj = await this.storage.get(chunkKey(id), CHUNK_MAX + CHUNK_OBJECT_OVERHEAD)
     } catch (err) {
       if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') {
         throw new SluiceError('ERR_MISSING', `chunk ${hex(id)} is missing from the repository`, { cause: err })
@@ -211,28 +211,50 @@ export class Repository {
     return hex(id)
   }
 
+  /** A snapshot root: ERR_SNAPSHOT_NOT_FOUND when absent, ERR_CORRUPT naming it when it does
+   *  not authenticate or decode, ERR_FORMAT for an unknown version. */
   async loadSnapshot(id: string): Promise<SnapshotRoot> {
+    if (!isSnapshotId(id)) throw new SluiceError('ERR_ARGS', `"${id}" is not a snapshot id`)
     let obj: Buffer
     try {
-      obj = await this.storage.get(`snapshots/${id}`)
+      obj = await this.storage.get(`snapshots/${id}`, SMALL_OBJECT_MAX)
     } catch (err) {
       if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') {
         throw new SluiceError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot ${id}`)
       }
       throw err
     }
-    const snap = parseJson<SnapshotRoot>(openSnapshot(this.keys.encKey, Buffer.from(id, 'hex'), obj), `snapshot ${id}`)
-    if (snap.version !== FORMAT_VERSION) throw new SluiceError('ERR_FORMAT', `snapshot ${id.slice(0, 8)} has format ${snap.version}`)
-    return snap
+    return parseSnapshotRoot(openSnapshot(this.keys.encKey, Buffer.from(id, 'hex'), obj), id, FORMAT_VERSION)
   }
 
-  /** Every snapshot, one at a time, in id order. */
-  async *snapshots(): AsyncIterable<SnapshotInfo> {
+  /**
+   * Every readable snapshot, one at a time, in id order. A snapshot that does not authenticate
+   * or decode (ERR_CORRUPT, ERR_FORMAT) is skipped and handed to `onUnreadable` (default: named
+   * once through onWarning), as restic does; one removed since the listing is skipped quietly;
+   * storage failures end the listing. Names under snapshots/ that are not ids are ignored.
+   */
+  async *snapshots(onUnreadable?: (id: string, err: SluiceError) => void): AsyncIterable<SnapshotInfo> {
     for await (const key of this.storage.list('snapshots/')) {
       const id = key.slice('snapshots/'.length)
-      if (!/^[0-9a-f]{64}$/.test(id)) continue
-      yield { id, snap: await this.loadSnapshot(id) }
+      if (!isSnapshotId(id)) continue
+      let snap: SnapshotRoot
+      try {
+        snap = await this.loadSnapshot(id)
+      } catch (err) {
+        if (err instanceof SluiceError && err.code === 'ERR_SNAPSHOT_NOT_FOUND') continue
+        if (!(err instanceof SluiceError) || (err.code !== 'ERR_CORRUPT' && err.code !== 'ERR_FORMAT')) throw err
+        if (onUnreadable) onUnreadable(id, err)
+        else this.warnUnreadable(id, err)
+        continue
+      }
+      yield { id, snap }
     }
+  }
+
+  private warnUnreadable(id: string, err: SluiceError): void {
+    if (this.warned.has(id)) return
+    if (this.warned.size < SNAPSHOT_WARNED_CAP) this.warned.add(id)
+    this.onWarning(new SluiceError(err.code, `skipped unreadable snapshot ${id}: ${err.message}`, { cause: err }))
   }
 
   /**
@@ -242,21 +264,34 @@ export class Repository {
   async findSnapshot(ref: string, filter?: (s: SnapshotRoot) => boolean): Promise<SnapshotInfo> {
     if (ref === 'latest') {
       let best: SnapshotInfo | undefined
-      for await (const s of this.snapshots()) {
+      let skipped = 0
+      const unreadable = (id: string, err: SluiceError) => {
+        skipped++
+        this.warnUnreadable(id, err)
+      }
+      for await (const s of this.snapshots(unreadable)) {
         if (filter && !filter(s.snap)) continue
         if (!best || s.snap.time > best.snap.time) best = s
       }
+      if (!best && skipped > 0) throw new SluiceError('ERR_SNAPSHOT_NOT_FOUND', `no readable snapshot${filter ? ' matches' : ''}: ${skipped} unreadable skipped`)
       if (!best) throw new SluiceError('ERR_SNAPSHOT_NOT_FOUND', 'the repository has no snapshots yet')
       return best
     }
     if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new SluiceError('ERR_ARGS', `"${ref}" is not a snapshot id or "latest"`)
     let found: string | undefined
     for await (const key of this.storage.list(`snapshots/${ref}`)) {
+      if (!isSnapshotId(key.slice('snapshots/'.length))) continue
       if (found) throw new SluiceError('ERR_AMBIGUOUS', `snapshot id prefix ${ref} matches more than one snapshot`)
       found = key.slice('snapshots/'.length)
     }
     if (!found) throw new SluiceError('ERR_SNAPSHOT_NOT_FOUND', `no snapshot matches ${ref}`)
     return { id: found, snap: await this.loadSnapshot(found) }
+  }
+
+  /** Temporary files of killed writers older than `maxAgeMs` (default TEMP_LEFTOVER_AGE_MS):
+   *  counted, and removed when `remove` (backup does, before it writes). */
+  async leftovers(remove: boolean, maxAgeMs = TEMP_LEFTOVER_AGE_MS): Promise<Leftovers> {
+    return this.storage.leftovers ? this.storage.leftovers(maxAgeMs, remove) : { files: 0, bytes: 0 }
   }
 
   async close(): Promise<void> {

@@ -41,3 +41,9 @@ export function assertPrefix(prefix: string): void {
     }
   }
 }
+
+/** The error of Storage.get for an object above its `maxBytes`: what a reader expects of that
+ *  key bounds it, so a larger one was planted or damaged. */
+export function tooLarge(key: string, size: number, maxBytes: number, where: string): SluiceError {
+  return new SluiceError('ERR_CORRUPT', `object ${key} in ${where} is ${size} bytes, more than the ${maxBytes} it may be`)
+}

@@ -9,12 +9,16 @@ export function lazyStorage(description: string, make: () => Promise<Storage>): 
   const get = () => (inner ??= make())
   return {
     put: async (k, d) => (await get()).put(k, d),
-    get: async k => (await get()).get(k),
+    get: async (k, max) => (await get()).get(k, max),
     has: async k => (await get()).has(k),
     async *list(prefix) {
       yield* (await get()).list(prefix)
     },
     delete: async k => (await get()).delete(k),
+    leftovers: async (maxAgeMs, remove) => {
+      const s = await get()
+      return s.leftovers ? s.leftovers(maxAgeMs, remove) : { files: 0, bytes: 0 }
+    },
     describe: () => description,
     close: async () => {
       if (inner) await (await inner).close()

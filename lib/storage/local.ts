@@ -6,16 +6,19 @@
  * to the key's path. link() fails with EEXIST when the key exists, so of two writers exactly one
  * wins, and a reader sees either no file or the whole, synced one.
  *
+ * A writer holds its temp file for one object's write, fsync and link; a killed one leaves it
+ * behind. leftovers() counts and removes those older than an age no live write reaches.
+ *
  * Memory: get holds one object; list holds one directory listing per level of the path being
  * walked (for `chunks/ab/<hex>` at most the listing of one `chunks/ab`).
  */
 import { randomBytes } from 'node:crypto'
 import { constants as fsConstants, type Dirent } from 'node:fs'
-import { copyFile, link, lstat, mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises'
+import { copyFile, link, lstat, mkdir, open, opendir, readdir, readFile, stat, unlink } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { asSluiceError, isErrno, SluiceError } from '../errors.js'
-import type { Storage } from './storage.js'
-import { assertKey, assertPrefix } from './key.js'
+import type { Leftovers, Storage } from './storage.js'
+import { assertKey, assertPrefix, tooLarge } from './key.js'
 
 const TMP = 'tmp'
 
@@ -139,10 +142,18 @@ export function createLocalStorage(dir: string): Storage {
     }
   }
 
-  async function get(key: string): Promise<Buffer> {
+  async function get(key: string, maxBytes?: number): Promise<Buffer> {
     const path = pathOf(key)
     try {
-      return await readFile(path)
+      if (maxBytes === undefined) return await readFile(path)
+      const fh = await open(path, 'r')
+      try {
+        const { size } = await fh.stat()
+        if (size > maxBytes) throw tooLarge(key, size, maxBytes, root)
+        return await fh.readFile()
+      } finally {
+        await fh.close()
+      }
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) {
         throw new SluiceError('ERR_NOT_FOUND', `no object ${key} in ${root}`, { cause: err })
@@ -212,12 +223,53 @@ export function createLocalStorage(dir: string): Storage {
     return walk(base, prefix)
   }
 
+  /** Streams tmp/ (one entry at a time: a directory of many leftovers costs no memory). */
+  async function leftovers(maxAgeMs: number, remove: boolean): Promise<Leftovers> {
+    const found: Leftovers = { files: 0, bytes: 0 }
+    const cutoff = Date.now() - maxAgeMs
+    let dir
+    try {
+      dir = await opendir(tmpDir)
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return found
+      throw asSluiceError(err, 'ERR_STORAGE', `cannot list ${tmpDir}`)
+    }
+    try {
+      for await (const e of dir) {
+        if (!e.isFile()) continue
+        const path = join(tmpDir, e.name)
+        let st
+        try {
+          st = await lstat(path)
+        } catch (err) {
+          if (isErrno(err, 'ENOENT')) continue
+          throw err
+        }
+        if (st.mtimeMs >= cutoff) continue
+        if (remove) {
+          try {
+            await unlink(path)
+          } catch (err) {
+            if (isErrno(err, 'ENOENT')) continue
+            throw err
+          }
+        }
+        found.files++
+        found.bytes += st.size
+      }
+    } catch (err) {
+      throw asSluiceError(err, 'ERR_STORAGE', `cannot clean ${tmpDir}`)
+    }
+    return found
+  }
+
   return {
     put,
     get,
     has,
     list,
     delete: del,
+    leftovers,
     describe: () => root,
     close: async () => {},
   }

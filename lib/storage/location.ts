@@ -7,6 +7,8 @@
  *   s3:http(s)://HOST[:PORT]/BUCKET[/PREFIX]
  *                                       an S3-compatible service (path-style addressing unless
  *                                       told otherwise: most such services have no wildcard DNS)
+ *
+ * S3 storages are wrapped in the retry wrapper (retry.ts) with S3's policy from lib/limits.ts.
  */
 import { resolve } from 'node:path'
 import { SluiceError } from '../errors.js'
@@ -14,6 +16,14 @@ import type { Storage } from './storage.js'
 import { createLocalStorage } from './local.js'
 import type { S3Options } from './s3.js'
 import { lazyStorage } from './lazy.js'
+import { withRetry, type RetryOptions } from './retry.js'
+import {
+  S3_BACKOFF_BASE_MS,
+  S3_BACKOFF_CAP_MS,
+  S3_MAX_ATTEMPTS,
+  S3_UNREACHABLE_ATTEMPTS,
+  S3_UNREACHABLE_BACKOFF_CAP_MS,
+} from '../limits.js'
 
 /** A parsed location: what openStorage would open. */
 export type Location = { kind: 'local'; dir: string } | { kind: 's3'; options: S3Options }
@@ -93,7 +103,24 @@ export function parseLocation(location: string, opts: LocationOptions = {}): Loc
 export function openStorage(location: string, opts: LocationOptions = {}): Storage {
   const loc = parseLocation(location, opts)
   if (loc.kind === 'local') return createLocalStorage(loc.dir)
-  const o = loc.options
-  const where = `s3:${o.endpoint ? `${o.endpoint.replace(/\/+$/, '')}/` : ''}${o.bucket}${o.prefix ? `/${o.prefix}` : ''}`
-  return lazyStorage(where, async () => (await import('./s3.js')).createS3Storage(o))
+  return openS3Storage(loc.options)
+}
+
+/** An S3 storage with retries: S3's policy, any part of it overridden by `retry`. The AWS SDK
+ *  is loaded on the first call (lazy.ts). */
+export function openS3Storage(options: S3Options, retry: Partial<RetryOptions> = {}): Storage {
+  const policy: RetryOptions = {
+    maxAttempts: S3_MAX_ATTEMPTS,
+    unreachableAttempts: S3_UNREACHABLE_ATTEMPTS,
+    backoff: { baseMs: S3_BACKOFF_BASE_MS, capMs: S3_BACKOFF_CAP_MS },
+    unreachableCapMs: S3_UNREACHABLE_BACKOFF_CAP_MS,
+    ...retry,
+  }
+  return withRetry(lazyStorage(describeS3(options), async () => (await import('./s3.js')).createS3Storage(options)), policy)
+}
+
+/** How messages name an S3 location: `s3:[ENDPOINT/]BUCKET[/PREFIX]`. */
+export function describeS3(o: Pick<S3Options, 'endpoint' | 'bucket' | 'prefix'>): string {
+  const base = o.prefix.replace(/^\/+|\/+$/g, '')
+  return `s3:${o.endpoint ? `${o.endpoint.replace(/\/+$/, '')}/` : ''}${o.bucket}${base ? `/${base}` : ''}`
 }

@@ -4,16 +4,17 @@
  * put-if-absent: a HEAD first (cheap, and the only guard on services that ignore conditional
  * writes, such as s3rver), then PutObject with `If-None-Match: *`, which real S3 enforces (412 →
  * the key was there). Where the service ignores the header, two writers racing on one key both
- * write; keys are content-addressed (or written once by one writer), so the loser re-writes the
- * same bytes, which is harmless. A service that rejects the header (501 NotImplemented, as S3
+ * write; keys are content-addressed, so the loser re-writes the same bytes, which is harmless —
+ * except `config`, whose racing inits init itself tells apart (it reads the config back; see
+ * docs/S3.md). A service that rejects the header (501 NotImplemented, as S3
  * itself did before 2024) gets plain PutObjects from then on, guarded by the HEAD alone. A put
  * whose first attempt reached the server but whose answer was lost may report false on its
  * retry: the object is stored either way.
  *
- * Retries are ours, not the SDK's (its client runs with maxAttempts 1), so that every request
- * ends in one clear SluiceError: transient failures (throttling, 5xx, timeouts, reset sockets)
- * back off exponentially with full jitter up to S3_MAX_ATTEMPTS; an unreachable endpoint gets
- * S3_UNREACHABLE_ATTEMPTS quick tries; a missing bucket or refused credentials fail at once.
+ * One attempt per call (the SDK's client runs with maxAttempts 1): every failure becomes one
+ * SluiceError, and those another attempt may fix (throttling, 5xx, timeouts, reset sockets, an
+ * endpoint that does not answer) are TransientErrors, which the retry wrapper (retry.ts, applied
+ * by location.ts) retries; a missing bucket or refused credentials fail at once.
  *
  * Memory: get holds one object; put holds the caller's buffer (plus at most
  * S3_PART_SIZE × S3_PART_QUEUE for a multipart upload); list holds one page of keys.
@@ -31,21 +32,18 @@ import { Upload } from '@aws-sdk/lib-storage'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { SluiceError } from '../errors.js'
 import {
-  S3_BACKOFF_BASE_MS,
-  S3_BACKOFF_CAP_MS,
   S3_CONNECT_TIMEOUT_MS,
   S3_LIST_PAGE,
-  S3_MAX_ATTEMPTS,
   S3_MULTIPART_THRESHOLD,
   S3_PART_QUEUE,
   S3_PART_SIZE,
   S3_REQUEST_TIMEOUT_MS,
   S3_SOCKET_IDLE_TIMEOUT_MS,
-  S3_UNREACHABLE_ATTEMPTS,
-  S3_UNREACHABLE_BACKOFF_CAP_MS,
 } from '../limits.js'
 import type { Storage } from './storage.js'
-import { assertKey, assertPrefix } from './key.js'
+import { assertKey, assertPrefix, tooLarge } from './key.js'
+import { TransientError } from './retry.js'
+import { describeS3 } from './location.js'
 
 /** Where and how to reach the bucket. */
 export interface S3Options {
@@ -60,23 +58,14 @@ export interface S3Options {
   forcePathStyle?: boolean
   /** Fixed credentials (tests); else the SDK's chain: env, shared files, AWS_PROFILE, SSO, IMDS. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
-  /** Attempts per request for transient failures (default S3_MAX_ATTEMPTS). */
-  maxAttempts?: number
   /** Objects above this many bytes go up as a multipart upload (default S3_MULTIPART_THRESHOLD). */
   multipartThreshold?: number
   /** Timeouts in ms (defaults S3_CONNECT_TIMEOUT_MS, S3_SOCKET_IDLE_TIMEOUT_MS,
    *  S3_REQUEST_TIMEOUT_MS). */
   timeouts?: { connectMs?: number; idleMs?: number; requestMs?: number }
-  /** Backoff base and cap in ms (defaults S3_BACKOFF_BASE_MS, S3_BACKOFF_CAP_MS); tests shorten. */
-  backoff?: { baseMs?: number; capMs?: number }
 }
 
 type Verdict = 'retry' | 'unreachable' | 'fatal'
-
-/** A condition we detected ourselves that a retry may fix (a body shorter than announced). */
-class TransientError extends Error {
-  override name = 'TransientError'
-}
 
 const RETRY_NAMES = new Set([
   'SlowDown',
@@ -90,7 +79,6 @@ const RETRY_NAMES = new Set([
   'ServiceUnavailable',
   'TimeoutError',
   'ConditionalRequestConflict',
-  'TransientError',
 ])
 const RETRY_ERRNO = new Set([
   'ECONNRESET',
@@ -169,10 +157,6 @@ function detail(err: unknown): string {
   return `${name}${status ? ` (HTTP ${status})` : ''}${msg ? `: ${msg}` : ''}`
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms))
-}
-
 /** S3 may say "not there" for an object with NoSuchKey (GET) or a bare 404 (HEAD). */
 function isMissingKey(err: unknown): boolean {
   const e = err as AwsLikeError
@@ -184,17 +168,15 @@ function isPreconditionFailed(err: unknown): boolean {
   return e?.name === 'PreconditionFailed' || statusOf(err) === 412
 }
 
-/** A Storage over `s3://bucket/prefix`. Nothing is contacted until the first call. */
+/** A Storage over `s3://bucket/prefix`, one attempt per call (wrap it in withRetry, as
+ *  location.ts does). Nothing is contacted until the first call. */
 export function createS3Storage(opts: S3Options): Storage {
   if (!opts.bucket) throw new SluiceError('ERR_ARGS', 'S3 location has no bucket')
   const bucket = opts.bucket
   const base = opts.prefix.replace(/^\/+|\/+$/g, '')
   const keyPrefix = base === '' ? '' : base + '/'
-  const maxAttempts = Math.max(1, opts.maxAttempts ?? S3_MAX_ATTEMPTS)
   const threshold = opts.multipartThreshold ?? S3_MULTIPART_THRESHOLD
-  const backoffBase = opts.backoff?.baseMs ?? S3_BACKOFF_BASE_MS
-  const backoffCap = opts.backoff?.capMs ?? S3_BACKOFF_CAP_MS
-  const where = `s3:${opts.endpoint ? opts.endpoint.replace(/\/+$/, '') + '/' : ''}${bucket}${base ? '/' + base : ''}`
+  const where = describeS3(opts)
 
   // The SDK warns on every run under Node 20, which Sluice supports; the user cannot act on it.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
@@ -265,32 +247,17 @@ export function createS3Storage(opts: S3Options): Storage {
     return new SluiceError('ERR_STORAGE', `S3 ${what} failed (${where}): ${detail(err)}`, { cause: err })
   }
 
-  /** Runs one request with our retry policy; `fn` must be safe to repeat. */
+  /** Runs one request: every failure leaves as a SluiceError, a TransientError when another
+   *  attempt may succeed. */
   async function attempt<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    let unreachable = 0
-    for (let n = 1; ; n++) {
-      try {
-        return await fn()
-      } catch (err) {
-        if (err instanceof SluiceError) throw err
-        const verdict = classify(err)
-        if (verdict === 'fatal') throw fatal(err, what)
-        if (verdict === 'unreachable') {
-          unreachable++
-          if (unreachable >= S3_UNREACHABLE_ATTEMPTS) {
-            throw new SluiceError('ERR_STORAGE', `cannot reach S3 at ${opts.endpoint ?? 'AWS'} (${where}): ${detail(err)}`, {
-              cause: err,
-            })
-          }
-        }
-        if (n >= maxAttempts) {
-          throw new SluiceError('ERR_STORAGE', `S3 ${what} failed after ${n} attempts (${where}): ${detail(err)}`, {
-            cause: err,
-          })
-        }
-        const cap = verdict === 'unreachable' ? Math.min(backoffCap, S3_UNREACHABLE_BACKOFF_CAP_MS) : backoffCap
-        await sleep(Math.random() * Math.min(cap, backoffBase * 2 ** (n - 1)))
-      }
+    try {
+      return await fn()
+    } catch (err) {
+      if (err instanceof SluiceError) throw err
+      const verdict = classify(err)
+      if (verdict === 'fatal') throw fatal(err, what)
+      const message = verdict === 'unreachable' ? `cannot reach S3 at ${opts.endpoint ?? 'AWS'} (${where}): ${detail(err)}` : undefined
+      throw new TransientError(verdict, `S3 ${what}`, where, detail(err), { cause: err, message })
     }
   }
 
@@ -354,7 +321,7 @@ export function createS3Storage(opts: S3Options): Storage {
     )
   }
 
-  async function get(key: string): Promise<Buffer> {
+  async function get(key: string, maxBytes?: number): Promise<Buffer> {
     assertKey(key)
     return attempt(`GET ${key}`, async () => {
       let res
@@ -364,10 +331,14 @@ export function createS3Storage(opts: S3Options): Storage {
         if (isMissingKey(err)) throw new SluiceError('ERR_NOT_FOUND', `no object ${key} in ${where}`, { cause: err })
         throw err
       }
-      if (!res.Body) throw new TransientError(`GET ${key} returned no body`)
+      if (!res.Body) throw new TransientError('retry', `S3 GET ${key}`, where, 'returned no body')
+      if (maxBytes !== undefined && res.ContentLength !== undefined && res.ContentLength > maxBytes) {
+        ;(res.Body as { destroy?: () => void }).destroy?.()
+        throw tooLarge(key, res.ContentLength, maxBytes, where)
+      }
       const bytes = await res.Body.transformToByteArray()
       if (res.ContentLength !== undefined && bytes.length !== res.ContentLength) {
-        throw new TransientError(`GET ${key} returned ${bytes.length} of ${res.ContentLength} bytes`)
+        throw new TransientError('retry', `S3 GET ${key}`, where, `returned ${bytes.length} of ${res.ContentLength} bytes`)
       }
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     })

@@ -1,7 +1,7 @@
 /**
  * The storage contract. A backend moves opaque bytes under string keys and knows nothing of
  * chunks, crypto or snapshots; a new backend is one small file that passes
- * test/storage-conformance.ts.
+ * test/storage/conformance.ts.
  *
  * Keys are ASCII, '/'-separated ("config", "keys/<hex>", "chunks/ab/<hex>", "snapshots/<hex>").
  */
@@ -10,15 +10,27 @@ export interface Storage {
    *  none. Idempotent: returns true if it wrote, false if the key was already there. */
   put(key: string, data: Uint8Array): Promise<boolean>
   /** The whole object. Throws SluiceError ERR_NOT_FOUND if absent. Objects are small (a chunk of
-   *  at most CHUNK_MAX plus overhead), so a Buffer is the right shape. */
-  get(key: string): Promise<Buffer>
+   *  at most CHUNK_MAX plus overhead), so a Buffer is the right shape. With `maxBytes`, an object
+   *  larger than that is refused (ERR_CORRUPT) before it is read: a planted huge file must not
+   *  drive memory. */
+  get(key: string, maxBytes?: number): Promise<Buffer>
   has(key: string): Promise<boolean>
   /** Keys starting with `prefix`, in byte order, fetched page by page: memory does not grow
    *  with the number of keys. */
   list(prefix: string): AsyncIterable<string>
   /** Removes the key; no error if it is absent. */
   delete(key: string): Promise<void>
+  /** Temporary files a killed writer left behind, older than `maxAgeMs` by mtime: counted, and
+   *  removed when `remove`. Younger ones are never touched (a live writer may hold them).
+   *  Backends without temporary files leave it out. */
+  leftovers?(maxAgeMs: number, remove: boolean): Promise<Leftovers>
   /** Where this storage is, for messages. */
   describe(): string
   close(): Promise<void>
+}
+
+/** What Storage.leftovers found (and removed, when asked). */
+export interface Leftovers {
+  files: number
+  bytes: number
 }

@@ -375,8 +375,20 @@ test('a backup killed halfway leaves no snapshot; the next run stores only the r
   for (let i = 0; i < FILES; i++) fs.writeFileSync(`${RESUME}/f${String(i).padStart(2, '0')}`, seededBytes(`resume-${i}`, EACH))
   const total = FILES * EACH
 
+  // The last file is never opened (a preloaded hook holds its fs.open; files over READ_BLOCK are
+  // read through fs.open), so the backup cannot finish before it is killed, however fast it runs.
+  const hook = `${home}/hold-hook.mjs`
+  fs.writeFileSync(hook, `
+import fs from 'node:fs'
+const held = ${JSON.stringify(`${RESUME}/f${String(FILES - 1).padStart(2, '0')}`)}
+const open = fs.open
+fs.open = function (p, ...rest) {
+  if (String(p) === held) return setInterval(() => {}, 60_000)
+  return open.call(this, p, ...rest)
+}
+`)
   // Start it as the CLI helper would (scrubbed environment), but keep the child to kill it.
-  const child = spawn(process.execPath, [CLI, 'backup', RESUME, '--quiet'], {
+  const child = spawn(process.execPath, ['--import', hook, CLI, 'backup', RESUME, '--quiet'], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, SLUICE_REPOSITORY: repos.resume, SLUICE_PASSWORD: PW },
     cwd: home,
     stdio: 'ignore',

@@ -1,14 +1,13 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
 import { Readable } from 'node:stream'
 import { createWalk } from '../../transforms/backup/sources/walk.js'
 import { createPrefetch } from '../../transforms/backup/prefetch.js'
 import type { SourceEntry } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { PREFETCH_BATCH_FILES, PREFETCH_BATCHES, READ_BLOCK } from '../../lib/limits.js'
+import { readFiles } from '../../lib/native.js'
 import { seededBytes } from '../helpers/tree.js'
 
 const BASE = '/tmp/prefetch-task/t'
@@ -147,16 +146,12 @@ test('a slow read at the head holds back the source: entries waiting behind it s
   const entries = await walked(root)
   const dirEntry = entries.find(e => e.type === 'dir')
   const fileEntry = entries.find(e => e.type === 'file')
-  // The addon's batched read of the first file takes its time...
-  const addon = createRequire(import.meta.url)(fileURLToPath(new URL('../../build/Release/sluice_native.node', import.meta.url))) as {
-    readFiles: (...a: unknown[]) => Promise<void>
-  }
-  const realReadFiles = addon.readFiles
+  // The batched read of the first file takes its time...
   let release!: () => void
   const gate = new Promise<void>(r => (release = r))
-  addon.readFiles = async (...a: unknown[]) => {
+  const slowReadFiles: typeof readFiles = async (...a) => {
     await gate
-    return realReadFiles(...a)
+    return readFiles(...a)
   }
   // ...while the source could go on with 100,000 entries that need no reading.
   let pulled = 0
@@ -168,7 +163,7 @@ test('a slow read at the head holds back the source: entries waiting behind it s
     }
   }
   try {
-    const out = Readable.from(source(), { objectMode: true }).pipe(createPrefetch())
+    const out = Readable.from(source(), { objectMode: true }).pipe(createPrefetch({ readFiles: slowReadFiles }))
     const it = out[Symbol.asyncIterator]()
     const first = it.next()
     await new Promise(r => setTimeout(r, 200))
@@ -180,7 +175,41 @@ test('a slow read at the head holds back the source: entries waiting behind it s
     assert.equal((await contentOf(head)).toString(), 'first file')
     await it.return?.()
   } finally {
-    addon.readFiles = realReadFiles
     release()
   }
+})
+
+test('a file that grew or was rewritten after the walk: ERR_CHANGED naming it, and its lstat size of content', async () => {
+  const root = `${BASE}/changed`
+  fs.mkdirSync(root, { recursive: true })
+  for (const n of ['grows', 'rewritten', 'same']) fs.writeFileSync(`${root}/${n}`, seededBytes(n, 3000))
+  fs.writeFileSync(`${root}/empty`, '')
+  const input = await walked(root)
+  fs.appendFileSync(`${root}/grows`, 'more')
+  // Same size, other bytes and a later mtime, as an editor saving in place.
+  fs.writeFileSync(`${root}/rewritten`, seededBytes('other', 3000))
+  fs.utimesSync(`${root}/rewritten`, new Date(), new Date(Date.now() + 10_000))
+  const warnings: SluiceError[] = []
+  const output = await prefetched(input, { onWarning: (w: SluiceError) => warnings.push(w) })
+  const byName = new Map(output.filter(e => e.type === 'file').map(e => [e.fsPath!.toString(), e]))
+  assert.ok((await contentOf(byName.get(`${root}/grows`)!)).equals(seededBytes('grows', 3000)))
+  assert.equal((await contentOf(byName.get(`${root}/rewritten`)!)).length, 3000)
+  assert.ok((await contentOf(byName.get(`${root}/same`)!)).equals(seededBytes('same', 3000)))
+  assert.equal((await contentOf(byName.get(`${root}/empty`)!)).length, 0)
+  assert.equal(byName.get(`${root}/empty`)!.size, 0)
+  const named = warnings.map(w => [w.code, w.path!.toString()]).sort()
+  assert.deepEqual(named, [['ERR_CHANGED', `${root}/grows`], ['ERR_CHANGED', `${root}/rewritten`]])
+  for (const w of warnings) assert.match(w.message, /^file changed as we read it: /)
+})
+
+test('a file whose lstat size is 0 but that has content (procfs) is read to its end, size -1 for the chunker', { skip: !fs.existsSync('/proc/version') && 'no /proc' }, async () => {
+  const input: SourceEntry[] = []
+  for await (const e of createWalk(['/proc/version'], { onWarning: assert.fail })) input.push(e as SourceEntry)
+  const entry = input.find(e => e.fsPath?.toString() === '/proc/version')!
+  assert.equal(entry.size, 0)
+  const warnings: SluiceError[] = []
+  const [out] = (await prefetched([entry], { onWarning: (w: SluiceError) => warnings.push(w) })) as SourceEntry[]
+  assert.equal(out!.size, -1)
+  assert.equal((await contentOf(out!)).toString(), fs.readFileSync('/proc/version', 'utf8'))
+  assert.deepEqual(warnings, [])
 })

@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import type { SourceEntry } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
-import { createTarSource, decodePax, normalizeTarPath, parseTime } from '../../transforms/backup/sources/tar.js'
+import { createTarSource } from '../../transforms/backup/sources/tar.js'
+import { decodePax, normalizeTarPath, parseTime } from '../../lib/tar.js'
 import { BAD_NAME, LONG_NAME, MTIME_NSEC, MTIME_SEC, gnuTar, makeTree, seeded, sha256 } from '../helpers/tar-tree.js'
 
 const FIX = new URL('../../fixtures/tar/', import.meta.url)

@@ -1,14 +1,13 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { createWalk, type WalkOptions, type WalkStats } from '../../transforms/backup/sources/walk.js'
 import { comparePaths } from '../../lib/bytes.js'
 import type { SourceEntry } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { READ_BLOCK } from '../../lib/limits.js'
+import { lstatNumbers } from '../../lib/native.js'
 
 const BASE = '/tmp/walk-task/t'
 const B = (s: string | Buffer): Buffer => (typeof s === 'string' ? Buffer.from(s) : s)
@@ -343,26 +342,18 @@ test('an entry that vanishes between listing and lstat is a warning, and the wal
   mkdirp(root)
   for (const f of ['a', 'b', 'c']) fs.writeFileSync(`${root}/${f}`, f)
   const victim = B(`${root}/b`)
-  // Delete the file just before the walk's lstat (the addon's, lib/native.ts) reaches it.
-  const addon = createRequire(import.meta.url)(fileURLToPath(new URL('../../build/Release/sluice_native.node', import.meta.url))) as {
-    lstat: (p: Buffer, out: Float64Array) => number
-  }
-  const real = addon.lstat
-  addon.lstat = (p: Buffer, out: Float64Array) => {
+  // Delete the file just before the walk's lstat reaches it.
+  const lstat = (p: Buffer) => {
     if (p.equals(victim)) fs.unlinkSync(p)
-    return real(p, out)
+    return lstatNumbers(p)
   }
-  try {
-    const stats: WalkStats = { warnings: 0, pendingHardlinks: 0 }
-    const { entries, warnings } = await walk([root], { stats })
-    assert.deepEqual(rel(entries, root).map(String), ['a', 'c'])
-    assert.equal(warnings.length, 1)
-    assert.equal(warnings[0]!.code, 'ERR_READ')
-    assert.deepEqual(warnings[0]!.path, victim)
-    assert.equal(stats.warnings, 1)
-  } finally {
-    addon.lstat = real
-  }
+  const stats: WalkStats = { warnings: 0, pendingHardlinks: 0 }
+  const { entries, warnings } = await walk([root], { stats, lstat })
+  assert.deepEqual(rel(entries, root).map(String), ['a', 'c'])
+  assert.equal(warnings.length, 1)
+  assert.equal(warnings[0]!.code, 'ERR_READ')
+  assert.deepEqual(warnings[0]!.path, victim)
+  assert.equal(stats.warnings, 1)
 })
 
 test('an unreadable directory is emitted without children and warned about (run as nobody)', async (t) => {

@@ -3,6 +3,10 @@
  * connections dropped mid-request (before the server saw the request, or after it acted but
  * before the answer arrived), 503 SlowDown answers, slow responses, and bodies cut off halfway. Seeded, so a run
  * injects the same mix each time (which request gets which fault depends on arrival order).
+ *
+ * With `ifNoneMatch`, it also enforces `If-None-Match: *` on PutObject the way S3 does (412 when
+ * the key exists), which s3rver ignores: such PUTs are serialised per key, each preceded by an
+ * anonymous HEAD (s3rver answers those), and are never given a fault.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -19,6 +23,12 @@ export interface FaultRates {
   truncate: number
 }
 
+export interface ProxyOptions {
+  seed: number
+  /** Enforce `If-None-Match: *` on PUT (see above). */
+  ifNoneMatch?: boolean
+}
+
 export interface FaultStats {
   requests: number
   droppedBefore: number
@@ -27,6 +37,8 @@ export interface FaultStats {
   delayed: number
   truncated: number
   forwarded: number
+  /** Conditional PUTs answered 412 because the key existed. */
+  preconditionFailed: number
 }
 
 export interface FaultProxy {
@@ -54,10 +66,15 @@ const SLOW_DOWN_XML =
   '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>' +
   '<Message>Please reduce your request rate.</Message><RequestId>FAULTPROXY</RequestId></Error>'
 
+const PRECONDITION_XML =
+  '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>' +
+  '<Message>At least one of the pre-conditions you specified did not hold</Message>' +
+  '<Condition>If-None-Match</Condition><RequestId>FAULTPROXY</RequestId></Error>'
+
 /** Starts a proxy to `target` (`http://host:port`). */
 export async function startFaultProxy(
   target: string,
-  opts: Partial<FaultRates> & { seed: number },
+  opts: Partial<FaultRates> & ProxyOptions,
 ): Promise<FaultProxy> {
   const upstream = new URL(target)
   const random = rng(opts.seed)
@@ -74,7 +91,10 @@ export async function startFaultProxy(
     delayed: 0,
     truncated: 0,
     forwarded: 0,
+    preconditionFailed: 0,
   }
+  /** Per object path: the tail of the chain of conditional PUTs on it. */
+  const locks = new Map<string, Promise<void>>()
 
   function forward(req: IncomingMessage, res: ServerResponse, fate: 'ok' | 'drop-after' | 'delay' | 'truncate'): void {
     const up = httpRequest(
@@ -117,8 +137,51 @@ export async function startFaultProxy(
     req.pipe(up)
   }
 
+  /** A PUT with If-None-Match: * — one at a time per path: HEAD, then 412 or the PUT itself. */
+  async function conditionalPut(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // The object's path without the query (the SDK adds ?x-id=PutObject).
+    const path = (req.url ?? '/').split('?')[0]!
+    const before = locks.get(path) ?? Promise.resolve()
+    let release!: () => void
+    const mine = before.then(() => new Promise<void>((r) => (release = r)))
+    locks.set(path, mine)
+    await before
+    try {
+      const head = await new Promise<number>((resolve, reject) => {
+        const h = httpRequest({ host: upstream.hostname, port: upstream.port, method: 'HEAD', path }, (r) => {
+          r.resume()
+          resolve(r.statusCode ?? 0)
+        })
+        h.on('error', reject)
+        h.end()
+      })
+      if (head === 200) {
+        stats.preconditionFailed++
+        req.resume()
+        await new Promise<void>((r) => req.on('end', () => r()))
+        res.writeHead(412, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(PRECONDITION_XML) })
+        res.end(PRECONDITION_XML)
+        return
+      }
+      stats.forwarded++
+      await new Promise<void>((resolve) => {
+        res.on('close', () => resolve())
+        forward(req, res, 'ok')
+      })
+    } catch {
+      req.socket.destroy()
+    } finally {
+      release()
+      if (locks.get(path) === mine) locks.delete(path)
+    }
+  }
+
   const server = createServer((req, res) => {
     stats.requests++
+    if (opts.ifNoneMatch && req.method === 'PUT' && req.headers['if-none-match'] === '*' && !/[?&](uploadId|partNumber)=/.test(req.url ?? '')) {
+      void conditionalPut(req, res)
+      return
+    }
     const r = random()
     if (r < rates.drop) {
       if (random() < 0.5) {

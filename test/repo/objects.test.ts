@@ -16,7 +16,7 @@ const patched = (base: Buffer, at: number, with_: Buffer): Buffer => {
   return b
 }
 
-// The probe before zstd (lib/objects.ts) samples a chunk's start, middle and end: a chunk that
+// The probe before zstd (lib/repo/objects.ts) samples a chunk's start, middle and end: a chunk that
 // is random there is stored as is without running zstd; anything zstd can shrink where sampled
 // is compressed. Whatever it decides, the object opens to the same plaintext.
 test('chunks zstd cannot shrink are stored as is; a random chunk with text where it is sampled is compressed', () => {

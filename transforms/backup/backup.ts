@@ -74,8 +74,9 @@ function chunkerKeys(repo: Repository) {
 
 /**
  * Backs up `paths` (or `source`) into `repo` as one new snapshot:
- * source → filter → [parent-join] → xattr-read → prefetch → chunk → metadata → dedup → seal (compress + encrypt, on a worker
- * thread) → upload → commit.
+ * source → filter → [parent-join] → xattr-read → [prefetch] → chunk → metadata → dedup → seal
+ * (compress + encrypt, inline or on the seal worker) → upload → commit. Bracketed stages run
+ * only when needed: parent-join with a parent snapshot, prefetch for a walk.
  * The snapshot root is written only after every chunk it needs is stored.
  */
 export async function backup(opts: BackupOptions): Promise<BackupResult> {
@@ -106,6 +107,8 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     throw new SluiceError('ERR_ARGS', 'nothing to back up: give paths or a source')
   }
   const keys = chunkerKeys(repo)
+  // Temp files of killed backups (older than any live write) go before this one writes its own.
+  await repo.leftovers(true)
   const host = opts.host ?? os.hostname()
   let parent: SnapshotInfo | undefined
   if (opts.paths && opts.parent !== false) {
@@ -140,13 +143,13 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     ...(rules.empty ? [] : [createFilter(rules)]),
     ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
     createXattrReader({ onWarning }),
-    ...(opts.paths ? [createPrefetch()] : []),
+    ...(opts.paths ? [createPrefetch({ onWarning })] : []),
     createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena }),
     createMetadataPacker(keys, repo.config.metaChunker),
     createDedup(repo),
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
     // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides
-    // by what it finds (transforms/seal.ts).
+    // by what it finds (seal.ts).
     createSealer(repo.keys.encKey, { mode: opts.paths ? 'auto' : 'worker', stats, level }),
     createUploader(repo, { stats }),
     createCommit(writeSnapshot, id => (snapshotId = id)),

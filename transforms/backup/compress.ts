@@ -1,7 +1,9 @@
 /**
  * compress: zstd each chunk, or keep it as is when zstd does not make it smaller (already
  * compressed data). Before encrypt: ciphertext does not compress. Memory: one chunk and its
- * compressed copy. zstd-napi is synchronous, so this stage runs on the main thread.
+ * compressed copy. zstd-napi is synchronous, so this stage runs on the main thread. backup()
+ * does not use it: its seal stage compresses and encrypts in one step (seal.ts); this and
+ * encrypt.ts are that step as two stages for scripts that build their own pipeline.
  */
 import type { Duplex } from 'node:stream'
 import type { BackupItem } from '../../lib/entry.js'

@@ -1,11 +1,11 @@
 /**
- * dedup: drops a chunk the repository already has right after it is cut, before compress and
- * encrypt spend time on it. A size-capped LRU of ids known to be stored sits in front of the
+ * dedup: drops a chunk the repository already has right after it is cut, before seal spends
+ * time compressing and encrypting it. A size-capped LRU of ids known to be stored sits in front of the
  * storage's `has`. Memory: the cache (KNOWN_IDS_CACHE ids) plus `concurrency` lookups in flight.
  *
  * A dropped chunk ends here: its arena region (lib/chunk-arena.ts) is released. Chunks that are
  * buffers of their own (metadata, spilled regions, a script's chunker without an arena) count
- * towards the forced collections (lib/gc.ts); every chunk passes here, new or already stored,
+ * towards the forced collections (lib/memory.ts); every chunk passes here, new or already stored,
  * so none is missed.
  */
 import type { Duplex } from 'node:stream'

@@ -1,6 +1,7 @@
 /**
  * encrypt: seals each chunk as a chunk object (XChaCha20-Poly1305, random nonce, the chunk id
- * as associated data; docs/FORMAT.md). Memory: one chunk and its sealed copy.
+ * as associated data; docs/FORMAT.md). Memory: one chunk and its sealed copy. The second half
+ * of seal.ts as a stage of its own, after compress.ts (backup() uses seal.ts).
  */
 import type { Duplex } from 'node:stream'
 import type { BackupItem } from '../../lib/entry.js'

@@ -1,7 +1,7 @@
 /**
  * metadata: turns the record stream into metadata chunks, so the file list of a snapshot is
  * stored like content (chunked, deduplicated, compressed, encrypted) and never held whole.
- * Records are encoded (lib/record.ts) into one byte stream cut by its own keyed FastCDC; the
+ * Records are encoded (lib/repo/record.ts) into one byte stream cut by its own keyed FastCDC; the
  * ids of those chunks go into a tree of id-list nodes (TREE_FANOUT ids each) so the snapshot
  * root names one node. Content chunks pass through untouched; after the last item a TreeItem
  * names the root.

@@ -17,6 +17,12 @@
  * SourceEntry.content), so a tree of any size reads into the same few megabytes, with no page
  * faults on fresh arenas and no dead ones for the collector.
  *
+ * Changes are not silent (read-content.ts says how): each file is read with one byte more than
+ * its lstat size, so growth shows, and lstat'ed again after its batch; a file that grew or whose
+ * size, mtime or ctime moved gets an ERR_CHANGED warning and keeps its lstat size of content. A
+ * file whose lstat size is 0 but that has content (procfs, sysfs) gets size -1 and its own
+ * reader: it is read to its end and the chunker records the size read, as restic does.
+ *
  * Memory: at most PREFETCH_BATCHES + 2 arenas of PREFETCH_BATCH_BYTES (being read, being
  * consumed, free; a batch of one larger file, when `maxFileSize` allows one, gets an arena of
  * its own), and at most PREFETCH_BATCH_FILES × (PREFETCH_BATCHES + 1) entries waiting in order.
@@ -27,13 +33,29 @@ import { stage } from '../../lib/flow.js'
 import { SluiceError } from '../../lib/errors.js'
 import { displayPath } from '../../lib/bytes.js'
 import { PREFETCH_BATCH_BYTES, PREFETCH_BATCH_FILES, PREFETCH_BATCHES, READ_BLOCK } from '../../lib/limits.js'
-import { errnoError, readFiles } from '../../lib/native.js'
+import { errnoError, lstatNumbers, readFiles, type LStat } from '../../lib/native.js'
+import { changedWhileRead, stampChange } from './sources/read-content.js'
 
 export interface PrefetchOptions {
   /** Only files up to this size are read ahead; larger ones stream when their turn comes. */
   maxFileSize?: number
   /** Batches in flight. */
   batches?: number
+  /** Receives ERR_CHANGED for files that changed while they were read. */
+  onWarning?: (err: SluiceError) => void
+  /** The batched read (default: the addon's readFiles); tests inject delays and changes here. */
+  readFiles?: typeof readFiles
+  /** lstat after a batch (default: the addon's lstatNumbers). */
+  lstat?: (fsPath: Buffer) => LStat
+}
+
+/** What a batch's reads need besides the batch. */
+interface Io {
+  readFiles: typeof readFiles
+  lstat: (fsPath: Buffer) => LStat
+  onWarning: (err: SluiceError) => void
+  take(bytes: number): Buffer
+  give(arena: Buffer): void
 }
 
 type Item = SourceEntry | ExtentsItem
@@ -49,17 +71,20 @@ interface Batch {
 export function createPrefetch(opts: PrefetchOptions = {}): Duplex {
   const max = opts.maxFileSize ?? READ_BLOCK
   const inFlight = Math.max(1, opts.batches ?? PREFETCH_BATCHES)
-  return stage<Item, Item>(source => prefetchStream(source, max, inFlight))
+  return stage<Item, Item>(source => prefetchStream(source, max, inFlight, opts))
 }
 
-async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFlight: number): AsyncIterable<Item> {
+async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFlight: number, opts: PrefetchOptions): AsyncIterable<Item> {
   /** Items in output order, each with the batch that reads it (null: nothing to read). */
   const queue: { item: Item; batch: Batch | null }[] = []
   let filling: Batch | null = null
   let running = 0
   const maxQueued = PREFETCH_BATCH_FILES * (inFlight + 1)
   const free: Buffer[] = []
-  const arenas = {
+  const io: Io = {
+    readFiles: opts.readFiles ?? readFiles,
+    lstat: opts.lstat ?? lstatNumbers,
+    onWarning: opts.onWarning ?? (() => {}),
     take: (bytes: number): Buffer => (bytes <= PREFETCH_BATCH_BYTES ? free.pop() ?? Buffer.allocUnsafeSlow(PREFETCH_BATCH_BYTES) : Buffer.allocUnsafeSlow(bytes)),
     give: (arena: Buffer): void => {
       if (arena.length === PREFETCH_BATCH_BYTES && free.length <= inFlight) free.push(arena)
@@ -71,7 +96,7 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
     if (b === null) return
     filling = null
     running++
-    b.read = readBatch(b, arenas).finally(() => {
+    b.read = readBatch(b, io).finally(() => {
       b.done = true
       running--
     })
@@ -90,12 +115,14 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
   for await (const item of source) {
     const small =
       item.kind === 'entry' && item.type === 'file' && item.content !== undefined && item.reuse === undefined &&
-      item.fsPath !== undefined && item.hardlinkTo === undefined && item.size > 0 && item.size <= max
+      item.fsPath !== undefined && item.hardlinkTo === undefined && item.size >= 0 && item.size <= max
     if (small) {
-      if (filling !== null && (filling.entries.length >= PREFETCH_BATCH_FILES || filling.bytes + item.size > PREFETCH_BATCH_BYTES)) submit()
+      // One byte more than the lstat size of each file: a file that grew shows.
+      const bytes = item.size + 1
+      if (filling !== null && (filling.entries.length >= PREFETCH_BATCH_FILES || filling.bytes + bytes > PREFETCH_BATCH_BYTES)) submit()
       filling ??= { entries: [], bytes: 0, done: false }
       filling.entries.push(item as SourceEntry)
-      filling.bytes += item.size
+      filling.bytes += bytes
       queue.push({ item, batch: filling })
     } else {
       submit()
@@ -120,29 +147,28 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
 }
 
 /** Reads every file of the batch and gives each entry a `content` that yields its bytes (or
- *  throws ERR_READ as a direct read would). The arena goes back to `arenas` once every file's
+ *  throws ERR_READ as a direct read would). The arena goes back to `io` once every file's
  *  content has been consumed. Never rejects. */
-async function readBatch(b: Batch, arenas: { take(bytes: number): Buffer; give(arena: Buffer): void }): Promise<void> {
+async function readBatch(b: Batch, io: Io): Promise<void> {
   const n = b.entries.length
-  const arena = arenas.take(b.bytes)
+  const arena = io.take(b.bytes)
   const results = new Int32Array(2 * n)
   const paths = b.entries.map(e => e.fsPath!)
-  const sizes = b.entries.map(e => e.size)
+  const sizes = b.entries.map(e => e.size + 1)
   let failure: unknown
   try {
-    await readFiles(paths, sizes, arena, results)
+    await io.readFiles(paths, sizes, arena, results)
   } catch (err) {
     failure = err
   }
   // Files of the batch whose content has not been consumed yet.
   let unread = n
   const consumed = (): void => {
-    if (--unread === 0) arenas.give(arena)
+    if (--unread === 0) io.give(arena)
   }
   let off = 0
   for (let i = 0; i < n; i++) {
     const e = b.entries[i]!
-    const size = sizes[i]!
     const got = results[2 * i]!
     if (failure !== undefined) {
       const err = new SluiceError('ERR_READ', `cannot read ${displayPath(e.fsPath!)}: ${(failure as Error).message}`, { cause: failure, path: e.fsPath })
@@ -154,17 +180,37 @@ async function readBatch(b: Batch, arenas: { take(bytes: number): Buffer; give(a
       const err = new SluiceError('ERR_READ', `cannot ${step} ${displayPath(e.fsPath!)}: ${cause.message}`, { cause, path: e.fsPath })
       e.content = () => fail(err)
       consumed()
+    } else if (e.size === 0 && got > 0) {
+      // lstat says empty, yet there is content (procfs, sysfs): read it to its end on its own.
+      e.size = -1
+      consumed()
     } else {
-      const piece = arena.subarray(off, off + got)
+      // A file that shrank is left to the chunker, which pads it and warns.
+      const size = e.size
+      const change = got > size ? `grew past its ${size} bytes; the snapshot keeps those` : got === size ? restat(e, io) : null
+      if (change !== null) io.onWarning(changedWhileRead(e.fsPath!, change))
+      const piece = arena.subarray(off, off + Math.min(got, size))
       let asked = false
-      e.content = () => {
+      if (piece.length === 0) {
+        e.content = nothing
+        consumed()
+      } else e.content = () => {
         // A second call (a contract breach) must not give the arena back twice.
         if (asked) return fail(new SluiceError('ERR_READ', `content of ${displayPath(e.fsPath!)} was already read`, { path: e.fsPath }))
         asked = true
         return once(piece, consumed)
       }
     }
-    off += size
+    off += sizes[i]!
+  }
+}
+
+/** What changed between the walk's lstat of `e` and one after its read, or null. */
+function restat(e: SourceEntry, io: Io): string | null {
+  try {
+    return stampChange(e, io.lstat(e.fsPath!))
+  } catch (err) {
+    return `gone after the read: ${(err as Error).message}`
   }
 }
 
@@ -178,6 +224,8 @@ async function* once(piece: Uint8Array, done: () => void): AsyncGenerator<Uint8A
     done()
   }
 }
+
+async function* nothing(): AsyncGenerator<Uint8Array> {}
 
 // eslint-disable-next-line require-yield
 async function* fail(err: Error): AsyncGenerator<Uint8Array> {

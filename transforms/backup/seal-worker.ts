@@ -1,6 +1,6 @@
 /**
- * The body of a seal worker thread: compresses and seals chunks sent by transforms/seal.ts,
- * with the same pure codecs the single-threaded stages use (lib/objects.ts).
+ * The body of a seal worker thread: compresses and seals chunks sent by seal.ts, with the same
+ * pure codecs as inline sealing (lib/repo/objects.ts).
  *
  * A chunk in the arena (shared memory) is sealed in place and only its length goes back: no
  * buffer is made per chunk. (A spilled region, not shared, comes and goes by transfer.) Other

@@ -1,9 +1,10 @@
 /**
- * seal: compress and encrypt in one stage, on worker threads. zstd and XChaCha20 are the
- * pipeline's most expensive steps per byte (about 10 of 20 CPU-seconds per 1.5 GB here) and
- * both libraries are synchronous, so on one thread they cap throughput; one worker lets them run
- * beside the main thread's reading, chunking and hashing. The result is the same object the
- * compress → encrypt stages make (lib/objects.ts), in the same order.
+ * seal: compress and encrypt in one stage, inline on the main thread or on a worker thread.
+ * zstd and XChaCha20 are the pipeline's most expensive steps per byte (about 10 of 20
+ * CPU-seconds per 1.5 GB here) and both libraries are synchronous, so on one thread they cap
+ * throughput; one worker lets them run beside the main thread's reading, chunking and hashing.
+ * The result is the same object that createCompressor followed by createEncryptor makes
+ * (lib/repo/objects.ts), in the same order.
  *
  * A worker costs about 20 MB of RSS (its own V8 isolate, zstd context and buffers), which a
  * tree of small files, bound by per-file work rather than by compression, should not pay. So

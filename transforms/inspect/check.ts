@@ -12,6 +12,7 @@ import { Lru } from '../../lib/flow.js'
 import { KNOWN_IDS_CACHE } from '../../lib/limits.js'
 import { idFromChunkKey } from '../../lib/repo/objects.js'
 import type { Repository } from '../../lib/repo/repository.js'
+import type { Leftovers } from '../../lib/storage/storage.js'
 import { snapshotRecords, treeOf } from '../restore/read-snapshot.js'
 
 /** The code of a failure; one without (a bug, a library's bare error) is ERR_INTERNAL. */
@@ -33,7 +34,7 @@ export interface CheckOptions {
  * `readData`, that every stored chunk decrypts and hashes to its id. Streams: memory is one
  * snapshot's reader plus a capped cache of ids already seen.
  */
-export async function check(opts: CheckOptions): Promise<{ problems: number; snapshots: number; chunks: number }> {
+export async function check(opts: CheckOptions): Promise<{ problems: number; snapshots: number; chunks: number; leftovers: Leftovers }> {
   const { repo } = opts
   let problems = 0
   const problem = (m: string) => {
@@ -51,7 +52,9 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     return ok
   }
   let snapshots = 0
-  for await (const { id, snap } of repo.snapshots()) {
+  // An unreadable snapshot is a problem; the others are still checked.
+  const unreadable = (id: string, err: SluiceError) => problem(`${err.code}: snapshot ${id} cannot be read: ${err.message}`)
+  for await (const { id, snap } of repo.snapshots(unreadable)) {
     snapshots++
     opts.onProgress?.(`snapshot ${id.slice(0, 8)}`)
     try {
@@ -80,6 +83,8 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
       }
     }
   }
-  return { problems, snapshots, chunks }
+  // Temp files of killed writers are no damage: reported, left for the next backup to remove.
+  const leftovers = await repo.leftovers(false)
+  return { problems, snapshots, chunks, leftovers }
 }
 

@@ -7,7 +7,7 @@
  * out (outside the subtree, or excluded) and a later link is kept, the first kept link gets the
  * content (the dropped first link's extents) and the later kept ones link to it, as restic does.
  * Memory: one record, plus the extents of dropped first links whose group may still have a kept
- * link (bounded by the hardlink map of DESIGN.md; a group is forgotten once all its links
+ * link (bounded by the hardlink map of docs/DESIGN.md; a group is forgotten once all its links
  * have passed).
  */
 import type { Duplex } from 'node:stream'

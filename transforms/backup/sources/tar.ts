@@ -7,11 +7,8 @@
  * stopped, after which the source skips the rest itself). So the consumer must read a file's
  * content before it can get the next entry — see `unreadContent` for consumers that never do.
  *
- * Names are raw bytes: header names are decoded as latin1 and turned back into the same bytes,
- * and PAX records (which tar-stream decodes as UTF-8, losing non-UTF-8 bytes) are decoded by our
- * own byte-exact decoder, so a name GNU tar wrote as raw bytes in a PAX `path` record, and binary
- * xattr values, survive. A PAX `path` that is UTF-8 (as the spec wants) is kept as its UTF-8
- * bytes, i.e. the name the file had on a UTF-8 system.
+ * tar-stream splits the stream into members; what a member's header means (entry, raw-byte names,
+ * PAX records) is decoded by lib/tar.ts, the codec that also writes headers for restore --tar.
  *
  * Memory: one input piece in tar-stream's buffer, one PAX header (at most tar-stream's 4 MiB
  * cap), and the path of the last dropped directory; dead content pieces up to
@@ -19,11 +16,12 @@
  */
 import { Readable } from 'node:stream'
 import { extract } from 'tar-stream'
-import { displayPath, isUnder, joinPath } from '../../../lib/bytes.js'
-import type { EntryType, SourceEntry, Xattr } from '../../../lib/entry.js'
+import { displayPath, isUnder } from '../../../lib/bytes.js'
+import type { SourceEntry } from '../../../lib/entry.js'
 import { SluiceError, asSluiceError } from '../../../lib/errors.js'
 import { gcEvery } from '../../../lib/memory.js'
 import { STREAM_GC_EVERY_BYTES } from '../../../lib/limits.js'
+import { TAR_BLOCK, decodePax, decodeTarMember, tarPadding, type TarMemberHeader } from '../../../lib/tar.js'
 
 /** Options of {@link createTarSource}. */
 export interface TarSourceOptions {
@@ -47,28 +45,9 @@ export interface TarSourceOptions {
 }
 
 const TRUNCATED = 'tar stream on stdin is truncated'
-const BLOCK = 512
-
-/** One tar member as tar-stream parses it, with PAX values as latin1 strings (raw bytes). */
-interface TarHeader {
-  name: string
-  type: string | null
-  mode: number
-  uid: number
-  gid: number
-  size: number
-  mtime: Date
-  linkname: string | null
-  uname: string
-  gname: string
-  devmajor: number
-  devminor: number
-  byteOffset: number
-  pax: Record<string, string> | null
-}
 
 /** The part of tar-stream's extract (a streamx Writable) that we use. */
-interface ExtractStream extends AsyncIterable<{ header: TarHeader } & AsyncIterable<Buffer>> {
+interface ExtractStream extends AsyncIterable<{ header: TarMemberHeader } & AsyncIterable<Buffer>> {
   write(data: Buffer): boolean
   end(): void
   destroy(err?: Error): void
@@ -140,7 +119,7 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: 
   let finished = false
   try {
     for (;;) {
-      let step: IteratorResult<{ header: TarHeader } & AsyncIterable<Buffer>>
+      let step: IteratorResult<{ header: TarMemberHeader } & AsyncIterable<Buffer>>
       try {
         step = await members.next()
       } catch (err) {
@@ -150,9 +129,9 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: 
       const member = step.value
       const header = member.header
       const pull = member[Symbol.asyncIterator]() as Pull
-      lastEnd = header.byteOffset + header.size + pad(header.size)
+      lastEnd = header.byteOffset + header.size + tarPadding(header.size)
 
-      const entry = toEntry(header, prefix, opts)
+      const entry = decodeTarMember(header, prefix, opts.onWarning)
       // tar-stream attaches no content stream to empty members and directories.
       const skip = (): Promise<void> => (header.size > 0 && header.type !== 'directory' ? drain(pull) : Promise.resolve())
       if (entry === null) {
@@ -178,7 +157,7 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: 
 
       // A file with content: hand out content(), and settle before the next member. Its pieces
       // are tar-stream's fresh buffers, dead once the chunker has copied them: a collection is
-      // forced every STREAM_GC_EVERY_BYTES of them (transforms/stdin-source.ts says why).
+      // forced every STREAM_GC_EVERY_BYTES of them (sources/stdin.ts says why).
       let state: 'unread' | 'reading' | 'done' | 'skipped' = 'unread'
       let failure: SluiceError | null = null
       let settle!: () => void
@@ -222,7 +201,7 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: 
     await feeding
     // The archive must end with its end-of-archive zero block(s): without one, it was cut at
     // a member boundary (tar-stream itself accepts that silently).
-    if (!inputDone || fed - lastEnd < BLOCK) throw new SluiceError('ERR_TAR', TRUNCATED)
+    if (!inputDone || fed - lastEnd < TAR_BLOCK) throw new SluiceError('ERR_TAR', TRUNCATED)
   } finally {
     if (!finished) {
       ex.destroy()
@@ -238,11 +217,6 @@ async function drain(pull: Pull): Promise<void> {
   } catch (err) {
     throw tarError(err)
   }
-}
-
-function pad(size: number): number {
-  const r = size % BLOCK
-  return r === 0 ? 0 : BLOCK - r
 }
 
 function tarError(err: unknown): SluiceError {
@@ -268,7 +242,7 @@ function patchPaxDecoder(ex: object): void {
     _paxGlobal: Record<string, string> | null
   }
   const original = target._decodeLongHeader
-  if (typeof original !== 'function') throw new Error('tar-stream has no _decodeLongHeader: update tar-source.ts')
+  if (typeof original !== 'function') throw new Error('tar-stream has no _decodeLongHeader: update transforms/backup/sources/tar.ts')
   target._decodeLongHeader = function (this: typeof target, buf: Buffer) {
     if (this._header.type === 'pax-header') {
       this._pax = { ...(this._paxGlobal ?? {}), ...decodePax(buf) }
@@ -280,124 +254,3 @@ function patchPaxDecoder(ex: object): void {
   }
 }
 
-/** Decodes PAX extended header records (`LEN KEY=VALUE\n`) byte-exactly into latin1 strings. */
-export function decodePax(buf: Buffer): Record<string, string> {
-  const out: Record<string, string> = {}
-  let at = 0
-  while (at < buf.length) {
-    const sp = buf.indexOf(0x20, at)
-    if (sp < 0) break
-    const len = parseInt(buf.toString('latin1', at, sp), 10)
-    if (!(len > 0) || at + len > buf.length || buf[at + len - 1] !== 0x0a) {
-      if (buf.subarray(at).every((b) => b === 0)) break
-      throw new Error('bad PAX record')
-    }
-    const rec = buf.subarray(sp + 1, at + len - 1)
-    const eq = rec.indexOf(0x3d)
-    if (eq < 0) throw new Error('bad PAX record')
-    out[rec.toString('latin1', 0, eq)] = rec.toString('latin1', eq + 1)
-    at += len
-  }
-  return out
-}
-
-const TYPES: Record<string, EntryType> = {
-  file: 'file',
-  'contiguous-file': 'file',
-  link: 'file',
-  symlink: 'symlink',
-  directory: 'dir',
-  fifo: 'fifo',
-  'character-device': 'char',
-  'block-device': 'block',
-}
-
-/** The SourceEntry of a member (without content), or null for a member that is skipped. */
-function toEntry(h: TarHeader, prefix: Buffer, opts: TarSourceOptions): SourceEntry | null {
-  const raw = Buffer.from(h.name, 'latin1')
-  const type = h.type === null ? undefined : TYPES[h.type]
-  const pax = h.pax ?? {}
-  if (type === undefined || Object.keys(pax).some((k) => k.startsWith('GNU.sparse.'))) {
-    opts.onWarning?.(new SluiceError('ERR_TAR', `tar member ${displayPath(raw)} has a type Sluice cannot store (${h.type ?? 'unknown'}); skipped`, { path: raw }))
-    return null
-  }
-  const rel = normalizeTarPath(raw)
-  if (rel.length === 0 && prefix.length === 0) return null // the archive's '.' itself
-  const path = rel.length === 0 ? Buffer.from(prefix) : joinPath(prefix, rel)
-  const [mtimeSec, mtimeNsec] = pax.mtime !== undefined ? parseTime(pax.mtime) : [Math.floor(h.mtime.getTime() / 1000), 0]
-  const [ctimeSec, ctimeNsec] = pax.ctime !== undefined ? parseTime(pax.ctime) : [mtimeSec, mtimeNsec]
-  const entry: SourceEntry = {
-    kind: 'entry',
-    path,
-    type: rel.length === 0 ? 'dir' : type,
-    mode: h.mode & 0o7777,
-    uid: pax.uid !== undefined ? Number(pax.uid) : h.uid,
-    gid: pax.gid !== undefined ? Number(pax.gid) : h.gid,
-    size: type === 'file' && h.type !== 'link' ? h.size : 0,
-    mtimeSec,
-    mtimeNsec,
-    ctimeSec,
-    ctimeNsec,
-    ino: 0,
-    dev: 0,
-    nlink: 0,
-  }
-  const user = pax.uname !== undefined ? Buffer.from(pax.uname, 'latin1').toString('utf8') : h.uname
-  const group = pax.gname !== undefined ? Buffer.from(pax.gname, 'latin1').toString('utf8') : h.gname
-  if (user) entry.user = user
-  if (group) entry.group = group
-  if (type === 'char' || type === 'block') entry.rdev = makedev(h.devmajor, h.devminor)
-  if (type === 'symlink') entry.linkTarget = Buffer.from(h.linkname ?? '', 'latin1')
-  if (h.type === 'link') {
-    const to = normalizeTarPath(Buffer.from(h.linkname ?? '', 'latin1'))
-    entry.hardlinkTo = to.length === 0 ? Buffer.from(prefix) : joinPath(prefix, to)
-  }
-  const xattrs: Xattr[] = []
-  for (const [k, v] of Object.entries(pax)) {
-    if (k.startsWith('SCHILY.xattr.')) xattrs.push({ name: Buffer.from(k.slice(13), 'latin1'), value: Buffer.from(v, 'latin1') })
-  }
-  if (xattrs.length > 0) entry.xattrs = xattrs.sort((a, b) => Buffer.compare(a.name, b.name))
-  return entry
-}
-
-/** A member name as a snapshot path: no leading '/' or './', no trailing '/', no empty or '.'
- *  components. A '..' component could put the entry anywhere on restore: the archive is refused
- *  with ERR_TAR. */
-export function normalizeTarPath(raw: Buffer): Buffer {
-  const parts: Buffer[] = []
-  let start = 0
-  for (let i = 0; i <= raw.length; i++) {
-    if (i < raw.length && raw[i] !== 0x2f) continue
-    const part = raw.subarray(start, i)
-    start = i + 1
-    if (part.length === 0 || (part.length === 1 && part[0] === 0x2e)) continue
-    if (part.length === 2 && part[0] === 0x2e && part[1] === 0x2e) {
-      throw new SluiceError('ERR_TAR', `tar stream on stdin is corrupt: member ${displayPath(raw)} has a '..' component`, { path: raw })
-    }
-    parts.push(part)
-  }
-  const out: Buffer[] = []
-  for (const p of parts) {
-    if (out.length > 0) out.push(Buffer.of(0x2f))
-    out.push(p)
-  }
-  return Buffer.concat(out)
-}
-
-/** Parses a PAX time ("1795685289.404501667", maybe negative) into seconds and nanoseconds,
- *  seconds floored so that the nanoseconds stay non-negative. */
-export function parseTime(text: string): [number, number] {
-  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(text.trim())
-  if (!m) throw new SluiceError('ERR_TAR', `tar stream on stdin is corrupt: bad PAX time ${JSON.stringify(text)}`)
-  const sec = Number(m[2])
-  const nsec = Number(((m[3] ?? '') + '000000000').slice(0, 9))
-  if (m[1] !== '-') return [sec, nsec]
-  return nsec === 0 ? [-sec, 0] : [-sec - 1, 1_000_000_000 - nsec]
-}
-
-/** glibc's makedev: the device number encoding of Linux stat's st_rdev. */
-export function makedev(major: number, minor: number): number {
-  const M = BigInt(major)
-  const m = BigInt(minor)
-  return Number(((M & 0xfffn) << 8n) | ((M & ~0xfffn) << 32n) | (m & 0xffn) | ((m & ~0xffn) << 12n))
-}

@@ -1,6 +1,6 @@
 /**
  * The filesystem source: walks the backup paths and yields one `SourceEntry` per file,
- * directory, symlink or special file, in the canonical order of DESIGN.md (depth first,
+ * directory, symlink or special file, in the canonical order of docs/DESIGN.md (depth first,
  * siblings by raw name bytes, a directory before its children), so that `comparePaths` of
  * consecutive entries is strictly increasing and an incremental backup can merge-join the walk
  * with the parent snapshot.
@@ -8,19 +8,22 @@
  * Names are raw bytes from first to last: listings are read with `encoding: 'buffer'` and never
  * decoded. Symlinks are never followed (lstat only; a symlink to a directory is a symlink entry).
  *
- * Memory: the sorted listings of the directories on the current path, the lstat results of at
- * most LSTAT_AHEAD upcoming siblings per directory on that path (taken synchronously: see
- * probeOf), and the hardlink map (inodes with a link
- * count above one whose links have not all been seen yet: the one structure that DESIGN.md
- * allows to grow with the data).
+ * lstat is synchronous (the addon's, without a Stats object: on a warm cache a third of the CPU
+ * of a thread-pool round trip), one entry at a time. A file entry's content() is read by
+ * read-content.ts when the chunker asks for it.
+ *
+ * Memory: the sorted listings of the directories on the current path, and the hardlink map
+ * (inodes with a link count above one whose links have not all been seen yet: the one
+ * structure that docs/DESIGN.md allows to grow with the data).
  */
-import fs, { promises as fsp, constants as fsc, type BigIntStats } from 'node:fs'
+import fs, { promises as fsp, constants as fsc } from 'node:fs'
 import { lstatNumbers, type LStat } from '../../../lib/native.js'
 import { Readable } from 'node:stream'
-import { comparePaths, displayPath, isUnder, joinPath } from '../../../lib/bytes.js'
+import { comparePaths, displayPath, isUnder } from '../../../lib/bytes.js'
 import type { EntryType, SourceEntry } from '../../../lib/entry.js'
 import { SluiceError, isErrno } from '../../../lib/errors.js'
-import { LSTAT_AHEAD, READ_BLOCK, STAGE_HWM } from '../../../lib/limits.js'
+import { STAGE_HWM } from '../../../lib/limits.js'
+import { readContent, statNumbers, type ContentReader } from './read-content.js'
 
 /** Options of {@link createWalk}. */
 export interface WalkOptions {
@@ -38,6 +41,10 @@ export interface WalkOptions {
   excludeIfPresent?: string[]
   /** Filled in as the walk goes, for progress and tests. */
   stats?: WalkStats
+  /** lstat of a path (default: the addon's lstatNumbers); tests inject failures here. */
+  lstat?: (fsPath: Buffer) => LStat
+  /** Reads a file entry's content (default: readContent); tests inject changes here. */
+  readContent?: ContentReader
 }
 
 /** Counters a walk keeps up to date in a caller-owned object. */
@@ -50,19 +57,18 @@ export interface WalkStats {
 }
 
 const SLASH = Buffer.of(0x2f)
-const NS = 1_000_000_000n
 const S_IFMT = fsc.S_IFMT
 
-/** One lstat (and, for symlinks, readlink) result of the read-ahead, never rejected. */
+/** One lstat (and, for symlinks, readlink) result, or the error. */
 type Stat = { st: LStat; link?: Buffer; linkErr?: unknown }
 type Probe = Stat | { err: unknown }
+type ProbeOf = (fsPath: Buffer) => Probe
 
 interface Frame {
   fsDir: Buffer
   names: Buffer[]
-  /** Index in `names` of the entry `ahead[0]` belongs to. */
+  /** Index in `names` of the next entry to visit. */
   next: number
-  ahead: { fsPath: Buffer; probe: Promise<Probe> }[]
 }
 
 type Warn = (msg: string, cause: unknown, fsPath: Buffer) => void
@@ -84,22 +90,32 @@ export function createWalk(paths: string[] | Buffer[], opts: WalkOptions): Reada
 }
 
 async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenerator<SourceEntry> {
-  const roots = await checkRoots(paths)
+  const probeOf = prober(opts.lstat ?? lstatNumbers)
+  const read = opts.readContent ?? readContent
+  const roots = checkRoots(paths, probeOf)
   const markers = (opts.excludeIfPresent ?? []).map((n) => Buffer.from(n))
   const links = new Map<string, LinkGroup>()
   /** Ancestor directories already emitted (ok) or refused by `descend`, outermost first. */
   let chain: { fsPath: Buffer; ok: boolean }[] = []
 
+  const onWarning = (err: SluiceError): void => {
+    if (opts.stats) opts.stats.warnings++
+    opts.onWarning(err)
+  }
   const warn: Warn = (msg, cause, fsPath) => {
     const detail = cause instanceof Error ? `: ${cause.message}` : ''
-    if (opts.stats) opts.stats.warnings++
-    opts.onWarning(new SluiceError('ERR_READ', `${msg} ${displayPath(fsPath)}${detail}`, { cause, path: fsPath }))
+    onWarning(new SluiceError('ERR_READ', `${msg} ${displayPath(fsPath)}${detail}`, { cause, path: fsPath }))
   }
 
   /** Turns a probe into an entry, applying `descend` and the hardlink map; null when dropped. */
   const admit = (fsPath: Buffer, probe: Stat): SourceEntry | null => {
     if (probe.linkErr !== undefined) warn('cannot read symlink', probe.linkErr, fsPath)
-    const entry = toEntry(fsPath, probe.st, probe.link, warn)
+    const entry = toEntry(fsPath, probe.st, probe.link)
+    if (entry.type === 'file') {
+      const before = probe.st
+      // entry.size is read when the content is asked for: prefetch may set -1 (read to the end).
+      entry.content = () => read({ fsPath, size: entry.size, before }, onWarning)
+    }
     if (opts.descend && !opts.descend(entry)) return null
     if (entry.type !== 'dir' && probe.st.nlink > 1) {
       const key = `${probe.st.dev}:${probe.st.ino}`
@@ -140,7 +156,7 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
     let refused = false
     for (; i < anc.length; i++) {
       const fsPath = anc[i]!
-      let probe = await probeOf(fsPath)
+      let probe = probeOf(fsPath)
       // An ancestor that is a symlink (/var -> /private/var) is recorded as the directory it
       // leads to: a symlink record with children would not restore.
       if ('st' in probe && (probe.st.mode & S_IFMT) === fsc.S_IFLNK) probe = await statOf(fsPath)
@@ -194,17 +210,14 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
         stack.pop()
         continue
       }
-      const head = top.ahead.shift()!
-      top.next++
-      const more = top.next + top.ahead.length
-      if (more < top.names.length) top.ahead.push(lookAhead(top.fsDir, top.names[more]!))
-      pending = { fsPath: head.fsPath, probe: await head.probe }
+      const fsPath = childPath(top.fsDir, top.names[top.next++]!)
+      pending = { fsPath, probe: probeOf(fsPath) }
     }
   }
 }
 
 /** The backup paths, resolved, sorted, with nested ones dropped, each lstat'ed up front. */
-async function checkRoots(paths: string[] | Buffer[]): Promise<{ fsPath: Buffer; st: LStat; link: { link?: Buffer; linkErr?: unknown } }[]> {
+function checkRoots(paths: string[] | Buffer[], probeOf: ProbeOf): { fsPath: Buffer; st: LStat; link: { link?: Buffer; linkErr?: unknown } }[] {
   if (paths.length === 0) throw new SluiceError('ERR_ARGS', 'no backup path given')
   const resolved = paths.map((p) => resolvePath(typeof p === 'string' ? Buffer.from(p) : p))
   resolved.sort((a, b) => comparePaths(a, b))
@@ -217,7 +230,7 @@ async function checkRoots(paths: string[] | Buffer[]): Promise<{ fsPath: Buffer;
   }
   const out = []
   for (const fsPath of kept) {
-    const probe = await probeOf(fsPath)
+    const probe = probeOf(fsPath)
     if ('err' in probe) {
       if (isErrno(probe.err, 'ENOENT', 'ENOTDIR')) {
         throw new SluiceError('ERR_PATH_NOT_FOUND', `backup path not found: ${displayPath(fsPath)}`, { cause: probe.err, path: fsPath })
@@ -261,52 +274,32 @@ function childPath(dir: Buffer, name: Buffer): Buffer {
   return out
 }
 
-function lookAhead(dir: Buffer, name: Buffer): { fsPath: Buffer; probe: Promise<Probe> } {
-  const fsPath = childPath(dir, name)
-  return { fsPath, probe: probeOf(fsPath) }
-}
-
 function frame(fsDir: Buffer, names: Buffer[]): Frame {
-  const ahead: Frame['ahead'] = []
-  for (let i = 0; i < names.length && i < LSTAT_AHEAD; i++) ahead.push(lookAhead(fsDir, names[i]!))
-  return { fsDir, names, next: 0, ahead }
+  return { fsDir, names, next: 0 }
 }
 
-/** lstat (and readlink for symlinks), as a result that never rejects: the read-ahead may hold
- *  probes that are never awaited when the consumer stops early. */
-function probeOf(fsPath: Buffer): Promise<Probe> {
-  // Synchronous lstat: on a warm cache it costs about a third of the CPU of the thread-pool
-  // round trip, and a walk of small files is bound by exactly that (measured: 20k files back
-  // up in 4.5 s instead of 6.3 s). The promise shape stays so the read-ahead could go async
-  // again for cold, high-latency disks.
-  try {
-    const st = lstatNumbers(fsPath)
-    if ((st.mode & S_IFMT) !== fsc.S_IFLNK) return Promise.resolve({ st })
+/** lstat (and readlink for symlinks) through `lstat`, as a result instead of a throw. */
+function prober(lstat: (fsPath: Buffer) => LStat): ProbeOf {
+  return (fsPath) => {
     try {
-      return Promise.resolve({ st, link: fs.readlinkSync(fsPath, { encoding: 'buffer' }) })
-    } catch (linkErr) {
-      return Promise.resolve({ st, linkErr })
+      const st = lstat(fsPath)
+      if ((st.mode & S_IFMT) !== fsc.S_IFLNK) return { st }
+      try {
+        return { st, link: fs.readlinkSync(fsPath, { encoding: 'buffer' }) }
+      } catch (linkErr) {
+        return { st, linkErr }
+      }
+    } catch (err) {
+      return { err }
     }
-  } catch (err) {
-    return Promise.resolve({ err })
   }
 }
 
 async function statOf(fsPath: Buffer): Promise<Probe> {
   try {
-    return { st: numbers(await fsp.stat(fsPath, { bigint: true })) }
+    return { st: statNumbers(await fsp.stat(fsPath, { bigint: true })) }
   } catch (err) {
     return { err }
-  }
-}
-
-/** The fields of a (followed) stat as lstatNumbers gives them. */
-function numbers(st: BigIntStats): LStat {
-  const [mtimeSec, mtimeNsec] = splitNs(st.mtimeNs)
-  const [ctimeSec, ctimeNsec] = splitNs(st.ctimeNs)
-  return {
-    mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), mtimeSec, mtimeNsec,
-    ctimeSec, ctimeNsec, ino: Number(st.ino), dev: Number(st.dev), nlink: Number(st.nlink), rdev: Number(st.rdev),
   }
 }
 
@@ -322,19 +315,7 @@ function typeOf(mode: number): EntryType {
   }
 }
 
-/** Splits nanoseconds since the epoch into seconds (floored, so negative times keep a
- *  non-negative nanosecond part) and nanoseconds. */
-function splitNs(ns: bigint): [number, number] {
-  let sec = ns / NS
-  let nsec = ns - sec * NS
-  if (nsec < 0n) {
-    sec -= 1n
-    nsec += NS
-  }
-  return [Number(sec), Number(nsec)]
-}
-
-function toEntry(fsPath: Buffer, st: LStat, link: Buffer | undefined, warn: Warn): SourceEntry {
+function toEntry(fsPath: Buffer, st: LStat, link: Buffer | undefined): SourceEntry {
   const type = typeOf(st.mode)
   const size = type === 'file' || type === 'symlink' ? st.size : 0
   const entry: SourceEntry = {
@@ -357,80 +338,5 @@ function toEntry(fsPath: Buffer, st: LStat, link: Buffer | undefined, warn: Warn
   }
   if (type === 'char' || type === 'block') entry.rdev = st.rdev
   if (type === 'symlink' && link !== undefined) entry.linkTarget = link
-  if (type === 'file') entry.content = () => readContent(fsPath, size, warn)
   return entry
-}
-
-/**
- * Yields at most `size` bytes of the file (the size the snapshot records), in pieces of at most
- * READ_BLOCK, read into two buffers in turn (memory: 2 x READ_BLOCK per file in flight); a file
- * up to READ_BLOCK is one open, one read into one buffer, one close. The file is opened on the
- * first `next()`, and closed when the consumer finishes, returns early or throws. A file that
- * shrank yields fewer bytes, with a warning; one that cannot be opened or read throws ERR_READ.
- */
-async function* readContent(fsPath: Buffer, size: number, warn: Warn): AsyncGenerator<Uint8Array> {
-  if (size === 0) return
-  let fd: number
-  try {
-    // The entry was a regular file at lstat time. O_NOFOLLOW: never read through a symlink that
-    // replaced it since; O_NONBLOCK: a FIFO that replaced it must not hang the backup in open().
-    // The callback API, not fs.promises: a FileHandle costs twice as much per small file.
-    fd = await cb<number>(done => fs.open(fsPath, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK, done))
-  } catch (err) {
-    throw new SluiceError('ERR_READ', `cannot open ${displayPath(fsPath)}: ${(err as Error).message}`, { cause: err, path: fsPath })
-  }
-  // A file larger than READ_BLOCK is read one block ahead, into the other of two buffers: the
-  // next read runs on the thread pool while the consumer works on this piece (each piece is the
-  // consumer's only until it asks for the next, SourceEntry.content). A smaller file is one read
-  // into one buffer.
-  const blocks = [Buffer.allocUnsafeSlow(Math.min(size, READ_BLOCK))]
-  if (size > READ_BLOCK) blocks.push(Buffer.allocUnsafeSlow(READ_BLOCK))
-  let left = size
-  let turn = 0
-  const readNext = (): Promise<{ buf: Buffer; want: number; got: number }> | undefined => {
-    if (left <= 0) return undefined
-    const want = Math.min(left, READ_BLOCK)
-    left -= want
-    const buf = blocks[turn]!.subarray(0, want)
-    turn = (turn + 1) % blocks.length
-    return readFull(fd, buf, fsPath).then(got => ({ buf, want, got }))
-  }
-  let ahead = readNext()
-  try {
-    while (ahead) {
-      const { buf, want, got } = await ahead
-      ahead = undefined
-      if (got < want) {
-        if (got > 0) yield buf.subarray(0, got)
-        warn(`file shrank while reading (${size - left - want + got} of ${size} bytes):`, undefined, fsPath)
-        return
-      }
-      ahead = readNext()
-      yield buf
-    }
-  } finally {
-    // A read still in flight must end before its descriptor is closed (and maybe reused).
-    if (ahead) await ahead.catch(() => {})
-    await cb<void>(done => fs.close(fd, done))
-  }
-}
-
-/** A node-style callback call as a promise. */
-function cb<T>(call: (done: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => call((err, value) => (err ? reject(err) : resolve(value as T))))
-}
-
-/** Fills `buf` from the current position; fewer bytes only at end of file. */
-async function readFull(fd: number, buf: Buffer, fsPath: Buffer): Promise<number> {
-  let got = 0
-  try {
-    while (got < buf.length) {
-      const bytesRead = await cb<number>(done => fs.read(fd, buf, got, buf.length - got, null, done))
-      if (bytesRead === 0) break
-      got += bytesRead
-    }
-  } catch (err) {
-    throw new SluiceError('ERR_READ', `cannot read ${displayPath(fsPath)}: ${(err as Error).message}`, { cause: err, path: fsPath })
-  }
-  return got
 }

@@ -2,7 +2,7 @@
  * The tar sink: writes the records and contents of a restore stream as a POSIX (pax) tar that
  * GNU tar and bsdtar extract with raw-byte names, permissions, owners, nanosecond mtimes,
  * symlinks, hardlinks, FIFOs, devices and xattrs (`SCHILY.xattr.NAME`). Headers come from
- * lib/tar-header.ts (tar-stream's pack() cannot carry non-UTF-8 names or nanoseconds).
+ * lib/tar.ts (tar-stream's pack() cannot carry non-UTF-8 names or nanoseconds).
  *
  * A record's `entry.size` is what its header promises, so exactly that many bytes follow it:
  * content that falls short is padded with zeros and content beyond it is dropped, each reported
@@ -20,7 +20,7 @@ import { SluiceError } from '../../../lib/errors.js'
 import { STAGE_HWM } from '../../../lib/limits.js'
 import { OutputPort } from '../../../lib/output-port.js'
 import { checkSafePath } from '../read-snapshot.js'
-import { TAR_BLOCK, encodeTarHeader, tarCanHold, tarPadding } from '../../../lib/tar-header.js'
+import { TAR_BLOCK, encodeTarHeader, tarCanHold, tarPadding } from '../../../lib/tar.js'
 
 /** Options of {@link createTarWriter}. */
 export interface TarWriterOptions {

@@ -1,7 +1,9 @@
 /**
- * A pure codec for the header blocks of a POSIX (pax) tar member, as GNU tar and bsdtar read
- * them. tar-stream's pack() cannot be used for this: it turns every name and PAX value into a
- * UTF-8 string, so non-UTF-8 names and binary xattr values cannot get through it, and it writes
+ * The tar codec, both directions (as node-tar's pax.js): header blocks of a POSIX (pax) member
+ * written for restore --tar, and members read back by the tar source. Pure: no streams here.
+ *
+ * Writing: tar-stream's pack() cannot be used: it turns every name and PAX value into a UTF-8
+ * string, so non-UTF-8 names and binary xattr values cannot get through it, and it writes
  * whole-second mtimes only. Here names, link targets, xattr names and values are raw bytes.
  *
  * A member is a ustar header, preceded by a PAX extended header ('x') when something does not
@@ -9,8 +11,16 @@
  * negative numbers, long or non-ASCII owner names, or xattrs (`SCHILY.xattr.NAME`, GNU tar's and
  * bsdtar's convention). A long name that is not UTF-8 gets `hdrcharset=BINARY`, so bsdtar keeps
  * the bytes instead of failing to convert them from UTF-8.
+ *
+ * Reading: tar-stream splits the stream into members and parses the ustar fields (names as
+ * latin1, i.e. the raw bytes); PAX records, which it would decode as UTF-8 (losing non-UTF-8
+ * bytes), are decoded here byte-exactly, so a name GNU tar wrote as raw bytes in a PAX `path`
+ * record, and binary xattr values, survive. A PAX `path` that is UTF-8 (as the spec wants) is
+ * kept as its UTF-8 bytes, i.e. the name the file had on a UTF-8 system.
  */
-import type { EntryMeta } from './entry.js'
+import { displayPath, joinPath } from './bytes.js'
+import type { EntryMeta, EntryType, SourceEntry, Xattr } from './entry.js'
+import { SluiceError } from './errors.js'
 
 export const TAR_BLOCK = 512
 
@@ -30,6 +40,13 @@ export function splitDev(rdev: number): [number, number] {
   return [Number(major & 0xffffffffn), Number(minor & 0xffffffffn)]
 }
 
+/** glibc's makedev: the device number encoding of Linux stat's st_rdev. */
+export function makedev(major: number, minor: number): number {
+  const M = BigInt(major)
+  const m = BigInt(minor)
+  return Number(((M & 0xfffn) << 8n) | ((M & ~0xfffn) << 32n) | (m & 0xffn) | ((m & ~0xffn) << 12n))
+}
+
 /** One PAX record, `LEN KEY=VALUE\n`, where LEN counts the whole record in decimal. */
 export function paxRecord(key: string | Buffer, value: string | Buffer): Buffer {
   const k = typeof key === 'string' ? Buffer.from(key, 'utf8') : key
@@ -40,11 +57,43 @@ export function paxRecord(key: string | Buffer, value: string | Buffer): Buffer 
   return Buffer.concat([Buffer.from(`${len} `), k, Buffer.of(0x3d), v, Buffer.of(0x0a)])
 }
 
+/** Decodes PAX extended header records (`LEN KEY=VALUE\n`) byte-exactly into latin1 strings. */
+export function decodePax(buf: Buffer): Record<string, string> {
+  const out: Record<string, string> = {}
+  let at = 0
+  while (at < buf.length) {
+    const sp = buf.indexOf(0x20, at)
+    if (sp < 0) break
+    const len = parseInt(buf.toString('latin1', at, sp), 10)
+    if (!(len > 0) || at + len > buf.length || buf[at + len - 1] !== 0x0a) {
+      if (buf.subarray(at).every((b) => b === 0)) break
+      throw new Error('bad PAX record')
+    }
+    const rec = buf.subarray(sp + 1, at + len - 1)
+    const eq = rec.indexOf(0x3d)
+    if (eq < 0) throw new Error('bad PAX record')
+    out[rec.toString('latin1', 0, eq)] = rec.toString('latin1', eq + 1)
+    at += len
+  }
+  return out
+}
+
 /** A PAX time: seconds and nanoseconds as a decimal fraction ("-1.25" for sec -2, nsec 75e7). */
 export function paxTime(sec: number, nsec: number): string {
   if (nsec === 0) return String(sec)
   if (sec < 0) return `-${-sec - 1}.${String(1e9 - nsec).padStart(9, '0')}`.replace(/0+$/, '')
   return `${sec}.${String(nsec).padStart(9, '0')}`.replace(/0+$/, '')
+}
+
+/** Parses a PAX time ("1795685289.404501667", maybe negative) into seconds and nanoseconds,
+ *  seconds floored so that the nanoseconds stay non-negative. */
+export function parseTime(text: string): [number, number] {
+  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(text.trim())
+  if (!m) throw new SluiceError('ERR_TAR', `tar stream on stdin is corrupt: bad PAX time ${JSON.stringify(text)}`)
+  const sec = Number(m[2])
+  const nsec = Number(((m[3] ?? '') + '000000000').slice(0, 9))
+  if (m[1] !== '-') return [sec, nsec]
+  return nsec === 0 ? [-sec, 0] : [-sec - 1, 1_000_000_000 - nsec]
 }
 
 function isAscii(b: Uint8Array): boolean {
@@ -189,4 +238,109 @@ export function encodeTarHeader(entry: EntryMeta): { header: Buffer; size: numbe
   const xname = Buffer.concat([Buffer.from('PaxHeaders/'), short.subarray(0, 89)])
   const xhead = ustar({ ...fields, name: xname, prefix: Buffer.alloc(0), size: body.length, typeflag: 0x78, linkname: Buffer.alloc(0), devmajor: 0, devminor: 0 })
   return { header: Buffer.concat([xhead, body, Buffer.alloc(tarPadding(body.length)), main]), size }
+}
+
+// Reading: a member's header as tar-stream parses it, back into an entry.
+
+/** One tar member's header as tar-stream parses it, with PAX values as latin1 strings (raw bytes). */
+export interface TarMemberHeader {
+  name: string
+  type: string | null
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  mtime: Date
+  linkname: string | null
+  uname: string
+  gname: string
+  devmajor: number
+  devminor: number
+  byteOffset: number
+  pax: Record<string, string> | null
+}
+
+const TYPES: Record<string, EntryType> = {
+  file: 'file',
+  'contiguous-file': 'file',
+  link: 'file',
+  symlink: 'symlink',
+  directory: 'dir',
+  fifo: 'fifo',
+  'character-device': 'char',
+  'block-device': 'block',
+}
+
+/** The SourceEntry of a member (without content), its path put under `prefix`, or null for a
+ *  member that is skipped (the archive's own '.', or a type Sluice cannot store: `onWarning`
+ *  hears of it). */
+export function decodeTarMember(h: TarMemberHeader, prefix: Buffer, onWarning?: (err: SluiceError) => void): SourceEntry | null {
+  const raw = Buffer.from(h.name, 'latin1')
+  const type = h.type === null ? undefined : TYPES[h.type]
+  const pax = h.pax ?? {}
+  if (type === undefined || Object.keys(pax).some((k) => k.startsWith('GNU.sparse.'))) {
+    onWarning?.(new SluiceError('ERR_TAR', `tar member ${displayPath(raw)} has a type Sluice cannot store (${h.type ?? 'unknown'}); skipped`, { path: raw }))
+    return null
+  }
+  const rel = normalizeTarPath(raw)
+  if (rel.length === 0 && prefix.length === 0) return null // the archive's '.' itself
+  const path = rel.length === 0 ? Buffer.from(prefix) : joinPath(prefix, rel)
+  const [mtimeSec, mtimeNsec] = pax.mtime !== undefined ? parseTime(pax.mtime) : [Math.floor(h.mtime.getTime() / 1000), 0]
+  const [ctimeSec, ctimeNsec] = pax.ctime !== undefined ? parseTime(pax.ctime) : [mtimeSec, mtimeNsec]
+  const entry: SourceEntry = {
+    kind: 'entry',
+    path,
+    type: rel.length === 0 ? 'dir' : type,
+    mode: h.mode & 0o7777,
+    uid: pax.uid !== undefined ? Number(pax.uid) : h.uid,
+    gid: pax.gid !== undefined ? Number(pax.gid) : h.gid,
+    size: type === 'file' && h.type !== 'link' ? h.size : 0,
+    mtimeSec,
+    mtimeNsec,
+    ctimeSec,
+    ctimeNsec,
+    ino: 0,
+    dev: 0,
+    nlink: 0,
+  }
+  const user = pax.uname !== undefined ? Buffer.from(pax.uname, 'latin1').toString('utf8') : h.uname
+  const group = pax.gname !== undefined ? Buffer.from(pax.gname, 'latin1').toString('utf8') : h.gname
+  if (user) entry.user = user
+  if (group) entry.group = group
+  if (type === 'char' || type === 'block') entry.rdev = makedev(h.devmajor, h.devminor)
+  if (type === 'symlink') entry.linkTarget = Buffer.from(h.linkname ?? '', 'latin1')
+  if (h.type === 'link') {
+    const to = normalizeTarPath(Buffer.from(h.linkname ?? '', 'latin1'))
+    entry.hardlinkTo = to.length === 0 ? Buffer.from(prefix) : joinPath(prefix, to)
+  }
+  const xattrs: Xattr[] = []
+  for (const [k, v] of Object.entries(pax)) {
+    if (k.startsWith('SCHILY.xattr.')) xattrs.push({ name: Buffer.from(k.slice(13), 'latin1'), value: Buffer.from(v, 'latin1') })
+  }
+  if (xattrs.length > 0) entry.xattrs = xattrs.sort((a, b) => Buffer.compare(a.name, b.name))
+  return entry
+}
+
+/** A member name as a snapshot path: no leading '/' or './', no trailing '/', no empty or '.'
+ *  components. A '..' component could put the entry anywhere on restore: the archive is refused
+ *  with ERR_TAR. */
+export function normalizeTarPath(raw: Buffer): Buffer {
+  const parts: Buffer[] = []
+  let start = 0
+  for (let i = 0; i <= raw.length; i++) {
+    if (i < raw.length && raw[i] !== 0x2f) continue
+    const part = raw.subarray(start, i)
+    start = i + 1
+    if (part.length === 0 || (part.length === 1 && part[0] === 0x2e)) continue
+    if (part.length === 2 && part[0] === 0x2e && part[1] === 0x2e) {
+      throw new SluiceError('ERR_TAR', `tar stream on stdin is corrupt: member ${displayPath(raw)} has a '..' component`, { path: raw })
+    }
+    parts.push(part)
+  }
+  const out: Buffer[] = []
+  for (const p of parts) {
+    if (out.length > 0) out.push(Buffer.of(0x2f))
+    out.push(p)
+  }
+  return Buffer.concat(out)
 }
