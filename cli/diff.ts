@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs'
-import { createDiff, displayPath, paceMemory, snapshotRecords, type DiffItem } from '../index.js'
+import { createDiff, displayPath, paceMemory, snapshotRecords, treeOf, type DiffItem } from '../index.js'
 import { globalOptions, openRepo, out, type GlobalArgs } from './common.js'
 
 const MARK = { added: '+', removed: '-', modified: 'M' } as const
@@ -17,9 +17,8 @@ export const diffCommand: CommandModule<object, GlobalArgs & { a: string; b: str
     try {
       const a = await repo.findSnapshot(args.a)
       const b = await repo.findSnapshot(args.b)
-      const tree = (s: typeof a) => ({ root: Buffer.from(s.snap.tree.root, 'hex'), depth: s.snap.tree.depth })
       const counts = { added: 0, removed: 0, modified: 0 }
-      for await (const d of createDiff(snapshotRecords(repo, tree(a)), snapshotRecords(repo, tree(b)), { loader: repo }) as AsyncIterable<DiffItem>) {
+      for await (const d of createDiff(snapshotRecords(repo, treeOf(a.snap)), snapshotRecords(repo, treeOf(b.snap)), { loader: repo }) as AsyncIterable<DiffItem>) {
         counts[d.change]++
         const p = '/' + displayPath(d.path) + (d.type === 'dir' ? '/' : '')
         if (args.json) out(JSON.stringify({ change: d.change, path: p, type: d.type, ...(d.what.length ? { what: d.what } : {}) }))

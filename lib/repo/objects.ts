@@ -17,7 +17,7 @@ const zstd = zstdBinding as typeof import('zstd-napi/binding.js')
 import { open, seal, sealInto, ID_BYTES, NONCE_BYTES, TAG_BYTES } from './crypto.js'
 import { SluiceError } from '../errors.js'
 import { hex } from '../bytes.js'
-import { PROBE_MIN_CHUNK, PROBE_SAMPLE, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from '../limits.js'
+import { PROBE_MIN_CHUNK, PROBE_SAMPLE, TREE_FANOUT, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from '../limits.js'
 
 export const OBJECT_VERSION = 1
 export const COMPRESSION_NONE = 0
@@ -116,6 +116,9 @@ function compressInto(plain: Uint8Array, level: number): Buffer | null {
   if (!cctx || cctxLevel !== level) {
     cctx = new zstd.CCtx()
     cctx.setParameter(zstd.CParameter.compressionLevel, level)
+    // Above the default level zstd's match tables grow with its window; a capped window shrinks
+    // them with it (zstd clamps hashLog and chainLog to the window). See ZSTD_HIGH_WINDOW_LOG.
+    if (level > ZSTD_LEVEL) cctx.setParameter(zstd.CParameter.windowLog, ZSTD_HIGH_WINDOW_LOG)
     cctxLevel = level
   }
   const bound = zstd.compressBound(plain.length)
@@ -221,6 +224,7 @@ export function decodeTreeNode(b: Uint8Array): Buffer[] {
   if (b.length < 1 || b[0] !== TREE_NODE_VERSION || (b.length - 1) % ID_BYTES !== 0) {
     throw new SluiceError('ERR_CORRUPT', 'metadata tree node does not decode')
   }
+  if ((b.length - 1) / ID_BYTES > TREE_FANOUT) throw new SluiceError('ERR_CORRUPT', `metadata tree node names ${(b.length - 1) / ID_BYTES} ids (at most ${TREE_FANOUT})`)
   const out: Buffer[] = []
   for (let p = 1; p < b.length; p += ID_BYTES) out.push(Buffer.from(b.subarray(p, p + ID_BYTES)))
   return out
