@@ -51,3 +51,4 @@ export {
 } from './lib/repo/retention.js'
 export { forget, forgetSnapshot, forgottenKey, undoForget, type ForgetGroup, type ForgetOptions, type ForgetResult, type ForgetSummary, type UndoOptions } from './transforms/gc/forget.js'
 export { stats, type StatsMode, type StatsOptions, type StatsResult } from './transforms/inspect/stats.js'
+export { addKey, changePassword, findKey, listKeys, removeKey, type AddKeyOptions, type KeyInfo } from './lib/repo/key-ring.js'

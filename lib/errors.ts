@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'ERR_CHECK' // check found problems
   | 'ERR_ABORTED' // the operation was interrupted
   | 'ERR_CHANGED' // a file changed while backup read it (a warning: the snapshot keeps what was read)
+  | 'ERR_KEY_NOT_FOUND' // no key file matches the id prefix
+  | 'ERR_KEY_IN_USE' // refusing to remove the key in use (or possibly the last key)
 
 export class SluiceError extends Error {
   readonly code: ErrorCode

@@ -208,3 +208,6 @@ export const CHUNK_ARENA_BYTES = 24 * MiB
  *  repository with more referenced chunks (~128 GB at the 1 MiB average) is counted as an upper
  *  bound: a chunk met again after it left the cache counts twice. */
 export const STATS_DISTINCT_CHUNKS = 128 * 1024
+
+/** The most a --password-command may print: a password, not a stream (its output is held). */
+export const PASSWORD_MAX = 64 * KiB
