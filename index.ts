@@ -52,3 +52,4 @@ export {
 export { forget, forgetSnapshot, forgottenKey, undoForget, type ForgetGroup, type ForgetOptions, type ForgetResult, type ForgetSummary, type UndoOptions } from './transforms/gc/forget.js'
 export { stats, type StatsMode, type StatsOptions, type StatsResult } from './transforms/inspect/stats.js'
 export { addKey, changePassword, findKey, listKeys, removeKey, type AddKeyOptions, type KeyInfo } from './lib/repo/key-ring.js'
+export { tag, newTags, retagSnapshot, checkTagOptions, type TagOptions } from './transforms/gc/tag.js'
