@@ -21,6 +21,7 @@ import { forgetCommand } from './forget.js'
 import { statsCommand } from './stats.js'
 import { keyCommand } from './key.js'
 import { tagCommand } from './tag.js'
+import { completionCommand } from './completion.js'
 
 function fail(err: unknown): never {
   if (err instanceof SluiceError) {
@@ -57,6 +58,7 @@ try {
     .command(statsCommand)
     .command(keyCommand)
     .command(tagCommand)
+    .command(completionCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
     // `--tag x /path` must not swallow the path: list options take one value per flag and are
