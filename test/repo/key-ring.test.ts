@@ -159,28 +159,30 @@ function stopsAfter(inner: Storage, writes: number): Storage & { stopped: boolea
   return s
 }
 
-test('key passwd stopped after any number of writes leaves a repository that opens with A or C', async () => {
-  for (let writes = 0; ; writes++) {
-    const dir = `${BASE}/stopped-${writes}`
-    const init = await initRepository(createLocalStorage(dir), A, { kdf: FAST_KDF })
-    await init.close()
-    const storage = stopsAfter(createLocalStorage(dir), writes)
-    const repo = await openRepository(storage, A)
-    let done = true
-    try {
-      await changePassword(repo, C, { kdf: FAST_KDF })
-    } catch (err) {
-      assert.ok(storage.stopped, String(err))
-      done = false
+for (const backend of ['local', 's3'] as const) {
+  test(`key passwd stopped after any number of writes leaves a repository that opens with A or C (${backend})`, async () => {
+    for (let writes = 0; ; writes++) {
+      const plain = storageFor(backend, `stopped-${writes}`)
+      const init = await initRepository(plain, A, { kdf: FAST_KDF })
+      const storage = stopsAfter(plain, writes)
+      const repo = await openRepository(storage, A)
+      assert.equal(repo.keyId, init.keyId)
+      let done = true
+      try {
+        await changePassword(repo, C, { kdf: FAST_KDF })
+      } catch (err) {
+        assert.ok(storage.stopped, String(err))
+        done = false
+      }
+      const [a, c] = [await opens(plain, A), await opens(plain, C)]
+      assert.ok(a === 'ok' || c === 'ok', `after ${writes} writes: A ${a}, C ${c}`)
+      await plain.close()
+      if (done) {
+        // Two writes: the new key, then the old one's deletion.
+        assert.equal(writes, 2)
+        assert.deepEqual([a, c], ['ERR_WRONG_PASSWORD', 'ok'])
+        break
+      }
     }
-    const plain = createLocalStorage(dir)
-    const [a, c] = [await opens(plain, A), await opens(plain, C)]
-    assert.ok(a === 'ok' || c === 'ok', `after ${writes} writes: A ${a}, C ${c}`)
-    if (done) {
-      // Two writes: the new key, then the old one's deletion.
-      assert.equal(writes, 2)
-      assert.deepEqual([a, c], ['ERR_WRONG_PASSWORD', 'ok'])
-      break
-    }
-  }
-})
+  })
+}
