@@ -1,6 +1,7 @@
 import type { Argv, CommandModule } from 'yargs'
-import { addKey, changePassword, listKeys, removeKey } from '../index.js'
-import { globalOptions, newPassword, openRepo, out, warn, type GlobalArgs } from './common.js'
+import { addKey, changePassword, listKeys, removeKey, type SluiceError } from '../index.js'
+import { KEY_FILES_MAX } from '../lib/limits.js'
+import { globalOptions, newPassword, openRepo, out, repoWarning, type GlobalArgs } from './common.js'
 
 interface KeyArgs extends GlobalArgs {
   id?: string
@@ -16,11 +17,18 @@ function newKeyOptions<T>(y: Argv<T>) {
     .option('user', { type: 'string', describe: 'the user name recorded in the new key (default: this user)' })
 }
 
-/** Runs `body` on the opened repository and closes it. */
-async function withRepo(args: KeyArgs, body: (repo: Awaited<ReturnType<typeof openRepo>>) => Promise<void>): Promise<void> {
-  const repo = await openRepo(args)
+/** Runs `body` on the opened repository and closes it. Each damaged key file is named once,
+ *  whether opening or the body met it (exit 3). */
+async function withRepo(args: KeyArgs, body: (repo: Awaited<ReturnType<typeof openRepo>>, onWarning: (err: SluiceError) => void) => Promise<void>): Promise<void> {
+  const named = new Set<string>()
+  const onWarning = (err: SluiceError) => {
+    if (named.has(err.message)) return
+    if (named.size < KEY_FILES_MAX) named.add(err.message)
+    repoWarning(err)
+  }
+  const repo = await openRepo(args, onWarning)
   try {
-    await body(repo)
+    await body(repo, onWarning)
   } finally {
     await repo.close()
   }
@@ -33,15 +41,12 @@ const list: CommandModule<object, KeyArgs> = {
   describe: 'list keys (passwords); * marks the one in use',
   builder: y => globalOptions(y),
   handler: args =>
-    withRepo(args, async repo => {
+    withRepo(args, async (repo, onWarning) => {
       // restic's table (its columns, * for the key in use) or its JSON array, streamed.
       if (args.json) process.stdout.write('[')
       else out([' ID      ', 'User', 'Host', 'Created'].join('  '))
       let n = 0
-      for await (const k of listKeys(repo, err => {
-        warn(err)
-        process.exitCode = 3
-      })) {
+      for await (const k of listKeys(repo, onWarning)) {
         if (args.json) process.stdout.write((n++ > 0 ? ',' : '') + JSON.stringify(k))
         else out([`${k.current ? '*' : ' '}${k.id.slice(0, 8)}`, k.userName, k.hostName, k.created.replace('T', ' ').slice(0, 19)].join('  '))
       }

@@ -76,6 +76,14 @@ test('key lifecycle: init A, add B, open with B, passwd A→C, the key in use re
   fails(await as(C)(['key', 'remove', changed.id]), 'ERR_KEY_IN_USE')
   assert.match(ok(await as(B)(['key', 'remove', changed.id.slice(0, 8)])).stdout, new RegExp(`removed key ${changed.id}`))
   fails(await as(C)(['key', 'list']), 'ERR_WRONG_PASSWORD')
+  // A damaged key file: named on stderr, skipped, exit 3 (something was left out).
+  const bad = `${dir}/keys/${'ab'.repeat(32)}`
+  fs.writeFileSync(bad, '{"version": 1}')
+  const damaged = await as(B)(['key', 'list', '--json'])
+  assert.equal(damaged.code, 3, damaged.stderr)
+  assert.equal((JSON.parse(damaged.stdout) as Key[]).length, 1)
+  assert.match(damaged.stderr, new RegExp(`^sluice: warning: ERR_CORRUPT: key file keys/${'ab'.repeat(32)} is damaged[^\\n]*\\n$`))
+  fs.rmSync(bad)
   // Without a terminal a new password can only come from a file; an empty one is refused.
   fails(await as(B)(['key', 'add']), 'ERR_ARGS', /--new-password-file/)
   fs.writeFileSync(`${BASE}/empty`, '\n')
