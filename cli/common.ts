@@ -186,10 +186,10 @@ export function storageOf(args: GlobalArgs) {
   return openStorage(repoLocation(args), style === undefined ? {} : { s3PathStyle: style })
 }
 
-export async function openRepo(args: GlobalArgs, onWarning: (err: SluiceError) => void = repoWarning): Promise<Repository> {
+export async function openRepo(args: GlobalArgs): Promise<Repository> {
   const storage = storageOf(args)
   const pw = await password(args)
-  return openRepository(storage, pw, { onWarning })
+  return openRepository(storage, pw, { onWarning: repoWarning })
 }
 
 /** A damaged key file or snapshot skipped: a warning, and exit code 3 (something was left out),

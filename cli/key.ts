@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs'
-import { addKey, changePassword, listKeys, removeKey, type SluiceError } from '../index.js'
+import { addKey, changePassword, listKeys, openRepository, removeKey, type Repository, type SluiceError } from '../index.js'
 import { KEY_FILES_MAX } from '../lib/limits.js'
-import { globalOptions, newPassword, openRepo, out, repoWarning, type GlobalArgs } from './common.js'
+import { globalOptions, newPassword, out, password, repoWarning, storageOf, type GlobalArgs } from './common.js'
 
 interface KeyArgs extends GlobalArgs {
   id?: string
@@ -19,14 +19,15 @@ function newKeyOptions<T>(y: Argv<T>) {
 
 /** Runs `body` on the opened repository and closes it. Each damaged key file is named once,
  *  whether opening or the body met it (exit 3). */
-async function withRepo(args: KeyArgs, body: (repo: Awaited<ReturnType<typeof openRepo>>, onWarning: (err: SluiceError) => void) => Promise<void>): Promise<void> {
+async function withRepo(args: KeyArgs, body: (repo: Repository, onWarning: (err: SluiceError) => void) => Promise<void>): Promise<void> {
   const named = new Set<string>()
   const onWarning = (err: SluiceError) => {
     if (named.has(err.message)) return
     if (named.size < KEY_FILES_MAX) named.add(err.message)
     repoWarning(err)
   }
-  const repo = await openRepo(args, onWarning)
+  const storage = storageOf(args)
+  const repo = await openRepository(storage, await password(args), { onWarning })
   try {
     await body(repo, onWarning)
   } finally {

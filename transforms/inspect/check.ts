@@ -68,6 +68,7 @@ export interface CheckOptions {
  */
 export async function check(opts: CheckOptions): Promise<{ problems: number; snapshots: number; chunks: number; bytesRead: number; leftovers: Leftovers }> {
   const { repo } = opts
+  if (opts.readData && opts.readDataSubset) throw new SluiceError('ERR_ARGS', 'check flags --read-data and --read-data-subset cannot be used together')
   let problems = 0
   const problem = (m: string) => {
     problems++
@@ -114,7 +115,6 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     }
   }
   const subset = opts.readDataSubset
-  if (opts.readData && subset) throw new SluiceError('ERR_ARGS', 'check flags --read-data and --read-data-subset cannot be used together')
   const group = subset && 'part' in subset ? subset : undefined
   if (opts.readData || group) {
     for await (const id of chunkIds(repo, 'chunks/')) {
