@@ -42,7 +42,7 @@ export { createContentWriter } from './transforms/restore/sinks/stdout.js'
 export { createDiff, diffRecords, type DiffItem, type DiffOptions, type DiffChunkLoader } from './transforms/inspect/diff.js'
 export { backup, type BackupOptions, type BackupResult } from './transforms/backup/backup.js'
 export { restore, listSnapshot, parseSnapshotRef, type RestoreOptions, type RestoreResult } from './transforms/restore/restore.js'
-export { check, type CheckOptions } from './transforms/inspect/check.js'
+export { check, parseDataSubset, SUBSET_GROUPS_MAX, type CheckOptions, type DataSubset } from './transforms/inspect/check.js'
 export type { SnapshotInfo as SnapshotListing } from './lib/repo/repository.js'
 export {
   applyPolicy, describePolicy, describeGroup, filterEmpty, formatDuration, groupKeyOf, hasTags, isoWeek, matchesFilter, parseDuration,
@@ -51,3 +51,5 @@ export {
 } from './lib/repo/retention.js'
 export { forget, forgetSnapshot, forgottenKey, undoForget, type ForgetGroup, type ForgetOptions, type ForgetResult, type ForgetSummary, type UndoOptions } from './transforms/gc/forget.js'
 export { stats, type StatsMode, type StatsOptions, type StatsResult } from './transforms/inspect/stats.js'
+export { addKey, changePassword, findKey, listKeys, removeKey, type AddKeyOptions, type KeyInfo } from './lib/repo/key-ring.js'
+export { tag, newTags, retagSnapshot, checkTagOptions, type TagOptions } from './transforms/gc/tag.js'

@@ -1,11 +1,14 @@
 /** What every command shares: opening the repository, the password, progress and messages. */
+import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import type { Argv } from 'yargs'
 import { SluiceError, displayPath, openRepository, openStorage, type Repository } from '../index.js'
+import { PASSWORD_MAX } from '../lib/limits.js'
 
 export interface GlobalArgs {
   repo?: string
   'password-file'?: string
+  'password-command'?: string
   's3-path-style'?: boolean
   json?: boolean
   quiet?: boolean
@@ -14,7 +17,8 @@ export interface GlobalArgs {
 export function globalOptions<T>(y: Argv<T>) {
   return y
     .option('repo', { alias: 'r', type: 'string', describe: 'repository: a directory, or s3:BUCKET/PREFIX, or s3:https://HOST/BUCKET/PREFIX (default: $SLUICE_REPOSITORY)' })
-    .option('password-file', { type: 'string', describe: 'read the password from this file (default: $SLUICE_PASSWORD, else a prompt on a terminal)' })
+    .option('password-file', { alias: 'p', type: 'string', describe: 'read the password from this file (default: $SLUICE_PASSWORD_FILE)' })
+    .option('password-command', { type: 'string', describe: 'run this command (split into words, no shell) and read the password from its output (default: $SLUICE_PASSWORD_COMMAND); without either, $SLUICE_PASSWORD, else a prompt on a terminal' })
     .option('s3-path-style', { type: 'boolean', describe: 'address S3 buckets by path (ENDPOINT/BUCKET, the default for s3:http(s)://ENDPOINT/...); --no-s3-path-style for BUCKET.ENDPOINT' })
     .option('json', { type: 'boolean', describe: 'print machine-readable JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output' })
@@ -32,7 +36,7 @@ async function prompt(question: string): Promise<string> {
   try {
     fd = fs.openSync('/dev/tty', 'r+')
   } catch {
-    throw new SluiceError('ERR_ARGS', 'no password: set SLUICE_PASSWORD or use --password-file (no terminal to ask on)')
+    throw new SluiceError('ERR_ARGS', 'no password: use --password-file or --password-command, or set SLUICE_PASSWORD (no terminal to ask on)')
   }
   const tty = await import('node:tty')
   const input = new tty.ReadStream(fd)
@@ -62,27 +66,116 @@ async function prompt(question: string): Promise<string> {
   })
 }
 
-/** The password from --password-file (one trailing newline dropped), $SLUICE_PASSWORD, or a
- *  prompt; an empty one is refused from every source. */
+/**
+ * Splits a command line into words as restic does for --password-command: no shell runs, so
+ * there are no variables, globs, pipes or redirections; whitespace separates words, and '…' or
+ * "…" keep whitespace inside one. A backslash escapes the next character outside quotes, and
+ * `"` or `\` inside "…" (restic's splitter knows quotes; these escapes are POSIX's).
+ */
+export function splitCommand(text: string): string[] {
+  const words: string[] = []
+  let word: string | null = null
+  let quote = ''
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!
+    if (quote === "'") {
+      if (c === "'") quote = ''
+      else word += c
+    } else if (quote === '"') {
+      if (c === '"') quote = ''
+      else if (c === '\\' && (text[i + 1] === '"' || text[i + 1] === '\\')) word += text[++i]
+      else word += c
+    } else if (c === "'" || c === '"') {
+      quote = c
+      word ??= ''
+    } else if (c === '\\' && i + 1 < text.length) {
+      word = (word ?? '') + text[++i]
+    } else if (/\s/.test(c)) {
+      if (word !== null) words.push(word)
+      word = null
+    } else word = (word ?? '') + c
+  }
+  if (quote) throw new SluiceError('ERR_ARGS', `${quote === "'" ? 'single' : 'double'}-quoted string not terminated in password command`)
+  if (word !== null) words.push(word)
+  if (words.length === 0) throw new SluiceError('ERR_ARGS', 'password command is empty')
+  return words
+}
+
+/** Runs a password command: its stdout (at most PASSWORD_MAX bytes) is the password, its
+ *  stderr passes through (a secret manager may ask there), a failure is ERR_ARGS naming it. */
+function runPasswordCommand(command: string): Promise<string> {
+  const [file, ...argv] = splitCommand(command)
+  return new Promise((resolve, reject) => {
+    const child = execFile(file!, argv, { encoding: 'utf8', maxBuffer: PASSWORD_MAX }, (err, stdout) => {
+      if (!err) return resolve(stdout)
+      const e = err as NodeJS.ErrnoException & { code?: unknown }
+      const why = e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER' ? `printed more than ${PASSWORD_MAX} bytes`
+        : typeof e.code === 'number' ? `exited with code ${e.code}`
+        : typeof e.code === 'string' ? e.code
+        : `was killed by ${String((err as { signal?: string }).signal)}`
+      reject(new SluiceError('ERR_ARGS', `password command ${JSON.stringify(command)} failed: ${why}`, { cause: err }))
+    })
+    child.stderr?.pipe(process.stderr)
+    child.stdin?.end()
+  })
+}
+
+/** Reads a password file (one trailing newline dropped). */
+export function readPasswordFile(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '')
+  } catch (cause) {
+    throw new SluiceError('ERR_ARGS', `cannot read password file ${file}: ${(cause as Error).message}`, { cause })
+  }
+}
+
+/**
+ * The password, from restic's sources in restic's order: --password-command or
+ * $SLUICE_PASSWORD_COMMAND (output, one trailing newline dropped), --password-file or
+ * $SLUICE_PASSWORD_FILE (one trailing newline dropped), $SLUICE_PASSWORD, else a prompt on the
+ * terminal. A file and a command together are refused; an empty password from any source too.
+ */
 export async function password(args: GlobalArgs, confirm = false): Promise<string> {
+  const file = args['password-file'] || process.env.SLUICE_PASSWORD_FILE
+  const command = args['password-command'] || process.env.SLUICE_PASSWORD_COMMAND
+  if (file && command) throw new SluiceError('ERR_ARGS', 'password file and command are mutually exclusive options')
   let pw: string
   let source: string
-  if (args['password-file']) {
-    try {
-      pw = fs.readFileSync(args['password-file'], 'utf8').replace(/\r?\n$/, '')
-    } catch (cause) {
-      throw new SluiceError('ERR_ARGS', `cannot read password file ${args['password-file']}: ${(cause as Error).message}`, { cause })
-    }
-    source = ` in password file ${args['password-file']}`
+  if (command) {
+    pw = (await runPasswordCommand(command)).replace(/\r?\n$/, '')
+    source = ` from password command ${JSON.stringify(command)}`
+  } else if (file) {
+    pw = readPasswordFile(file)
+    source = ` in password file ${file}`
   } else if (process.env.SLUICE_PASSWORD !== undefined) {
     pw = process.env.SLUICE_PASSWORD
     source = ' in SLUICE_PASSWORD'
   } else {
-    pw = await prompt('enter password for repository: ')
-    if (confirm && (await prompt('enter password again: ')) !== pw) throw new SluiceError('ERR_ARGS', 'passwords do not match')
+    pw = await askTwice('enter password for repository: ', confirm)
     source = ''
   }
   if (pw.length === 0) throw new SluiceError('ERR_ARGS', `empty password${source}`)
+  return pw
+}
+
+/** A password from the terminal, asked again to confirm when `confirm`. */
+async function askTwice(question: string, confirm: boolean): Promise<string> {
+  const pw = await prompt(question)
+  if (confirm && (await prompt('enter password again: ')) !== pw) throw new SluiceError('ERR_ARGS', 'passwords do not match')
+  return pw
+}
+
+/** A new password for `key add` / `key passwd`: from --new-password-file, else asked twice
+ *  (restic's sources; the repository's own password sources are not used for it). */
+export async function newPassword(file: string | undefined): Promise<string> {
+  let pw: string
+  try {
+    pw = file ? readPasswordFile(file) : await askTwice('enter new password: ', true)
+  } catch (err) {
+    if (err instanceof SluiceError && err.message.startsWith('no password:')) throw new SluiceError('ERR_ARGS', 'no new password: use --new-password-file (no terminal to ask on)')
+    throw err
+  }
+  if (pw.length === 0) throw new SluiceError('ERR_ARGS', `empty new password${file ? ` in password file ${file}` : ''}`)
   return pw
 }
 

@@ -13,6 +13,9 @@ import { catCommand } from './cat.js'
 import { diffCommand } from './diff.js'
 import { forgetCommand } from './forget.js'
 import { statsCommand } from './stats.js'
+import { keyCommand } from './key.js'
+import { tagCommand } from './tag.js'
+import { completionCommand } from './completion.js'
 
 /** Ends the process with one line `sluice: ERR_CODE: message`. An error that reached here
  *  without a SluiceError's code (a bare errno from a library) is ERR_INTERNAL, its errno kept
@@ -51,6 +54,9 @@ try {
     .command(diffCommand)
     .command(forgetCommand)
     .command(statsCommand)
+    .command(keyCommand)
+    .command(tagCommand)
+    .command(completionCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
     // `--tag x /path` must not swallow the path: list options take one value per flag and are

@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'ERR_ABORTED' // the operation was interrupted
   | 'ERR_CHANGED' // a file changed while backup read it (a warning: the snapshot keeps what was read)
   | 'ERR_NATIVE' // the native addon (build/Release/sluice_native.node) is missing or cannot be loaded
+  | 'ERR_KEY_NOT_FOUND' // no key file matches the id prefix
+  | 'ERR_KEY_IN_USE' // refusing to remove the key in use (or possibly the last key)
 
 export class SluiceError extends Error {
   readonly code: ErrorCode

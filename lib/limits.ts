@@ -199,3 +199,6 @@ export const V8_SEMI_SPACE_GROWTH_FACTOR = 1
 /** V8's old generation may grow by this percentage of what survived a full collection before the
  *  next one: what a 256 MB heap limit gives, instead of up to 300 % on a machine with RAM. */
 export const V8_HEAP_GROWING_PERCENT = 30
+
+/** The most a --password-command may print: a password, not a stream (its output is held). */
+export const PASSWORD_MAX = 64 * KiB

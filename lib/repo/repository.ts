@@ -6,7 +6,7 @@
 import type { Leftovers, Storage } from '../storage/storage.js'
 import { SluiceError } from '../errors.js'
 import { chunkId, idHasher, newMasterKeys, randomBytes, type IdHasher, type MasterKeys } from './crypto.js'
-import { assertKdfParams, FORMAT_VERSION, isKeyFileKey, keyFileKey, makeKeyFile, openKeyFile, parseKeyFile, password, type KdfParams } from './keys.js'
+import { assertKdfParams, FORMAT_VERSION, isKeyFileKey, keyFileKey, makeKeyFile, openKeyFile, parseKeyFile, password, type KdfParams, type KeyOwner } from './keys.js'
 import { CONFIG_VERSION, encodeConfig, peekConfig, verifyConfig, type RepoConfig } from './config.js'
 import { isSnapshotId, parseSnapshotRoot, type SnapshotRoot } from './snapshots.js'
 import { chunkKey, openChunk, openSnapshot, sealSnapshot, CHUNK_OBJECT_OVERHEAD } from './objects.js'
@@ -69,7 +69,7 @@ export async function initRepository(
   // config: read it back, so the loser stops here instead of adding a key to the winner's.
   if (!(await storage.get('config', SMALL_OBJECT_MAX)).equals(encoded)) throw exists()
   await storage.put(keyFileKey(keyFile), keyFile)
-  return new Repository(storage, config, keys, opts)
+  return new Repository(storage, config, keys, { ...opts, keyId: keyFileKey(keyFile).slice('keys/'.length) })
 }
 
 /**
@@ -132,7 +132,7 @@ export async function openRepository(storage: Storage, pw: string | Uint8Array, 
     for (const k of foreign) {
       onWarning(new SluiceError('ERR_CORRUPT', `key file ${k} opens with this password but belongs to another repository (its master key does not authenticate the config): skipped`))
     }
-    return new Repository(storage, config, keys, opts)
+    return new Repository(storage, config, keys, { ...opts, keyId: key.slice('keys/'.length) })
   }
   // No key file authenticates the config, though one opened: the config is what was altered.
   if (configError) throw configError
@@ -158,15 +158,19 @@ export class Repository {
   onWarning: RepoWarning
   /** Ids of unreadable snapshots already reported, so each is named once (capped). */
   private readonly warned = new Set<string>()
+  /** The id of the key file this repository was opened with (its name under keys/). */
+  readonly keyId: string
 
-  constructor(readonly storage: Storage, readonly config: RepoConfig, readonly keys: MasterKeys, opts: OpenOptions = {}) {
+  constructor(readonly storage: Storage, readonly config: RepoConfig, readonly keys: MasterKeys, opts: OpenOptions & { keyId?: string } = {}) {
     this.gear = gearTable(keys.chunkerKey)
     this.onWarning = opts.onWarning ?? defaultWarning
+    this.keyId = opts.keyId ?? ''
   }
 
-  /** Adds a key file for another password. */
-  async addKey(pw: string | Uint8Array, kdf: KdfParams = { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }): Promise<string> {
-    const file = await makeKeyFile(this.keys, pw, kdf)
+  /** Adds a key file for another password; returns its id. */
+  async addKey(pw: string | Uint8Array, kdf: KdfParams = { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }, owner: KeyOwner = {}): Promise<string> {
+    if (password(pw).length === 0) throw new SluiceError('ERR_ARGS', 'empty password: a key needs one')
+    const file = await makeKeyFile(this.keys, pw, kdf, owner)
     const key = keyFileKey(file)
     await this.storage.put(key, file)
     return key.slice('keys/'.length)
