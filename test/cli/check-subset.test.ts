@@ -23,7 +23,7 @@ interface CheckJson { problems: number; chunks: number; bytesRead: number }
 
 /** The chunk ids a check run named as damaged (each read chunk is, below). */
 function namedChunks(r: CliResult): string[] {
-  return r.stderr.split('\n').flatMap(l => /^sluice: problem: chunk ([0-9a-f]{64})/.exec(l)?.[1] ?? [])
+  return r.stderr.split('\n').flatMap(l => /^sluice: problem: (?:ERR_[A-Z_]+: )?chunk ([0-9a-f]{64})/.exec(l)?.[1] ?? [])
 }
 
 before(async () => {
