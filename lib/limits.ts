@@ -56,8 +56,8 @@ export const KNOWN_IDS_CACHE = 64 * 1024
 /** Restore: decrypted chunks kept for packed small files that share a chunk. */
 export const RESTORE_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
 
-/** Argon2id: 32 MiB with 4 passes (RFC 9106 trades memory for passes; 64 MiB would be a third of
- *  the peak budget by itself). Recorded in each key file. */
+/** Argon2id: 32 MiB with 4 passes (RFC 9106 trades memory for passes; 64 MiB would be over half
+ *  of the peak budget by itself). Recorded in each key file. */
 export const KDF_MEMLIMIT = 32 * MiB
 export const KDF_OPSLIMIT = 4
 /** Bounds on the Argon2id parameters a key file may ask for, checked before running them: a

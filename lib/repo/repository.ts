@@ -234,7 +234,8 @@ export class Repository {
   /**
    * Every readable snapshot, one at a time, in id order. A snapshot that does not authenticate
    * or decode (ERR_CORRUPT, ERR_FORMAT) is skipped and handed to `onUnreadable` (default: named
-   * once through onWarning), as restic does; one removed since the listing is skipped quietly;
+   * once through onWarning), as restic's check does (its snapshots and latest stop there); one
+   * removed since the listing is skipped quietly;
    * storage failures end the listing. Names under snapshots/ that are not ids are ignored.
    */
   async *snapshots(onUnreadable?: (id: string, err: SluiceError) => void): AsyncIterable<SnapshotInfo> {
@@ -263,7 +264,7 @@ export class Repository {
 
   /**
    * Resolves `latest` (newest by time, optionally among those matching `filter`) or an id prefix
-   * of at least 4 hex digits. Scans snapshot roots one at a time.
+   * (1 to 64 hex digits). Scans snapshot roots one at a time.
    */
   async findSnapshot(ref: string, filter?: (s: SnapshotRoot) => boolean): Promise<SnapshotInfo> {
     if (ref === 'latest') {

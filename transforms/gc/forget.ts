@@ -214,7 +214,7 @@ export interface UndoOptions {
   onRestored?: (id: string, snap: SnapshotRoot) => void
 }
 
-/** The forgotten snapshot an id prefix names (at least 4 hex digits unless it is whole). */
+/** The forgotten snapshot an id prefix names (1 to 64 hex digits). */
 async function findForgotten(repo: Repository, ref: string): Promise<string> {
   if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new SluiceError('ERR_ARGS', `"${ref}" is not a snapshot id`)
   let found: string | undefined
