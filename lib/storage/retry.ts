@@ -124,5 +124,7 @@ export function withRetry(inner: Storage, opts: RetryOptions): Storage {
     list,
     describe: () => inner.describe(),
     close: () => inner.close(),
+    // Local housekeeping, not a request that can fail transiently: passed on as it is.
+    ...(inner.leftovers ? { leftovers: inner.leftovers.bind(inner) } : {}),
   }
 }

@@ -13,6 +13,7 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { SluiceError } from '../../lib/errors.js'
+import { SMALL_OBJECT_MAX } from '../../lib/limits.js'
 import { openSnapshot } from '../../lib/repo/objects.js'
 import { FORMAT_VERSION, type Repository, type SnapshotRoot } from '../../lib/repo/repository.js'
 import {
@@ -98,7 +99,7 @@ export async function forgetSnapshot(repo: Repository, id: string): Promise<void
   if (!ID.test(id)) throw new SluiceError('ERR_ARGS', `"${id}" is not a snapshot id`)
   let obj: Buffer
   try {
-    obj = await repo.storage.get(`snapshots/${id}`)
+    obj = await repo.storage.get(`snapshots/${id}`, SMALL_OBJECT_MAX)
   } catch (err) {
     if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') return
     throw err
@@ -106,7 +107,7 @@ export async function forgetSnapshot(repo: Repository, id: string): Promise<void
   openRoot(repo, id, obj)
   if (!(await repo.storage.put(forgottenKey(id), obj))) {
     // A copy from an earlier, interrupted run: it must open before the root may go.
-    openRoot(repo, id, await repo.storage.get(forgottenKey(id)))
+    openRoot(repo, id, await repo.storage.get(forgottenKey(id), SMALL_OBJECT_MAX))
   }
   await repo.storage.delete(`snapshots/${id}`)
 }
@@ -236,7 +237,7 @@ async function findForgotten(repo: Repository, ref: string): Promise<string> {
 export async function undoForget(opts: UndoOptions): Promise<{ restored: number }> {
   const { repo } = opts
   const back = async (id: string) => {
-    const obj = await repo.storage.get(forgottenKey(id))
+    const obj = await repo.storage.get(forgottenKey(id), SMALL_OBJECT_MAX)
     const snap = openRoot(repo, id, obj)
     if (!opts.dryRun) {
       await repo.storage.put(`snapshots/${id}`, obj)
