@@ -17,6 +17,7 @@ import { restoreCommand } from './restore.js'
 import { checkCommand } from './check.js'
 import { catCommand } from './cat.js'
 import { diffCommand } from './diff.js'
+import { pruneCommand } from './prune.js'
 
 function fail(err: unknown): never {
   if (err instanceof SluiceError) {
@@ -49,6 +50,7 @@ try {
     .command(checkCommand)
     .command(catCommand)
     .command(diffCommand)
+    .command(pruneCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
     // `--tag x /path` must not swallow the path: list options take one value per flag and are

@@ -25,6 +25,9 @@ export type ErrorCode =
   | 'ERR_COMMAND' // a command we ran for --stdin-from-command failed
   | 'ERR_CHECK' // check found problems
   | 'ERR_ABORTED' // the operation was interrupted
+  | 'ERR_LOCKED' // another prune holds the repository's prune lock
+  | 'ERR_LEASE_LAPSED' // a backup's lease lapsed and a chunk it reused is gone: no snapshot
+  | 'ERR_UNSAFE' // prune found something it cannot vouch for (an unreadable snapshot, a listing out of order) and deleted nothing
 
 export class SluiceError extends Error {
   readonly code: ErrorCode
