@@ -3,7 +3,7 @@
  * collect→sweep gap has passed and every backup whose lease existed at the collection's end has
  * committed, ended, or lapsed; lapsed leases are tombstoned first. Then the snapshot roots that
  * appeared since the collection (in snapshots/, or forgotten since) are marked, the fossils they
- * reference are moved back, and the other fossils are deleted, with the forgotten roots the
+ * reference are moved back, and the other fossils are deleted, after the forgotten roots the
  * collection saw.
  *
  * Memory: as collect (external sort, one snapshot reader, one page of seen ids) plus the done
@@ -163,6 +163,12 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
     await forEachId(back.path, opts.lock, async id => {
       await moveObject(repo.storage, fossilKey(id), chunkKey(id))
     })
+    // The forgotten roots before their chunks: once a chunk may be gone, no `forget --undo` can
+    // bring back a root that needs it.
+    await forEachId(roots.path, opts.lock, async id => {
+      await repo.storage.delete(`forgotten/${id.toString('hex')}`)
+      result.forgottenDeleted++
+    })
     let n = 0
     await forEachId(
       gone.path,
@@ -176,10 +182,6 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
       },
       () => stopPoint('prune-deleting'),
     )
-    await forEachId(roots.path, opts.lock, async id => {
-      await repo.storage.delete(`forgotten/${id.toString('hex')}`)
-      result.forgottenDeleted++
-    })
     // Tombstones whose backups have released their leases are of no more use.
     for await (const l of listLeases(repo)) if (l.tombstone && l.keys.length === 1) await repo.storage.delete(l.keys[0]!)
     stopPoint('prune-swept')
