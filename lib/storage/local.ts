@@ -199,7 +199,8 @@ export function createLocalStorage(dir: string): Storage {
       await unlink(src).catch(err => {
         if (!isErrno(err, 'ENOENT')) throw err
       })
-      await syncDir(dirname(dst))
+      // No directory fsync: a move lost to a crash leaves the object under its old name, or
+      // under both, and the next prune finishes it.
       return true
     } catch (err) {
       throw asSluiceError(err, 'ERR_STORAGE', `cannot move ${from} to ${to} in ${root}`)
