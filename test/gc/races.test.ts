@@ -8,7 +8,8 @@
  * - a backup stopped past its lease, exactly between its last lease check and its commit, and
  *   resumed after the sweep: it fails loudly and leaves no snapshot;
  * - two prunes at once: the second is refused with ERR_LOCKED naming the first;
- * - a forget undone between collect and sweep: the snapshot keeps every chunk.
+ * - a forget undone between collect and sweep: the snapshot keeps every chunk;
+ * - a lapsed prune lock is taken over, and its old holder stops.
  * Through the spawned CLI; build first (`npm run build`).
  */
 import { test, before } from 'node:test'
@@ -17,7 +18,7 @@ import fs from 'node:fs'
 import { cliFor, type CliResult } from '../helpers/cli.js'
 import { compareTrees } from '../helpers/tree.js'
 import { forgetRoot, keys, KiB, NO_MARGINS, SMALL_REPO, spawnFrozen, undoForget, writeFiles } from '../helpers/gc.js'
-import { BackupLease, createLocalStorage, initRepository, openRepository, treeOf, type Storage } from '../../index.js'
+import { BackupLease, PruneLock, createLocalStorage, initRepository, openRepository, treeOf, type Storage } from '../../index.js'
 import { commitGuard } from '../../transforms/gc/mark.js'
 import { LEASE_LIFETIME_MS } from '../../lib/limits.js'
 
@@ -180,4 +181,20 @@ test('a forget undone between collect and sweep: the snapshot keeps every chunk'
   ok(await run(['restore', first, '--target', after]), 'restore after')
   assert.deepEqual(compareTrees(expected, after), [])
   void tree
+})
+
+test('a lapsed prune lock is taken over by claiming the next generation; the old holder stops at its next check', async () => {
+  const dir = `${BASE}/takeover`
+  const repo = await initRepository(createLocalStorage(dir), PW, SMALL_REPO)
+  let clock = Date.now()
+  const first = await PruneLock.acquire(repo, { now: () => clock })
+  await assert.rejects(PruneLock.acquire(repo, { now: () => clock }), { code: 'ERR_LOCKED' })
+  clock += LEASE_LIFETIME_MS + 1
+  const second = await PruneLock.acquire(repo, { now: () => clock })
+  assert.equal(second.generation, first.generation + 1)
+  await assert.rejects(first.assertHeld(), { code: 'ERR_LOCKED' })
+  await second.assertHeld()
+  await second.release()
+  assert.deepEqual(await keys(repo.storage, 'locks/'), [])
+  await repo.close()
 })
