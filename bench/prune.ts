@@ -3,7 +3,8 @@
  * chunks (small chunker parameters at init make that cheap), against `restic prune` on the same
  * data in restic's own repository.
  *
- *   npm run build && node --import tsx bench/prune.ts --chunks 100000 [--dir DIR] [--no-restic] [--default-kdf]
+ *   npm run build && node --import tsx bench/prune.ts --chunks 100000 [--dir DIR] [--no-restic]
+ *     [--default-kdf] [--no-sluice] [--restic-files N]
  *
  * Data: three stdin snapshots of seeded streams (bench/gen-stream.ts), A, B and A again (every
  * chunk of the third is a dedup hit: snapshots sharing chunks). B is forgotten, then prune runs
@@ -11,6 +12,7 @@
  * sweeps (deletes them). restic: the same three streams, `forget` of B, one `prune`.
  */
 import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { measure, type Measurement } from './measure.js'
@@ -25,6 +27,8 @@ const chunks = Number(arg('chunks', '100000'))
 const dir = arg('dir', `/tmp/sluice-prune-bench-${chunks}`)
 const withRestic = !process.argv.includes('--no-restic')
 const defaultKdf = process.argv.includes('--default-kdf')
+const resticFiles = Number(arg('restic-files', '0'))
+const skipSluice = process.argv.includes('--no-sluice')
 /** Chunker parameters: a mean chunk of about 340 bytes (measured), so a MiB of stream is about
  *  3,000 chunks. */
 const CHUNKER = { min: 128, avg: 256, max: 1024 }
@@ -82,7 +86,7 @@ function fastLocal(root: string): Storage {
 }
 
 const out: Record<string, unknown> = { chunks, mib, kdf: defaultKdf ? 'default' : 'cheap' }
-{
+if (!skipSluice) {
   const run = newRun('sluice', join(dir, 'sluice'))
   // The default key derivation alone peaks at ~98 MB when a command opens the repository
   // (Argon2id's 32 MiB); --default-kdf measures that, the default run measures prune's own.
@@ -124,5 +128,25 @@ if (withRestic) {
   const m = measure({ argv: ['restic', 'prune'], env: run.env }, join(dir, 'restic-prune'))
   console.log(show('restic prune', m))
   out.restic = { s: m.seconds, rss: m.peakRssBytes }
+}
+if (resticFiles > 0) {
+  // restic cannot cut 340-byte chunks; a tree of small files gives its repository about as many
+  // blobs (one per file) as sluice's has chunks: the object-count comparison.
+  const run = newRun('restic', join(dir, 'restic-files'))
+  execFileSync('restic', ['init'], { env: run.env, stdio: 'ignore' })
+  for (const set of ['a', 'b']) {
+    const d = join(dir, 'files', set)
+    mkdirSync(d, { recursive: true })
+    for (let i = 0; i < resticFiles / 2; i++) writeFileSync(join(d, String(i)), randomBytes(340))
+  }
+  for (const set of ['a', 'b', 'a']) {
+    const m = measure({ argv: ['restic', 'backup', '--host', `files-${set}`, join(dir, 'files', set)], env: run.env }, join(dir, `restic-files-backup-${set}`))
+    console.log(show(`restic backup of ${resticFiles / 2} files (${set})`, m))
+  }
+  const snaps = JSON.parse(execFileSync('restic', ['snapshots', '--json'], { env: run.env, encoding: 'utf8' })) as { id: string; hostname: string }[]
+  for (const s of snaps) if (s.hostname === 'files-b') execFileSync('restic', ['forget', s.id], { env: run.env, stdio: 'ignore' })
+  const m = measure({ argv: ['restic', 'prune'], env: run.env }, join(dir, 'restic-files-prune'))
+  console.log(show(`restic prune (${resticFiles} one-blob files)`, m))
+  out.resticFiles = { files: resticFiles, s: m.seconds, rss: m.peakRssBytes }
 }
 console.log(JSON.stringify(out))
