@@ -27,10 +27,12 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
 function summary(r: PruneResult): string[] {
   const lines: string[] = []
-  const would = r.dryRun ? 'would ' : ''
+  const verb = (done: string, plan: string) => (r.dryRun ? `would ${plan}` : done)
   const s = r.sweep
   if (s?.swept) {
-    lines.push(`swept collection ${s.generation}: ${would}delete ${s.deleted} chunks${r.dryRun ? '' : ` (${formatBytes(s.deletedBytes)})`} and ${s.forgottenDeleted} forgotten snapshot roots${r.dryRun ? '' : ''}; ${s.movedBack} chunks referenced by ${s.newSnapshots} newer snapshots ${would}move back`)
+    lines.push(`swept collection ${s.generation}: ${verb('deleted', 'delete')} ${s.deleted} chunks${r.dryRun ? '' : ` (${formatBytes(s.deletedBytes)})`} and ${s.forgottenDeleted} forgotten snapshot roots`)
+    if (s.movedBack > 0) lines.push(`  ${s.movedBack} chunks referenced by ${s.newSnapshots} snapshots written since the collection ${verb('were moved back', 'move back')}`)
+    if (s.tombstoned > 0) lines.push(`  ${s.tombstoned} lapsed backup leases tombstoned: those backups prove their chunks before they commit`)
   } else if (s) {
     lines.push(`collection ${s.generation} cannot be swept yet, nothing was deleted:`)
     for (const w of s.waiting) {
@@ -40,9 +42,9 @@ function summary(r: PruneResult): string[] {
   }
   const c = r.collect
   if (c) {
-    lines.push(`collection ${c.generation}: ${c.snapshots} snapshots reference ${c.referenced} of ${c.chunks} stored chunks; ${c.candidates} unreferenced chunks (${formatBytes(c.candidateBytes)}) ${r.dryRun ? 'would be' : 'were'} moved aside`)
+    lines.push(`collection ${c.generation}: ${c.snapshots} snapshots reference ${c.referenced} of ${c.chunks} stored chunks; ${c.candidates} unreferenced chunks (${formatBytes(c.candidateBytes)}) ${verb('were moved aside', 'be moved aside')}`)
     if (c.young > 0) lines.push(`  ${c.young} unreferenced chunks are kept for now: younger than the minimum age or than a running backup (${c.leases.map(l => `host ${l.host} since ${iso(l.started)}`).join(', ') || 'none running'})`)
-    if (c.resurrected > 0) lines.push(`  ${c.resurrected} moved-aside chunks are referenced again and ${would}move back`)
+    if (c.resurrected > 0) lines.push(`  ${c.resurrected} moved-aside chunks are referenced again and ${verb('were moved back', 'move back')}`)
     if (c.missing > 0) lines.push(`  warning: snapshots reference ${c.missing} chunks that are stored nowhere; run check`)
     if (c.forgotten > 0) lines.push(`  ${c.forgotten} forgotten snapshot roots are deleted by the next sweep`)
   }
