@@ -44,7 +44,7 @@ const phases: { point: string; sweep: boolean }[] = [
 ]
 
 for (const { point, sweep } of phases) {
-  test(`prune killed at ${point}: the rerun completes and nothing referenced is lost`, { timeout: 120_000 }, async () => {
+  test(`prune killed at ${point}: the rerun completes and nothing referenced is lost`, { timeout: 600_000 }, async () => {
     const repoDir = `${BASE}/repo-${point}`
     const storage = createLocalStorage(repoDir)
     await (await initRepository(storage, PW, SMALL_REPO)).close()

@@ -62,7 +62,7 @@ async function verify(repo: Repository, expected: Map<string, { tree: string; di
 }
 
 for (const seed of [1, 2, 3]) {
-  test(`model, seed ${seed}: backups on three hosts, forgets, undos, prunes and killed prunes keep every snapshot whole`, { timeout: 300_000 }, async () => {
+  test(`model, seed ${seed}: backups on three hosts, forgets, undos, prunes and killed prunes keep every snapshot whole`, { timeout: 600_000 }, async () => {
     const rand = rng(seed)
     const pick = <T>(a: T[]): T => a[Math.floor(rand() * a.length)]!
     const repoDir = `${BASE}/repo-${seed}`

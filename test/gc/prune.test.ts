@@ -65,13 +65,13 @@ const targets: Target[] = [
 ]
 
 for (const t of targets) {
-  test(`${t.name}: forget the first of two snapshots, prune twice: the size of a fresh repository, check --read-data clean, the kept snapshot byte-exact`, { timeout: 120_000 }, async () => {
+  test(`${t.name}: forget the first of two snapshots, prune twice: the size of a fresh repository, check --read-data clean, the kept snapshot byte-exact`, { timeout: 600_000 }, async () => {
     const tree = `${TREE}-${t.name}`
     writeFiles(tree, 'one', 48, 64 * KiB)
     const storage = await t.storage('repo')
     await (await initRepository(storage, PW, SMALL_REPO)).close()
     const sluice = cliFor(home, t.location('repo'), PW)
-    const run = (args: string[]) => sluice(args, { env: t.env, timeoutMs: 90_000 })
+    const run = (args: string[]) => sluice(args, { env: t.env, timeoutMs: 300_000 })
     const first = JSON.parse(ok(await run(['backup', '--json', tree]), 'first backup').stdout).snapshot as string
     writeFiles(tree, 'two', 24, 64 * KiB) // half the files rewritten
     const kept = JSON.parse(ok(await run(['backup', '--json', tree]), 'second backup').stdout).snapshot as string
@@ -96,7 +96,7 @@ for (const t of targets) {
     const pruned = await storedBytes(storage)
     const freshStorage = await t.storage('fresh')
     await (await initRepository(freshStorage, PW, SMALL_REPO)).close()
-    ok(await cliFor(home, t.location('fresh'), PW)(['backup', tree], { env: t.env, timeoutMs: 90_000 }), 'fresh backup')
+    ok(await cliFor(home, t.location('fresh'), PW)(['backup', tree], { env: t.env, timeoutMs: 300_000 }), 'fresh backup')
     const fresh = await storedBytes(freshStorage)
     assert.ok(pruned < before * 0.8, `pruned ${pruned} of ${before}`)
     assert.ok(Math.abs(pruned - fresh) <= fresh * 0.05, `pruned repository ${pruned} B, a fresh one ${fresh} B`)
@@ -110,7 +110,7 @@ for (const t of targets) {
   })
 }
 
-test('--dry-run moves and deletes nothing; --max-unused is refused with the reason', { timeout: 60_000 }, async () => {
+test('--dry-run moves and deletes nothing; --max-unused is refused with the reason', { timeout: 300_000 }, async () => {
   const tree = `${TREE}-dry`
   writeFiles(tree, 'dry', 8, 32 * KiB)
   const storage = createLocalStorage(`${BASE}/dry`)
@@ -130,7 +130,7 @@ test('--dry-run moves and deletes nothing; --max-unused is refused with the reas
   assert.match(r.stderr, /^sluice: ERR_ARGS: --max-unused has no meaning in sluice: every chunk is its own object/)
 })
 
-test('a sweep that must wait says for which backup and until when, and deletes nothing', { timeout: 60_000 }, async () => {
+test('a sweep that must wait says for which backup and until when, and deletes nothing', { timeout: 300_000 }, async () => {
   const tree = `${TREE}-wait`
   writeFiles(tree, 'wait', 8, 32 * KiB)
   const storage = createLocalStorage(`${BASE}/wait`)

@@ -56,7 +56,7 @@ async function restoresExactly(run: ReturnType<typeof cliFor>, snapshot: string,
   assert.deepEqual(compareTrees(tree, `${target}/${tree.slice(1)}`, { root: true }), [])
 }
 
-test('a backup that found its chunks stored, then saw prune move them aside, commits; the sweep moves them back', { timeout: 90_000 }, async () => {
+test('a backup that found its chunks stored, then saw prune move them aside, commits; the sweep moves them back', { timeout: 600_000 }, async () => {
   const { storage, run, env, tree } = await setup('dedup-hit')
   const backup = spawnFrozen(['backup', '--json', tree], env, 'backup-before-commit')
   await backup.stopped
@@ -79,7 +79,7 @@ test('a backup that found its chunks stored, then saw prune move them aside, com
   await restoresExactly(run, snapshot, tree, `${BASE}/dedup-hit/restored`)
 })
 
-test('a backup that starts after the collection stores the moved-aside chunks again', { timeout: 90_000 }, async () => {
+test('a backup that starts after the collection stores the moved-aside chunks again', { timeout: 600_000 }, async () => {
   const { storage, run, tree } = await setup('after')
   ok(await run(['prune', ...NO_MARGINS]), 'collect')
   const fossils = (await keys(storage, 'fossils/')).length
@@ -92,7 +92,7 @@ test('a backup that starts after the collection stores the moved-aside chunks ag
   await restoresExactly(run, backup.snapshot, tree, `${BASE}/after/restored`)
 })
 
-test('a backup stopped past its lease between its last lease check and its commit, resumed after the sweep, fails loudly and leaves no snapshot', { timeout: 90_000 }, async () => {
+test('a backup stopped past its lease between its last lease check and its commit, resumed after the sweep, fails loudly and leaves no snapshot', { timeout: 600_000 }, async () => {
   const { storage, run, env, tree } = await setup('lapsed')
   const backup = spawnFrozen(['backup', tree], env, 'backup-before-commit')
   await backup.stopped
@@ -115,7 +115,7 @@ test('a backup stopped past its lease between its last lease check and its commi
   await restoresExactly(run, again.snapshot, tree, `${BASE}/lapsed/restored`)
 })
 
-test('a backup that notices its own lapse before committing proves its chunks: moved-aside ones come back, deleted ones fail it', { timeout: 90_000 }, async () => {
+test('a backup that notices its own lapse before committing proves its chunks: moved-aside ones come back, deleted ones fail it', { timeout: 600_000 }, async () => {
   // The lease and the guard of backup.ts driven in-process with a clock the test moves: the
   // collection moves the reused chunks aside while the lease is live; the lease then lapses.
   const { storage, run, tree, repoDir } = await setup('prove')
@@ -146,7 +146,7 @@ test('a backup that notices its own lapse before committing proves its chunks: m
   void tree
 })
 
-test('two prunes at once: the second is refused with ERR_LOCKED naming the first; the first completes', { timeout: 90_000 }, async () => {
+test('two prunes at once: the second is refused with ERR_LOCKED naming the first; the first completes', { timeout: 600_000 }, async () => {
   const { storage, run, env } = await setup('two')
   const first = spawnFrozen(['prune', ...NO_MARGINS], env, 'prune-marked')
   await first.stopped
@@ -161,7 +161,7 @@ test('two prunes at once: the second is refused with ERR_LOCKED naming the first
   assert.deepEqual(await keys(storage, 'locks/'), [], 'the lock is released')
 })
 
-test('a forget undone between collect and sweep: the snapshot keeps every chunk', { timeout: 90_000 }, async () => {
+test('a forget undone between collect and sweep: the snapshot keeps every chunk', { timeout: 600_000 }, async () => {
   const { storage, run, tree, first } = await setup('undo')
   await undoForget(storage, first)
   const expected = `${BASE}/undo/expected`
