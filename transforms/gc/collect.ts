@@ -11,7 +11,6 @@
  * page of seen ids, and the leases live at the start (one per running backup).
  */
 import type { Repository } from '../../lib/repo/repository.js'
-import { SluiceError } from '../../lib/errors.js'
 import { idFromChunkKey, chunkKey } from '../../lib/repo/objects.js'
 import { fossilKey, idFromFossilKey } from '../../lib/repo/gc-objects.js'
 import { lapsed, listLeases } from '../../lib/repo/lease.js'
@@ -22,7 +21,7 @@ import { treeOf } from '../restore/read-snapshot.js'
 import { IdSorter } from './external-sort.js'
 import { markSnapshot } from './mark.js'
 import {
-  forEachId, gcKey, idFile, orderedList, PageWriter, putRecord, rootIds,
+  forEachId, gcKey, idFile, loadRoot, orderedList, PageWriter, putRecord, rootIds,
   type CollectionRecord, type DoneRecord, type LockCheck,
 } from './state.js'
 
@@ -102,13 +101,8 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
   const forgotten = new PageWriter(repo, gen, 'forgotten', opts.dryRun)
   try {
     for await (const id of rootIds(repo.storage, 'snapshots/')) {
-      let snap
-      try {
-        snap = await repo.loadSnapshot(id)
-      } catch (err) {
-        if (err instanceof SluiceError && err.code === 'ERR_SNAPSHOT_NOT_FOUND') continue // forgotten meanwhile
-        throw new SluiceError('ERR_UNSAFE', `snapshot ${id.slice(0, 8)} cannot be read (${(err as Error).message}); prune deleted nothing`, { cause: err })
-      }
+      const snap = await loadRoot(repo, id)
+      if (!snap) continue // forgotten meanwhile
       opts.onProgress?.(`marking snapshot ${id.slice(0, 8)} (${result.snapshots + 1})`)
       await markSnapshot(repo, treeOf(snap), sorter, `snapshot ${id.slice(0, 8)}`)
       await seen.add(id)

@@ -19,6 +19,7 @@ import { IdFileReader, IdFileWriter } from './external-sort.js'
 import type { Storage } from '../../lib/storage/storage.js'
 import { openRecord, pad, sealRecord } from '../../lib/repo/gc-objects.js'
 import type { LeaseInfo } from '../../lib/repo/lease.js'
+import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 
 export interface GcRepo {
   storage: Storage
@@ -184,4 +185,15 @@ export async function forEachId(file: string, lock: LockCheck, act: (id: Buffer)
 export function idFile(dir: string, name: string): { path: string; writer: IdFileWriter } {
   const p = path.join(dir, name)
   return { path: p, writer: new IdFileWriter(fs.openSync(p, 'wx', 0o600)) }
+}
+
+/** A root of snapshots/ to mark: undefined when it was forgotten meanwhile, ERR_UNSAFE when it
+ *  cannot be read (prune must not delete what it could not see referenced). */
+export async function loadRoot(repo: Repository, id: string): Promise<SnapshotRoot | undefined> {
+  try {
+    return await repo.loadSnapshot(id)
+  } catch (err) {
+    if (err instanceof SluiceError && err.code === 'ERR_SNAPSHOT_NOT_FOUND') return undefined
+    throw new SluiceError('ERR_UNSAFE', `snapshot ${id.slice(0, 8)} cannot be read (${(err as Error).message}); prune deleted nothing`, { cause: err })
+  }
 }

@@ -21,7 +21,7 @@ import { treeOf } from '../restore/read-snapshot.js'
 import { IdSorter } from './external-sort.js'
 import { markSnapshot } from './mark.js'
 import {
-  compareSorted, forEachId, gcKey, getRecord, idFile, orderedList, readPages, rootIds,
+  compareSorted, forEachId, gcKey, getRecord, idFile, loadRoot, orderedList, readPages, rootIds,
   type DoneRecord, type LockCheck,
 } from './state.js'
 
@@ -109,13 +109,8 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
   try {
     for await (const { id, seen } of compareSorted(rootIds(repo.storage, 'snapshots/'), readPages(repo, gen, 'snapshots'))) {
       if (seen) continue
-      let snap
-      try {
-        snap = await repo.loadSnapshot(id)
-      } catch (err) {
-        if (err instanceof SluiceError && err.code === 'ERR_SNAPSHOT_NOT_FOUND') continue
-        throw new SluiceError('ERR_UNSAFE', `snapshot ${id.slice(0, 8)} cannot be read (${(err as Error).message}); prune deleted nothing`, { cause: err })
-      }
+      const snap = await loadRoot(repo, id)
+      if (!snap) continue
       opts.onProgress?.(`marking new snapshot ${id.slice(0, 8)}`)
       await markSnapshot(repo, treeOf(snap), sorter, `snapshot ${id.slice(0, 8)}`)
       result.newSnapshots++
