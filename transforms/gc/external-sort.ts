@@ -5,9 +5,9 @@
  * runs (GC_MERGE_FANIN at a time, in passes when there are more) into one stream of distinct
  * ids in byte order, which prune merge-joins with the sorted listing of chunks/.
  *
- * Memory: the run buffer and its sort keys (GC_RUN_IDS x 40 bytes: 10 MiB), plus one read block
- * of GC_MERGE_BLOCK per merged run (4 MiB at the fan-in). The disk holds 32 bytes per reference
- * at most (duplicates within a run are dropped).
+ * Memory: the run buffer and its sort keys (GC_RUN_IDS x 44 bytes: 2.75 MiB), plus one read
+ * block of GC_MERGE_BLOCK per merged run (4 MiB at the fan-in). The disk holds 32 bytes per
+ * reference at most (duplicates within a run are dropped).
  */
 import fs from 'node:fs'
 import path from 'node:path'
