@@ -11,6 +11,7 @@
  * page of seen ids, and the leases live at the start (one per running backup).
  */
 import type { Repository } from '../../lib/repo/repository.js'
+import { SluiceError } from '../../lib/errors.js'
 import { idFromChunkKey, chunkKey } from '../../lib/repo/objects.js'
 import { fossilKey, idFromFossilKey } from '../../lib/repo/gc-objects.js'
 import { lapsed, listLeases } from '../../lib/repo/lease.js'
@@ -82,6 +83,7 @@ async function* storedIds(storage: Storage): AsyncGenerator<{ id: Buffer; chunk:
 
 export async function collect(opts: CollectOptions): Promise<CollectResult> {
   const { repo, generation: gen, now } = opts
+  if (!repo.storage.stat) throw new SluiceError('ERR_STORAGE', `${repo.storage.describe()} cannot tell how old an object is; prune needs that (Storage.stat)`)
   const started = now()
   const result: CollectResult = {
     generation: gen, snapshots: 0, forgotten: 0, chunks: 0, referenced: 0, missing: 0,
@@ -141,8 +143,8 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
           result.fossils++
           continue
         }
-        const st = await repo.storage.stat?.(chunkKey(s.id))
-        if (!st) continue // gone meanwhile, or a storage that cannot tell an age: kept
+        const st = await repo.storage.stat!(chunkKey(s.id))
+        if (!st) continue // gone meanwhile
         if (started - st.mtimeMs < opts.minChunkAgeMs || st.mtimeMs >= earliest || st.mtimeMs >= started) {
           result.young++
           continue
