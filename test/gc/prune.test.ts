@@ -110,7 +110,7 @@ for (const t of targets) {
   })
 }
 
-test('--dry-run moves and deletes nothing; --max-unused is refused with the reason', { timeout: 300_000 }, async () => {
+test('--dry-run moves and deletes nothing; --max-unused and a bad duration are refused with the reason', { timeout: 300_000 }, async () => {
   const tree = `${TREE}-dry`
   writeFiles(tree, 'dry', 8, 32 * KiB)
   const storage = createLocalStorage(`${BASE}/dry`)
@@ -128,6 +128,9 @@ test('--dry-run moves and deletes nothing; --max-unused is refused with the reas
   const r = await run(['prune', '--max-unused', '5%'])
   assert.equal(r.code, 1)
   assert.match(r.stderr, /^sluice: ERR_ARGS: --max-unused has no meaning in sluice: every chunk is its own object/)
+  const bad = await run(['prune', '--min-age', '5 weeks'])
+  assert.equal(bad.code, 1)
+  assert.match(bad.stderr, /^sluice: ERR_ARGS: --min-age takes a duration such as 30m, 1h30m or 0, not '5 weeks'\n$/)
 })
 
 test('a sweep that must wait says for which backup and until when, and deletes nothing', { timeout: 300_000 }, async () => {
