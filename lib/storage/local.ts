@@ -189,7 +189,6 @@ export function createLocalStorage(dir: string): Storage {
     const src = pathOf(from)
     const dst = pathOf(to)
     try {
-      if (!(await exists(src))) return false
       try {
         await linkExclusive(src, dst)
       } catch (err) {
