@@ -43,6 +43,13 @@ export { createDiff, diffRecords, type DiffItem, type DiffOptions, type DiffChun
 export { backup, type BackupOptions, type BackupResult } from './transforms/backup/backup.js'
 export { restore, listSnapshot, parseSnapshotRef, type RestoreOptions, type RestoreResult } from './transforms/restore/restore.js'
 export { check, parseDataSubset, SUBSET_GROUPS_MAX, type CheckOptions, type DataSubset } from './transforms/inspect/check.js'
+export { prune, type PruneOptions, type PruneResult } from './transforms/gc/prune.js'
+export { collect, type CollectOptions, type CollectResult } from './transforms/gc/collect.js'
+export { sweep, type SweepOptions, type SweepResult, type Waiting } from './transforms/gc/sweep.js'
+export { IdSorter } from './transforms/gc/external-sort.js'
+export { snapshotIds, proveSnapshot } from './transforms/gc/mark.js'
+export { BackupLease, PruneLock, listLeases, type LeaseInfo, type LeaseState, type LeaseTiming } from './lib/repo/lease.js'
+export { moveObject } from './lib/storage/move.js'
 export type { SnapshotInfo as SnapshotListing } from './lib/repo/repository.js'
 export {
   applyPolicy, describePolicy, describeGroup, filterEmpty, formatDuration, groupKeyOf, hasTags, isoWeek, matchesFilter, parseDuration,

@@ -16,6 +16,7 @@ import { statsCommand } from './stats.js'
 import { keyCommand } from './key.js'
 import { tagCommand } from './tag.js'
 import { completionCommand } from './completion.js'
+import { pruneCommand } from './prune.js'
 
 /** Ends the process with one line `sluice: ERR_CODE: message`. An error that reached here
  *  without a SluiceError's code (a bare errno from a library) is ERR_INTERNAL, its errno kept
@@ -54,6 +55,7 @@ try {
     .command(diffCommand)
     .command(forgetCommand)
     .command(statsCommand)
+    .command(pruneCommand)
     .command(keyCommand)
     .command(tagCommand)
     .command(completionCommand)

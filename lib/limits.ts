@@ -202,3 +202,28 @@ export const V8_HEAP_GROWING_PERCENT = 30
 
 /** The most a --password-command may print: a password, not a stream (its output is held). */
 export const PASSWORD_MAX = 64 * KiB
+/** Backup leases (lib/repo/lease.ts): a running backup rewrites its lease this often, and a
+ *  lease not rewritten for LEASE_LIFETIME_MS has lapsed. restic refreshes its locks every 5
+ *  minutes and calls one stale after 30. */
+export const LEASE_REFRESH_MS = 5 * 60_000
+export const LEASE_LIFETIME_MS = 30 * 60_000
+
+/** Prune: a chunk younger than this is never moved aside, whatever the leases say (a second
+ *  line of defence against clocks and backups that announce nothing; kopia's default is 24 h). */
+export const GC_MIN_CHUNK_AGE_MS = 24 * 60 * 60_000
+/** Prune: the least time between a collection's end and the sweep that deletes what it moved
+ *  aside (kopia waits for a second GC cycle; this is the same margin, stated). */
+export const GC_SWEEP_MIN_GAP_MS = 60 * 60_000
+
+/** Prune's external sort: ids per sorted run (32 bytes each: a 2 MiB buffer), runs merged at
+ *  once (each with a read block of GC_MERGE_BLOCK), so memory is flat whatever the chunk count.
+ *  256 Ki ids (8 MiB) let a 1M-chunk prune peak 9 % above a 100k one, which fills less of it. */
+export const GC_RUN_IDS = 64 * 1024
+export const GC_MERGE_FANIN = 64
+export const GC_MERGE_BLOCK = 64 * KiB
+/** Prune: ids per page of a collection's lists of the snapshots it saw (sealed objects). */
+export const GC_SEEN_PAGE_IDS = 4096
+/** Prune: moves or deletes between two checks that this prune still holds the lock. */
+export const GC_LOCK_CHECK_EVERY = 256
+/** Prune: storage moves/deletes in flight. */
+export const GC_CONCURRENCY = 8

@@ -10,6 +10,7 @@ import { assertKdfParams, FORMAT_VERSION, isKeyFileKey, keyFileKey, makeKeyFile,
 import { CONFIG_VERSION, encodeConfig, peekConfig, verifyConfig, type RepoConfig } from './config.js'
 import { isSnapshotId, parseSnapshotRoot, type SnapshotRoot } from './snapshots.js'
 import { chunkKey, openChunk, openSnapshot, sealSnapshot, CHUNK_OBJECT_OVERHEAD } from './objects.js'
+import { readFossil } from './fossils.js'
 import { gearTable, type ChunkerParams } from '../fastcdc.js'
 import { hex } from '../bytes.js'
 import {
@@ -200,10 +201,11 @@ export class Repository {
       // No honest chunk object is larger (content and metadata chunks, tree nodes alike).
       obj = await this.storage.get(chunkKey(id), CHUNK_MAX + CHUNK_OBJECT_OVERHEAD)
     } catch (err) {
-      if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') {
-        throw new SluiceError('ERR_MISSING', `chunk ${hex(id)} is missing from the repository`, { cause: err })
-      }
-      throw err
+      if (!(err instanceof SluiceError && err.code === 'ERR_NOT_FOUND')) throw err
+      // Moved aside by a prune's collection (lib/repo/fossils.ts): readers still find it.
+      const fossil = await readFossil(this.storage, id)
+      if (!fossil) throw new SluiceError('ERR_MISSING', `chunk ${hex(id)} is missing from the repository`, { cause: err })
+      obj = fossil
     }
     return openChunk(this.keys.encKey, id, obj)
   }

@@ -13,6 +13,7 @@ import { parseSize } from '../../lib/filter-rules.js'
 import { Lru } from '../../lib/flow.js'
 import { KNOWN_IDS_CACHE } from '../../lib/limits.js'
 import { idFromChunkKey } from '../../lib/repo/objects.js'
+import { hasChunkOrFossil } from '../../lib/repo/fossils.js'
 import type { Repository } from '../../lib/repo/repository.js'
 import type { Leftovers } from '../../lib/storage/storage.js'
 import { snapshotRecords, treeOf } from '../restore/read-snapshot.js'
@@ -90,7 +91,8 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     const k = hex(id)
     const cached = seen.get(k)
     if (cached !== undefined) return cached
-    const ok = await repo.hasChunk(id)
+    // A chunk a prune moved aside still restores (lib/repo/fossils.ts).
+    const ok = await hasChunkOrFossil(repo.storage, id)
     seen.set(k, ok)
     if (!ok) problem(`ERR_MISSING: chunk ${k} is missing`)
     return ok

@@ -221,6 +221,7 @@ export class SnapshotCursor implements AsyncIterableIterator<RecordItem | Extent
         this.onChunk?.(id)
         return { data: await this.loader.loadChunk(id), pos: levels }
       }
+      this.onChunk?.(id)
       levels[d + 1] = { ids: decodeTreeNode(await this.loader.loadChunk(id)), i: 0 }
       for (let k = d + 2; k <= leaf; k++) levels[k] = { ids: [], i: 0 }
     }
@@ -231,7 +232,8 @@ function checkDepth(tree: TreeRef): void {
   if (tree.depth < 1 || tree.depth > 16) throw new SluiceError('ERR_CORRUPT', `metadata tree depth ${tree.depth} is out of range`)
 }
 
-/** Every record of a snapshot, in stored order. `onChunk` sees each metadata chunk id (for check). */
+/** Every record of a snapshot, in stored order. `onChunk` sees the id of each tree node and
+ *  metadata chunk as it is loaded (prune's mark). */
 export function snapshotRecords(loader: ChunkLoader, tree: TreeRef, onChunk?: (id: Buffer) => void): SnapshotCursor {
   checkDepth(tree)
   // Level 0 holds the root alone; levels 1..depth are tree nodes, depth being the one that
