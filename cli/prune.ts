@@ -25,7 +25,8 @@ export function parseDuration(text: string, flag: string): number {
 
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
-function summary(r: PruneResult): string[] {
+/** The lines prune prints about what it did and what waits (forget --prune prints them too). */
+export function pruneSummary(r: PruneResult): string[] {
   const lines: string[] = []
   const verb = (done: string, plan: string) => (r.dryRun ? `would ${plan}` : done)
   const s = r.sweep
@@ -86,7 +87,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
     if (args.json) {
       out(JSON.stringify({ ...result, nextFreeAt: result.nextFreeAt === undefined ? null : iso(result.nextFreeAt), durationMs, peakRss: peakRss() }))
     } else if (!args.quiet) {
-      for (const line of summary(result)) out(line)
+      for (const line of pruneSummary(result)) out(line)
       out(`took ${(durationMs / 1000).toFixed(2)} s, peak memory ${formatBytes(peakRss())}`)
     }
   },

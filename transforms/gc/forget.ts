@@ -14,6 +14,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { SluiceError } from '../../lib/errors.js'
 import { SMALL_OBJECT_MAX } from '../../lib/limits.js'
+import { treeOf } from '../restore/read-snapshot.js'
+import { proveSnapshot } from './mark.js'
 import { openSnapshot } from '../../lib/repo/objects.js'
 import { FORMAT_VERSION, type Repository, type SnapshotRoot } from '../../lib/repo/repository.js'
 import {
@@ -241,6 +243,14 @@ export async function undoForget(opts: UndoOptions): Promise<{ restored: number 
     const snap = openRoot(repo, id, obj)
     if (!opts.dryRun) {
       await repo.storage.put(`snapshots/${id}`, obj)
+      // A sweep that listed snapshots/ before this put may be deleting what the snapshot needs:
+      // prove every chunk is in chunks/ (moving fossils back), as a backup whose lease lapsed
+      // does, and take the root away again if one is gone (docs/DESIGN-prune.md).
+      const missing = await proveSnapshot(repo, treeOf(snap))
+      if (missing) {
+        await repo.storage.delete(`snapshots/${id}`)
+        throw new SluiceError('ERR_MISSING', `snapshot ${id.slice(0, 8)} cannot be brought back: prune has deleted chunk ${missing} it needs`)
+      }
       await repo.storage.delete(forgottenKey(id))
     }
     opts.onRestored?.(id, snap)
