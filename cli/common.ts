@@ -1,7 +1,7 @@
 /** What every command shares: opening the repository, the password, progress and messages. */
 import fs from 'node:fs'
 import type { Argv } from 'yargs'
-import { SluiceError, displayPath, openRepository, openStorage, tuneMalloc, type Repository } from '../index.js'
+import { SluiceError, displayPath, openRepository, openStorage, parseRateLimit, tuneMalloc, type LocationOptions, type Repository } from '../index.js'
 import { MALLOC_ARENA_MAX } from '../lib/limits.js'
 
 export interface GlobalArgs {
@@ -10,6 +10,8 @@ export interface GlobalArgs {
   's3-path-style'?: boolean
   json?: boolean
   quiet?: boolean
+  'limit-upload'?: number
+  'limit-download'?: number
 }
 
 export function globalOptions<T>(y: Argv<T>) {
@@ -19,6 +21,20 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('s3-path-style', { type: 'boolean', describe: 'address S3 buckets by path (ENDPOINT/BUCKET, the default for s3:http(s)://ENDPOINT/...); --no-s3-path-style for BUCKET.ENDPOINT' })
     .option('json', { type: 'boolean', describe: 'print machine-readable JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output' })
+    .option('limit-upload', { type: 'number', describe: 'limits uploads to a maximum rate in KiB/s' })
+    .option('limit-download', { type: 'number', describe: 'limits downloads to a maximum rate in KiB/s' })
+}
+
+/** The storage options every command shares: S3 addressing and the rate limits. */
+export function storageOptions(args: GlobalArgs): LocationOptions {
+  const style = args['s3-path-style']
+  return {
+    // Passed when given either way: --no-s3-path-style must reach a custom endpoint, where
+    // path-style is the default, for services that only take virtual-hosted names.
+    ...(style === undefined ? {} : { s3PathStyle: style }),
+    ...(args['limit-upload'] === undefined ? {} : { uploadBytesPerSecond: parseRateLimit(args['limit-upload'], 'limit-upload') }),
+    ...(args['limit-download'] === undefined ? {} : { downloadBytesPerSecond: parseRateLimit(args['limit-download'], 'limit-download') }),
+  }
 }
 
 export function repoLocation(args: GlobalArgs): string {
@@ -88,10 +104,7 @@ export async function password(args: GlobalArgs, confirm = false): Promise<strin
 }
 
 export function storageOf(args: GlobalArgs) {
-  // Passed when given either way: --no-s3-path-style must reach a custom endpoint, where
-  // path-style is the default, for services that only take virtual-hosted names.
-  const style = args['s3-path-style']
-  return openStorage(repoLocation(args), style === undefined ? {} : { s3PathStyle: style })
+  return openStorage(repoLocation(args), storageOptions(args))
 }
 
 export async function openRepo(args: GlobalArgs): Promise<Repository> {

@@ -208,3 +208,13 @@ export const CHUNK_ARENA_BYTES = 24 * MiB
  *  repository with more referenced chunks (~128 GB at the 1 MiB average) is counted as an upper
  *  bound: a chunk met again after it left the cache counts twice. */
 export const STATS_DISTINCT_CHUNKS = 128 * 1024
+
+/** --limit-upload / --limit-download: the token bucket holds this many seconds of the rate, so
+ *  a short idle spell lets one burst through, and a long transfer averages to the limit. */
+export const RATE_LIMIT_BURST_SECONDS = 0.25
+
+/** copy: chunk ids known present in the destination, remembered (about 100 bytes each) so
+ *  chunks shared between files and snapshots are asked about once while they stay cached. */
+export const COPY_KNOWN_IDS_CACHE = 64 * 1024
+/** copy: chunks fetched, resealed and stored at a time (at most CHUNK_MAX each). */
+export const COPY_CONCURRENCY = 4
