@@ -51,4 +51,5 @@ export {
   type Duration, type GroupBy, type GroupKey, type KeepReason, type PolicyResult, type RetentionPolicy, type SnapshotFilter, type SnapshotSummary, type Zone,
 } from './lib/repo/retention.js'
 export { forget, forgetSnapshot, forgottenKey, undoForget, type ForgetGroup, type ForgetOptions, type ForgetResult, type ForgetSummary, type UndoOptions } from './transforms/gc/forget.js'
+export { copy, sameChunkIds, type CopyOptions, type CopyEvent, type CopyResult } from './transforms/copy/copy.js'
 export { stats, type StatsMode, type StatsOptions, type StatsResult } from './transforms/inspect/stats.js'

@@ -44,12 +44,12 @@ export function repoLocation(args: GlobalArgs): string {
 }
 
 /** Reads a password from the terminal without echo. */
-async function prompt(question: string): Promise<string> {
+async function prompt(question: string, how: string): Promise<string> {
   let fd: number
   try {
     fd = fs.openSync('/dev/tty', 'r+')
   } catch {
-    throw new SluiceError('ERR_ARGS', 'no password: set SLUICE_PASSWORD or use --password-file (no terminal to ask on)')
+    throw new SluiceError('ERR_ARGS', `no password: ${how} (no terminal to ask on)`)
   }
   const tty = await import('node:tty')
   const input = new tty.ReadStream(fd)
@@ -81,22 +81,35 @@ async function prompt(question: string): Promise<string> {
 
 /** The password from --password-file (one trailing newline dropped), $SLUICE_PASSWORD, or a
  *  prompt; an empty one is refused from every source. */
-export async function password(args: GlobalArgs, confirm = false): Promise<string> {
+export function password(args: GlobalArgs, confirm = false): Promise<string> {
+  return readPassword({ file: args['password-file'], env: 'SLUICE_PASSWORD', flag: '--password-file', question: 'enter password for repository: ' }, confirm)
+}
+
+/** Where one repository's password comes from: a file, else a variable, else a prompt. */
+export interface PasswordSource {
+  file: string | undefined
+  env: string
+  flag: string
+  question: string
+}
+
+export async function readPassword(src: PasswordSource, confirm = false): Promise<string> {
   let pw: string
   let source: string
-  if (args['password-file']) {
+  const envValue = process.env[src.env]
+  if (src.file) {
     try {
-      pw = fs.readFileSync(args['password-file'], 'utf8').replace(/\r?\n$/, '')
+      pw = fs.readFileSync(src.file, 'utf8').replace(/\r?\n$/, '')
     } catch (cause) {
-      throw new SluiceError('ERR_ARGS', `cannot read password file ${args['password-file']}: ${(cause as Error).message}`, { cause })
+      throw new SluiceError('ERR_ARGS', `cannot read password file ${src.file}: ${(cause as Error).message}`, { cause })
     }
-    source = ` in password file ${args['password-file']}`
-  } else if (process.env.SLUICE_PASSWORD !== undefined) {
-    pw = process.env.SLUICE_PASSWORD
-    source = ' in SLUICE_PASSWORD'
+    source = ` in password file ${src.file}`
+  } else if (envValue !== undefined) {
+    pw = envValue
+    source = ` in ${src.env}`
   } else {
-    pw = await prompt('enter password for repository: ')
-    if (confirm && (await prompt('enter password again: ')) !== pw) throw new SluiceError('ERR_ARGS', 'passwords do not match')
+    pw = await prompt(src.question, `set ${src.env} or use ${src.flag}`)
+    if (confirm && (await prompt('enter password again: ', '')) !== pw) throw new SluiceError('ERR_ARGS', 'passwords do not match')
     source = ''
   }
   if (pw.length === 0) throw new SluiceError('ERR_ARGS', `empty password${source}`)

@@ -19,6 +19,7 @@ import { catCommand } from './cat.js'
 import { diffCommand } from './diff.js'
 import { forgetCommand } from './forget.js'
 import { statsCommand } from './stats.js'
+import { copyCommand } from './copy.js'
 
 function fail(err: unknown): never {
   if (err instanceof SluiceError) {
@@ -53,6 +54,7 @@ try {
     .command(diffCommand)
     .command(forgetCommand)
     .command(statsCommand)
+    .command(copyCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
     // `--tag x /path` must not swallow the path: list options take one value per flag and are

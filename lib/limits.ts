@@ -218,3 +218,6 @@ export const RATE_LIMIT_BURST_SECONDS = 0.25
 export const COPY_KNOWN_IDS_CACHE = 64 * 1024
 /** copy: chunks fetched, resealed and stored at a time (at most CHUNK_MAX each). */
 export const COPY_CONCURRENCY = 4
+/** copy: original ids of the destination's snapshots held in a set (about 150 bytes each);
+ *  a destination with more is scanned again for each source snapshot instead. */
+export const COPY_ORIGINALS_CAP = 100_000
