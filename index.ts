@@ -52,4 +52,5 @@ export {
 } from './lib/repo/retention.js'
 export { forget, forgetSnapshot, forgottenKey, undoForget, type ForgetGroup, type ForgetOptions, type ForgetResult, type ForgetSummary, type UndoOptions } from './transforms/gc/forget.js'
 export { copy, sameChunkIds, type CopyOptions, type CopyEvent, type CopyResult } from './transforms/copy/copy.js'
+export { find, parseFindTime, type FindMatch, type FindOptions } from './transforms/inspect/find.js'
 export { stats, type StatsMode, type StatsOptions, type StatsResult } from './transforms/inspect/stats.js'

@@ -20,6 +20,7 @@ import { diffCommand } from './diff.js'
 import { forgetCommand } from './forget.js'
 import { statsCommand } from './stats.js'
 import { copyCommand } from './copy.js'
+import { findCommand } from './find.js'
 
 function fail(err: unknown): never {
   if (err instanceof SluiceError) {
@@ -55,6 +56,7 @@ try {
     .command(forgetCommand)
     .command(statsCommand)
     .command(copyCommand)
+    .command(findCommand)
     .demandCommand(1, 'give a command (see --help)')
     .strict()
     // `--tag x /path` must not swallow the path: list options take one value per flag and are
