@@ -26,7 +26,6 @@ export type ErrorCode =
   | 'ERR_CHECK' // check found problems
   | 'ERR_ABORTED' // the operation was interrupted
   | 'ERR_CHANGED' // a file changed while backup read it (a warning: the snapshot keeps what was read)
-  | 'ERR_CHUNKER_PARAMS' // copy between repositories whose chunk ids differ (init --copy-chunker-params)
 
 export class SluiceError extends Error {
   readonly code: ErrorCode

@@ -2,9 +2,9 @@
  * copy (issue 18 item 2) end to end through the CLI: a snapshot and its incremental go local →
  * S3 (s3rver) → local. The second copy stores only the chunks the first did not (bytes from its
  * summary), the last repository restores both snapshots byte-exact, and check --read-data
- * passes on every side. Also: a repository made without --copy-chunker-params is refused with
- * one coded line, and a copy cut off before its root is finished by the next run without
- * storing a chunk again. (bench/copy.ts does the same with 100,000 files and measures RSS.)
+ * passes on every side. Also: into a repository made without --copy-chunker-params, copy
+ * re-chunks (restored byte-exact too), and a copy cut off before its root is finished by the
+ * next run without storing a chunk again. (bench/copy.ts does the same with 100,000 files and measures RSS.)
  */
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -109,12 +109,14 @@ test('local → S3 → local: a snapshot, then its incremental, chunks moved onc
   added += 1024 * 1024
   snap2 = (JSON.parse(ok(await a(['backup', '--json', TREE]), 'backup 2').stdout) as { snapshot: string }).snapshot
 
-  // A destination with its own chunker key: refused, one coded line that says what to do.
+  // A destination with its own chunker key: every snapshot re-chunked through its backup
+  // pipeline (restored byte-exact in the next test), and nothing done a second time.
   ok(await s3(['init']), 'init S3 (own params)')
-  const refused = await s3(['copy', '--from-repo', REPO_A], { env: { SLUICE_FROM_PASSWORD: SRC_PW } })
-  assert.equal(refused.code, 1)
-  assert.match(refused.stderr, /^sluice: ERR_CHUNKER_PARAMS: .*init --copy-chunker-params --from-repo/)
-  assert.equal(refused.stderr.trim().split('\n').length, 1)
+  const own = await copyJson(s3, REPO_A, SRC_PW)
+  assert.equal(own.summary.snapshots_copied, 2)
+  assert.ok(own.summary.bytes_copied > 3 * 1024 * 1024, `re-chunked copy stored ${own.summary.bytes_copied}`)
+  const ownAgain = await copyJson(s3, REPO_A, SRC_PW)
+  assert.deepEqual([ownAgain.summary.snapshots_copied, ownAgain.summary.snapshots_skipped, ownAgain.summary.bytes_copied], [0, 2, 0])
 
   s3Repo = `s3:${server.endpoint}/${BUCKET}/same-params`
   ok(await s3(['init', '--copy-chunker-params', '--from-repo', REPO_A], { env: { SLUICE_FROM_PASSWORD: SRC_PW } }), 'init S3 --copy-chunker-params')
@@ -163,6 +165,12 @@ test('the last repository restores both snapshots byte-exact; check --read-data 
   ok(await a(['restore', snap1, '--target', `${BASE}/r1a`]), 'restore 1 from A')
   assert.deepEqual(compareTrees(`${BASE}/r1a/${TREE_REL}`, `${BASE}/r1c/${TREE_REL}`, { root: true }), [])
   assert.ok(!fs.existsSync(`${BASE}/r1c/${TREE_REL}/big-2`))
+  // The re-chunked copy in the S3 repository with its own parameters.
+  const ownS3: Run = (args, extra = {}) => cliFor(home, `s3:${server.endpoint}/${BUCKET}/copied`, PW)(args, { ...extra, env: { ...AWS_ENV, ...extra.env } })
+  const ownIds = JSON.parse(ok(await ownS3(['snapshots', '--json']), 'snapshots own').stdout) as { id: string; original: string; time: string }[]
+  ok(await ownS3(['restore', ownIds.find(s => s.original === snap2)!.id, '--target', `${BASE}/r2own`]), 'restore 2 from the re-chunked copy')
+  assert.deepEqual(compareTrees(TREE, `${BASE}/r2own/${TREE_REL}`, { root: true }), [])
+  ok(await ownS3(['check', '--read-data']), 'check the re-chunked copy')
   for (const [name, run] of [['A', a], ['S3', s3], ['C', c]] as const) {
     const r = ok(await run(['check', '--read-data', '--json']), `check ${name}`)
     assert.equal((JSON.parse(r.stdout) as { problems: number }).problems, 0)

@@ -57,6 +57,11 @@ export interface BackupOptions {
   /** zstd level for this backup's chunks: 1 (fastest) to ZSTD_MAX_LEVEL, or 0 to store every
    *  chunk as is (still encrypted). Default ZSTD_LEVEL. Readers need not know it. */
   compressionLevel?: number
+  /** For copy: the root's time, user and restic's `original` as in the snapshot copied
+   *  (default: now, this user, none). */
+  time?: string
+  username?: string
+  original?: string
 }
 
 export interface BackupResult {
@@ -124,12 +129,13 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const writeSnapshot = async (tree: TreeItem): Promise<string> => {
     snapshot = {
       version: FORMAT_VERSION,
-      time: new Date().toISOString(),
+      time: opts.time ?? new Date().toISOString(),
       host,
-      username: os.userInfo().username,
+      username: opts.username ?? os.userInfo().username,
       paths,
       tags: opts.tags ?? [],
       ...(parent ? { parent: parent.id } : {}),
+      ...(opts.original ? { original: opts.original } : {}),
       tree: { root: hex(tree.root), depth: tree.depth },
       stats: { ...stats },
       program: PROGRAM,

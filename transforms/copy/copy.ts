@@ -4,9 +4,13 @@
  * skipped; the others are copied chunk by chunk, then their root is written last, with
  * `original` set and `parent` dropped (it names a snapshot of the source, as restic drops it).
  *
- * Chunks move as they are, resealed under the destination's key: this needs the same chunk
- * ids on both sides, i.e. a destination made with `init --copy-chunker-params --from-repo SRC`
- * (same id key, gear key and chunker params). Other pairs are refused (ERR_CHUNKER_PARAMS).
+ * When both repositories have the same chunk ids (a destination made with `init
+ * --copy-chunker-params --from-repo SRC`: same id key, gear key and chunker params), chunks
+ * move as they are, resealed under the destination's key, and only those it lacks. Otherwise
+ * each snapshot is re-chunked: read as a backup source (snapshot-source.ts, every entry's
+ * metadata as recorded) and run through the destination's backup pipeline, whose dedup stores
+ * only chunks the destination lacks (all content is read and cut again, though); memory is
+ * then that of a backup from a stream.
  *
  * Resumable: chunk puts are idempotent and a root is written only after every chunk it needs,
  * so a killed copy leaves no snapshot behind, and the next one finds the chunks already there.
@@ -24,6 +28,8 @@ import { chunkKey, openChunk, resealChunk, CHUNK_OBJECT_OVERHEAD } from '../../l
 import { matchesFilter, type SnapshotFilter } from '../../lib/repo/retention.js'
 import type { Repository, SnapshotInfo, SnapshotRoot } from '../../lib/repo/repository.js'
 import { snapshotRecords, treeOf, type ChunkLoader } from '../restore/read-snapshot.js'
+import { backup } from '../backup/backup.js'
+import { createSnapshotSource } from './snapshot-source.js'
 
 export interface CopyOptions {
   from: Repository
@@ -64,12 +70,7 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
   if (from.config.id === to.config.id) {
     throw new SluiceError('ERR_ARGS', `source and destination are the same repository (${to.storage.describe()})`)
   }
-  if (!sameChunkIds(from, to)) {
-    throw new SluiceError(
-      'ERR_CHUNKER_PARAMS',
-      `${to.storage.describe()} was not made with the chunker parameters of ${from.storage.describe()}: create the destination with \`sluice init --copy-chunker-params --from-repo ${from.storage.describe()}\``,
-    )
-  }
+  const same = sameChunkIds(from, to)
   const result: CopyResult = { copied: 0, skipped: 0, chunksCopied: 0, bytesCopied: 0, chunksPresent: 0 }
   const originals = await destinationOriginals(to)
   const known = new Lru<string, true>(COPY_KNOWN_IDS_CACHE)
@@ -130,6 +131,15 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
       opts.onSnapshot?.({ id, snap })
       return
     }
+    if (!same) {
+      const r = await rechunk(from, to, { id, snap }, original)
+      originals.add(original)
+      result.copied++
+      result.chunksCopied += r.stats.chunksNew
+      result.bytesCopied += r.stats.bytesStored
+      opts.onSnapshot?.({ id, snap, copiedTo: r.snapshotId })
+      return
+    }
     const pool = new Pool(COPY_CONCURRENCY)
     try {
       for await (const item of snapshotRecords(metaLoader, treeOf(snap))) {
@@ -163,6 +173,26 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
   return result
 }
 
+
+/** A snapshot copied by re-chunking: its records as a backup source into the destination's
+ *  pipeline, the root keeping the source's time, host, user, paths and tags. Any per-file
+ *  trouble would make the copy differ from the snapshot: it aborts the copy (no root). */
+function rechunk(from: Repository, to: Repository, { id, snap }: SnapshotInfo, original: string) {
+  return backup({
+    repo: to,
+    source: createSnapshotSource(from, treeOf(snap)),
+    sourcePaths: snap.paths,
+    host: snap.host,
+    tags: snap.tags,
+    time: snap.time,
+    username: snap.username,
+    original,
+    parent: false,
+    onWarning: err => {
+      throw new SluiceError(err.code, `snapshot ${id.slice(0, 8)} cannot be copied as it is: ${err.message}`, { cause: err })
+    },
+  })
+}
 
 /** The original ids the destination holds: a set up to COPY_ORIGINALS_CAP, a scan beyond. */
 async function destinationOriginals(to: Repository): Promise<{ has(id: string): Promise<boolean>; add(id: string): void }> {

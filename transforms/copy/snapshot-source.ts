@@ -1,0 +1,57 @@
+/**
+ * snapshot-source: a stored snapshot as a backup source (SourceEntry objects), for copy
+ * between repositories whose chunks differ: each entry with its metadata as recorded (path,
+ * mode, owners, times, xattrs, link targets, hardlinks), and for a file a content() that
+ * loads its extents' chunks in order, so the backup pipeline cuts it again with the
+ * destination's chunker.
+ *
+ * Memory: the snapshot reader's (read-snapshot.ts); a file's content() reads its further
+ * extents through a fork of the reader taken at its record (shared until they part), and
+ * holds one chunk at a time.
+ */
+import { Readable } from 'node:stream'
+import type { Extent, SourceEntry } from '../../lib/entry.js'
+import { SluiceError } from '../../lib/errors.js'
+import { hex } from '../../lib/bytes.js'
+import { snapshotRecords, type ChunkLoader, type SnapshotCursor, type TreeRef } from '../restore/read-snapshot.js'
+
+export function createSnapshotSource(loader: ChunkLoader, tree: TreeRef): Readable {
+  const cursor = snapshotRecords(loader, tree)
+  async function* entries(): AsyncIterable<SourceEntry> {
+    for (;;) {
+      const r = await cursor.next()
+      if (r.done) return
+      // Extents items belong to the file before them: its content() reads them on a fork.
+      if (r.value.kind !== 'record') continue
+      const { entry, extents } = r.value
+      const e: SourceEntry = { kind: 'entry', ...entry }
+      if (entry.type === 'file' && !entry.hardlinkTo) {
+        const ahead = cursor.fork()
+        e.content = () => fileContent(loader, extents, ahead)
+      }
+      yield e
+    }
+  }
+  return Readable.from(entries(), { objectMode: true, highWaterMark: 1 })
+}
+
+async function* fileContent(loader: ChunkLoader, first: Extent[], ahead: SnapshotCursor): AsyncIterable<Uint8Array> {
+  try {
+    for (const x of first) yield await extent(loader, x)
+    for (;;) {
+      const r = await ahead.next()
+      if (r.done || r.value.kind !== 'extents') return
+      for (const x of r.value.extents) yield await extent(loader, x)
+    }
+  } finally {
+    await ahead.return()
+  }
+}
+
+async function extent(loader: ChunkLoader, x: Extent): Promise<Uint8Array> {
+  const chunk = await loader.loadChunk(x.id)
+  if (x.offset + x.length > chunk.length) {
+    throw new SluiceError('ERR_CORRUPT', `extent ${x.offset}+${x.length} lies outside chunk ${hex(x.id)} of ${chunk.length} bytes`)
+  }
+  return chunk.subarray(x.offset, x.offset + x.length)
+}
