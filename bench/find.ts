@@ -27,7 +27,8 @@ if (!existsSync(TREE)) {
 const env = { PATH: process.env.PATH, HOME: BASE, SLUICE_PASSWORD: 'bench' }
 let step = 0
 function run(label: string, args: string[], show = true): Measurement & { stdout: string } {
-  const m = measure({ argv: [process.execPath, SLUICE_CLI, '-r', REPO, ...args], env, cwd: BASE }, join(BASE, 'logs', `${String(++step).padStart(3, '0')}`))
+  // Run as an executable, as a user's `sluice` is, so the V8 flags of its shebang apply.
+  const m = measure({ argv: [SLUICE_CLI, '-r', REPO, ...args], env, cwd: BASE }, join(BASE, 'logs', `${String(++step).padStart(3, '0')}`))
   if (m.exitCode !== 0) throw new Error(`${label}: exit ${m.exitCode}: ${readFileSync(m.stderrPath, 'utf8').slice(0, 500)}`)
   if (show) console.log(`${label.padEnd(30)} ${m.seconds.toFixed(1).padStart(7)} s  ${((m.peakRssBytes ?? 0) / MB).toFixed(1).padStart(6)} MB peak RSS`)
   return { ...m, stdout: readFileSync(m.stdoutPath, 'utf8') }
