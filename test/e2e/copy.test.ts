@@ -59,7 +59,9 @@ interface CopyLine {
 
 /** `copy --json` from `from` (password SRC_PW for A, PW for the S3 repository): its lines. */
 async function copyJson(run: Run, from: string, fromPw: string, args: string[] = []): Promise<{ lines: CopyLine[]; summary: CopySummary }> {
-  const r = ok(await run(['copy', '--json', '--from-repo', from, ...args], { env: { ...AWS_ENV, SLUICE_FROM_PASSWORD: fromPw } }), `copy from ${from}`)
+  // A re-chunking copy reads and cuts everything again: more than the helper's default minute
+  // on a loaded machine.
+  const r = ok(await run(['copy', '--json', '--from-repo', from, ...args], { env: { ...AWS_ENV, SLUICE_FROM_PASSWORD: fromPw }, timeoutMs: 300_000 }), `copy from ${from}`)
   const all = r.stdout.trim().split('\n').map(l => JSON.parse(l) as CopyLine | CopySummary)
   return { lines: all.filter((l): l is CopyLine => l.message_type === 'snapshot'), summary: all.at(-1) as CopySummary }
 }
@@ -97,7 +99,7 @@ let snap2 = ''
 /** Bytes of new, incompressible content the incremental adds. */
 let added = 0
 
-test('local → S3 → local: a snapshot, then its incremental, chunks moved once', { timeout: 240_000 }, async () => {
+test('local → S3 → local: a snapshot, then its incremental, chunks moved once', { timeout: 900_000 }, async () => {
   ok(await a(['init']), 'init A')
   snap1 = (JSON.parse(ok(await a(['backup', '--json', TREE]), 'backup 1').stdout) as { snapshot: string }).snapshot
   for (let i = 0; i < 200; i++) {
@@ -154,7 +156,7 @@ test('local → S3 → local: a snapshot, then its incremental, chunks moved onc
   assert.ok(originals.every(s => s.parent === undefined))
 })
 
-test('the last repository restores both snapshots byte-exact; check --read-data passes everywhere', { timeout: 240_000 }, async () => {
+test('the last repository restores both snapshots byte-exact; check --read-data passes everywhere', { timeout: 600_000 }, async () => {
   assert.ok(snap2, 'needs the copy test')
   const ids = JSON.parse(ok(await c(['snapshots', '--json']), 'snapshots C').stdout) as { id: string; original: string }[]
   const inC = (original: string) => ids.find(s => s.original === original)!.id
@@ -177,7 +179,7 @@ test('the last repository restores both snapshots byte-exact; check --read-data 
   }
 })
 
-test('a copy cut off before its root is finished by the next one, no chunk stored twice', { timeout: 120_000 }, async () => {
+test('a copy cut off before its root is finished by the next one, no chunk stored twice', { timeout: 300_000 }, async () => {
   assert.ok(snap2, 'needs the copy test')
   const d = cliFor(home, `${BASE}/repo-d`, PW)
   ok(await d(['init', '--copy-chunker-params', '--from-repo', REPO_A], { env: { SLUICE_FROM_PASSWORD: SRC_PW } }), 'init D')
