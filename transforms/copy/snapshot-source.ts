@@ -6,17 +6,34 @@
  * destination's chunker.
  *
  * Memory: the snapshot reader's (read-snapshot.ts); a file's content() reads its further
- * extents through a fork of the reader taken at its record (shared until they part), and
- * holds one chunk at a time.
+ * extents through a fork of the reader taken at its record (shared until they part); decoded
+ * chunks in an LRU of RESTORE_CHUNK_CACHE_BYTES.
  */
 import { Readable } from 'node:stream'
 import type { Extent, SourceEntry } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { hex } from '../../lib/bytes.js'
+import { Lru } from '../../lib/flow.js'
+import { CHUNK_MAX, RESTORE_CHUNK_CACHE_BYTES } from '../../lib/limits.js'
 import { snapshotRecords, type ChunkLoader, type SnapshotCursor, type TreeRef } from '../restore/read-snapshot.js'
 
-export function createSnapshotSource(loader: ChunkLoader, tree: TreeRef): Readable {
-  const cursor = snapshotRecords(loader, tree)
+export function createSnapshotSource(source: ChunkLoader, tree: TreeRef): Readable {
+  const cursor = snapshotRecords(source, tree)
+  // Small files share chunks, one after another: a few decoded chunks kept (as restore's
+  // downloader keeps them) spare loading a chunk once per file.
+  const cache = new Lru<string, Promise<Buffer>>(Math.max(2, Math.floor(RESTORE_CHUNK_CACHE_BYTES / CHUNK_MAX)))
+  const loader: ChunkLoader = {
+    loadChunk: id => {
+      const key = hex(id)
+      let p = cache.get(key)
+      if (!p) {
+        p = source.loadChunk(id)
+        p.catch(() => {})
+        cache.set(key, p)
+      }
+      return p
+    },
+  }
   async function* entries(): AsyncIterable<SourceEntry> {
     for (;;) {
       const r = await cursor.next()
