@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import type { Argv } from 'yargs'
-import { SluiceError, displayPath, openRepository, openStorage, type Repository } from '../index.js'
+import { SluiceError, displayPath, openRepository, openStorage, parseRateLimit, type LocationOptions, type Repository } from '../index.js'
 import { PASSWORD_MAX } from '../lib/limits.js'
 
 export interface GlobalArgs {
@@ -12,6 +12,8 @@ export interface GlobalArgs {
   's3-path-style'?: boolean
   json?: boolean
   quiet?: boolean
+  'limit-upload'?: number
+  'limit-download'?: number
 }
 
 export function globalOptions<T>(y: Argv<T>) {
@@ -22,6 +24,20 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('s3-path-style', { type: 'boolean', describe: 'address S3 buckets by path (ENDPOINT/BUCKET, the default for s3:http(s)://ENDPOINT/...); --no-s3-path-style for BUCKET.ENDPOINT' })
     .option('json', { type: 'boolean', describe: 'print machine-readable JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output' })
+    .option('limit-upload', { type: 'number', describe: 'limits uploads to a maximum rate in KiB/s' })
+    .option('limit-download', { type: 'number', describe: 'limits downloads to a maximum rate in KiB/s' })
+}
+
+/** The storage options every command shares: S3 addressing and the rate limits. */
+export function storageOptions(args: GlobalArgs): LocationOptions {
+  const style = args['s3-path-style']
+  return {
+    // Passed when given either way: --no-s3-path-style must reach a custom endpoint, where
+    // path-style is the default, for services that only take virtual-hosted names.
+    ...(style === undefined ? {} : { s3PathStyle: style }),
+    ...(args['limit-upload'] === undefined ? {} : { uploadBytesPerSecond: parseRateLimit(args['limit-upload'], 'limit-upload') }),
+    ...(args['limit-download'] === undefined ? {} : { downloadBytesPerSecond: parseRateLimit(args['limit-download'], 'limit-download') }),
+  }
 }
 
 export function repoLocation(args: GlobalArgs): string {
@@ -31,12 +47,12 @@ export function repoLocation(args: GlobalArgs): string {
 }
 
 /** Reads a password from the terminal without echo. */
-async function prompt(question: string): Promise<string> {
+async function prompt(question: string, how: string): Promise<string> {
   let fd: number
   try {
     fd = fs.openSync('/dev/tty', 'r+')
   } catch {
-    throw new SluiceError('ERR_ARGS', 'no password: use --password-file or --password-command, or set SLUICE_PASSWORD (no terminal to ask on)')
+    throw new SluiceError('ERR_ARGS', `no password: ${how} (no terminal to ask on)`)
   }
   const tty = await import('node:tty')
   const input = new tty.ReadStream(fd)
@@ -151,17 +167,36 @@ export async function password(args: GlobalArgs, confirm = false): Promise<strin
     pw = process.env.SLUICE_PASSWORD
     source = ' in SLUICE_PASSWORD'
   } else {
-    pw = await askTwice('enter password for repository: ', confirm)
+    pw = await askTwice('enter password for repository: ', confirm, 'use --password-file or --password-command, or set SLUICE_PASSWORD')
     source = ''
   }
   if (pw.length === 0) throw new SluiceError('ERR_ARGS', `empty password${source}`)
   return pw
 }
 
-/** A password from the terminal, asked again to confirm when `confirm`. */
-async function askTwice(question: string, confirm: boolean): Promise<string> {
-  const pw = await prompt(question)
-  if (confirm && (await prompt('enter password again: ')) !== pw) throw new SluiceError('ERR_ARGS', 'passwords do not match')
+/** A password from the terminal, asked again to confirm when `confirm`; `how` says what to do
+ *  instead when there is no terminal. */
+async function askTwice(question: string, confirm: boolean, how: string): Promise<string> {
+  const pw = await prompt(question, how)
+  if (confirm && (await prompt('enter password again: ', how)) !== pw) throw new SluiceError('ERR_ARGS', 'passwords do not match')
+  return pw
+}
+
+/** Where another repository's password comes from (copy's source): a file, else a variable,
+ *  else a prompt; an empty one is refused. */
+export interface PasswordSource {
+  file: string | undefined
+  env: string
+  flag: string
+  question: string
+}
+
+export async function readPassword(src: PasswordSource, confirm = false): Promise<string> {
+  const envValue = process.env[src.env]
+  const pw = src.file ? readPasswordFile(src.file)
+    : envValue !== undefined ? envValue
+    : await askTwice(src.question, confirm, `set ${src.env} or use ${src.flag}`)
+  if (pw.length === 0) throw new SluiceError('ERR_ARGS', `empty password${src.file ? ` in password file ${src.file}` : envValue !== undefined ? ` in ${src.env}` : ''}`)
   return pw
 }
 
@@ -170,7 +205,7 @@ async function askTwice(question: string, confirm: boolean): Promise<string> {
 export async function newPassword(file: string | undefined): Promise<string> {
   let pw: string
   try {
-    pw = file ? readPasswordFile(file) : await askTwice('enter new password: ', true)
+    pw = file ? readPasswordFile(file) : await askTwice('enter new password: ', true, 'use --new-password-file')
   } catch (err) {
     if (err instanceof SluiceError && err.message.startsWith('no password:')) throw new SluiceError('ERR_ARGS', 'no new password: use --new-password-file (no terminal to ask on)')
     throw err
@@ -180,10 +215,7 @@ export async function newPassword(file: string | undefined): Promise<string> {
 }
 
 export function storageOf(args: GlobalArgs) {
-  // Passed when given either way: --no-s3-path-style must reach a custom endpoint, where
-  // path-style is the default, for services that only take virtual-hosted names.
-  const style = args['s3-path-style']
-  return openStorage(repoLocation(args), style === undefined ? {} : { s3PathStyle: style })
+  return openStorage(repoLocation(args), storageOptions(args))
 }
 
 export async function openRepo(args: GlobalArgs): Promise<Repository> {

@@ -17,6 +17,8 @@ import { keyCommand } from './key.js'
 import { tagCommand } from './tag.js'
 import { completionCommand } from './completion.js'
 import { pruneCommand } from './prune.js'
+import { copyCommand } from './copy.js'
+import { findCommand } from './find.js'
 
 /** Ends the process with one line `sluice: ERR_CODE: message`. An error that reached here
  *  without a SluiceError's code (a bare errno from a library) is ERR_INTERNAL, its errno kept
@@ -56,6 +58,8 @@ try {
     .command(forgetCommand)
     .command(statsCommand)
     .command(pruneCommand)
+    .command(copyCommand)
+    .command(findCommand)
     .command(keyCommand)
     .command(tagCommand)
     .command(completionCommand)

@@ -42,7 +42,7 @@ export interface FilterRules {
 const MM_OPTS: MinimatchOptions = { dot: true, nonegate: true, nocomment: true }
 
 /** One pattern, compiled for matching a relative snapshot path (no leading '/'). */
-interface Pattern {
+export interface Pattern {
   /** Matches the path itself. */
   self: Minimatch
   /** Matches any path strictly below a match of `self`. */
@@ -50,7 +50,8 @@ interface Pattern {
   dirOnly: boolean
 }
 
-function compilePattern(raw: string): Pattern | null {
+/** `nocase` for find --ignore-case. Null for a pattern that is empty once trailing slashes go. */
+export function compilePattern(raw: string, opts: { nocase?: boolean } = {}): Pattern | null {
   let p = raw
   const dirOnly = p.length > 1 && p.endsWith('/')
   while (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1)
@@ -61,7 +62,8 @@ function compilePattern(raw: string): Pattern | null {
     return null
   }
   const body = anchored ? p : `**/${p}`
-  return { self: new Minimatch(body, MM_OPTS), below: new Minimatch(`${body}/**`, MM_OPTS), dirOnly }
+  const mm = { ...MM_OPTS, nocase: !!opts.nocase }
+  return { self: new Minimatch(body, mm), below: new Minimatch(`${body}/**`, mm), dirOnly }
 }
 
 function matches(pat: Pattern, rel: string, isDir: boolean): boolean {
@@ -90,8 +92,8 @@ function readPatternFile(file: string): string[] {
  */
 export function compileFilter(opts: FilterOptions): FilterRules {
   const excludeSrc = [...(opts.exclude ?? []), ...(opts.excludeFile ?? []).flatMap(readPatternFile)]
-  const excl = excludeSrc.map(compilePattern).filter((p): p is Pattern => p !== null)
-  const incl = (opts.include ?? []).map(compilePattern).filter((p): p is Pattern => p !== null)
+  const excl = excludeSrc.map(p => compilePattern(p)).filter((p): p is Pattern => p !== null)
+  const incl = (opts.include ?? []).map(p => compilePattern(p)).filter((p): p is Pattern => p !== null)
   const larger = opts.excludeLargerThan
   if (larger !== undefined && !(larger >= 0)) throw new SluiceError('ERR_ARGS', `bad size limit ${larger}`)
 

@@ -227,3 +227,16 @@ export const GC_SEEN_PAGE_IDS = 4096
 export const GC_LOCK_CHECK_EVERY = 256
 /** Prune: storage moves/deletes in flight. */
 export const GC_CONCURRENCY = 8
+
+/** --limit-upload / --limit-download: the token bucket holds this many seconds of the rate, so
+ *  a short idle spell lets one burst through, and a long transfer averages to the limit. */
+export const RATE_LIMIT_BURST_SECONDS = 0.25
+
+/** copy: chunk ids known present in the destination, remembered (about 100 bytes each) so
+ *  chunks shared between files and snapshots are asked about once while they stay cached. */
+export const COPY_KNOWN_IDS_CACHE = 64 * 1024
+/** copy: chunks fetched, resealed and stored at a time (at most CHUNK_MAX each). */
+export const COPY_CONCURRENCY = 4
+/** copy: original ids of the destination's snapshots held in a set (about 150 bytes each);
+ *  a destination with more is scanned again for each source snapshot instead. */
+export const COPY_ORIGINALS_CAP = 100_000

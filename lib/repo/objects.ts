@@ -180,6 +180,16 @@ function chunkAd(id: Uint8Array, compression: number): Buffer {
   return b
 }
 
+/** A chunk object sealed again under another encryption key, its payload left compressed as it
+ *  was (copy between repositories that share chunk ids); ERR_CORRUPT if it does not open. */
+export function resealChunk(fromKey: Uint8Array, toKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
+  const what = `chunk ${hex(id)}`
+  if (obj.length < 2) throw new SluiceError('ERR_CORRUPT', `${what} is truncated`)
+  if (obj[0] !== OBJECT_VERSION) throw new SluiceError('ERR_CORRUPT', `${what} has unknown format ${obj[0]}`)
+  const compression = obj[1]!
+  return sealChunk(toKey, id, compression, open(fromKey, obj.subarray(2), chunkAd(id, compression), what))
+}
+
 /** Opens and decompresses a chunk object; ERR_CORRUPT if it was altered or does not decode. */
 export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
   const what = `chunk ${hex(id)}`

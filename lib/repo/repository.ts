@@ -44,23 +44,27 @@ function defaultWarning(err: SluiceError): void {
 export async function initRepository(
   storage: Storage,
   pw: string | Uint8Array,
-  opts: { kdf?: KdfParams; chunker?: ChunkerParams } & OpenOptions = {},
+  opts: { kdf?: KdfParams; chunker?: ChunkerParams; copyChunkerParams?: Repository } & OpenOptions = {},
 ): Promise<Repository> {
   if (password(pw).length === 0) throw new SluiceError('ERR_ARGS', 'empty password: a repository needs one')
   const kdf = opts.kdf ?? { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }
   assertKdfParams(kdf, 'the KDF parameters')
+  const from = opts.copyChunkerParams
   const exists = () => new SluiceError('ERR_REPO_EXISTS', `a repository already exists at ${storage.describe()}`)
   // Cheap early answer; the put-if-absent below is the arbiter.
   if (await storage.has('config')) throw exists()
   const config: RepoConfig = {
     version: CONFIG_VERSION,
     id: randomBytes(16).toString('hex'),
-    chunker: opts.chunker ?? { min: CHUNK_MIN, avg: CHUNK_AVG, max: CHUNK_MAX },
-    metaChunker: { min: META_CHUNK_MIN, avg: META_CHUNK_AVG, max: META_CHUNK_MAX },
+    chunker: from?.config.chunker ?? opts.chunker ?? { min: CHUNK_MIN, avg: CHUNK_AVG, max: CHUNK_MAX },
+    metaChunker: from?.config.metaChunker ?? { min: META_CHUNK_MIN, avg: META_CHUNK_AVG, max: META_CHUNK_MAX },
     compression: 'zstd',
     created: new Date().toISOString(),
   }
-  const keys = newMasterKeys()
+  // --copy-chunker-params: the source's chunker params, gear key and id key, so the same
+  // content gets the same chunks and ids in both (copy then moves chunks as they are); a new
+  // encryption key all the same.
+  const keys = from ? { ...newMasterKeys(), idKey: from.keys.idKey, chunkerKey: from.keys.chunkerKey } : newMasterKeys()
   const encoded = encodeConfig(config, keys.encKey)
   // Validated as a reader will see it: init never writes a config that open would refuse.
   verifyConfig(peekConfig(encoded, storage.describe()), keys.encKey, storage.describe())

@@ -14,7 +14,8 @@ export interface SnapshotRoot {
   paths: string[]
   tags: string[]
   parent?: string
-  /** The id this snapshot had before `tag` first rewrote it (restic's `original`). */
+  /** The id this snapshot had before `tag` first rewrote it, or that it was first copied from
+   *  (restic's `original`), kept through rewrites and copies of copies. */
   original?: string
   /** Root of the metadata id tree: a node of `depth` levels above the metadata chunks. */
   tree: { root: string; depth: number }

@@ -63,6 +63,11 @@ export interface BackupOptions {
   compressionLevel?: number
   /** The backup's lease timing (lib/repo/lease.ts); default LEASE_REFRESH_MS / LEASE_LIFETIME_MS. */
   lease?: LeaseTiming
+  /** For copy: the root's time, user and restic's `original` as in the snapshot copied
+   *  (default: now, this user, none). */
+  time?: string
+  username?: string
+  original?: string
 }
 
 export interface BackupResult {
@@ -150,12 +155,13 @@ async function leasedBackup(
   const writeSnapshot = async (tree: TreeItem): Promise<string> => {
     snapshot = {
       version: FORMAT_VERSION,
-      time: new Date().toISOString(),
+      time: opts.time ?? new Date().toISOString(),
       host,
-      username: os.userInfo().username,
+      username: opts.username ?? os.userInfo().username,
       paths,
       tags: opts.tags ?? [],
       ...(parent ? { parent: parent.id } : {}),
+      ...(opts.original ? { original: opts.original } : {}),
       tree: { root: hex(tree.root), depth: tree.depth },
       stats: { ...stats },
       program: PROGRAM,
