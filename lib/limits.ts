@@ -97,7 +97,8 @@ export const ZSTD_LEVEL = 3
 export const ZSTD_MAX_LEVEL = 19
 /** zstd window (log2 bytes) above ZSTD_LEVEL: zstd sizes its match tables by the window, and
  *  level 19's for a 4 MiB chunk took a 20k-file backup to 199 MB (window 2^20: 149 MB; 2^17:
- *  119-125 MB, the default level's pipeline bound) for 2.7 % more stored bytes than 2^20. */
+ *  119-125 MB, the pipeline's bound once the arena fills; level 3 peaks at 101-103 MB) for
+ *  2.7 % more stored bytes than 2^20. docs/TUNING.md "Compression". */
 export const ZSTD_HIGH_WINDOW_LOG = 17
 
 /** Chunks of at least PROBE_MIN_CHUNK bytes are probed before zstd (lib/repo/objects.ts): three
