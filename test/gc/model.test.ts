@@ -17,6 +17,7 @@ import {
   backup, check, createLocalStorage, initRepository, prune, proveSnapshot, restore, snapshotIds, treeOf, hex,
   type Repository,
 } from '../../index.js'
+import { rng } from '../helpers/rng.js'
 
 const BASE = '/tmp/gc-model/t'
 const home = `${BASE}/home`
@@ -29,17 +30,6 @@ before(() => {
   fs.mkdirSync(home, { recursive: true })
 })
 
-/** A small deterministic generator (mulberry32). */
-function rng(seed: number) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Names and content hashes of the files below `dir`. */
 function digest(dir: string): string {

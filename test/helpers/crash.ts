@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import assert from 'node:assert/strict'
 import { cliFor, type CliResult } from './cli.js'
 import { compareTrees, seededBytes } from './tree.js'
-import { prng } from './fuzz.js'
+import { mixedRng } from './rng.js'
 
 export type CrashCommand = 'backup' | 'restore' | 'init'
 
@@ -49,7 +49,7 @@ async function killed(run: ReturnType<typeof cliFor>, args: string[], ms: number
 /** One crash case: `cmd` killed after a delay drawn from `seed`; then the checks. Returns
  *  whether the kill landed before the command ended. */
 export async function crashCase(fx: CrashFixture, cmd: CrashCommand, seed: number, maxMs: number): Promise<{ ms: number; killed: boolean }> {
-  const rnd = prng(seed)
+  const rnd = mixedRng(seed)
   const ms = Math.floor(rnd() * maxMs)
   const dir = `${fx.base}/case-${cmd}-${seed}`
   fs.rmSync(dir, { recursive: true, force: true })

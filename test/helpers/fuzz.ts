@@ -21,23 +21,11 @@ import {
 } from '../../index.js'
 import { compareTrees, listTree, seededBytes } from './tree.js'
 import { craftSnapshot } from './craft.js'
+import { mixedRng } from './rng.js'
 
 export const PW = 'fuzz password'
 const KDF = { opslimit: 1, memlimit: 8192 }
 
-/** mulberry32: a small seeded PRNG (uniform in [0, 1)). */
-export function prng(seed: number): () => number {
-  // The seed mixed first: mulberry32's first outputs for small neighbouring seeds are close.
-  let a = Math.imul((seed ^ 0x5bd1e995) >>> 0, 0x9e3779b1) >>> 0
-  a = Math.imul(a ^ (a >>> 16), 0x85ebca6b) >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export interface FuzzFixture {
   base: string
@@ -226,7 +214,7 @@ function codeOf(what: string, err: unknown): string {
 
 /** Runs one seeded case: damage, every reader, checks, undo. */
 export async function fuzzCase(fx: FuzzFixture, seed: number): Promise<CaseResult> {
-  const rnd = prng(seed)
+  const rnd = mixedRng(seed)
   const d = damage(fx, rnd)
   const tag = `seed ${seed}: ${d.how} ${d.key}`
   const outcomes: Record<string, string> = {}
@@ -332,7 +320,7 @@ function checkRestored(fx: FuzzFixture, tag: string, target: string, warnings: S
  * never writing outside the target; what a restore writes is bounded by the stream's extents.
  */
 export async function craftedCase(fx: FuzzFixture, seed: number): Promise<CaseResult> {
-  const rnd = prng(seed)
+  const rnd = mixedRng(seed)
   const at = () => Math.floor(rnd() * fx.records.length)
   let bytes = Buffer.from(fx.records)
   const how = (['flip', 'flip', 'drop', 'repeat'] as const)[Math.floor(rnd() * 4)]!
