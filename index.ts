@@ -21,7 +21,7 @@ export { createWalk, type WalkOptions, type WalkStats } from './transforms/backu
 export { readContent, type ContentReader, type FileToRead } from './transforms/backup/sources/read-content.js'
 export { createFilter } from './transforms/backup/filter.js'
 export { createXattrReader } from './transforms/backup/xattr.js'
-export { createChunker, type ChunkerKeys } from './transforms/backup/chunk.js'
+export { createChunker, type ChunkerKeys, type FileStatus } from './transforms/backup/chunk.js'
 export { createMetadataPacker } from './transforms/backup/metadata.js'
 export { createDedup, type ChunkIndex } from './transforms/backup/dedup.js'
 export { createCompressor } from './transforms/backup/compress.js'
@@ -42,7 +42,7 @@ export { createContentWriter } from './transforms/restore/sinks/stdout.js'
 export { createDiff, diffRecords, type DiffItem, type DiffOptions, type DiffChunkLoader } from './transforms/inspect/diff.js'
 export { backup, type BackupOptions, type BackupResult } from './transforms/backup/backup.js'
 export { restore, listSnapshot, parseSnapshotRef, type RestoreOptions, type RestoreResult } from './transforms/restore/restore.js'
-export { check, type CheckOptions } from './transforms/inspect/check.js'
+export { check, type CheckOptions, type Problem as CheckProblem } from './transforms/inspect/check.js'
 export type { SnapshotInfo as SnapshotListing } from './lib/repo/repository.js'
 export {
   applyPolicy, describePolicy, describeGroup, filterEmpty, formatDuration, groupKeyOf, hasTags, isoWeek, matchesFilter, parseDuration,

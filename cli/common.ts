@@ -1,7 +1,7 @@
 /** What every command shares: opening the repository, the password, progress and messages. */
 import fs from 'node:fs'
 import type { Argv } from 'yargs'
-import { SluiceError, displayPath, openRepository, openStorage, tuneMalloc, type Repository } from '../index.js'
+import { SluiceError, displayPath, openRepository, openStorage, tuneMalloc, type Repository, type Storage } from '../index.js'
 import { MALLOC_ARENA_MAX } from '../lib/limits.js'
 
 export interface GlobalArgs {
@@ -10,6 +10,7 @@ export interface GlobalArgs {
   's3-path-style'?: boolean
   json?: boolean
   quiet?: boolean
+  verbose?: boolean
 }
 
 export function globalOptions<T>(y: Argv<T>) {
@@ -18,7 +19,30 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('password-file', { type: 'string', describe: 'read the password from this file (default: $SLUICE_PASSWORD, else a prompt on a terminal)' })
     .option('s3-path-style', { type: 'boolean', describe: 'address S3 buckets by path (ENDPOINT/BUCKET, the default for s3:http(s)://ENDPOINT/...); --no-s3-path-style for BUCKET.ENDPOINT' })
     .option('json', { type: 'boolean', describe: 'print machine-readable JSON on stdout' })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors (no progress, no summary)' })
+    .option('verbose', { alias: 'v', type: 'boolean', describe: 'more output (backup: one line per file: new, changed, unchanged)' })
+}
+
+/** The environment variables the commands read, for every command's help. */
+const ENVIRONMENT: [string, string][] = [
+  ['SLUICE_REPOSITORY', 'the repository, when --repo is not given'],
+  ['SLUICE_PASSWORD', 'the password, when --password-file is not given (else a prompt on a terminal)'],
+  ['SLUICE_DEBUG', 'when set, an internal error prints its stack after its one line'],
+  ['AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION', 'credentials and region of s3: repositories (docs/S3.md)'],
+]
+
+/** restic's exit codes, as far as Sluice has them. */
+const EXIT_CODES: [string, string][] = [
+  ['0', 'success'],
+  ['1', 'failure: one line on stderr, sluice: ERR_CODE: message'],
+  ['3', 'done, but something was left out (backup: files that could not be read; a damaged snapshot skipped)'],
+]
+
+/** Examples, the environment variables and the exit codes, at the end of a command's help. */
+export function documented<T>(y: Argv<T>, examples: [string, string][], exitCodes: [string, string][] = EXIT_CODES): Argv<T> {
+  for (const [cmd, what] of examples) y = y.example(cmd, what)
+  const table = (rows: string[][]) => rows.map(([k, v]) => (k!.length < 4 ? `  ${k}  ${v}` : `  ${k}\n      ${v}`)).join('\n')
+  return y.epilog(`Environment:\n${table(ENVIRONMENT)}\n\nExit codes:\n${table(exitCodes)}`)
 }
 
 export function repoLocation(args: GlobalArgs): string {
@@ -94,8 +118,9 @@ export function storageOf(args: GlobalArgs) {
   return openStorage(repoLocation(args), style === undefined ? {} : { s3PathStyle: style })
 }
 
-export async function openRepo(args: GlobalArgs): Promise<Repository> {
-  const storage = storageOf(args)
+/** Opens the repository; `wrap` puts a layer over its storage (backup --dry-run's). */
+export async function openRepo(args: GlobalArgs, wrap?: (s: Storage) => Storage): Promise<Repository> {
+  const storage = wrap ? wrap(storageOf(args)) : storageOf(args)
   const pw = await password(args)
   return openRepository(storage, pw, { onWarning: repoWarning })
 }
@@ -123,10 +148,10 @@ function clearProgress(): void {
  * Progress on stderr: redrawn in place on a terminal (4 times a second), a plain line every
  * `plainMs` otherwise. Returns a stop function.
  */
-export function startProgress(render: () => string, opts: { quiet?: boolean; plainMs: number }): () => void {
+export function startProgress(render: () => string, opts: { quiet?: boolean; plainMs: number }): (final?: boolean) => void {
   if (opts.quiet) return () => {}
   const tty = process.stderr.isTTY
-  const timer = setInterval(() => {
+  const draw = () => {
     const line = render()
     if (tty) {
       const cols = process.stderr.columns || 80
@@ -135,10 +160,15 @@ export function startProgress(render: () => string, opts: { quiet?: boolean; pla
     } else {
       process.stderr.write(`${line}\n`)
     }
-  }, tty ? 250 : opts.plainMs)
+  }
+  // On a terminal the line is there from the start; in a log, every plainMs.
+  if (tty) draw()
+  const timer = setInterval(draw, tty ? 250 : opts.plainMs)
   timer.unref()
-  return () => {
+  /** `final`: the job finished: its last state once more (a log's closing line). */
+  return (final = false) => {
     clearInterval(timer)
+    if (final) draw()
     clearProgress()
   }
 }

@@ -1,11 +1,11 @@
 import type { CommandModule } from 'yargs'
 import { initRepository } from '../index.js'
-import { globalOptions, out, password, storageOf, type GlobalArgs } from './common.js'
+import { documented, globalOptions, out, password, storageOf, type GlobalArgs } from './common.js'
 
 export const init: CommandModule<object, GlobalArgs> = {
   command: 'init',
   describe: 'create a new encrypted repository',
-  builder: y => globalOptions(y),
+  builder: y => documented(globalOptions(y), [["sluice init --repo /srv/backup", "create a repository in a directory (asks for the password twice)"], ["sluice init -r s3:my-bucket/host1 --password-file ~/.sluice-pw", "create one in an S3 bucket, the password read from a file"]]),
   handler: async args => {
     const storage = storageOf(args)
     const repo = await initRepository(storage, await password(args, true))

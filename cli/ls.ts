@@ -1,6 +1,8 @@
 import type { CommandModule } from 'yargs'
 import { displayPath, listSnapshot, parseSnapshotRef } from '../index.js'
-import { globalOptions, openRepo, out, type GlobalArgs } from './common.js'
+import { showTime } from './table.js'
+import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
+import { documented, globalOptions, openRepo, out, type GlobalArgs } from './common.js'
 
 const TYPE_CHAR: Record<string, string> = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', char: 'c', block: 'b', socket: 's' }
 
@@ -10,18 +12,20 @@ function modeString(type: string, mode: number): string {
   return (TYPE_CHAR[type] ?? '?') + rwx(mode >> 6, !!(mode & 0o4000), 's') + rwx(mode >> 3, !!(mode & 0o2000), 's') + rwx(mode, !!(mode & 0o1000), 't')
 }
 
-export const lsCommand: CommandModule<object, GlobalArgs & { snapshot: string; long?: boolean }> = {
-  command: 'ls <snapshot>',
-  describe: 'list the entries of a snapshot (SNAP or SNAP:PATH)',
+export const lsCommand: CommandModule<object, GlobalArgs & FilterArgs & { snapshot: string; dir?: string; long?: boolean; utc?: boolean }> = {
+  command: 'ls <snapshot> [dir]',
+  describe: 'list the entries of a snapshot (SNAP, SNAP DIR or SNAP:DIR)',
   builder: y =>
-    globalOptions(y)
+    latestOptions(documented(globalOptions(y), [["sluice ls latest", "list every entry of the newest snapshot"], ["sluice ls -l latest /home/me/work", "one directory, with mode, owner, size and local time"]]))
       .positional('snapshot', { type: 'string', demandOption: true, describe: 'latest or an id prefix, optionally :PATH' })
-      .option('long', { alias: 'l', type: 'boolean', describe: 'mode, owner, size and time' }),
+      .positional('dir', { type: 'string', describe: 'list only this directory (or file) of the snapshot' })
+      .option('long', { alias: 'l', type: 'boolean', describe: 'mode, owner, size and time (local time)' })
+      .option('utc', { type: 'boolean', describe: 'with --long: times in UTC' }),
   handler: async args => {
     const repo = await openRepo(args)
     try {
-      const ref = parseSnapshotRef(args.snapshot)
-      const { snap } = await repo.findSnapshot(ref.snapshot)
+      const ref = parseSnapshotRef(args.dir !== undefined ? `${args.snapshot.split(':')[0]}:${args.dir}` : args.snapshot)
+      const { snap } = await repo.findSnapshot(ref.snapshot, latestFilter(args))
       for await (const { entry: e } of listSnapshot(repo, snap, ref.path)) {
         const p = '/' + displayPath(e.path)
         if (args.json) {
@@ -33,7 +37,7 @@ export const lsCommand: CommandModule<object, GlobalArgs & { snapshot: string; l
             ...(e.hardlinkTo ? { hardlinkTo: '/' + displayPath(e.hardlinkTo) } : {}),
           }))
         } else if (args.long) {
-          const t = new Date(e.mtimeSec * 1000).toISOString().replace('T', ' ').slice(0, 19)
+          const t = showTime(new Date(e.mtimeSec * 1000).toISOString(), args.utc)
           out(`${modeString(e.type, e.mode)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${String(e.size).padStart(12)} ${t} ${p}${e.linkTarget ? ` -> ${displayPath(e.linkTarget)}` : ''}`)
         } else {
           out(p)

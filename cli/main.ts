@@ -4,7 +4,7 @@
 // the length of the run (100k files: 142 MB). A 2 MB young generation and a 256 MB cap make it
 // collect as it goes: 79 MB, flat. Running `node dist/cli/main.js` directly skips them.
 /** The sluice command: yargs commands over the public API. Errors end as one line with a code. */
-import yargs from 'yargs'
+import yargs, { type CommandModule } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { SluiceError } from '../index.js'
 import { MALLOC_MMAP_THRESHOLD } from '../lib/limits.js'
@@ -19,6 +19,10 @@ import { catCommand } from './cat.js'
 import { diffCommand } from './diff.js'
 import { forgetCommand } from './forget.js'
 import { statsCommand } from './stats.js'
+import { suggestCommand } from './suggest.js'
+
+const COMMANDS: CommandModule<any, any>[] = [init, backupCommand, snapshotsCommand, lsCommand, restoreCommand, checkCommand, catCommand, diffCommand, forgetCommand, statsCommand]
+const NAMES = COMMANDS.map(c => String(c.command).split(' ')[0]!)
 
 function fail(err: unknown): never {
   if (err instanceof SluiceError) {
@@ -39,31 +43,39 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   fail(err)
 })
 
+/** `sluice help [COMMAND]` is `sluice [COMMAND] --help`; an unknown command is named, with the
+ *  nearest known one (restic's "did you mean"), before yargs sees it. */
+function commandLine(argv: string[]): string[] {
+  if (argv[0] === 'help') return [...argv.slice(1, 2), '--help']
+  const word = argv[0]
+  if (word !== undefined && !word.startsWith('-') && !NAMES.includes(word)) {
+    const near = suggestCommand(word, NAMES)
+    throw new SluiceError('ERR_ARGS', `unknown command "${word}"${near ? `: did you mean ${near}?` : ' (see sluice --help)'}`)
+  }
+  return argv
+}
+
 try {
-  await yargs(hideBin(process.argv))
+  const argv = commandLine(hideBin(process.argv))
+  const cli = yargs(argv)
     .scriptName('sluice')
-    .usage('$0 <command> [options]\n\nA backup tool whose memory is set by the pipeline, not by the data.')
-    .command(init)
-    .command(backupCommand)
-    .command(snapshotsCommand)
-    .command(lsCommand)
-    .command(restoreCommand)
-    .command(checkCommand)
-    .command(catCommand)
-    .command(diffCommand)
-    .command(forgetCommand)
-    .command(statsCommand)
-    .demandCommand(1, 'give a command (see --help)')
+    .usage('$0 <command> [options]\n\nA backup tool whose memory is set by the pipeline, not by the data.\nsluice help COMMAND (or sluice COMMAND --help) shows its options and examples.')
+  for (const c of COMMANDS) cli.command(c)
+  await cli
+    .demandCommand(1, 'give a command (see the usage above)')
     .strict()
     // `--tag x /path` must not swallow the path: list options take one value per flag and are
     // repeated (`--exclude a --exclude b`), as in restic.
     .parserConfiguration({ 'greedy-arrays': false })
     .env(false)
-    .fail((msg, err) => {
+    .fail((msg, err, y) => {
       if (err) throw err
+      // `sluice` alone: the usage, then the one error line.
+      if (argv.length === 0) y.showHelp(s => process.stderr.write(s + '\n\n'))
       throw new SluiceError('ERR_ARGS', msg)
     })
     .help()
+    .alias('help', 'h')
     .version('0.1.0')
     .parseAsync()
 } catch (err) {

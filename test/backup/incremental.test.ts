@@ -13,7 +13,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { execFileSync, spawn } from 'node:child_process'
-import { CLI, cliFor, type CliResult } from '../helpers/cli.js'
+import { CLI, cliFor, type CliResult, backupSummary } from '../helpers/cli.js'
 import { compareTrees, seededBytes } from '../helpers/tree.js'
 import { utimens } from '../../lib/native.js'
 import { createLocalStorage, initRepository, openRepository, snapshotRecords, type Extent, type Repository } from '../../index.js'
@@ -72,7 +72,7 @@ function ok(r: CliResult, what: string): CliResult {
 
 async function backupJson(run: ReturnType<typeof cliFor>, args: string[]): Promise<Summary> {
   const r = ok(await run(['backup', ...args, '--json']), `backup ${args.join(' ')}`)
-  return JSON.parse(r.stdout) as Summary
+  return backupSummary(r.stdout) as Summary
 }
 
 /** `diff --json A B`, without the backed-up root's ancestors (/tmp changes under every test). */

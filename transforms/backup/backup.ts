@@ -22,7 +22,7 @@ import { createFilter } from './filter.js'
 import { createParentJoin } from './parent-join.js'
 import { createXattrReader } from './xattr.js'
 import { createPrefetch } from './prefetch.js'
-import { createChunker } from './chunk.js'
+import { createChunker, type FileStatus } from './chunk.js'
 import { createMetadataPacker } from './metadata.js'
 import { createDedup } from './dedup.js'
 import { createSealer } from './seal.js'
@@ -57,6 +57,10 @@ export interface BackupOptions {
   /** zstd level for this backup's chunks: 1 (fastest) to ZSTD_MAX_LEVEL, or 0 to store every
    *  chunk as is (still encrypted). Default ZSTD_LEVEL. Readers need not know it. */
   compressionLevel?: number
+  /** The snapshot's time (restic's --time); default now. */
+  time?: Date
+  /** Each file as the chunker takes it (for `backup -v` and the progress line's current file). */
+  onFile?: (path: Buffer, status: FileStatus) => void
 }
 
 export interface BackupResult {
@@ -124,7 +128,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const writeSnapshot = async (tree: TreeItem): Promise<string> => {
     snapshot = {
       version: FORMAT_VERSION,
-      time: new Date().toISOString(),
+      time: (opts.time ?? new Date()).toISOString(),
       host,
       username: os.userInfo().username,
       paths,
@@ -144,7 +148,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
     createXattrReader({ onWarning }),
     ...(opts.paths ? [createPrefetch({ onWarning })] : []),
-    createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena }),
+    createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena, ...(opts.onFile ? { onFile: opts.onFile } : {}) }),
     createMetadataPacker(keys, repo.config.metaChunker),
     createDedup(repo),
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first

@@ -16,9 +16,19 @@ export interface CheckOptions {
   repo: Repository
   /** Also decrypt every chunk and verify its id. */
   readData?: boolean
-  /** Each problem found, as it is found. */
-  onProblem: (message: string) => void
+  /** Each problem found, as it is found: a message, and what it is about (for check --json). */
+  onProblem: (message: string, problem: Problem) => void
   onProgress?: (what: string) => void
+}
+
+/** What a problem is about: its kind, and the object, snapshot and path where known. */
+export interface Problem {
+  kind: 'missing_chunk' | 'unreadable_snapshot' | 'unreadable_metadata' | 'chunk_hash_mismatch' | 'unreadable_chunk'
+  /** The chunk's id. */
+  object?: string
+  snapshot?: string
+  /** The snapshot path of the file that needs the chunk. */
+  path?: string
 }
 
 /**
@@ -29,9 +39,9 @@ export interface CheckOptions {
 export async function check(opts: CheckOptions): Promise<{ problems: number; snapshots: number; chunks: number; leftovers: Leftovers }> {
   const { repo } = opts
   let problems = 0
-  const problem = (m: string) => {
+  const problem = (m: string, p: Problem) => {
     problems++
-    opts.onProblem(m)
+    opts.onProblem(m, p)
   }
   const seen = new Lru<string, boolean>(KNOWN_IDS_CACHE)
   const exists = async (id: Buffer): Promise<boolean> => {
@@ -40,12 +50,12 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     if (cached !== undefined) return cached
     const ok = await repo.hasChunk(id)
     seen.set(k, ok)
-    if (!ok) problem(`chunk ${k} is missing`)
+    if (!ok) problem(`chunk ${k} is missing`, { kind: 'missing_chunk', object: k })
     return ok
   }
   let snapshots = 0
   // An unreadable snapshot is a problem; the others are still checked.
-  const unreadable = (id: string, err: SluiceError) => problem(`snapshot ${id} cannot be read: ${err.code}: ${err.message}`)
+  const unreadable = (id: string, err: SluiceError) => problem(`snapshot ${id} cannot be read: ${err.code}: ${err.message}`, { kind: 'unreadable_snapshot', snapshot: id })
   for await (const { id, snap } of repo.snapshots(unreadable)) {
     snapshots++
     opts.onProgress?.(`snapshot ${id.slice(0, 8)}`)
@@ -54,24 +64,25 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
       for await (const item of snapshotRecords(repo, treeOf(snap)) as AsyncIterable<RecordItem | ExtentsItem>) {
         if (item.kind === 'record') current = item.entry
         for (const e of item.extents) {
-          if (!(await exists(e.id)) && current) problem(`snapshot ${id.slice(0, 8)}: ${displayPath(current.path)} needs missing chunk ${hex(e.id)}`)
+          if (!(await exists(e.id)) && current) problem(`snapshot ${id.slice(0, 8)}: ${displayPath(current.path)} needs missing chunk ${hex(e.id)}`, { kind: 'missing_chunk', object: hex(e.id), snapshot: id, path: '/' + displayPath(current.path) })
         }
       }
     } catch (err) {
-      problem(`snapshot ${id.slice(0, 8)}: metadata cannot be read: ${err instanceof SluiceError ? `${err.code}: ${err.message}` : String(err)}`)
+      problem(`snapshot ${id.slice(0, 8)}: metadata cannot be read: ${err instanceof SluiceError ? `${err.code}: ${err.message}` : String(err)}`, { kind: 'unreadable_metadata', snapshot: id })
     }
   }
+  // The stored chunks are counted either way (a listing); with readData each is also verified.
   let chunks = 0
-  if (opts.readData) {
-    for await (const key of repo.storage.list('chunks/')) {
-      const id = idFromChunkKey(key)
-      if (!id) continue
-      chunks++
+  for await (const key of repo.storage.list('chunks/')) {
+    const id = idFromChunkKey(key)
+    if (!id) continue
+    chunks++
+    if (opts.readData) {
       try {
         const plain = await repo.loadChunk(id)
-        if (!repo.chunkId(plain).equals(id)) problem(`chunk ${hex(id)} does not hash to its id`)
+        if (!repo.chunkId(plain).equals(id)) problem(`chunk ${hex(id)} does not hash to its id`, { kind: 'chunk_hash_mismatch', object: hex(id) })
       } catch (err) {
-        problem(`chunk ${hex(id)}: ${err instanceof SluiceError ? err.message : String(err)}`)
+        problem(`chunk ${hex(id)}: ${err instanceof SluiceError ? err.message : String(err)}`, { kind: 'unreadable_chunk', object: hex(id) })
       }
     }
   }
