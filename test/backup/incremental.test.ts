@@ -346,8 +346,8 @@ test('two backups at once of trees sharing a 30 MB file: both restore, the file 
     run(['backup', `${CONC}/a`, '--json']),
     run(['backup', `${CONC}/b`, '--json']),
   ])
-  const a = JSON.parse(ok(ra, 'backup a').stdout) as Summary
-  const b = JSON.parse(ok(rb, 'backup b').stdout) as Summary
+  const a = backupSummary<Summary>(ok(ra, 'backup a').stdout)
+  const b = backupSummary<Summary>(ok(rb, 'backup b').stdout)
   assert.equal(a.bytesRead, 30 * MiB + 10_000)
   assert.equal(b.bytesRead, 30 * MiB + 10_000)
   const grown = bytesBelow(`${repos.conc}/chunks`) - before
