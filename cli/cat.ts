@@ -1,8 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { createContentWriter, listSnapshot, parseSnapshotRef, restore, SluiceError, displayPath } from '../index.js'
 import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
-import { documented, globalOptions, openRepo, setMallocThreshold, warn, type GlobalArgs } from './common.js'
-import { READ_MALLOC_MMAP_THRESHOLD } from '../lib/limits.js'
+import { documented, globalOptions, openRepo, warn, type GlobalArgs } from './common.js'
 
 export const catCommand: CommandModule<object, GlobalArgs & FilterArgs & { snapshot: string; file?: string }> = {
   command: 'cat <snapshot> [file]',
@@ -12,7 +11,6 @@ export const catCommand: CommandModule<object, GlobalArgs & FilterArgs & { snaps
       .positional('snapshot', { type: 'string', demandOption: true, describe: 'latest or an id prefix' })
       .positional('file', { type: 'string', describe: 'the file inside the snapshot' }),
   handler: async args => {
-    setMallocThreshold(READ_MALLOC_MMAP_THRESHOLD)
     const ref = parseSnapshotRef(args.file !== undefined ? `${args.snapshot.split(':')[0]}:${args.file}` : args.snapshot)
     if (ref.path.length === 0) throw new SluiceError('ERR_ARGS', 'cat needs a path: sluice cat SNAP PATH')
     const repo = await openRepo(args)

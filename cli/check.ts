@@ -1,14 +1,12 @@
 import type { CommandModule } from 'yargs'
 import { check, SluiceError } from '../index.js'
-import { formatBytes, documented, globalOptions, openRepo, out, setMallocThreshold, type GlobalArgs } from './common.js'
-import { READ_MALLOC_MMAP_THRESHOLD } from '../lib/limits.js'
+import { formatBytes, documented, globalOptions, openRepo, out, type GlobalArgs } from './common.js'
 
 export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: boolean }> = {
   command: 'check',
   describe: 'verify that every snapshot can be restored',
   builder: y => documented(globalOptions(y), [["sluice check", "check that every snapshot's metadata is readable and every chunk it names exists"], ["sluice check --read-data --json", "also decrypt and verify every chunk; one JSON line per problem"]]).option('read-data', { type: 'boolean', describe: 'also decrypt and verify every stored chunk' }),
   handler: async args => {
-    setMallocThreshold(READ_MALLOC_MMAP_THRESHOLD)
     const repo = await openRepo(args)
     let result
     try {

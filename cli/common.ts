@@ -1,8 +1,7 @@
 /** What every command shares: opening the repository, the password, progress and messages. */
 import fs from 'node:fs'
 import type { Argv } from 'yargs'
-import { SluiceError, displayPath, openRepository, openStorage, tuneMalloc, type Repository, type Storage } from '../index.js'
-import { MALLOC_ARENA_MAX } from '../lib/limits.js'
+import { SluiceError, displayPath, openRepository, openStorage, type Repository, type Storage } from '../index.js'
 
 export interface GlobalArgs {
   repo?: string
@@ -192,13 +191,3 @@ export function out(line: string): void {
 }
 
 export { displayPath }
-
-/** Sets glibc malloc's mmap threshold (lib/limits.ts: MALLOC_MMAP_THRESHOLD for every command,
- *  READ_MALLOC_MMAP_THRESHOLD for those that only read chunks) and its arena cap. */
-export function setMallocThreshold(mmapThreshold: number): void {
-  try {
-    tuneMalloc(mmapThreshold, MALLOC_ARENA_MAX)
-  } catch {
-    // the addon is missing: the commands that need it will say so
-  }
-}

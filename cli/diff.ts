@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs'
-import { createDiff, displayPath, snapshotRecords, type DiffItem } from '../index.js'
+import { createDiff, displayPath, paceMemory, snapshotRecords, type DiffItem } from '../index.js'
 import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
 import { documented, globalOptions, openRepo, out, type GlobalArgs } from './common.js'
 
@@ -13,6 +13,7 @@ export const diffCommand: CommandModule<object, GlobalArgs & FilterArgs & { a: s
       .positional('a', { type: 'string', demandOption: true, describe: 'the older snapshot (latest or an id prefix)' })
       .positional('b', { type: 'string', demandOption: true, describe: 'the newer snapshot' }),
   handler: async args => {
+    paceMemory('read') // diff reads chunks to compare content
     const repo = await openRepo(args)
     try {
       const a = await repo.findSnapshot(args.a, latestFilter(args))

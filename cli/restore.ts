@@ -2,8 +2,8 @@ import type { CommandModule } from 'yargs'
 import { createTarWriter, displayPath, parseSnapshotRef, restore, SluiceError, type EntryMeta } from '../index.js'
 import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
 import { progressLine } from './progress.js'
-import { documented, globalOptions, openRepo, setMallocThreshold, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
-import { PROGRESS_PLAIN_INTERVAL_MS, READ_MALLOC_MMAP_THRESHOLD } from '../lib/limits.js'
+import { documented, globalOptions, openRepo, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
+import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 
 interface RestoreArgs extends GlobalArgs, FilterArgs {
   snapshot: string
@@ -24,7 +24,6 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       .option('exclude', { alias: 'e', type: 'string', array: true, describe: 'do not restore paths matching this glob' })
       .option('tar', { type: 'boolean', describe: 'write a tar stream (pax) to stdout instead of files' }),
   handler: async args => {
-    setMallocThreshold(READ_MALLOC_MMAP_THRESHOLD)
     if (args.target && args.tar) throw new SluiceError('ERR_ARGS', 'give one of --target or --tar, not both')
     if (!args.target && !args.tar) throw new SluiceError('ERR_ARGS', 'restore needs either --target DIR or --tar')
     if (args.tar && process.stdout.isTTY) throw new SluiceError('ERR_ARGS', 'refusing to write a tar stream to a terminal: redirect stdout')

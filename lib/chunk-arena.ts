@@ -4,12 +4,11 @@
  * Why: a chunk is a few megabytes that live for a few milliseconds. Allocated fresh, every one
  * costs page faults to touch (the kernel zeroes each page), and dead ones pile up between
  * garbage collections, since V8 schedules those by its own small heap, not by the megabytes of
- * buffers behind it (measured: a 10 GiB stream grew 111 → 126 MB with collections forced every
- * 4 MiB, and the forced collections cost a sixth of the CPU time). Here the chunker copies file
- * bytes into a region of one long-lived SharedArrayBuffer, the seal step (on the main thread or
- * a worker, which sees the same memory without a transfer) compresses and encrypts it into the
- * same region, upload writes it from there and releases it. Nothing per chunk is left for the
- * collector, and the memory is touched once.
+ * buffers behind it; forcing collections often enough costs CPU time (docs/TUNING.md). Here the
+ * chunker copies file bytes into a region of one long-lived SharedArrayBuffer, the seal step
+ * (on the main thread or a worker, which sees the same memory without a transfer) compresses and
+ * encrypts it into the same region, upload writes it from there and releases it. Nothing per
+ * chunk is left for the collector, and the memory is touched once.
  *
  * Regions go into the lowest hole that holds them (first fit) and are released in whatever
  * order their chunks end (a chunk found already stored ends in dedup, before those ahead of it
@@ -19,7 +18,7 @@
  * not of correctness.
  *
  * Memory: at most `size` bytes, and in practice only the most ever in flight at once (first fit
- * keeps to the low end; pages above are never touched: 16-21 MiB of 24 measured), plus spilled
+ * keeps to the low end; pages above are never touched), plus spilled
  * regions while they live; the bookkeeping holds one small object per region in flight.
  */
 

@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'ERR_CHECK' // check found problems
   | 'ERR_ABORTED' // the operation was interrupted
   | 'ERR_CHANGED' // a file changed while backup read it (a warning: the snapshot keeps what was read)
+  | 'ERR_NATIVE' // the native addon (build/Release/sluice_native.node) is missing or cannot be loaded
 
 export class SluiceError extends Error {
   readonly code: ErrorCode

@@ -1,6 +1,7 @@
 /**
- * Every limit and default of Sluice, once, with the reason beside it.
- * The memory budget (DESIGN "Memory budget") is the sum of these.
+ * Every limit and default of Sluice, once, with a one-line reason beside it. The memory budget
+ * (docs/DESIGN.md) is the sum of these; the measurements behind the numbers are in
+ * docs/TUNING.md, under the constant's name.
  */
 
 export const KiB = 1024
@@ -46,16 +47,8 @@ export const KNOWN_IDS_CACHE = 64 * 1024
 /** Restore: decrypted chunks kept for packed small files that share a chunk. */
 export const RESTORE_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
 
-/** Restore: restored bytes between two forced collections (lib/gc.ts). Each restored chunk
- *  leaves its object and its plaintext behind (its compressed payload is decrypted into a reused
- *  buffer), and a forced full collection costs 12-17 ms here however small the heap: at 4 MiB a
- *  large-file restore spent half its main thread collecting. Measured on big-2x512M: 4 MiB
- *  11.0-12.1 s at 101-104 MB, 8 MiB 9.3-9.7 s at 100-105 MB, 16 MiB 8.2-8.6 s at 111-113 MB.
- *  8 MiB: faster at the same peak. */
-export const RESTORE_GC_EVERY_BYTES = 8 * MiB
-
-/** Argon2id: 32 MiB with 4 passes (RFC 9106 allows trading memory for passes). The 64 MiB option
- *  would be a third of the 120 MB peak budget by itself. Recorded in each key file. */
+/** Argon2id: 32 MiB with 4 passes (RFC 9106 trades memory for passes; 64 MiB would be a third of
+ *  the peak budget by itself). Recorded in each key file. */
 export const KDF_MEMLIMIT = 32 * MiB
 export const KDF_OPSLIMIT = 4
 /** Bounds on the Argon2id parameters a key file may ask for, checked before running them: a
@@ -89,18 +82,13 @@ export const TEMP_LEFTOVER_AGE_MS = 60 * 60 * 1000
  *  so that a repository of damaged snapshots cannot grow it. */
 export const SNAPSHOT_WARNED_CAP = 1024
 
-/** zstd level: 3 is zstd's default and the pipeline's slowest step: on big-2x512M's data one core
- *  compresses its text at 93 MB/s (level 1: 165 MB/s, 13 % larger) and its random half at 917
- *  MB/s, which the probe below skips. restic's default (`auto`) is about the same level. */
+/** zstd level: zstd's own default, about restic's `auto`; the pipeline's slowest step. */
 export const ZSTD_LEVEL = 3
 /** The highest level `--compression` takes (`max`): zstd's own maximum, ~3 MB/s here. */
 export const ZSTD_MAX_LEVEL = 19
 
-/** Chunks of at least PROBE_MIN_CHUNK bytes are probed before zstd (lib/objects.ts): three
- *  samples of PROBE_SAMPLE bytes at level 1. Measured on big-2x512M's data: 8 KiB samples tell
- *  its 1 MB random chunks from its text ones every time, for 0.056 ms a chunk (4 KiB: 0.035 ms,
- *  but a small sample understates what zstd finds in a whole chunk); zstd level 3 spends 1.1 ms
- *  on a random MiB and 11 ms on a text MiB. */
+/** Chunks of at least PROBE_MIN_CHUNK bytes are probed before zstd (lib/repo/objects.ts): three
+ *  samples of PROBE_SAMPLE bytes at level 1 tell incompressible chunks from the rest, cheaply. */
 export const PROBE_SAMPLE = 8 * KiB
 export const PROBE_MIN_CHUNK = 64 * KiB
 
@@ -131,10 +119,9 @@ export const S3_CONNECT_TIMEOUT_MS = 5_000
 export const S3_SOCKET_IDLE_TIMEOUT_MS = 30_000
 export const S3_REQUEST_TIMEOUT_MS = 120_000
 
-/** Small files (each at most READ_BLOCK) are read ahead of the chunker in batches, on the
- *  thread pool (transforms/prefetch.ts): one round trip per batch instead of three per file.
- *  A batch holds at most this many files and bytes, and this many batches are in flight (enough
- *  to overlap the reads of a cold disk; libuv's pool has four threads). */
+/** Small files (each at most READ_BLOCK) are read ahead of the chunker in batches on the thread
+ *  pool (transforms/backup/prefetch.ts): files and bytes per batch, and batches in flight (enough
+ *  to overlap a cold disk's reads; libuv's pool has four threads). */
 export const PREFETCH_BATCH_FILES = 64
 export const PREFETCH_BATCH_BYTES = 1 * MiB
 export const PREFETCH_BATCHES = 3
@@ -142,52 +129,18 @@ export const PREFETCH_BATCHES = 3
 /** Storage `has` lookups in flight in dedup; each holds one chunk's plaintext meanwhile. */
 export const DEDUP_CONCURRENCY = 2
 
-/** glibc malloc: blocks from this size on are mmapped and returned to the OS when freed, and
- *  the thread pool shares at most this many arenas (lib/native.ts tuneMalloc). Without it the
- *  heap fragments under chunk-sized buffers and RSS drifts 20-30 MB above what is live. */
-export const MALLOC_MMAP_THRESHOLD = 128 * KiB
-export const MALLOC_ARENA_MAX = 2
-/** ...except where chunks are only read (restore, cat, check): each decoded chunk is a new
- *  buffer, and at 128 KiB every one was a fresh mmap, faulted in page by page and unmapped when
- *  collected.
- *  Above the largest chunk they come from the heap and reuse its memory: big-2x512M restores in
- *  7.0-7.5 s instead of 9.3-10 s (system time 1.3-1.7 s instead of 4.3 s), a 2 GiB stream cats in
- *  7.5 s instead of 11-12 s, `check --read-data` of big-2x512M 5.1-5.2 s instead of 7.9-8.2 s,
- *  for a peak 0-7 MB higher (103-106 / 108 / 114-115 MB against 100-103 / 101 / 107-110). */
-export const READ_MALLOC_MMAP_THRESHOLD = 2 * CHUNK_MAX
-
 /** diff: decrypted chunks kept while comparing the bytes of files whose extents differ (a file
  *  re-read after a touch is packed into other chunks); neighbours in a pack share chunks. */
 export const DIFF_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
 
-/** Bytes of chunks that are buffers of their own (metadata chunks, regions spilled from the
- *  chunk arena, a chunker without an arena) between two forced garbage collections (lib/gc.ts).
- *  Content chunks in the arena leave no garbage and do not count. (Before the arena every chunk
- *  counted, and this traded time for memory: on 1M small files 16 MiB peaked at 122 MB in 160 s,
- *  4 MiB at 108 MB in 219 s.) */
-export const GC_EVERY_BYTES = 4 * MiB
-
-/** Stream sources (a command's stdout, a tar on stdin, a script's Readable) hand out a fresh
- *  buffer per piece; a collection is forced every this many bytes of them, so dead pieces stay
- *  below it. Cheap at this size: one collection of a ~10 MB heap per 16 MiB of input. */
-export const STREAM_GC_EVERY_BYTES = 16 * MiB
-
-/** Worker threads that compress and seal (transforms/seal.ts). Two CPUs here: one for the
- *  main thread's read/chunk/hash, one for zstd and XChaCha20. */
+/** Worker threads that compress and seal (transforms/backup/seal.ts): one beside the main
+ *  thread's read, chunk and hash is what two CPUs allow. */
 export const SEAL_WORKERS = 1
 
-/** Sealing moves to worker threads (transforms/seal.ts) once inline compression and encryption
- *  take this share of the main thread's wall-clock time over a window of SEAL_WORKER_WINDOW_MS
- *  (the first window, from the first chunk on, SEAL_WORKER_FIRST_WINDOW_MS: large files get
- *  their worker ~0.4 s sooner) and the files read in that window average
- *  SEAL_WORKER_MIN_MEAN_FILE or more. A rate threshold cannot work: sealed inline, large files
- *  never arrive faster than one core compresses them. Measured with the chunk arena: large files
- *  (2 x 512 MiB, mixed) spend 0.49-0.60 of a window sealing; on the worker they take 11 s
- *  instead of 15 s. A tree of 100k small files (2.9 KB on average) spends 0.14-0.48 of a window
- *  sealing, so the share alone cannot tell it apart: when it started the worker that tree peaked
- *  at 125-131 MB instead of 104-113 MB, for a tenth of its time. The mean file size does: at
- *  64 KiB a file's sealing (~0.6 ms at level 3) outweighs its per-file work (lstat, open, read,
- *  close, record: tens of microseconds). */
+/** Sealing moves to the workers (transforms/backup/seal.ts) once it takes this share of the main
+ *  thread's time over a window (the first one shorter, so large files get a worker sooner) and
+ *  the files read in it average SEAL_WORKER_MIN_MEAN_FILE or more: a file that size costs more
+ *  to seal than to find and read, and small-file trees cannot afford the worker's memory. */
 export const SEAL_WORKER_SHARE = 0.4
 export const SEAL_WORKER_WINDOW_MS = 500
 export const SEAL_WORKER_FIRST_WINDOW_MS = 100
@@ -198,15 +151,40 @@ export const SEAL_WORKER_MIN_MEAN_FILE = 64 * KiB
 export const RESTORE_SMALL_FILE = 256 * KiB
 export const RESTORE_FILE_JOBS = 8
 
-/** The arena that content chunks are assembled, sealed and stored in (lib/chunk-arena.ts). It
- *  holds the open chunk's region (CHUNK_MAX) and the chunks between chunker and upload (about
- *  fifteen at most, about 1 MiB each on average); a chunk that finds no room takes a buffer of
- *  its own, so this bounds speed, not correctness. Measured: 16 MiB spilled a third of the
- *  chunks of large files (forced collections, +1 s per 1.5 GB); 24 MiB none, with 16-21 MiB of
- *  it ever touched. */
+/** The arena content chunks are assembled, sealed and stored in (lib/chunk-arena.ts): the open
+ *  chunk plus the ~15 between chunker and upload. Too small only costs speed (chunks spill). */
 export const CHUNK_ARENA_BYTES = 24 * MiB
 
 /** stats --mode raw-data: distinct chunk ids remembered (about 100 bytes each, ~13 MB). A
  *  repository with more referenced chunks (~128 GB at the 1 MiB average) is counted as an upper
  *  bound: a chunk met again after it left the cache counts twice. */
 export const STATS_DISTINCT_CHUNKS = 128 * 1024
+// Memory pacing (lib/memory.ts): forced collections, glibc malloc, V8's heap.
+
+/** Backup: bytes of chunks that are buffers of their own (metadata, spilled from the arena)
+ *  between two forced collections (lib/memory.ts); arena chunks leave no garbage. */
+export const GC_EVERY_BYTES = 4 * MiB
+
+/** Stream sources (stdin, a command, a tar) hand out a fresh buffer per piece: a forced
+ *  collection every this many bytes of them keeps dead pieces below it, for little time. */
+export const STREAM_GC_EVERY_BYTES = 16 * MiB
+
+/** Restore: bytes restored between two forced collections (lib/memory.ts). Each restored chunk
+ *  leaves its plaintext behind; 8 MiB restores faster than 4 at the same peak, 16 peaks higher. */
+export const RESTORE_GC_EVERY_BYTES = 8 * MiB
+
+/** glibc malloc during a backup (lib/memory.ts): blocks from this size on are mmapped and go back
+ *  to the OS when freed, so chunk-sized buffers cannot fragment the heap and hold RSS up. */
+export const MALLOC_MMAP_THRESHOLD = 128 * KiB
+/** glibc arenas shared by the thread pool and workers: few, so freed memory is reused, not spread. */
+export const MALLOC_ARENA_MAX = 2
+/** Where chunks are only read (restore, cat, check): above the largest chunk, so decoded chunks
+ *  reuse heap memory instead of each being a fresh mmap faulted in page by page. */
+export const READ_MALLOC_MMAP_THRESHOLD = 2 * CHUNK_MAX
+
+/** V8's young generation grows by this factor when it fills; 1 keeps it at V8's initial 1 MB
+ *  semispaces, so short-lived garbage is collected as it goes rather than piling up. */
+export const V8_SEMI_SPACE_GROWTH_FACTOR = 1
+/** V8's old generation may grow by this percentage of what survived a full collection before the
+ *  next one: what a 256 MB heap limit gives, instead of up to 300 % on a machine with RAM. */
+export const V8_HEAP_GROWING_PERCENT = 30

@@ -1,15 +1,43 @@
 /**
- * Prompt release of chunk buffers. V8 schedules collections by the growth of its own heap; a
- * backup allocates little heap but megabytes of ArrayBuffers per chunk, so dead chunk buffers
- * pile up (measured: 90 MB of them on a 1.5 GB backup, against 50 MB live). A full collection of
- * our small heap takes a few milliseconds, so the pipeline asks for one every GC_EVERY_BYTES of
- * chunk data: a few per gigabyte.
+ * Memory pacing: the one policy that keeps Sluice's peak RSS set by the pipeline. backup(),
+ * restore() and check() apply it themselves (`paceMemory`), so a script using the library gets
+ * what the CLI gets; nothing depends on node's command line. Its numbers are in lib/limits.ts,
+ * the measurements behind them in docs/TUNING.md. Three parts, all process-wide:
+ *
+ * - V8's heap. Node sizes it for throughput: the young generation grows to 16 MB semispaces and
+ *   the old generation may grow fourfold between full collections on a machine with RAM, so a
+ *   backup's short-lived garbage piles up for seconds. Flags set at run time keep the young
+ *   generation at V8's initial size and the old one growing by V8_HEAP_GROWING_PERCENT. (The
+ *   flags that size the heap, --max-semi-space-size and --max-old-space-size, are read only when
+ *   the heap is set up and do nothing here; these two are read at every resize.)
+ * - glibc malloc: a fixed mmap threshold and few arenas, chosen by workload: chunks written
+ *   (backup) or chunks read (restore, cat, check).
+ * - Forced full collections for the garbage V8 does not see: buffers outside its heap (chunks,
+ *   stream pieces) die without the heap growing, so the stages that drop them count their bytes
+ *   and force a collection every so many (`collectEvery`).
  */
 import v8 from 'node:v8'
 import vm from 'node:vm'
+import {
+  GC_EVERY_BYTES,
+  MALLOC_ARENA_MAX,
+  MALLOC_MMAP_THRESHOLD,
+  READ_MALLOC_MMAP_THRESHOLD,
+  RESTORE_GC_EVERY_BYTES,
+  STREAM_GC_EVERY_BYTES,
+  V8_HEAP_GROWING_PERCENT,
+  V8_SEMI_SPACE_GROWTH_FACTOR,
+} from './limits.js'
+import { tuneMalloc } from './native.js'
+
+/** What a process is about to do: write chunks (backup) or read them (restore, cat, check). */
+export type Workload = 'backup' | 'read'
 
 let gc: (() => void) | undefined | null
+let heapPaced = false
 
+/** V8's full collection (global.gc without --expose-gc on node's command line), or null where
+ *  V8 refuses the flag. */
 function collector(): (() => void) | null {
   if (gc !== undefined) return gc
   try {
@@ -21,12 +49,59 @@ function collector(): (() => void) | null {
   return gc
 }
 
-/** Returns a function to call with each chunk's size; it collects every `everyBytes`. */
-export function gcEvery(everyBytes: number): (bytes: number) => void {
+/**
+ * Applies the memory policy for `workload` to this process: V8's heap flags (once; they stay),
+ * then glibc malloc's thresholds for the workload (the last call wins). Called by backup(),
+ * restore() and check() before they start; a script running stages by hand calls it itself.
+ * Throws ERR_NATIVE when the native addon is missing (every workload needs it).
+ */
+export function paceMemory(workload: Workload): void {
+  paceHeap()
+  tuneMalloc(workload === 'read' ? READ_MALLOC_MMAP_THRESHOLD : MALLOC_MMAP_THRESHOLD, MALLOC_ARENA_MAX)
+}
+
+/** The V8 part of the policy alone, once per process (it needs no addon). paceMemory calls it;
+ *  the CLI calls it before anything else, as the young generation never shrinks back to size. */
+export function paceHeap(): void {
+  if (heapPaced) return
+  heapPaced = true
+  heapFlags()
+  // Every new isolate (a worker thread's) puts V8's growth factor back to at least 2: set it
+  // again once the worker runs.
+  process.on('worker', worker => worker.once('online', heapFlags))
+  // Until its first full collection V8 keeps a very large old-generation limit (up to half its
+  // maximum); one collection now puts the growing percent in charge from the start.
+  collector()?.()
+}
+
+function heapFlags(): void {
+  v8.setFlagsFromString(`--semi-space-growth-factor=${V8_SEMI_SPACE_GROWTH_FACTOR}`)
+  v8.setFlagsFromString(`--heap-growing-percent=${V8_HEAP_GROWING_PERCENT}`)
+}
+
+/** Garbage outside V8's heap, by where it comes from; each kind has its own pace (limits.ts). */
+export type Garbage =
+  /** Chunks that are buffers of their own (metadata, spilled from the arena): backup. */
+  | 'chunks'
+  /** Pieces handed out by a stream source (stdin, a command, a tar). */
+  | 'streams'
+  /** Decoded chunks of a restore, counted by the bytes restored from them. */
+  | 'restore'
+
+const EVERY: Record<Garbage, number> = {
+  chunks: GC_EVERY_BYTES,
+  streams: STREAM_GC_EVERY_BYTES,
+  restore: RESTORE_GC_EVERY_BYTES,
+}
+
+/** Returns a function to call with the size of each dead buffer of kind `garbage`; it forces a
+ *  full collection each time their bytes add up to that kind's pace. */
+export function collectEvery(garbage: Garbage): (bytes: number) => void {
+  const every = EVERY[garbage]
   let since = 0
   return (bytes: number) => {
     since += bytes
-    if (since < everyBytes) return
+    if (since < every) return
     since = 0
     collector()?.()
   }

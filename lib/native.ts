@@ -1,20 +1,21 @@
 /**
- * Typed access to the sluice_native addon (native/sluice_native.c): the few Linux syscalls
- * Node's fs lacks, with paths as raw bytes, and the chunker's hot loop (`nativeCdcNext`).
- * fs.utimes takes float seconds and loses nanoseconds, cannot set a symlink's own times, fs has
- * no mknod, and the xattr packages take string paths, so names that are not UTF-8 cannot be
- * reached.
+ * The one typed loader of the sluice_native addon (native/*.c): the few Linux syscalls Node's fs
+ * lacks, with paths as raw bytes, the walk's lstat and the batched small-file reads, and the
+ * chunker's hot loop. fs.utimes takes float seconds and loses nanoseconds, cannot set a symlink's
+ * own times, fs has no mknod, and the xattr packages take string paths, so names that are not
+ * UTF-8 cannot be reached.
  *
- * Every call is synchronous (one or a few syscalls, microseconds) but `readFiles`, which reads a
- * batch of small files on libuv's thread pool; none follows a final symlink. Errors are shaped
- * like Node's fs errors: `code` is the errno name ('ENOENT', 'EACCES', 'ENOTSUP', ...), `errno`
- * the negated errno number, `syscall` the failing call; test them with `isErrno` from
- * lib/errors.ts. A path holding a NUL byte is refused with a TypeError
- * (code ERR_INVALID_ARG_VALUE) rather than silently naming a shorter path.
+ * Every call is synchronous (one or a few syscalls, microseconds) except `readFiles`, which
+ * reads on a thread-pool thread and returns a promise. None follows a final symlink. Errors are
+ * shaped like Node's fs errors: `code` is the errno name ('ENOENT', 'EACCES', 'ENOTSUP', ...),
+ * `errno` the negated errno number, `syscall` the failing call; test them with `isErrno` from
+ * lib/errors.ts. Bad arguments throw a TypeError or RangeError with Node's codes
+ * (ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE, ERR_MISSING_ARGS); a path holding a NUL byte is
+ * refused (ERR_INVALID_ARG_VALUE) rather than silently naming a shorter path.
  *
  * The addon is built by `node-gyp rebuild`, which npm runs by itself on `npm ci`/`npm install`
  * (the package has a binding.gyp and no install script). It is loaded on first use, so importing
- * this module never fails.
+ * this module never fails; a missing or unloadable addon is one ERR_NATIVE error naming it.
  */
 
 import { constants, existsSync } from 'node:fs'
@@ -23,6 +24,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import util from 'node:util'
 import type { EntryMeta, Xattr } from './entry.js'
+import { SluiceError } from './errors.js'
 
 /** A point in time as whole seconds since the epoch (may be negative or beyond 2^31) and
  *  nanoseconds 0..999999999, as stored in EntryMeta. */
@@ -31,14 +33,34 @@ export interface Timespec {
   nsec: number
 }
 
-interface Addon {
+/**
+ * One step of lib/fastcdc.ts `Cdc.next` in C: scans `buf` from `start` and returns the index just
+ * past a chunk boundary, or -1 when `buf` ended first. `state` is the chunker's Float64Array
+ * [h, n, min, avg, max, maskS, maskL]; h and n are read and written back (both 0 after a cut).
+ * gear must hold 256 values; min/avg/max must be integers below 2^53 with 0 < min <= avg <= max.
+ */
+export type CdcNext = (gear: Int32Array, buf: Uint8Array, start: number, state: Float64Array) => number
+
+/** Copies all of `src` into `dst` at `offset` (native/fsbatch.c copy). */
+export type CopyInto = (dst: Uint8Array, offset: number, src: Uint8Array) => void
+
+/** The whole addon interface, as native/sluice_native.c and native/fsbatch.c export it. */
+export interface Addon {
   utimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void
   lgetxattrs(path: Buffer): Array<[Buffer, Buffer]>
   lsetxattr(path: Buffer, name: Buffer, value: Buffer): void
   mknod(path: Buffer, mode: number, dev: number): void
+  /** glibc mallopt; false off glibc or when glibc refused a value. */
   tuneMalloc(mmapThreshold: number, arenaMax: number): boolean
-  cdcNext?: CdcNext
+  cdcNext: CdcNext
+  /** Writes twelve stat fields into `out` and returns 0, or returns the errno. */
+  lstat(path: Buffer, out: Float64Array): number
+  readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
+  copy: CopyInto
 }
+
+/** Where the addon is built, relative to the package root. */
+export const ADDON_PATH = join('build', 'Release', 'sluice_native.node')
 
 let addon: Addon | undefined
 
@@ -49,20 +71,22 @@ function packageRoot(): string {
   for (;;) {
     if (existsSync(join(dir, 'binding.gyp'))) return dir
     const up = dirname(dir)
-    if (up === dir) throw new Error(`sluice_native: no binding.gyp above ${fileURLToPath(import.meta.url)}`)
+    if (up === dir) throw new SluiceError('ERR_NATIVE', `the native addon cannot be found: no binding.gyp above ${fileURLToPath(import.meta.url)}`)
     dir = up
   }
 }
 
-function load(): Addon {
+/** The addon, loaded on first use. Throws ERR_NATIVE naming it when it is missing or broken. */
+export function loadAddon(): Addon {
   if (addon) return addon
-  const file = join(packageRoot(), 'build', 'Release', 'sluice_native.node')
+  const root = packageRoot()
+  const file = join(root, ADDON_PATH)
+  if (!existsSync(file)) throw new SluiceError('ERR_NATIVE', `the native addon ${file} is missing: run npm rebuild in ${root}`)
   try {
     addon = createRequire(import.meta.url)(file) as Addon
   } catch (cause) {
-    throw new Error(`sluice_native addon could not be loaded from ${file}; run \`npm rebuild\` in the package root`, {
-      cause,
-    })
+    const why = cause instanceof Error ? cause.message.split('\n')[0] : String(cause)
+    throw new SluiceError('ERR_NATIVE', `the native addon ${file} cannot be loaded (${why}): run npm rebuild in ${root}`, { cause })
   }
   return addon
 }
@@ -70,7 +94,7 @@ function load(): Addon {
 /** Sets the access and modification times of `path` itself (a symlink's own times, not its
  *  target's), to the nanosecond. */
 export function utimens(path: Buffer, atime: Timespec, mtime: Timespec): void {
-  load().utimens(path, atime.sec, atime.nsec, mtime.sec, mtime.nsec)
+  loadAddon().utimens(path, atime.sec, atime.nsec, mtime.sec, mtime.nsec)
 }
 
 /** Every extended attribute of `path` itself (not a symlink's target), sorted by name bytes.
@@ -78,7 +102,7 @@ export function utimens(path: Buffer, atime: Timespec, mtime: Timespec): void {
  *  removed while we read is left out. Size is bounded by the kernel: names list and each value
  *  at most 64 KiB on Linux. */
 export function lgetxattrs(path: Buffer): Xattr[] {
-  const pairs = load().lgetxattrs(path)
+  const pairs = loadAddon().lgetxattrs(path)
   const out = pairs.map(([name, value]): Xattr => ({ name, value }))
   out.sort((a, b) => Buffer.compare(a.name, b.name))
   return out
@@ -86,75 +110,59 @@ export function lgetxattrs(path: Buffer): Xattr[] {
 
 /** Creates or replaces one extended attribute on `path` itself. */
 export function lsetxattr(path: Buffer, name: Buffer, value: Buffer): void {
-  load().lsetxattr(path, name, value)
+  loadAddon().lsetxattr(path, name, value)
 }
 
 /** mknod(2): `mode` holds the file type (S_IFIFO, S_IFCHR, S_IFBLK) and permission bits;
  *  `dev` is the device number as lstat's rdev reports it. Devices need root (EPERM otherwise).
  *  The umask applies, as for mkdir. */
 export function mknod(path: Buffer, mode: number, dev: number): void {
-  load().mknod(path, mode, dev)
+  loadAddon().mknod(path, mode, dev)
 }
 
 /** Creates a FIFO with permission bits `perm` (the umask applies). */
 export function mkfifo(path: Buffer, perm: number): void {
-  load().mknod(path, constants.S_IFIFO | (perm & 0o7777), 0)
+  loadAddon().mknod(path, constants.S_IFIFO | (perm & 0o7777), 0)
 }
 
-/** Fixes glibc's mmap threshold (and caps its arenas) so that freed chunk buffers go back to the
- *  OS instead of fragmenting the heap; see native/sluice_native.c. A no-op off glibc. */
+/** glibc mallopt: fixes the mmap threshold and caps the arenas (0: leave them). Both must be
+ *  non-negative integers (a RangeError otherwise). False off glibc. The policy that calls it,
+ *  and its numbers, are in lib/memory.ts. */
 export function tuneMalloc(mmapThreshold: number, arenaMax: number): boolean {
-  return load().tuneMalloc(mmapThreshold, arenaMax)
+  return loadAddon().tuneMalloc(mmapThreshold, arenaMax)
 }
 
-/**
- * One step of lib/fastcdc.ts `Cdc.next` in C: scans `buf` from `start` and returns the index just
- * past a chunk boundary, or -1 when `buf` ended first. `state` is the chunker's Float64Array
- * [h, n, min, avg, max, maskS, maskL]; h and n are read and written back (both 0 after a cut).
- * gear must hold 256 values; min/avg/max must be integers below 2^53 with 0 < min <= avg <= max.
- * Bad arguments throw a TypeError or RangeError (code ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE).
- */
-export type CdcNext = (gear: Int32Array, buf: Uint8Array, start: number, state: Float64Array) => number
-
-let cdcNext: CdcNext | null | undefined
-
-/** The native chunker step, or undefined when the addon is not built (or is a build from before
- *  it had one): the chunker then keeps to its TypeScript loop, which cuts at the same places. */
+/** The native chunker step, or undefined when the addon cannot be loaded: the chunker then
+ *  keeps to its TypeScript loop, which cuts at the same places. */
 export function nativeCdcNext(): CdcNext | undefined {
-  if (cdcNext === undefined) {
-    try {
-      cdcNext = load().cdcNext ?? null
-    } catch {
-      cdcNext = null
-    }
-  }
-  return cdcNext ?? undefined
+  return loaded()?.cdcNext
 }
 
-/** Copies all of `src` into `dst` at `offset` (native/fsbatch.c copy). */
-export type CopyInto = (dst: Uint8Array, offset: number, src: Uint8Array) => void
-
-let copyInto: CopyInto | null | undefined
-
-/** A memcpy into any Uint8Array, or undefined when the addon is not built (or is older). */
+/** A memcpy into any Uint8Array, or undefined when the addon cannot be loaded. */
 export function nativeCopy(): CopyInto | undefined {
-  if (copyInto === undefined) {
-    try {
-      copyInto = (load() as unknown as { copy?: CopyInto }).copy ?? null
-    } catch {
-      copyInto = null
-    }
-  }
-  return copyInto ?? undefined
+  return loaded()?.copy
 }
 
-/** Below this V8 copies even into shared memory: an addon call costs ~0.2 µs, about what V8's
- *  slow path takes for 256 bytes. */
+let missing = false
+
+/** The addon, or undefined when it cannot be loaded (asked once). */
+function loaded(): Addon | undefined {
+  if (addon || missing) return addon
+  try {
+    return loadAddon()
+  } catch {
+    missing = true
+    return undefined
+  }
+}
+
+/** Below this V8 copies even into shared memory: an addon call costs about what V8's slow path
+ *  takes for 256 bytes (docs/TUNING.md). */
 const NATIVE_COPY_MIN = 256
 
 /** Copies all of `src` into `dst` at `offset`, for copies into shared memory: V8 copies there
- *  byte by byte unless source and destination are equally aligned (1.3 GB/s measured, against
- *  9-15 GB/s), so larger pieces go through the addon's memcpy when it is built. */
+ *  byte by byte unless source and destination are equally aligned, so larger pieces go through
+ *  the addon's memcpy when it is built. */
 export function copyBytes(dst: Uint8Array, offset: number, src: Uint8Array): void {
   const copy = src.length >= NATIVE_COPY_MIN ? nativeCopy() : undefined
   if (copy) copy(dst, offset, src)
@@ -167,11 +175,6 @@ export function copyBytes(dst: Uint8Array, offset: number, src: Uint8Array): voi
 export type LStat = Pick<EntryMeta, 'uid' | 'gid' | 'size' | 'mtimeSec' | 'mtimeNsec' | 'ctimeSec' | 'ctimeNsec' | 'ino' | 'dev' | 'nlink'> & {
   mode: number
   rdev: number
-}
-
-interface FsBatch {
-  lstat(path: Buffer, out: Float64Array): number
-  readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
 }
 
 const statOut = new Float64Array(12)
@@ -189,9 +192,9 @@ export function errnoError(errno: number, syscall: string, path: Buffer): NodeJS
 
 /** lstat of `path` itself as twelve numbers, without the Stats object (four Dates or twenty
  *  BigInts) that fs.lstatSync builds: for a walk of many files that object is most of its
- *  garbage. Throws an fs-shaped error. */
+ *  garbage. Synchronous. Throws an fs-shaped error. */
 export function lstatNumbers(path: Buffer): LStat {
-  const e = (load() as unknown as FsBatch).lstat(path, statOut)
+  const e = loadAddon().lstat(path, statOut)
   if (e !== 0) throw errnoError(e, 'lstat', path)
   const o = statOut
   return {
@@ -207,5 +210,5 @@ export function lstatNumbers(path: Buffer): LStat {
  * (0 open, 1 read). The arena must hold the sum of the sizes.
  */
 export function readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void> {
-  return (load() as unknown as FsBatch).readFiles(paths, sizes, arena, results)
+  return loadAddon().readFiles(paths, sizes, arena, results)
 }

@@ -16,10 +16,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#ifndef NAPI_VERSION
-#define NAPI_VERSION 8
-#endif
-#include <node_api.h>
+#include "napi-helpers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,18 +33,6 @@
 /* Fields written by lstat, in this order (lib/native.ts reads them by these indexes). */
 #define STAT_FIELDS 12
 
-/* A Buffer's bytes and length; 0 (after throwing) when `v` is not a Buffer. */
-static int buffer_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
-  bool is_buf = false;
-  void *d = NULL;
-  if (napi_is_buffer(env, v, &is_buf) != napi_ok || !is_buf || napi_get_buffer_info(env, v, &d, len) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a Buffer");
-    return 0;
-  }
-  *data = (uint8_t *)d;
-  return 1;
-}
-
 /* Copies a path into `out` (PATH_BYTES_MAX + 1 bytes) with a terminating NUL. Returns 0 when
  * fine, ENAMETOOLONG when too long, EINVAL when it holds a NUL (it would name another file). */
 static int copy_path(const uint8_t *p, size_t len, char *out) {
@@ -56,45 +41,6 @@ static int copy_path(const uint8_t *p, size_t len, char *out) {
   memcpy(out, p, len);
   out[len] = 0;
   return 0;
-}
-
-/* Reads `count` arguments; throws (with `usage`) and returns 0 when fewer were given. */
-static int args_of(napi_env env, napi_callback_info info, size_t count, napi_value *argv, const char *usage) {
-  size_t argc = count;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < count) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", usage);
-    return 0;
-  }
-  return 1;
-}
-
-/* The elements of a typed array of `type` holding at least `min` of them; NULL (after throwing
- * `msg`) otherwise. */
-static void *typed_of(napi_env env, napi_value v, napi_typedarray_type type, size_t min, const char *msg) {
-  napi_typedarray_type t;
-  size_t n, off;
-  void *data;
-  napi_value ab;
-  if (napi_get_typedarray_info(env, v, &t, &n, &data, &ab, &off) != napi_ok || t != type || n < min) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-    return NULL;
-  }
-  return data;
-}
-
-/* The bytes and length of any Uint8Array (a Buffer too), shared memory included; 0 (after
- * throwing `msg`) otherwise. */
-static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len, const char *msg) {
-  napi_typedarray_type t;
-  void *d = NULL;
-  napi_value ab;
-  size_t off;
-  if (napi_get_typedarray_info(env, v, &t, len, &d, &ab, &off) != napi_ok || t != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-    return 0;
-  }
-  *data = (uint8_t *)d;
-  return 1;
 }
 
 static napi_value number(napi_env env, double v) {
@@ -110,11 +56,11 @@ static napi_value number(napi_env env, double v) {
  * and so skips unchanged files, which a listing here would not. */
 static napi_value js_lstat(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  if (!args_of(env, info, 2, argv, "lstat(path, out)")) return NULL;
-  uint8_t *p;
+  if (!sn_args(env, info, 2, argv, "lstat(path, out)")) return NULL;
   size_t len;
-  if (!buffer_of(env, argv[0], &p, &len)) return NULL;
-  double *o = (double *)typed_of(env, argv[1], napi_float64_array, STAT_FIELDS, "lstat: out must be a Float64Array of 12");
+  const uint8_t *p = sn_typed(env, argv[0], napi_uint8_array, 0, "lstat: path", &len);
+  if (p == NULL) return NULL;
+  double *o = sn_typed(env, argv[1], napi_float64_array, STAT_FIELDS, "lstat: out", NULL);
   if (o == NULL) return NULL;
   char path[PATH_BYTES_MAX + 1];
   int e = copy_path(p, len, path);
@@ -218,60 +164,58 @@ static void batch_complete(napi_env env, napi_status status, void *data) {
  * results[2i+1] says which step failed (0 open, 1 read). The promise rejects only on misuse. */
 static napi_value js_readFiles(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  if (!args_of(env, info, 4, argv, "readFiles(paths, sizes, arena, results)")) return NULL;
+  if (!sn_args(env, info, 4, argv, "readFiles(paths, sizes, arena, results)")) return NULL;
   uint32_t count = 0, nsizes = 0;
   if (napi_get_array_length(env, argv[0], &count) != napi_ok || napi_get_array_length(env, argv[1], &nsizes) != napi_ok ||
       nsizes != count) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "readFiles: paths and sizes must be arrays of one length");
     return NULL;
   }
-  uint8_t *arena;
   size_t arena_len;
-  if (!buffer_of(env, argv[2], &arena, &arena_len)) return NULL;
-  int32_t *results = (int32_t *)typed_of(env, argv[3], napi_int32_array, 2 * (size_t)count,
-                                          "readFiles: results must be an Int32Array of 2 per file");
+  uint8_t *arena = sn_typed(env, argv[2], napi_uint8_array, 0, "readFiles: arena", &arena_len);
+  if (arena == NULL) return NULL;
+  int32_t *results = sn_typed(env, argv[3], napi_int32_array, 2 * (size_t)count, "readFiles: results", NULL);
   if (results == NULL) return NULL;
-  batch_t *b = (batch_t *)calloc(1, sizeof *b);
-  int64_t *sizes = (int64_t *)calloc(count ? count : 1, sizeof *sizes);
+  batch_t *b = sn_calloc(env, 1, sizeof *b, "readFiles: batch");
+  if (b == NULL) return NULL;
+  b->sizes = sn_calloc(env, count, sizeof *b->sizes, "readFiles: sizes");
+  if (b->sizes == NULL) goto fail;
   /* First pass: sizes and total path bytes. */
   size_t path_total = 0;
   int64_t arena_need = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value v;
     double d = 0;
-    napi_get_element(env, argv[1], i, &v);
-    if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= 0) || d > 2147483647.0) {
-      free(b);
-      free(sizes);
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok ||
+        !sn_is_int_in(d, 0, 2147483647.0)) {
       napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "readFiles: a size is not a non-negative 31-bit integer");
-      return NULL;
+      goto fail;
     }
-    sizes[i] = (int64_t)d;
-    arena_need += sizes[i];
-    uint8_t *p;
+    b->sizes[i] = (int64_t)d;
+    arena_need += b->sizes[i];
     size_t len;
-    napi_get_element(env, argv[0], i, &v);
-    if (!buffer_of(env, v, &p, &len)) {
-      free(b);
-      free(sizes);
-      return NULL;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok ||
+        sn_typed(env, v, napi_uint8_array, 0, "readFiles: a path", &len) == NULL) {
+      goto fail;
     }
     path_total += (len > PATH_BYTES_MAX ? 0 : len) + 1;
   }
   if ((uint64_t)arena_need > (uint64_t)arena_len) {
-    free(b);
-    free(sizes);
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "readFiles: the arena is smaller than the sizes add up to");
-    return NULL;
+    goto fail;
   }
-  char *paths = (char *)malloc(path_total ? path_total : 1);
-  char *at = paths;
+  b->paths = sn_calloc(env, path_total, 1, "readFiles: paths");
+  if (b->paths == NULL) goto fail;
+  char *at = b->paths;
   for (uint32_t i = 0; i < count; i++) {
     napi_value v;
-    uint8_t *p;
     size_t len;
-    napi_get_element(env, argv[0], i, &v);
-    buffer_of(env, v, &p, &len);
+    const uint8_t *p;
+    /* Read again: the first pass checked these, and nothing ran in between. */
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok ||
+        (p = sn_typed(env, v, napi_uint8_array, 0, "readFiles: a path", &len)) == NULL) {
+      goto fail;
+    }
     char tmp[PATH_BYTES_MAX + 1];
     int e = copy_path(p, len, tmp);
     results[2 * i] = 0;
@@ -285,39 +229,67 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
     }
   }
   b->count = count;
-  b->paths = paths;
-  b->sizes = sizes;
   b->arena = arena;
   b->results = results;
-  napi_create_reference(env, argv[2], 1, &b->arena_ref);
-  napi_create_reference(env, argv[3], 1, &b->results_ref);
   napi_value promise, name;
-  napi_create_promise(env, &b->deferred, &promise);
-  napi_create_string_utf8(env, "sluice.readFiles", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, NULL, name, batch_execute, batch_complete, b, &b->work);
-  napi_queue_async_work(env, b->work);
+  if (napi_create_reference(env, argv[2], 1, &b->arena_ref) != napi_ok) goto fail;
+  if (napi_create_reference(env, argv[3], 1, &b->results_ref) != napi_ok) goto fail;
+  if (napi_create_promise(env, &b->deferred, &promise) != napi_ok) goto fail;
+  if (napi_create_string_utf8(env, "sluice.readFiles", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, batch_execute, batch_complete, b, &b->work) != napi_ok) {
+    goto fail_deferred;
+  }
+  if (napi_queue_async_work(env, b->work) != napi_ok) {
+    napi_delete_async_work(env, b->work);
+    goto fail_deferred;
+  }
   return promise;
+
+fail_deferred: {
+    /* The promise exists: it rejects (which releases its deferred), and the caller hears it. */
+    napi_value msg, err;
+    if (napi_create_string_utf8(env, "readFiles could not be queued", NAPI_AUTO_LENGTH, &msg) == napi_ok &&
+        napi_create_error(env, NULL, msg, &err) == napi_ok) {
+      napi_reject_deferred(env, b->deferred, err);
+    }
+    napi_delete_reference(env, b->arena_ref);
+    napi_delete_reference(env, b->results_ref);
+    free(b->paths);
+    free(b->sizes);
+    free(b);
+    return promise;
+  }
+fail: {
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, NULL, "readFiles could not be set up");
+  }
+  if (b->arena_ref != NULL) napi_delete_reference(env, b->arena_ref);
+  if (b->results_ref != NULL) napi_delete_reference(env, b->results_ref);
+  free(b->paths);
+  free(b->sizes);
+  free(b);
+  return NULL;
 }
 
 /* copy(dst: Uint8Array, offset: number, src: Uint8Array): copies all of src into dst at offset.
- * The chunker's copy into the chunk arena: V8 copies into a SharedArrayBuffer with word-sized
- * relaxed-atomic moves only when source and destination are equally aligned, and byte by byte
- * otherwise (1.3 GB/s measured, against 9-15 GB/s aligned); a chunk's pieces land at any
- * offset. memcpy does not care. */
+ * The chunker's copy into the chunk arena: V8 copies into a SharedArrayBuffer word by word only
+ * when source and destination are equally aligned, byte by byte otherwise, and a chunk's pieces
+ * land at any offset (docs/TUNING.md). memcpy does not care. */
 static napi_value js_copy(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  if (!args_of(env, info, 3, argv, "copy(dst, offset, src)")) return NULL;
-  uint8_t *d, *s;
+  if (!sn_args(env, info, 3, argv, "copy(dst, offset, src)")) return NULL;
   size_t dlen, slen;
-  if (!bytes_of(env, argv[0], &d, &dlen, "copy: dst must be a Uint8Array")) return NULL;
-  if (!bytes_of(env, argv[2], &s, &slen, "copy: src must be a Uint8Array")) return NULL;
-  double off;
-  if (napi_get_value_double(env, argv[1], &off) != napi_ok || !(off >= 0) || off != (double)(size_t)off ||
-      (size_t)off > dlen || slen > dlen - (size_t)off) {
+  uint8_t *d = sn_typed(env, argv[0], napi_uint8_array, 0, "copy: dst", &dlen);
+  if (d == NULL) return NULL;
+  const uint8_t *s = sn_typed(env, argv[2], napi_uint8_array, 0, "copy: src", &slen);
+  if (s == NULL) return NULL;
+  double off_d;
+  if (!sn_number(env, argv[1], "copy: offset", &off_d)) return NULL;
+  if (!sn_is_int_in(off_d, 0, (double)dlen) || slen > dlen - (size_t)off_d) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "copy: src does not fit in dst at offset");
     return NULL;
   }
-  if (slen > 0) memmove(d + (size_t)off, s, slen);
+  if (slen > 0) memmove(d + (size_t)off_d, s, slen);
   return NULL;
 }
 

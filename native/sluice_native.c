@@ -18,10 +18,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#ifndef NAPI_VERSION
-#define NAPI_VERSION 8
-#endif
-#include <node_api.h>
+#include "napi-helpers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -102,70 +99,34 @@ static void throw_errno(napi_env env, int e, const char *syscall) {
   napi_throw(env, err);
 }
 
-/* Reads `count` arguments; throws and returns 0 when fewer were given. */
-static int get_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
-  size_t argc = count;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
-  if (argc < count) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "not enough arguments");
-    return 0;
-  }
-  return 1;
-}
-
 /* Copies a Buffer (or any Uint8Array) into a fresh NUL-terminated C string. A NUL inside would
  * silently name a different file, so it is refused, as Node's fs refuses it. Returns NULL after
  * throwing. The caller frees the result. */
 static char *get_bytes_z(napi_env env, napi_value v, const char *what) {
-  void *data = NULL;
   size_t len = 0;
-  bool is_buf = false;
-  bool is_ta = false;
-  if (napi_is_buffer(env, v, &is_buf) == napi_ok && is_buf) {
-    if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) is_buf = false;
-  }
-  if (!is_buf && napi_is_typedarray(env, v, &is_ta) == napi_ok && is_ta) {
-    napi_typedarray_type type;
-    napi_value ab;
-    size_t off;
-    if (napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok ||
-        type != napi_uint8_array) {
-      is_ta = false;
-    }
-  }
-  if (!is_buf && !is_ta) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "%s must be a Buffer", what);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-    return NULL;
-  }
+  const char *data = sn_typed(env, v, napi_uint8_array, 0, what, &len);
+  if (data == NULL) return NULL;
   if (len > 0 && memchr(data, 0, len) != NULL) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "%s must not contain a NUL byte", what);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg);
+    sn_throw(env, SN_TYPE_ERROR, "ERR_INVALID_ARG_VALUE", what, "must not contain a NUL byte");
     return NULL;
   }
-  char *s = malloc(len + 1);
-  if (s == NULL) {
-    throw_errno(env, ENOMEM, "malloc");
-    return NULL;
-  }
-  if (len > 0) memcpy(s, data, len);
-  s[len] = '\0';
+  char *s = sn_calloc(env, len + 1, 1, what);
+  if (s == NULL) return NULL;
+  memcpy(s, data, len);
   return s;
 }
 
+/* An integer argument (seconds, nanoseconds, mode, dev) as int64; a fraction is a TypeError, as
+ * Node's fs calls make it. */
 static int get_int64(napi_env env, napi_value v, const char *what, int64_t *out) {
   double d;
-  /* Range first: casting an out-of-range double to int64 is undefined behaviour. */
-  if (napi_get_value_double(env, v, &d) != napi_ok || !(d >= -9223372036854775808.0 && d < 9223372036854775808.0) ||
-      d != (double)(int64_t)d) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "%s must be an integer", what);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  if (!sn_number(env, v, what, &d)) return 0;
+  if (!sn_is_int_in(d, -9223372036854775808.0, 9223372036854775807.0)) {
+    sn_throw(env, SN_TYPE_ERROR, "ERR_INVALID_ARG_TYPE", what, "must be an integer");
     return 0;
   }
-  return napi_get_value_int64(env, v, out) == napi_ok;
+  *out = (int64_t)d;
+  return 1;
 }
 
 /* utimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec): utimensat without following a final
@@ -173,7 +134,7 @@ static int get_int64(napi_env env, napi_value v, const char *what, int64_t *out)
  * 2038 alike); nsec 0..999999999 (the kernel checks; UTIME_OMIT/UTIME_NOW pass through). */
 static napi_value js_utimens(napi_env env, napi_callback_info info) {
   napi_value argv[5];
-  if (!get_args(env, info, 5, argv)) return NULL;
+  if (!sn_args(env, info, 5, argv, "utimens(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec)")) return NULL;
   int64_t as, an, ms, mn;
   if (!get_int64(env, argv[1], "atimeSec", &as) || !get_int64(env, argv[2], "atimeNsec", &an) ||
       !get_int64(env, argv[3], "mtimeSec", &ms) || !get_int64(env, argv[4], "mtimeNsec", &mn)) {
@@ -227,7 +188,7 @@ static ssize_t read_value(const char *path, const char *name, char **buf, size_t
  * xattrs gives an empty array. */
 static napi_value js_lgetxattrs(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
+  if (!sn_args(env, info, 1, argv, "lgetxattrs(path)")) return NULL;
   char *path = get_bytes_z(env, argv[0], "path");
   if (path == NULL) return NULL;
 
@@ -302,15 +263,10 @@ done:
 /* lsetxattr(path, name, value): creates or replaces one attribute on the path itself. */
 static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
-  void *value = NULL;
+  if (!sn_args(env, info, 3, argv, "lsetxattr(path, name, value)")) return NULL;
   size_t value_len = 0;
-  bool is_buf = false;
-  if (napi_is_buffer(env, argv[2], &is_buf) != napi_ok || !is_buf ||
-      napi_get_buffer_info(env, argv[2], &value, &value_len) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "value must be a Buffer");
-    return NULL;
-  }
+  const void *value = sn_typed(env, argv[2], napi_uint8_array, 0, "value", &value_len);
+  if (value == NULL) return NULL;
   char *path = get_bytes_z(env, argv[0], "path");
   if (path == NULL) return NULL;
   char *name = get_bytes_z(env, argv[1], "name");
@@ -318,10 +274,7 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
     free(path);
     return NULL;
   }
-  /* An empty Buffer may have a NULL data pointer; the kernel wants a valid one only when
-   * size > 0, but be explicit. */
-  static const char empty = 0;
-  int r = lsetxattr(path, name, value_len ? value : &empty, value_len, 0);
+  int r = lsetxattr(path, name, value, value_len, 0);
   int e = errno;
   free(name);
   free(path);
@@ -333,7 +286,7 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
  * applies, as for mkdir; a restore sets the exact mode afterwards with chmod. */
 static napi_value js_mknod(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
+  if (!sn_args(env, info, 3, argv, "mknod(path, mode, dev)")) return NULL;
   int64_t mode, dev;
   if (!get_int64(env, argv[1], "mode", &mode) || !get_int64(env, argv[2], "dev", &dev)) {
     return NULL;
@@ -351,64 +304,30 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* tuneMalloc(mmapThreshold, arenaMax): glibc raises its mmap threshold each time a large
- * block is freed, after which every chunk-sized buffer comes from the brk heap and fragments it;
- * RSS then grows far past what is live. A fixed threshold (and few arenas for the thread pool)
- * keeps RSS near the live size. Returns false where mallopt is not available. */
+/* tuneMalloc(mmapThreshold, arenaMax): glibc raises its mmap threshold each time a large block
+ * is freed, after which every chunk-sized buffer comes from the brk heap and fragments it; RSS
+ * then grows far past what is live. A fixed threshold (and few arenas for the thread pool) keeps
+ * RSS near the live size. 0 for arenaMax leaves the arena count alone. Returns false where
+ * mallopt is not available (not glibc) or refused a value. */
 static napi_value js_tuneMalloc(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int32_t threshold = 0, arenas = 0;
-  napi_get_value_int32(env, argv[0], &threshold);
-  napi_get_value_int32(env, argv[1], &arenas);
+  if (!sn_args(env, info, 2, argv, "tuneMalloc(mmapThreshold, arenaMax)")) return NULL;
+  int64_t v[2];
+  static const char *const what[2] = {"mmapThreshold", "arenaMax"};
+  /* mallopt takes an int (glibc refuses an mmap threshold above 32 MiB on 64-bit by itself). */
+  static const double hi[2] = {2147483647.0, 1024.0};
+  for (int i = 0; i < 2; i++) {
+    double d;
+    if (!sn_number(env, argv[i], what[i], &d) || !sn_int_in(env, d, 0, hi[i], what[i], &v[i])) return NULL;
+  }
   bool ok = false;
 #if defined(__GLIBC__)
-  ok = mallopt(M_MMAP_THRESHOLD, threshold) == 1;
-  if (arenas > 0) ok = (mallopt(M_ARENA_MAX, arenas) == 1) && ok;
-  mallopt(M_TRIM_THRESHOLD, threshold * 2);
+  ok = mallopt(M_MMAP_THRESHOLD, (int)v[0]) == 1;
+  if (v[1] > 0) ok = (mallopt(M_ARENA_MAX, (int)v[1]) == 1) && ok;
 #endif
   napi_value result;
-  napi_get_boolean(env, ok, &result);
+  if (napi_get_boolean(env, ok, &result) != napi_ok) return NULL;
   return result;
-}
-
-/* Typed-array arguments of cdcNext: a view of `type` holding at least `min_len` elements. */
-static void *get_typed(napi_env env, napi_value v, napi_typedarray_type want, size_t min_len, const char *what,
-                       size_t *len_out) {
-  bool is_ta = false;
-  napi_typedarray_type type;
-  size_t len = 0, off;
-  void *data = NULL;
-  napi_value ab;
-  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(env, v, &type, &len, &data, &ab, &off) != napi_ok || type != want) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "%s has the wrong type", what);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-    return NULL;
-  }
-  if (len < min_len) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "%s is too short", what);
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-    return NULL;
-  }
-  if (len_out != NULL) *len_out = len;
-  /* An empty view may have a NULL data pointer; never dereferenced then (len bounds every read). */
-  return data != NULL ? data : (void *)"";
-}
-
-/* A double that is an integer in [lo, hi] (hi < 2^53), as int64; else throws. */
-static int int_in(napi_env env, double d, double lo, double hi, const char *what, int64_t *out) {
-  if (!(d >= lo && d <= hi) || d != (double)(int64_t)d) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "%s out of range", what);
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-    return 0;
-  }
-  *out = (int64_t)d;
-  return 1;
 }
 
 /* The gear loop: from buf[i] up to buf[stop], returns the index just past the first byte after
@@ -445,26 +364,23 @@ static size_t gear_scan(const uint32_t *gear, const uint8_t *buf, size_t i, size
  * the boundaries of the TypeScript path: repositories dedup against old snapshots. */
 static napi_value js_cdcNext(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  if (!get_args(env, info, 4, argv)) return NULL;
+  if (!sn_args(env, info, 4, argv, "cdcNext(gear, buf, start, state)")) return NULL;
   size_t len = 0;
-  const uint32_t *gear = get_typed(env, argv[0], napi_int32_array, 256, "gear", NULL);
+  const uint32_t *gear = sn_typed(env, argv[0], napi_int32_array, 256, "gear", NULL);
   if (gear == NULL) return NULL;
-  const uint8_t *buf = get_typed(env, argv[1], napi_uint8_array, 0, "buf", &len);
+  const uint8_t *buf = sn_typed(env, argv[1], napi_uint8_array, 0, "buf", &len);
   if (buf == NULL) return NULL;
-  double *st = get_typed(env, argv[3], napi_float64_array, 7, "state", NULL);
+  double *st = sn_typed(env, argv[3], napi_float64_array, 7, "state", NULL);
   if (st == NULL) return NULL;
   double start_d;
-  if (napi_get_value_double(env, argv[2], &start_d) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "start must be a number");
-    return NULL;
-  }
+  if (!sn_number(env, argv[2], "start", &start_d)) return NULL;
   int64_t start, hs, n, min, avg, max, ms, ml;
   const double big = 9007199254740991.0; /* 2^53 - 1 */
-  if (!int_in(env, start_d, 0, (double)len, "start", &start) ||
-      !int_in(env, st[0], -2147483648.0, 2147483647.0, "state h", &hs) ||
-      !int_in(env, st[2], 1, big, "min", &min) || !int_in(env, st[3], (double)min, big, "avg", &avg) ||
-      !int_in(env, st[4], (double)avg, big, "max", &max) || !int_in(env, st[1], 0, (double)max, "state n", &n) ||
-      !int_in(env, st[5], 0, 4294967295.0, "maskS", &ms) || !int_in(env, st[6], 0, 4294967295.0, "maskL", &ml)) {
+  if (!sn_int_in(env, start_d, 0, (double)len, "start", &start) ||
+      !sn_int_in(env, st[0], -2147483648.0, 2147483647.0, "state h", &hs) ||
+      !sn_int_in(env, st[2], 1, big, "min", &min) || !sn_int_in(env, st[3], (double)min, big, "avg", &avg) ||
+      !sn_int_in(env, st[4], (double)avg, big, "max", &max) || !sn_int_in(env, st[1], 0, (double)max, "state n", &n) ||
+      !sn_int_in(env, st[5], 0, 4294967295.0, "maskS", &ms) || !sn_int_in(env, st[6], 0, 4294967295.0, "maskL", &ml)) {
     return NULL;
   }
   uint32_t h = (uint32_t)hs; /* int64 -> uint32 is modular, well defined */

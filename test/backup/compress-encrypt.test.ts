@@ -14,8 +14,9 @@ import {
 } from '../../index.js'
 import { COMPRESSION_NONE, COMPRESSION_ZSTD } from '../../lib/repo/objects.js'
 import { compareTrees, seededBytes } from '../helpers/tree.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/compress-encrypt-task/t'
+const BASE = `${scratch('compress-encrypt-task')}/t`
 
 before(() => {
   fs.rmSync(BASE, { recursive: true, force: true })

@@ -17,8 +17,9 @@ import { CLI, cliFor, type CliResult, backupSummary } from '../helpers/cli.js'
 import { compareTrees, seededBytes } from '../helpers/tree.js'
 import { utimens } from '../../lib/native.js'
 import { createLocalStorage, initRepository, openRepository, snapshotRecords, type Extent, type Repository } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/incr-task/t'
+const BASE = `${scratch('incr-task')}/t`
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const KiB = 1024

@@ -9,8 +9,9 @@ import { SluiceError } from '../../lib/errors.js'
 import { PREFETCH_BATCH_FILES, PREFETCH_BATCHES, READ_BLOCK } from '../../lib/limits.js'
 import { readFiles } from '../../lib/native.js'
 import { seededBytes } from '../helpers/tree.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/prefetch-task/t'
+const BASE = `${scratch('prefetch-task')}/t`
 
 before(() => {
   fs.rmSync(BASE, { recursive: true, force: true })

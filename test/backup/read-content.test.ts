@@ -17,8 +17,9 @@ import type { SourceEntry } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { READ_BLOCK } from '../../lib/limits.js'
 import { seededBytes } from '../helpers/tree.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/read-content-task/t'
+const BASE = `${scratch('read-content-task')}/t`
 const KDF = { kdf: { opslimit: 1, memlimit: 8192 } }
 
 before(() => {

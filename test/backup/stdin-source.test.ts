@@ -7,6 +7,7 @@ import type { SourceEntry } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { createCommandSource, createStdinSource } from '../../transforms/backup/sources/stdin.js'
 import { seeded, sha256 } from '../helpers/tar-tree.js'
+import { scratch } from '../helpers/scratch.js'
 
 async function readAll(src: Readable): Promise<{ entries: SourceEntry[]; data: Buffer; pieces: number }> {
   const entries: SourceEntry[] = []
@@ -51,7 +52,7 @@ test('a few MB piped in odd pieces come out byte for byte as one file entry', as
 })
 
 test('a file descriptor is read to its end: a file given as stdin', async () => {
-  const dir = '/tmp/stdin-source-task'
+  const dir = scratch('stdin-source-task')
   fs.mkdirSync(dir, { recursive: true })
   const input = seeded(3 * 1024 * 1024 + 77, 12)
   fs.writeFileSync(`${dir}/in.bin`, input)
@@ -67,7 +68,7 @@ test('a file descriptor is read to its end: a file given as stdin', async () => 
 })
 
 test('a non-blocking descriptor with nothing to read yet (EAGAIN) is waited on, not taken for the end', async () => {
-  const dir = '/tmp/stdin-source-task'
+  const dir = scratch('stdin-source-task')
   fs.mkdirSync(dir, { recursive: true })
   const fifo = `${dir}/fifo`
   fs.rmSync(fifo, { force: true })

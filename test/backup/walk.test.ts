@@ -8,8 +8,12 @@ import type { SourceEntry } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { READ_BLOCK } from '../../lib/limits.js'
 import { lstatNumbers } from '../../lib/native.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/walk-task/t'
+const TOP = scratch('walk-task')
+const BASE = `${TOP}/t`
+/** The snapshot paths of BASE's ancestors and BASE itself (tmp, tmp/sluice-walk-task-XXXXXX, …/t). */
+const ABOVE = BASE.slice(1).split('/').map((_, i, parts) => parts.slice(0, i + 1).join('/'))
 const B = (s: string | Buffer): Buffer => (typeof s === 'string' ? Buffer.from(s) : s)
 const cat = (...parts: (string | Buffer)[]): Buffer => Buffer.concat(parts.map(B))
 
@@ -75,10 +79,10 @@ test('the snapshot path is the absolute path without its leading slash, ancestor
   mkdirp(`${root}/d`)
   const { entries } = await walk([root])
   const paths = entries.map((e) => e.path.toString())
-  assert.deepEqual(paths, ['tmp', 'tmp/walk-task', 'tmp/walk-task/t', 'tmp/walk-task/t/abs', 'tmp/walk-task/t/abs/d'])
+  assert.deepEqual(paths, [...ABOVE, `${BASE.slice(1)}/abs`, `${BASE.slice(1)}/abs/d`])
   assert.ok(entries.every((e) => e.fsPath!.equals(cat('/', e.path))))
   // Ancestors carry their real metadata.
-  const st = fs.lstatSync('/tmp/walk-task')
+  const st = fs.lstatSync(TOP)
   assert.equal(entries[1]!.ino, st.ino)
   assert.equal(entries[1]!.type, 'dir')
 })
@@ -319,7 +323,7 @@ test('two sibling backup paths share their ancestors, emitted once; nested paths
   assertCanonical(entries)
   assert.deepEqual(
     entries.map((e) => e.path.toString()),
-    ['tmp', 'tmp/walk-task', 'tmp/walk-task/t', 'tmp/walk-task/t/anc', ...['x', 'x/sub', 'x-y', 'y'].map((p) => `${root.slice(1)}/${p}`)],
+    [...ABOVE, `${BASE.slice(1)}/anc`, ...['x', 'x/sub', 'x-y', 'y'].map((p) => `${root.slice(1)}/${p}`)],
   )
 })
 

@@ -7,8 +7,9 @@ import type { BackupItem, ChunkItem, RecordItem, SourceEntry, TreeItem } from '.
 import type { SluiceError } from '../../lib/errors.js'
 import { lsetxattr } from '../../lib/native.js'
 import { createXattrReader, defaultXattrFilter } from '../../transforms/backup/xattr.js'
+import { scratch } from '../helpers/scratch.js'
 
-const ROOT = '/tmp/native-task'
+const ROOT = scratch('native-task')
 let dir: Buffer
 
 before(() => {

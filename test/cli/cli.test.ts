@@ -11,8 +11,9 @@ import { CLI, cliFor, runCli, type CliResult, backupSummary } from '../helpers/c
 import { seededBytes } from '../helpers/tree.js'
 import { createLocalStorage, initRepository } from '../../index.js'
 import { READ_BLOCK } from '../../lib/limits.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-task/cli'
+const BASE = `${scratch('e2e-task')}/cli`
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const REPO = `${BASE}/repo`

@@ -9,15 +9,18 @@ import fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { CLI, backupSummary, cliFor, runCli, type CliResult } from '../helpers/cli.js'
 import { seededBytes } from '../helpers/tree.js'
+import { scratch } from '../helpers/scratch.js'
 import { createLocalStorage, initRepository } from '../../index.js'
 
-const BASE = '/tmp/e2e-task/cli-ux'
+const BASE = scratch('cli-ux')
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const REPO = `${BASE}/repo`
 const SRC = `${BASE}/src`
 const NY = { TZ: 'America/New_York' }
 const sluice = cliFor(home, REPO, PW)
+/** SRC as a regular expression. */
+const SRC_RE = SRC.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
 
 /** Exit 1 with exactly one line on stderr that names `code`, and no stack trace. */
 function assertFails(r: CliResult, code: string, message?: RegExp): void {
@@ -44,7 +47,6 @@ async function freshRepo(dir: string): Promise<ReturnType<typeof cliFor>> {
 }
 
 before(async () => {
-  fs.rmSync(BASE, { recursive: true, force: true })
   fs.mkdirSync(home, { recursive: true })
   fs.mkdirSync(`${SRC}/docs`, { recursive: true })
   fs.mkdirSync(`${SRC}/cache`, { recursive: true })
@@ -181,7 +183,7 @@ test('snapshots --json has restic field names; --tag a,b is two tags', async () 
 test('ls -l shows local times (and --utc UTC); ls SNAP DIR lists one directory', async () => {
   ok(await sluice(['backup', '-q', SRC]), 'backup')
   const l = ok(await sluice(['ls', '-l', 'latest', `${SRC}/a.txt`], { env: NY }), 'ls -l')
-  assert.match(l.stdout, /^-rw\S+ +\d+ +\d+ +2 2021-06-15 08:00:00 \/tmp\/e2e-task\/cli-ux\/src\/a\.txt$/m)
+  assert.match(l.stdout, new RegExp(`^-rw\\S+ +\\d+ +\\d+ +2 2021-06-15 08:00:00 ${SRC_RE}/a\\.txt$`, 'm'))
   const u = ok(await sluice(['ls', '-l', '--utc', 'latest', `${SRC}/a.txt`], { env: NY }), 'ls -l --utc')
   assert.match(u.stdout, / 2021-06-15 12:00:00 /)
   const d = ok(await sluice(['ls', 'latest', `${SRC}/docs`]), 'ls SNAP DIR')
@@ -289,7 +291,7 @@ test('on a terminal the backup progress line shows elapsed, percent, ETA, totals
   const draws = r.out.split('\r\x1b[K').filter(d => d.startsWith('['))
   assert.ok(draws.length >= 2, JSON.stringify(r.out))
   const line = draws.at(-1)!
-  assert.match(line, /^\[\d+:\d\d\] 100\.00% {2}7 files \d+\.\d KiB, total 7 files \d+\.\d KiB, 0 errors ETA \d+:\d\d [\d.]+ \S+\/s \/tmp\/e2e-task\/cli-ux\/src\/\S+/)
+  assert.match(line, new RegExp(`^\\[\\d+:\\d\\d\\] 100\\.00% {2}7 files \\d+\\.\\d KiB, total 7 files \\d+\\.\\d KiB, 0 errors ETA \\d+:\\d\\d [\\d.]+ \\S+/s ${SRC_RE}/\\S+`))
   assert.match(r.out, /snapshot [0-9a-f]{8} saved/)
 })
 
@@ -299,7 +301,7 @@ test('on a terminal restore shows the same line, with the snapshot totals', { sk
   const r = onTerminal(['restore', 'latest', '--target', target])
   assert.equal(r.code, 0, r.out)
   const line = r.out.split('\r\x1b[K').filter(d => d.startsWith('[')).at(-1)!
-  assert.match(line, /^\[\d+:\d\d\] 100\.00% {2}7 files \d+\.\d KiB, total 7 files \d+\.\d KiB, 0 errors ETA \d+:\d\d .*\/tmp\/e2e-task\/cli-ux\/src\//)
+  assert.match(line, new RegExp(`^\\[\\d+:\\d\\d\\] 100\\.00% {2}7 files \\d+\\.\\d KiB, total 7 files \\d+\\.\\d KiB, 0 errors ETA \\d+:\\d\\d .*${SRC_RE}/`))
 })
 
 test('when stderr is not a terminal the progress is plain lines, the last one at the end', async () => {

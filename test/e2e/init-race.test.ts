@@ -15,8 +15,9 @@ import { createS3Storage } from '../../lib/storage/s3.js'
 import { runCli, type CliResult } from '../helpers/cli.js'
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from '../helpers/s3rver.js'
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/repo-safety/init-race'
+const BASE = `${scratch('repo-safety')}/init-race`
 const home = `${BASE}/home`
 const RACES = 50
 const PWS = ['password one', 'password two'] as const

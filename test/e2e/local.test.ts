@@ -14,8 +14,9 @@ import {
 } from '../../index.js'
 import { buildHostileTree, compareTrees, listTree, seededBytes, NAMES, isRoot } from '../helpers/tree.js'
 import { cliFor } from '../helpers/cli.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-task/local'
+const BASE = `${scratch('e2e-task')}/local`
 const PW = 'correct horse'
 const FAST_KDF = { opslimit: 1, memlimit: 8192 }
 const TREE = `${BASE}/src/tree`

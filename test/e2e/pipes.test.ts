@@ -14,8 +14,9 @@ import { Readable } from 'node:stream'
 import { cliFor, type CliResult, backupSummary } from '../helpers/cli.js'
 import { buildHostileTree, compareTrees, listTree, seededBytes, NAMES } from '../helpers/tree.js'
 import { createLocalStorage, initRepository } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/pipes-task'
+const BASE = scratch('pipes-task')
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const TREE = `${BASE}/src/tree`

@@ -15,8 +15,9 @@ import fs from 'node:fs'
 import { cliFor, runCli, type CliResult, backupSummary } from '../helpers/cli.js'
 import { compareTrees } from '../helpers/tree.js'
 import { seeded } from '../helpers/damage.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/repo-safety/e2e'
+const BASE = `${scratch('repo-safety')}/e2e`
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const REPO = `${BASE}/repo`

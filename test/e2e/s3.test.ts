@@ -21,8 +21,9 @@ import { startS3rver, S3RVER_CREDENTIALS, type S3rverHandle } from '../helpers/s
 import { startFaultProxy } from '../helpers/fault-proxy.js'
 import { buildHostileTree, compareTrees, seededBytes } from '../helpers/tree.js'
 import { createS3Storage } from '../../lib/storage/s3.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-s3/e2e'
+const BASE = `${scratch('e2e-s3')}/e2e`
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const TREE = `${BASE}/src/tree`

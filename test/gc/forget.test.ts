@@ -14,8 +14,9 @@ import {
   backup, createLocalStorage, openS3Storage, forget, forgottenKey, initRepository, openRepository, parseGroupBy, undoForget,
   type ForgetGroup, type Repository, type SnapshotRoot,
 } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-task/forget'
+const BASE = `${scratch('e2e-task')}/forget`
 const PW = 'correct horse'
 const SRC = `${BASE}/src`
 const home = `${BASE}/home`
@@ -313,7 +314,7 @@ test('damaged and crafted roots: forget and undo validate before they write, and
   const all = ls(dir, 'snapshots')
   // A root whose time is not a date (sealed with the right key: only the content is wrong).
   const badTime = await repo.saveSnapshot({ ...base, time: 'yesterday', host: 'crafted' })
-  await assert.rejects(forget({ repo, policy: { last: 1 } }), { code: 'ERR_CORRUPT', message: new RegExp(`snapshot ${badTime.slice(0, 8)} has an invalid time`) })
+  await assert.rejects(forget({ repo, policy: { last: 1 } }), { code: 'ERR_CORRUPT', message: new RegExp(`snapshot ${badTime.slice(0, 8)} has no valid time`) })
   await repo.storage.delete(`snapshots/${badTime}`)
   // A truncated root: the whole run stops before anything moves.
   const saved = fs.readFileSync(`${dir}/snapshots/${a}`)

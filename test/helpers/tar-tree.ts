@@ -4,8 +4,9 @@ import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdirSync, mkdtempSync, writeFileSync, symlinkSync, linkSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
+import { scratch } from './scratch.js'
 
-export const ROOT = '/tmp/tar-task'
+export const ROOT = scratch('tar-task')
 
 /** Raw bytes 'a' 0xff 0xfe: not UTF-8, so it only survives if nothing decodes it. */
 export const BAD_NAME = Buffer.from([0x61, 0xff, 0xfe])

@@ -10,8 +10,9 @@ import path from 'node:path'
 import { cliFor } from '../helpers/cli.js'
 import { seededBytes } from '../helpers/tree.js'
 import { backup, createLocalStorage, initRepository, listSnapshot, stats, type Repository } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-task/stats'
+const BASE = `${scratch('e2e-task')}/stats`
 const SRC = `${BASE}/src`
 const REPO = `${BASE}/repo`
 const PW = 'pw'

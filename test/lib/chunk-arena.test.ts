@@ -16,6 +16,7 @@ import {
   backup, restore, check, createLocalStorage, createStdinSource, initRepository, type Repository,
 } from '../../index.js'
 import { seededBytes } from '../helpers/tree.js'
+import { scratch } from '../helpers/scratch.js'
 
 /** A small deterministic PRNG (mulberry32), so a failing sequence can be replayed. */
 function rng(seed: number): () => number {
@@ -142,7 +143,7 @@ test('a chunk sealed in place in shared memory opens to its plaintext; the piece
   assert.throws(() => compressAndSealInPlace(encKey, idKey, region, 10, 3), RangeError, 'a region without room for the overhead')
 })
 
-const BASE = '/tmp/chunk-arena-task'
+const BASE = scratch('chunk-arena-task')
 const PW = 'arena'
 
 async function freshRepo(name: string): Promise<Repository> {

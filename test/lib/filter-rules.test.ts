@@ -9,8 +9,9 @@ import { createWalk } from '../../transforms/backup/sources/walk.js'
 import type { BackupItem, EntryMeta, EntryType, SourceEntry } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { lstatNumbers } from '../../lib/native.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/walk-task/f'
+const BASE = `${scratch('walk-task')}/f`
 
 function entry(path: string | Buffer, type: EntryType = 'file', size = 0): SourceEntry {
   return {

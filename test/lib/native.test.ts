@@ -1,10 +1,15 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { lgetxattrs, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, utimens } from '../../lib/native.js'
+import { fileURLToPath } from 'node:url'
+import { ADDON_PATH, lgetxattrs, loadAddon, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, tuneMalloc, utimens } from '../../lib/native.js'
+import { scratch } from '../helpers/scratch.js'
 
-const ROOT = '/tmp/native-task'
+const ROOT = scratch('native-task')
+const PACKAGE = fileURLToPath(new URL('../..', import.meta.url))
 const SHM = '/dev/shm'
 let dir: Buffer
 
@@ -288,11 +293,13 @@ describe('cdcNext (the chunker loop; its boundaries are pinned in fastcdc.test.t
 
   test('wrong argument types throw a TypeError', () => {
     const buf = Buffer.alloc(10)
-    assert.throws(() => next()(gear, [1, 2, 3] as unknown as Uint8Array, 0, state()), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
-    assert.throws(() => next()(new Uint32Array(256) as unknown as Int32Array, buf, 0, state()), { code: 'ERR_INVALID_ARG_TYPE' })
-    assert.throws(() => next()(gear, buf, 0, new Int32Array(7) as unknown as Float64Array), { code: 'ERR_INVALID_ARG_TYPE' })
-    assert.throws(() => next()(gear, buf, '0' as unknown as number, state()), { code: 'ERR_INVALID_ARG_TYPE' })
-    assert.throws(() => (next() as unknown as (...a: unknown[]) => number)(gear, buf, 0), { code: 'ERR_MISSING_ARGS' })
+    // Called as a script without types would: any arguments.
+    const call = (...a: unknown[]) => Reflect.apply(next(), undefined, a)
+    assert.throws(() => call(gear, [1, 2, 3], 0, state()), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => call(new Uint32Array(256), buf, 0, state()), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => call(gear, buf, 0, new Int32Array(7)), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => call(gear, buf, '0', state()), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => call(gear, buf, 0), { name: 'TypeError', code: 'ERR_MISSING_ARGS' })
   })
 
   test('out-of-range arguments throw a RangeError instead of reading outside the buffers', () => {
@@ -334,7 +341,64 @@ describe('copy', () => {
     assert.throws(() => copy(dst, 90, src.subarray(0, 11)), { code: 'ERR_OUT_OF_RANGE' })
     assert.throws(() => copy(dst, -1, src.subarray(0, 1)), { code: 'ERR_OUT_OF_RANGE' })
     assert.throws(() => copy(dst, 0.5, src.subarray(0, 1)), { code: 'ERR_OUT_OF_RANGE' })
-    assert.throws(() => copy({} as Uint8Array, 0, src), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => Reflect.apply(copy, undefined, [{}, 0, src]), { code: 'ERR_INVALID_ARG_TYPE' })
     copy(dst, 100, Buffer.alloc(0)) // an empty piece at the very end is fine
+  })
+})
+
+describe('tuneMalloc', () => {
+  test('sets the thresholds glibc takes, and checks its arguments', () => {
+    // Today's values, set again: the test process keeps the policy it had.
+    assert.equal(tuneMalloc(128 * 1024, 2), true)
+    const call = (...a: unknown[]) => Reflect.apply(tuneMalloc, undefined, a)
+    const bad: Array<[string, unknown[], string]> = [
+      ['a negative threshold', [-1, 0], 'ERR_OUT_OF_RANGE'],
+      ['a fractional threshold', [1.5, 0], 'ERR_OUT_OF_RANGE'],
+      ['NaN', [NaN, 0], 'ERR_OUT_OF_RANGE'],
+      ['a threshold beyond an int', [2 ** 31, 0], 'ERR_OUT_OF_RANGE'],
+      ['a negative arena count', [0, -1], 'ERR_OUT_OF_RANGE'],
+      ['too many arenas', [0, 1e6], 'ERR_OUT_OF_RANGE'],
+      ['a string', ['128', 0], 'ERR_INVALID_ARG_TYPE'],
+      ['a missing argument', [128], 'ERR_INVALID_ARG_TYPE'],
+    ]
+    for (const [label, args, code] of bad) assert.throws(() => call(...args), { code }, label)
+    assert.throws(() => Reflect.apply(loadAddon().tuneMalloc, undefined, [128]), { code: 'ERR_MISSING_ARGS' })
+  })
+})
+
+describe('the loader', () => {
+  test('finds the addon from the sources (tsx) and from dist/', { skip: !existsSync(join(PACKAGE, 'dist/lib/native.js')) && 'not built' }, () => {
+    assert.equal(typeof loadAddon().readFiles, 'function')
+    const fromDist = spawnSync(process.execPath, ['--input-type=module', '-e', `
+      const m = await import(${JSON.stringify(join(PACKAGE, 'dist/lib/native.js'))})
+      process.stdout.write(Object.keys(m.loadAddon()).sort().join(','))`], { encoding: 'utf8' })
+    assert.equal(fromDist.status, 0, fromDist.stderr)
+    assert.equal(fromDist.stdout, 'cdcNext,copy,lgetxattrs,lsetxattr,lstat,mknod,readFiles,tuneMalloc,utimens')
+  })
+
+  test('a missing addon is one ERR_NATIVE line naming it, not a read error', { skip: !existsSync(join(PACKAGE, 'dist/cli/main.js')) && 'not built' }, () => {
+    // A copy of the package without build/: what an install whose compile failed leaves.
+    const pkg = mkdtempSync(join(ROOT, 'no-addon-'))
+    try {
+      for (const f of ['package.json', 'binding.gyp', 'dist']) cpSync(join(PACKAGE, f), join(pkg, f), { recursive: true })
+      symlinkSync(join(PACKAGE, 'node_modules'), join(pkg, 'node_modules'))
+      mkdirSync(join(pkg, 'data'))
+      writeFileSync(join(pkg, 'data', 'file'), 'some content')
+      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: pkg, SLUICE_PASSWORD: 'pw', SLUICE_REPOSITORY: join(pkg, 'repo') }
+      const run = (...args: string[]) => spawnSync(process.execPath, [join(pkg, 'dist/cli/main.js'), ...args], { env, encoding: 'utf8' })
+      const init = run('init')
+      assert.equal(init.status, 0, init.stderr) // init needs no addon, nor does listing snapshots
+      const snapshots = run('snapshots')
+      assert.equal(snapshots.status, 0, snapshots.stderr)
+      const addon = join(pkg, ADDON_PATH)
+      const want = `sluice: ERR_NATIVE: the native addon ${addon} is missing: run npm rebuild in ${pkg}\n`
+      for (const args of [['backup', join(pkg, 'data')], ['restore', 'latest', '--target', join(pkg, 'out')], ['check']]) {
+        const r = run(...args)
+        assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`)
+        assert.equal(r.stderr, want, args[0])
+      }
+    } finally {
+      rmSync(pkg, { recursive: true, force: true })
+    }
   })
 })

@@ -17,8 +17,9 @@ import { keyFileKey } from '../../lib/repo/keys.js'
 import { KDF_MEMLIMIT_MAX, KEY_FILES_MAX, SMALL_OBJECT_MAX } from '../../lib/limits.js'
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from '../helpers/s3rver.js'
 import { damage, replace, type Damage } from '../helpers/damage.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/repo-safety/keys'
+const BASE = `${scratch('repo-safety')}/keys`
 const PW = 'correct horse'
 const PW2 = 'battery staple'
 const FAST_KDF = { opslimit: 1, memlimit: 8192 }

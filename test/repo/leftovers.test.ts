@@ -9,8 +9,9 @@ import fs from 'node:fs'
 import { backup, check, createLocalStorage, initRepository, type Repository } from '../../index.js'
 import { TEMP_LEFTOVER_AGE_MS } from '../../lib/limits.js'
 import { seeded } from '../helpers/damage.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/repo-safety/leftovers'
+const BASE = `${scratch('repo-safety')}/leftovers`
 const PW = 'correct horse'
 const REPO = `${BASE}/repo`
 const TMP = `${REPO}/tmp`

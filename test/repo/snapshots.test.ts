@@ -19,8 +19,9 @@ import { compareTrees } from '../helpers/tree.js'
 import { DAMAGES, damage, replace, seeded } from '../helpers/damage.js'
 import { CHUNK_MAX, SMALL_OBJECT_MAX } from '../../lib/limits.js'
 import { CHUNK_OBJECT_OVERHEAD } from '../../lib/repo/objects.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/repo-safety/snapshots'
+const BASE = `${scratch('repo-safety')}/snapshots`
 const PW = 'correct horse'
 const FAST_KDF = { opslimit: 1, memlimit: 8192 }
 const TREE = `${BASE}/src`

@@ -12,6 +12,7 @@ import { SluiceError } from '../../lib/errors.js'
 import { hex } from '../../lib/bytes.js'
 import { CHUNK_ARENA_BYTES } from '../../lib/limits.js'
 import { ChunkArena } from '../../lib/chunk-arena.js'
+import { paceMemory } from '../../lib/memory.js'
 import { checkCompressionLevel } from '../../lib/repo/objects.js'
 import { compileFilter, type FilterOptions } from '../../lib/filter-rules.js'
 import { PROGRAM, FORMAT_VERSION, type Repository, type SnapshotInfo, type SnapshotRoot } from '../../lib/repo/repository.js'
@@ -81,11 +82,13 @@ function chunkerKeys(repo: Repository) {
  * source → filter → [parent-join] → xattr-read → [prefetch] → chunk → metadata → dedup → seal
  * (compress + encrypt, inline or on the seal worker) → upload → commit. Bracketed stages run
  * only when needed: parent-join with a parent snapshot, prefetch for a walk.
- * The snapshot root is written only after every chunk it needs is stored.
+ * The snapshot root is written only after every chunk it needs is stored. Applies the memory
+ * policy for backups to the process first (lib/memory.ts).
  */
 export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const { repo } = opts
   const level = checkCompressionLevel(opts.compressionLevel)
+  paceMemory('backup')
   const stats = opts.stats ?? newStats()
   const onWarning = (err: SluiceError) => {
     stats.warnings++

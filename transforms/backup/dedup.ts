@@ -11,8 +11,8 @@
 import type { Duplex } from 'node:stream'
 import type { BackupItem } from '../../lib/entry.js'
 import { Lru, orderedMap, stage } from '../../lib/flow.js'
-import { DEDUP_CONCURRENCY, GC_EVERY_BYTES, KNOWN_IDS_CACHE } from '../../lib/limits.js'
-import { gcEvery } from '../../lib/memory.js'
+import { DEDUP_CONCURRENCY, KNOWN_IDS_CACHE } from '../../lib/limits.js'
+import { collectEvery } from '../../lib/memory.js'
 
 /** What dedup needs of a repository. `has` may be answered by a slow network call. */
 export interface ChunkIndex {
@@ -29,7 +29,7 @@ const DROPPED = Symbol('dropped')
 
 export function createDedup(index: ChunkIndex, opts: DedupOptions = {}): Duplex {
   const known = opts.known ?? new Lru<string, true>(KNOWN_IDS_CACHE)
-  const collect = gcEvery(GC_EVERY_BYTES)
+  const collect = collectEvery('chunks')
   return stage<BackupItem, BackupItem>(async function* (source) {
     const mapped = orderedMap(source, opts.concurrency ?? DEDUP_CONCURRENCY, async item => {
       if (item.kind !== 'chunk') return item

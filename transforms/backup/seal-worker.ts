@@ -5,20 +5,19 @@
  * A chunk in the arena (shared memory) is sealed in place and only its length goes back: no
  * buffer is made per chunk. (A spilled region, not shared, comes and goes by transfer.) Other
  * chunks (metadata) arrive as buffers of their own and die here once sealed; the worker's heap
- * sees little allocation, so V8 would let those pile up, and it collects every GC_EVERY_BYTES
- * of them, as the main thread does.
+ * sees little allocation, so V8 would let those pile up, and it forces collections at the
+ * main thread's pace for chunks (lib/memory.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { compressAndSeal, compressAndSealInPlace } from '../../lib/repo/objects.js'
-import { gcEvery } from '../../lib/memory.js'
-import { GC_EVERY_BYTES } from '../../lib/limits.js'
+import { collectEvery } from '../../lib/memory.js'
 
 type Job =
   | { seq: number; id: Uint8Array; data: Uint8Array }
   | { seq: number; id: Uint8Array; buffer: SharedArrayBuffer | ArrayBuffer; offset: number; capacity: number; size: number }
 
 const { encKey, level } = workerData as { encKey: Uint8Array; level: number }
-const collect = gcEvery(GC_EVERY_BYTES)
+const collect = collectEvery('chunks')
 
 parentPort!.on('message', (job: Job) => {
   try {

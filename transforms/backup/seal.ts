@@ -1,7 +1,7 @@
 /**
  * seal: compress and encrypt in one stage, inline on the main thread or on a worker thread.
- * zstd and XChaCha20 are the pipeline's most expensive steps per byte (about 10 of 20
- * CPU-seconds per 1.5 GB here) and both libraries are synchronous, so on one thread they cap
+ * zstd and XChaCha20 are the pipeline's most expensive steps per byte (about half its CPU
+ * time: docs/TUNING.md) and both libraries are synchronous, so on one thread they cap
  * throughput; one worker lets them run beside the main thread's reading, chunking and hashing.
  * The result is the same object that createCompressor followed by createEncryptor makes
  * (lib/repo/objects.ts), in the same order.

@@ -174,7 +174,12 @@ export async function forget(opts: ForgetOptions): Promise<ForgetResult> {
 
   const spill = await fs.mkdtemp(path.join(opts.tmpDir ?? os.tmpdir(), 'sluice-forget-'))
   try {
-    for await (const { id, snap } of repo.snapshots()) {
+    // An unreadable root stops forget before anything moves, as restic's forget does: a policy
+    // decided without it could keep or remove the wrong ones.
+    const stop = (_id: string, err: SluiceError): never => {
+      throw err
+    }
+    for await (const { id, snap } of repo.snapshots(stop)) {
       const s = summaryOf(id, snap)
       if (!matchesFilter(s, filter)) continue
       const name = createHash('sha256').update(JSON.stringify(groupKeyOf(s, by))).digest('hex')

@@ -11,6 +11,7 @@ import { idFromChunkKey } from '../../lib/repo/objects.js'
 import type { Repository } from '../../lib/repo/repository.js'
 import type { Leftovers } from '../../lib/storage/storage.js'
 import { snapshotRecords, treeOf } from '../restore/read-snapshot.js'
+import { paceMemory } from '../../lib/memory.js'
 
 export interface CheckOptions {
   repo: Repository
@@ -34,9 +35,11 @@ export interface Problem {
 /**
  * Checks that every snapshot's metadata decodes and every chunk it names exists; with
  * `readData`, that every stored chunk decrypts and hashes to its id. Streams: memory is one
- * snapshot's reader plus a capped cache of ids already seen.
+ * snapshot's reader plus a capped cache of ids already seen, under the memory policy for reading
+ * (lib/memory.ts).
  */
 export async function check(opts: CheckOptions): Promise<{ problems: number; snapshots: number; chunks: number; leftovers: Leftovers }> {
+  paceMemory('read')
   const { repo } = opts
   let problems = 0
   const problem = (m: string, p: Problem) => {

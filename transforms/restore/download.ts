@@ -9,8 +9,8 @@
 import type { Duplex } from 'node:stream'
 import type { DataItem, ExtentsItem, RecordItem } from '../../lib/entry.js'
 import { Lru, orderedMap, stage } from '../../lib/flow.js'
-import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_CHUNK_CACHE_BYTES, RESTORE_GC_EVERY_BYTES } from '../../lib/limits.js'
-import { gcEvery } from '../../lib/memory.js'
+import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_CHUNK_CACHE_BYTES } from '../../lib/limits.js'
+import { collectEvery } from '../../lib/memory.js'
 import { SluiceError } from '../../lib/errors.js'
 import { hex } from '../../lib/bytes.js'
 import type { ChunkLoader } from './read-snapshot.js'
@@ -36,7 +36,7 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
     }
     return p
   }
-  const collect = gcEvery(RESTORE_GC_EVERY_BYTES)
+  const collect = collectEvery('restore')
   return stage<RecordItem | ExtentsItem, RecordItem | DataItem>(async function* (source) {
     async function* tasks(): AsyncIterable<Task> {
       for await (const item of source) {

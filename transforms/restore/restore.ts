@@ -9,6 +9,7 @@ import type { EntryMeta, RecordItem } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { displayPath, isUnder } from '../../lib/bytes.js'
 import { compileFilter } from '../../lib/filter-rules.js'
+import { paceMemory } from '../../lib/memory.js'
 import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 import { snapshotRecords, treeOf } from './read-snapshot.js'
 import { createSelect } from './select.js'
@@ -58,9 +59,11 @@ export interface RestoreResult {
 
 /**
  * Restores a snapshot (or the subtree `SNAP:PATH`):
- * read-snapshot → select → download → write-fs (or the given sink).
+ * read-snapshot → select → download → write-fs (or the given sink). Applies the memory policy
+ * for reading to the process first (lib/memory.ts).
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  paceMemory('read')
   const { repo } = opts
   const ref = parseSnapshotRef(opts.snapshot)
   if (opts.path) ref.path = opts.path

@@ -29,8 +29,8 @@ import { PassThrough, Readable, type Writable } from 'node:stream'
 import { displayPath } from '../../../lib/bytes.js'
 import type { SourceEntry } from '../../../lib/entry.js'
 import { SluiceError } from '../../../lib/errors.js'
-import { gcEvery } from '../../../lib/memory.js'
-import { READ_BLOCK, STREAM_GC_EVERY_BYTES } from '../../../lib/limits.js'
+import { collectEvery } from '../../../lib/memory.js'
+import { READ_BLOCK } from '../../../lib/limits.js'
 
 /** Options of {@link createStdinSource} and {@link createCommandSource}. */
 export interface StdinSourceOptions {
@@ -123,7 +123,7 @@ async function* single(input: Readable | number, path: Buffer, opts: StdinSource
         if (typeof input === 'number') {
           yield* readFd(input)
         } else {
-          const collect = gcEvery(STREAM_GC_EVERY_BYTES)
+          const collect = collectEvery('streams')
           for await (const piece of input as AsyncIterable<Buffer>) {
             yield piece
             collect(piece.length)

@@ -19,8 +19,7 @@ import { extract } from 'tar-stream'
 import { displayPath, isUnder } from '../../../lib/bytes.js'
 import type { SourceEntry } from '../../../lib/entry.js'
 import { SluiceError, asSluiceError } from '../../../lib/errors.js'
-import { gcEvery } from '../../../lib/memory.js'
-import { STREAM_GC_EVERY_BYTES } from '../../../lib/limits.js'
+import { collectEvery } from '../../../lib/memory.js'
 import { TAR_BLOCK, decodePax, decodeTarMember, tarPadding, type TarMemberHeader } from '../../../lib/tar.js'
 
 /** Options of {@link createTarSource}. */
@@ -72,7 +71,7 @@ export function createTarSource(input: Readable, opts: TarSourceOptions = {}): R
 }
 
 async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: SluiceError) => void): AsyncGenerator<SourceEntry> {
-  const collect = gcEvery(STREAM_GC_EVERY_BYTES)
+  const collect = collectEvery('streams')
   const prefix = opts.prefix ?? Buffer.alloc(0)
   const skipUnread = opts.unreadContent === 'skip'
   // tar-stream's bundled types omit the options its extract() takes; the streamx Writable is
