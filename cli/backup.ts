@@ -159,7 +159,8 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
     const started = Date.now()
     const json = !!args.json
     const quiet = !!args.quiet
-    const scan = source ? undefined : startScanner(paths, {
+    // The totals are only for progress and status lines: -q needs no scan.
+    const scan = source || quiet ? undefined : startScanner(paths, {
       filter,
       ...(args['exclude-if-present'] ? { excludeIfPresent: args['exclude-if-present'] } : {}),
       ...(args['one-file-system'] ? { oneFileSystem: true } : {}),

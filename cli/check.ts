@@ -5,7 +5,7 @@ import { formatBytes, documented, globalOptions, openRepo, out, type GlobalArgs 
 export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: boolean }> = {
   command: 'check',
   describe: 'verify that every snapshot can be restored',
-  builder: y => documented(globalOptions(y), [["sluice check", "check that every snapshot's metadata is readable and every chunk it names exists"], ["sluice check --read-data --json", "also decrypt and verify every chunk; one JSON line per problem"]]).option('read-data', { type: 'boolean', describe: 'also decrypt and verify every stored chunk' }),
+  builder: y => documented(globalOptions(y), [["sluice check", "check that every snapshot's metadata is readable and every chunk it names exists"], ["sluice check --read-data --json", "also decrypt and verify every chunk; one JSON line per problem"]], [["0", "no problems"], ["1", "problems found (listed above, then sluice: ERR_CHECK), or check could not run"]]).option('read-data', { type: 'boolean', describe: 'also decrypt and verify every stored chunk' }),
   handler: async args => {
     const repo = await openRepo(args)
     let result

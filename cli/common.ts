@@ -186,7 +186,10 @@ export function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024
 }
 
+/** One line on stdout; a progress line on the same terminal is cleared first (and redrawn by
+ *  its next tick). */
 export function out(line: string): void {
+  clearProgress()
   process.stdout.write(line + '\n')
 }
 

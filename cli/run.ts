@@ -37,8 +37,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 /** `sluice help [COMMAND]` is `sluice [COMMAND] --help`; an unknown command is named, with the
  *  nearest known one (restic's "did you mean"), before yargs sees it. */
-function commandLine(argv: string[]): string[] {
-  if (argv[0] === 'help') return [...argv.slice(1, 2), '--help']
+function commandLine(given: string[]): string[] {
+  const argv = given[0] === 'help' ? [...given.slice(1, 2), '--help'] : given
   const word = argv[0]
   if (word !== undefined && !word.startsWith('-') && !NAMES.includes(word)) {
     const near = suggestCommand(word, NAMES)

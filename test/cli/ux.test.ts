@@ -108,6 +108,7 @@ test('every command has two or three examples and the environment in its help', 
     assert.ok(n >= 2 && n <= 3, `${c}: ${n} examples\n${r.stdout}`)
     assert.match(r.stdout, /SLUICE_REPOSITORY/, c)
     assert.match(r.stdout, /Exit codes:/, c)
+    if (c === 'check') assert.match(r.stdout, / {2}1 {2}problems found/)
   }
 })
 
@@ -115,6 +116,10 @@ test('a mistyped command suggests the right one, in one coded line', async () =>
   assertFails(await runCli(['snapshot'], { home }), 'ERR_ARGS', /unknown command "snapshot": did you mean snapshots\?$/)
   assertFails(await runCli(['bakup', '/x'], { home }), 'ERR_ARGS', /did you mean backup\?$/)
   assertFails(await runCli(['frobnicate'], { home }), 'ERR_ARGS', /unknown command "frobnicate" \(see sluice --help\)$/)
+  assertFails(await runCli(['help', 'snapshot'], { home }), 'ERR_ARGS', /did you mean snapshots\?$/)
+  const help = await runCli(['help'], { home })
+  assert.equal(help.code, 0)
+  assert.match(help.stdout, /sluice help COMMAND/)
 })
 
 // --- snapshots ------------------------------------------------------------------------------
