@@ -1,6 +1,8 @@
 import type { CommandModule } from 'yargs'
 import { check, SluiceError } from '../index.js'
-import { formatBytes, documented, globalOptions, openRepo, out, type GlobalArgs } from './common.js'
+import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
+import { clock } from './progress.js'
+import { formatBytes, documented, globalOptions, openRepo, out, startProgress, warnLine, type GlobalArgs } from './common.js'
 
 export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: boolean }> = {
   command: 'check',
@@ -8,15 +10,38 @@ export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: bo
   builder: y => documented(globalOptions(y), [["sluice check", "check that every snapshot's metadata is readable and every chunk it names exists"], ["sluice check --read-data --json", "also decrypt and verify every chunk; one JSON line per problem"]], [["0", "no problems"], ["1", "problems found (listed above, then sluice: ERR_CHECK), or check could not run"]]).option('read-data', { type: 'boolean', describe: 'also decrypt and verify every stored chunk' }),
   handler: async args => {
     const repo = await openRepo(args)
+    const started = Date.now()
+    // Progress: snapshots checked of those listed (a count of names, taken beside the check).
+    let done = 0
+    let found = 0
+    let total: number | undefined
+    const counted = (async () => {
+      let n = 0
+      for await (const k of repo.storage.list('snapshots/')) if (/^snapshots\/[0-9a-f]{64}$/.test(k)) n++
+      total = n
+    })().catch(() => {})
+    const stop = startProgress(() => {
+      const of = total !== undefined ? `${total > 0 ? `${((100 * Math.min(done, total)) / total).toFixed(2)}% ` : ''}${done} of ${total}` : `${done}`
+      return `[${clock((Date.now() - started) / 1000)}] ${of} snapshots checked, ${found} problems`
+    }, { quiet: !!args.quiet || !!args.json, plainMs: PROGRESS_PLAIN_INTERVAL_MS })
     let result
     try {
       result = await check({
         repo,
         readData: !!args['read-data'],
+        onProgress: () => done++,
         // --json: restic's error lines on stdout, with what each problem is about.
-        onProblem: (m, p) => (args.json ? out(JSON.stringify({ message_type: 'error', ...p, message: m })) : process.stderr.write(`sluice: problem: ${m}\n`)),
+        onProblem: (m, p) => {
+          found++
+          if (args.json) out(JSON.stringify({ message_type: 'error', ...p, message: m }))
+          else warnLine(`sluice: problem: ${m}`)
+        },
       })
+      await counted
+      // On a terminal the finished state is drawn once before the line is cleared.
+      stop(!!process.stderr.isTTY)
     } finally {
+      stop()
       await repo.close()
     }
     if (result.leftovers.files > 0 && !args.json) {

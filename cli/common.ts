@@ -133,8 +133,13 @@ export function repoWarning(err: SluiceError): void {
 
 /** One line on stderr per warning, named by code. */
 export function warn(err: SluiceError): void {
+  warnLine(`sluice: warning: ${err.code}: ${err.message}`)
+}
+
+/** A line on stderr, below (not through) a progress line. */
+export function warnLine(line: string): void {
   clearProgress()
-  process.stderr.write(`sluice: warning: ${err.code}: ${err.message}\n`)
+  process.stderr.write(line + '\n')
 }
 
 let progressShown = false

@@ -309,6 +309,15 @@ test('on a terminal restore shows the same line, with the snapshot totals', { sk
   assert.match(line, new RegExp(`^\\[\\d+:\\d\\d\\] 100\\.00% {2}7 files \\d+\\.\\d KiB, total 7 files \\d+\\.\\d KiB, 0 errors ETA \\d+:\\d\\d .*${SRC_RE}/`))
 })
 
+test('on a terminal check shows how many snapshots it has checked of how many', { skip: !hasScript() && 'needs script (util-linux)' }, () => {
+  const r = onTerminal(['check'])
+  assert.equal(r.code, 0, r.out)
+  const n = fs.readdirSync(`${REPO}/snapshots`).length
+  const line = r.out.split('\r\x1b[K').filter(d => d.startsWith('[')).at(-1)!
+  assert.equal(line, `[0:00] 100.00% ${n} of ${n} snapshots checked, 0 problems`.replace('[0:00]', line.slice(0, line.indexOf(']') + 1)))
+  assert.match(r.out, /checked \d+ snapshots: no problems/)
+})
+
 test('when stderr is not a terminal the progress is plain lines, the last one at the end', async () => {
   const b = ok(await sluice(['backup', '--force', SRC]), 'backup')
   assert.ok(!b.stderr.includes('\r') && !b.stderr.includes('\x1b'), JSON.stringify(b.stderr))
