@@ -57,7 +57,8 @@ function parseTime(text: string): Date {
   return t
 }
 
-/** backup --dry-run's storage: reads go through, writes and deletes are only counted as done. */
+/** backup --dry-run's storage: reads go through; writes and deletes report success and do
+ *  nothing (the pipeline's own counters say what would have been stored). */
 function dryRun(s: Storage): Storage {
   return {
     put: async () => true,

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs'
-import { createTarWriter, displayPath, parseSnapshotRef, restore, SluiceError, type EntryMeta } from '../index.js'
+import { createTarWriter, displayPath, paceMemory, parseSnapshotRef, restore, SluiceError, type EntryMeta } from '../index.js'
 import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
 import { progressLine } from './progress.js'
 import { documented, globalOptions, openRepo, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
@@ -27,6 +27,8 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     if (args.target && args.tar) throw new SluiceError('ERR_ARGS', 'give one of --target or --tar, not both')
     if (!args.target && !args.tar) throw new SluiceError('ERR_ARGS', 'restore needs either --target DIR or --tar')
     if (args.tar && process.stdout.isTTY) throw new SluiceError('ERR_ARGS', 'refusing to write a tar stream to a terminal: redirect stdout')
+    // restore() paces memory for reading too; first, as the snapshot is looked up here.
+    paceMemory('read')
     const repo = await openRepo(args)
     const started = Date.now()
     const ref = parseSnapshotRef(args.snapshot)
