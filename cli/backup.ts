@@ -206,7 +206,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         ...(args['one-file-system'] ? { oneFileSystem: true } : {}),
         ...(tags ? { tags } : {}),
         ...(args.host ? { host: args.host } : {}),
-        ...(time ? { time } : {}),
+        ...(time ? { time: time.toISOString() } : {}),
         ...(compressionLevel !== undefined ? { compressionLevel } : {}),
         ...(args.force ? { parent: false as const } : args.parent ? { parent: args.parent } : {}),
       })

@@ -1,14 +1,20 @@
 import type { CommandModule } from 'yargs'
-import { check, SluiceError } from '../index.js'
+import { check, parseDataSubset, SluiceError } from '../index.js'
 import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 import { clock } from './progress.js'
 import { formatBytes, documented, globalOptions, openRepo, out, startProgress, warnLine, type GlobalArgs } from './common.js'
 
-export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: boolean }> = {
+export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: boolean; 'read-data-subset'?: string }> = {
   command: 'check',
   describe: 'verify that every snapshot can be restored',
-  builder: y => documented(globalOptions(y), [["sluice check", "check that every snapshot's metadata is readable and every chunk it names exists"], ["sluice check --read-data --json", "also decrypt and verify every chunk; one JSON line per problem"]], [["0", "no problems"], ["1", "problems found (listed above, then sluice: ERR_CHECK), or check could not run"]]).option('read-data', { type: 'boolean', describe: 'also decrypt and verify every stored chunk' }),
+  builder: y =>
+    documented(globalOptions(y), [["sluice check", "check that every snapshot's metadata is readable and every chunk it names exists"], ["sluice check --read-data --json", "also decrypt and verify every chunk; one JSON line per problem"]], [["0", "no problems"], ["1", "problems found (listed above, then sluice: ERR_CHECK), or check could not run"]])
+      .option('read-data', { type: 'boolean', describe: 'also decrypt and verify every stored chunk' })
+      .option('read-data-subset', { type: 'string', describe: "read a subset of the chunks: 'n/t' for group n of t (1/t … t/t cover all once), 'x%' for a random x%, or a size (500M, 2G) for random chunks until that much is read" }),
   handler: async args => {
+    const subsetText = args['read-data-subset']
+    if (args['read-data'] && subsetText !== undefined) throw new SluiceError('ERR_ARGS', 'check flags --read-data and --read-data-subset cannot be used together')
+    const readDataSubset = subsetText === undefined ? undefined : parseDataSubset(subsetText)
     const repo = await openRepo(args)
     const started = Date.now()
     // Progress: snapshots checked of those listed (a count of names, taken beside the check).
@@ -27,8 +33,7 @@ export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: bo
     let result
     try {
       result = await check({
-        repo,
-        readData: !!args['read-data'],
+        repo, readData: !!args['read-data'], ...(readDataSubset ? { readDataSubset } : {}),
         onProgress: () => done++,
         // --json: restic's error lines on stdout, with what each problem is about.
         onProblem: (m, p) => {
@@ -48,7 +53,10 @@ export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: bo
       out(`${result.leftovers.files} leftover temporary files (${formatBytes(result.leftovers.bytes)}) of interrupted writes: the next backup removes them`)
     }
     if (args.json) out(JSON.stringify({ message_type: 'summary', num_errors: result.problems, ...result }))
-    else out(`checked ${result.snapshots} snapshots${args['read-data'] ? ` and ${result.chunks} chunks` : ''}: ${result.problems === 0 ? 'no problems' : `${result.problems} problems`}`)
+    else {
+      const read = args['read-data'] || readDataSubset ? ` and ${result.chunks} chunks${readDataSubset ? ` (subset ${subsetText}, ${formatBytes(result.bytesRead)})` : ''}` : ''
+      out(`checked ${result.snapshots} snapshots${read}: ${result.problems === 0 ? 'no problems' : `${result.problems} problems`}`)
+    }
     if (result.problems > 0) throw new SluiceError('ERR_CHECK', `check found ${result.problems} problems`)
   },
 }

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs'
-import { createDiff, displayPath, paceMemory, snapshotRecords, type DiffItem } from '../index.js'
+import { createDiff, displayPath, paceMemory, snapshotRecords, treeOf, type DiffItem } from '../index.js'
 import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
 import { documented, globalOptions, openRepo, out, type GlobalArgs } from './common.js'
 
@@ -18,9 +18,8 @@ export const diffCommand: CommandModule<object, GlobalArgs & FilterArgs & { a: s
     try {
       const a = await repo.findSnapshot(args.a, latestFilter(args))
       const b = await repo.findSnapshot(args.b, latestFilter(args))
-      const tree = (s: typeof a) => ({ root: Buffer.from(s.snap.tree.root, 'hex'), depth: s.snap.tree.depth })
       const counts = { added: 0, removed: 0, modified: 0 }
-      for await (const d of createDiff(snapshotRecords(repo, tree(a)), snapshotRecords(repo, tree(b)), { loader: repo }) as AsyncIterable<DiffItem>) {
+      for await (const d of createDiff(snapshotRecords(repo, treeOf(a.snap)), snapshotRecords(repo, treeOf(b.snap)), { loader: repo }) as AsyncIterable<DiffItem>) {
         counts[d.change]++
         const p = '/' + displayPath(d.path) + (d.type === 'dir' ? '/' : '')
         if (args.json) out(JSON.stringify({ change: d.change, path: p, type: d.type, ...(d.what.length ? { what: d.what } : {}) }))

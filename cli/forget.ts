@@ -1,12 +1,13 @@
 import path from 'node:path'
 import type { Argv, CommandModule } from 'yargs'
 import {
-  SluiceError, describeGroup, describePolicy, forget, parseDuration, parseGroupBy, parseKeepCount, parseTagList, undoForget,
+  SluiceError, describeGroup, describePolicy, forget, prune, parseDuration, parseGroupBy, parseKeepCount, parseTagList, undoForget,
   matchesFilter, type SnapshotRoot,
   type ForgetGroup, type ForgetSummary, type KeepReason, type RetentionPolicy, type SnapshotFilter,
 } from '../index.js'
 import { jsonSnapshot, showTime, snapshotTable } from './table.js'
 import { documented, globalOptions, openRepo, out, warn, type GlobalArgs } from './common.js'
+import { pruneSummary } from './prune.js'
 
 /** restic's snapshot filter flags, shared with stats. */
 export interface FilterArgs {
@@ -47,6 +48,7 @@ export function filterOf(args: FilterArgs): SnapshotFilter {
 
 interface ForgetArgs extends GlobalArgs, FilterArgs {
   snapshots?: string[]
+  prune?: boolean
   'keep-last'?: string
   'keep-hourly'?: string
   'keep-daily'?: string
@@ -107,7 +109,8 @@ export const forgetCommand: CommandModule<object, ForgetArgs> = {
       .option('group-by', { alias: 'g', type: 'string', default: 'host,paths', describe: "group snapshots by host, paths and/or tags ('' for one group)" })
       .option('dry-run', { alias: 'n', type: 'boolean', describe: 'print what would be removed, remove nothing' })
       .option('unsafe-allow-remove-all', { type: 'boolean', describe: 'with a filter and no policy, remove every snapshot the filter matches' })
-      .option('undo', { type: 'boolean', describe: 'bring forgotten snapshots back (all of them when no ids are given)' }),
+      .option('undo', { type: 'boolean', describe: 'bring forgotten snapshots back (all of them when no ids are given)' })
+      .option('prune', { type: 'boolean', describe: 'run prune after removing snapshots (with its default margins)' }),
   handler: async args => {
     const snapshots = (args.snapshots ?? []).map(String)
     const policy = policyOf(args)
@@ -167,6 +170,10 @@ export const forgetCommand: CommandModule<object, ForgetArgs> = {
       }
       // Each failure was one warning line; exit 3 as restic 0.19 does.
       if (r.failed > 0) process.exitCode = 3
+      if (args.prune && r.removed > 0 && !args['dry-run']) {
+        const p = await prune({ repo })
+        if (!args.json && !quiet) for (const line of pruneSummary(p)) out(line)
+      }
     } finally {
       await repo.close()
     }

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs'
-import { displayPath, listSnapshot, parseSnapshotRef } from '../index.js'
+import { displayPath, listSnapshot, parseSnapshotRef, type EntryMeta } from '../index.js'
 import { showTime } from './table.js'
 import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
 import { documented, globalOptions, openRepo, out, type GlobalArgs } from './common.js'
@@ -10,6 +10,23 @@ function modeString(type: string, mode: number): string {
   const rwx = (m: number, s: boolean, sc: string) =>
     (m & 4 ? 'r' : '-') + (m & 2 ? 'w' : '-') + (s ? (m & 1 ? sc : sc.toUpperCase()) : m & 1 ? 'x' : '-')
   return (TYPE_CHAR[type] ?? '?') + rwx(mode >> 6, !!(mode & 0o4000), 's') + rwx(mode >> 3, !!(mode & 0o2000), 's') + rwx(mode, !!(mode & 0o1000), 't')
+}
+
+/** An entry as ls --json (and find --json) print it. */
+export function entryJson(e: EntryMeta) {
+  return {
+    path: '/' + displayPath(e.path), ...(e.path.toString('utf8').includes('\ufffd') ? { pathBase64: e.path.toString('base64') } : {}),
+    type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size,
+    mtime: new Date(e.mtimeSec * 1000).toISOString().replace(/\.\d+Z$/, `.${String(e.mtimeNsec).padStart(9, '0')}Z`),
+    ...(e.linkTarget ? { linkTarget: displayPath(e.linkTarget) } : {}),
+    ...(e.hardlinkTo ? { hardlinkTo: '/' + displayPath(e.hardlinkTo) } : {}),
+  }
+}
+
+/** An entry as ls --long (and find --long) print it: its time in local time (or UTC). */
+export function longLine(e: EntryMeta, utc = false): string {
+  const t = showTime(new Date(e.mtimeSec * 1000).toISOString(), utc)
+  return `${modeString(e.type, e.mode)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${String(e.size).padStart(12)} ${t} /${displayPath(e.path)}${e.linkTarget ? ` -> ${displayPath(e.linkTarget)}` : ''}`
 }
 
 export const lsCommand: CommandModule<object, GlobalArgs & FilterArgs & { snapshot: string; dir?: string; long?: boolean; utc?: boolean }> = {
@@ -29,16 +46,9 @@ export const lsCommand: CommandModule<object, GlobalArgs & FilterArgs & { snapsh
       for await (const { entry: e } of listSnapshot(repo, snap, ref.path)) {
         const p = '/' + displayPath(e.path)
         if (args.json) {
-          out(JSON.stringify({
-            path: p, ...(e.path.toString('utf8').includes('\ufffd') ? { pathBase64: e.path.toString('base64') } : {}),
-            type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.size,
-            mtime: new Date(e.mtimeSec * 1000).toISOString().replace(/\.\d+Z$/, `.${String(e.mtimeNsec).padStart(9, '0')}Z`),
-            ...(e.linkTarget ? { linkTarget: displayPath(e.linkTarget) } : {}),
-            ...(e.hardlinkTo ? { hardlinkTo: '/' + displayPath(e.hardlinkTo) } : {}),
-          }))
+          out(JSON.stringify(entryJson(e)))
         } else if (args.long) {
-          const t = showTime(new Date(e.mtimeSec * 1000).toISOString(), args.utc)
-          out(`${modeString(e.type, e.mode)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${String(e.size).padStart(12)} ${t} ${p}${e.linkTarget ? ` -> ${displayPath(e.linkTarget)}` : ''}`)
+          out(longLine(e, args.utc))
         } else {
           out(p)
         }

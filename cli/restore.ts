@@ -98,7 +98,10 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     if (args.tar) {
       if (!args.quiet) process.stderr.write(`restored ${entries} entries of snapshot ${result.snapshotId.slice(0, 8)} as tar\n`)
     } else if (args.json) out(JSON.stringify({ snapshot: result.snapshotId, entries, warnings: result.warnings, durationMs, peakRss: peakRss() }))
-    else if (!args.quiet) out(`restored ${entries} entries of snapshot ${result.snapshotId.slice(0, 8)} to ${args.target} in ${(durationMs / 1000).toFixed(2)} s, peak memory ${formatBytes(peakRss())}`)
+    else if (!args.quiet) {
+      const warned = result.warnings > 0 ? `; ${result.warnings} warnings (see above): what they name is not restored or not as recorded` : ''
+      out(`restored ${entries} entries of snapshot ${result.snapshotId.slice(0, 8)} to ${args.target} in ${(durationMs / 1000).toFixed(2)} s, peak memory ${formatBytes(peakRss())}${warned}`)
+    }
     if (result.warnings + sinkWarnings > 0) process.exitCode = 3
   },
 }

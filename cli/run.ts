@@ -13,17 +13,32 @@ import { catCommand } from './cat.js'
 import { diffCommand } from './diff.js'
 import { forgetCommand } from './forget.js'
 import { statsCommand } from './stats.js'
+import { keyCommand } from './key.js'
+import { tagCommand } from './tag.js'
+import { completionCommand } from './completion.js'
+import { pruneCommand } from './prune.js'
+import { copyCommand } from './copy.js'
+import { findCommand } from './find.js'
 import { suggestCommand } from './suggest.js'
 
-const COMMANDS: CommandModule<any, any>[] = [init, backupCommand, snapshotsCommand, lsCommand, restoreCommand, checkCommand, catCommand, diffCommand, forgetCommand, statsCommand]
+const COMMANDS: CommandModule<any, any>[] = [
+  init, backupCommand, snapshotsCommand, lsCommand, restoreCommand, checkCommand, catCommand, diffCommand, forgetCommand, statsCommand,
+  pruneCommand, copyCommand, findCommand, keyCommand, tagCommand, completionCommand,
+]
 const NAMES = COMMANDS.map(c => String(c.command).split(' ')[0]!)
 
+/** Ends the process with one line `sluice: ERR_CODE: message`. An error that reached here
+ *  without a SluiceError's code (a bare errno from a library) is ERR_INTERNAL, its errno kept
+ *  in the message with the path Node names, if any. */
 function fail(err: unknown): never {
+  const oneLine = (m: string) => m.replace(/\s*\n\s*/g, ' ')
   if (err instanceof SluiceError) {
-    process.stderr.write(`sluice: ${err.code}: ${err.message}\n`)
+    process.stderr.write(`sluice: ${err.code}: ${oneLine(err.message)}\n`)
   } else {
-    const e = err as { code?: string; message?: string }
-    process.stderr.write(`sluice: ${e?.code ?? 'ERR_INTERNAL'}: ${e?.message ?? String(err)}\n`)
+    const e = err as { message?: string; path?: string }
+    const message = e?.message ?? String(err)
+    const path = e?.path && !message.includes(e.path) ? ` (${e.path})` : ''
+    process.stderr.write(`sluice: ERR_INTERNAL: ${oneLine(message)}${path}\n`)
     if (process.env.SLUICE_DEBUG) console.error(err)
   }
   process.exit(1)

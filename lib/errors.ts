@@ -27,6 +27,11 @@ export type ErrorCode =
   | 'ERR_ABORTED' // the operation was interrupted
   | 'ERR_CHANGED' // a file changed while backup read it (a warning: the snapshot keeps what was read)
   | 'ERR_NATIVE' // the native addon (build/Release/sluice_native.node) is missing or cannot be loaded
+  | 'ERR_KEY_NOT_FOUND' // no key file matches the id prefix
+  | 'ERR_KEY_IN_USE' // refusing to remove the key in use (or possibly the last key)
+  | 'ERR_LOCKED' // another prune holds the repository's prune lock
+  | 'ERR_LEASE_LAPSED' // a backup's lease lapsed and a chunk it reused is gone: no snapshot
+  | 'ERR_UNSAFE' // prune found something it cannot vouch for (an unreadable snapshot, a listing out of order) and deleted nothing
 
 export class SluiceError extends Error {
   readonly code: ErrorCode

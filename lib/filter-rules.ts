@@ -46,7 +46,6 @@ export interface FilterRules {
 }
 
 const MM_OPTS: MinimatchOptions = { dot: true, nonegate: true, nocomment: true }
-const MM_NOCASE: MinimatchOptions = { ...MM_OPTS, nocase: true }
 
 /** The first bytes of a CACHEDIR.TAG file (https://bford.info/cachedir/). */
 const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55')
@@ -70,7 +69,7 @@ function isCacheDir(fsPath: Buffer): boolean {
 }
 
 /** One pattern, compiled for matching a relative snapshot path (no leading '/'). */
-interface Pattern {
+export interface Pattern {
   /** Matches the path itself. */
   self: Minimatch
   /** Matches any path strictly below a match of `self`. */
@@ -78,7 +77,8 @@ interface Pattern {
   dirOnly: boolean
 }
 
-function compilePattern(raw: string, nocase = false): Pattern | null {
+/** `nocase` for find --ignore-case. Null for a pattern that is empty once trailing slashes go. */
+export function compilePattern(raw: string, opts: { nocase?: boolean } = {}): Pattern | null {
   let p = raw
   const dirOnly = p.length > 1 && p.endsWith('/')
   while (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1)
@@ -89,8 +89,8 @@ function compilePattern(raw: string, nocase = false): Pattern | null {
     return null
   }
   const body = anchored ? p : `**/${p}`
-  const o = nocase ? MM_NOCASE : MM_OPTS
-  return { self: new Minimatch(body, o), below: new Minimatch(`${body}/**`, o), dirOnly }
+  const mm = { ...MM_OPTS, nocase: !!opts.nocase }
+  return { self: new Minimatch(body, mm), below: new Minimatch(`${body}/**`, mm), dirOnly }
 }
 
 function matches(pat: Pattern, rel: string, isDir: boolean): boolean {
@@ -119,7 +119,7 @@ function readPatternFile(file: string): string[] {
  */
 export function compileFilter(opts: FilterOptions): FilterRules {
   const excludeSrc = [...(opts.exclude ?? []), ...(opts.excludeFile ?? []).flatMap(readPatternFile)]
-  const compile = (list: string[] | undefined, nocase: boolean) => (list ?? []).map(p => compilePattern(p, nocase)).filter((p): p is Pattern => p !== null)
+  const compile = (list: string[] | undefined, nocase: boolean) => (list ?? []).map(p => compilePattern(p, { nocase })).filter((p): p is Pattern => p !== null)
   const excl = [...compile(excludeSrc, false), ...compile(opts.iexclude, true)]
   const incl = [...compile(opts.include, false), ...compile(opts.iinclude, true)]
   const caches = !!opts.excludeCaches

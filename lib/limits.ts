@@ -25,6 +25,15 @@ export const MAX_PENDING_RECORDS = 4096
 /** Ids in one node of the metadata id tree (32 bytes each: a 32 KiB node). */
 export const TREE_FANOUT = 1024
 
+/** Reading a snapshot: the distinct objects of one metadata tree kept track of (an 8-byte id
+ *  prefix each, ~40 bytes with the set's overhead: 10 MB at most). An honest tree has about one
+ *  object per thousand entries, so this allows some 200 million entries; a larger tree is refused. */
+export const META_TREE_OBJECTS_MAX = 256 * 1024
+/** Reading a snapshot: visits of tree objects already visited allowed per distinct object. An
+ *  honest walked tree repeats none (a tar stream repeating its members may repeat a few); a tree
+ *  that fans out into itself is refused before its work exceeds this multiple of its storage. */
+export const META_TREE_REPEATS = 8
+
 /** Extents per extent record: a file with a million chunks becomes many small records. */
 export const EXTENTS_PER_RECORD = 64
 
@@ -47,8 +56,8 @@ export const KNOWN_IDS_CACHE = 64 * 1024
 /** Restore: decrypted chunks kept for packed small files that share a chunk. */
 export const RESTORE_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
 
-/** Argon2id: 32 MiB with 4 passes (RFC 9106 trades memory for passes; 64 MiB would be a third of
- *  the peak budget by itself). Recorded in each key file. */
+/** Argon2id: 32 MiB with 4 passes (RFC 9106 trades memory for passes; 64 MiB would be over half
+ *  of the peak budget by itself). Recorded in each key file. */
 export const KDF_MEMLIMIT = 32 * MiB
 export const KDF_OPSLIMIT = 4
 /** Bounds on the Argon2id parameters a key file may ask for, checked before running them: a
@@ -86,6 +95,11 @@ export const SNAPSHOT_WARNED_CAP = 1024
 export const ZSTD_LEVEL = 3
 /** The highest level `--compression` takes (`max`): zstd's own maximum, ~3 MB/s here. */
 export const ZSTD_MAX_LEVEL = 19
+/** zstd window (log2 bytes) above ZSTD_LEVEL: zstd sizes its match tables by the window, and
+ *  level 19's for a 4 MiB chunk took a 20k-file backup to 199 MB (window 2^20: 149 MB; 2^17:
+ *  119-125 MB, the pipeline's bound once the arena fills; level 3 peaks at 101-103 MB) for
+ *  2.7 % more stored bytes than 2^20. docs/TUNING.md "Compression". */
+export const ZSTD_HIGH_WINDOW_LOG = 17
 
 /** Chunks of at least PROBE_MIN_CHUNK bytes are probed before zstd (lib/repo/objects.ts): three
  *  samples of PROBE_SAMPLE bytes at level 1 tell incompressible chunks from the rest, cheaply. */
@@ -188,3 +202,44 @@ export const V8_SEMI_SPACE_GROWTH_FACTOR = 1
 /** V8's old generation may grow by this percentage of what survived a full collection before the
  *  next one: what a 256 MB heap limit gives, instead of up to 300 % on a machine with RAM. */
 export const V8_HEAP_GROWING_PERCENT = 30
+
+/** The most a --password-command may print: a password, not a stream (its output is held). */
+export const PASSWORD_MAX = 64 * KiB
+/** Backup leases (lib/repo/lease.ts): a running backup rewrites its lease this often, and a
+ *  lease not rewritten for LEASE_LIFETIME_MS has lapsed. restic refreshes its locks every 5
+ *  minutes and calls one stale after 30. */
+export const LEASE_REFRESH_MS = 5 * 60_000
+export const LEASE_LIFETIME_MS = 30 * 60_000
+
+/** Prune: a chunk younger than this is never moved aside, whatever the leases say (a second
+ *  line of defence against clocks and backups that announce nothing; kopia's default is 24 h). */
+export const GC_MIN_CHUNK_AGE_MS = 24 * 60 * 60_000
+/** Prune: the least time between a collection's end and the sweep that deletes what it moved
+ *  aside (kopia waits for a second GC cycle; this is the same margin, stated). */
+export const GC_SWEEP_MIN_GAP_MS = 60 * 60_000
+
+/** Prune's external sort: ids per sorted run (32 bytes each: a 2 MiB buffer), runs merged at
+ *  once (each with a read block of GC_MERGE_BLOCK), so memory is flat whatever the chunk count.
+ *  256 Ki ids (8 MiB) let a 1M-chunk prune peak 9 % above a 100k one, which fills less of it. */
+export const GC_RUN_IDS = 64 * 1024
+export const GC_MERGE_FANIN = 64
+export const GC_MERGE_BLOCK = 64 * KiB
+/** Prune: ids per page of a collection's lists of the snapshots it saw (sealed objects). */
+export const GC_SEEN_PAGE_IDS = 4096
+/** Prune: moves or deletes between two checks that this prune still holds the lock. */
+export const GC_LOCK_CHECK_EVERY = 256
+/** Prune: storage moves/deletes in flight. */
+export const GC_CONCURRENCY = 8
+
+/** --limit-upload / --limit-download: the token bucket holds this many seconds of the rate, so
+ *  a short idle spell lets one burst through, and a long transfer averages to the limit. */
+export const RATE_LIMIT_BURST_SECONDS = 0.25
+
+/** copy: chunk ids known present in the destination, remembered (about 100 bytes each) so
+ *  chunks shared between files and snapshots are asked about once while they stay cached. */
+export const COPY_KNOWN_IDS_CACHE = 64 * 1024
+/** copy: chunks fetched, resealed and stored at a time (at most CHUNK_MAX each). */
+export const COPY_CONCURRENCY = 4
+/** copy: original ids of the destination's snapshots held in a set (about 150 bytes each);
+ *  a destination with more is scanned again for each source snapshot instead. */
+export const COPY_ORIGINALS_CAP = 100_000

@@ -69,6 +69,16 @@ export interface ParsedKeyFile {
   kdf: KdfParams
   salt: Buffer
   data: Buffer
+  /** Who made it, for `key list` ('' when absent). */
+  created: string
+  host: string
+  username: string
+}
+
+/** Who a new key file says made it (default: this host and user, as restic's --host/--user). */
+export interface KeyOwner {
+  host?: string
+  username?: string
 }
 
 /**
@@ -95,7 +105,16 @@ export function parseKeyFile(key: string, buf: Buffer): ParsedKeyFile {
   }
   const params = { opslimit: kdf.opslimit as number, memlimit: kdf.memlimit as number }
   assertKdfParams(params, `key file ${key}`, 'ERR_CORRUPT')
+  const text = (field: 'created' | 'host' | 'username'): string => {
+    const v = file![field]
+    if (v === undefined) return ''
+    if (typeof v !== 'string') throw new SluiceError('ERR_CORRUPT', `key file ${key} has a ${field} that is not a string`)
+    return v
+  }
   return {
+    created: text('created'),
+    host: text('host'),
+    username: text('username'),
     kdf: params,
     salt: base64Field(kdf.salt, SALT_BYTES, `key file ${key}: kdf.salt`),
     data: base64Field(file.data, NONCE_BYTES + 3 * KEY_BYTES + TAG_BYTES, `key file ${key}: data`),
@@ -118,7 +137,7 @@ export async function openKeyFile(file: ParsedKeyFile, pw: string | Uint8Array, 
   }
 }
 
-export async function makeKeyFile(keys: MasterKeys, pw: string | Uint8Array, kdf: KdfParams): Promise<Buffer> {
+export async function makeKeyFile(keys: MasterKeys, pw: string | Uint8Array, kdf: KdfParams, owner: KeyOwner = {}): Promise<Buffer> {
   assertKdfParams(kdf, 'the KDF parameters')
   const salt = randomBytes(SALT_BYTES)
   const kek = await deriveKey(password(pw), salt, kdf.opslimit, kdf.memlimit)
@@ -128,8 +147,8 @@ export async function makeKeyFile(keys: MasterKeys, pw: string | Uint8Array, kdf
     kdf: { algorithm: 'argon2id', version: 19, opslimit: kdf.opslimit, memlimit: kdf.memlimit, salt: salt.toString('base64') },
     data: data.toString('base64'),
     created: new Date().toISOString(),
-    host: os.hostname(),
-    username: os.userInfo().username,
+    host: owner.host ?? os.hostname(),
+    username: owner.username ?? os.userInfo().username,
   }
   return Buffer.from(JSON.stringify(file, null, 2) + '\n')
 }

@@ -17,7 +17,7 @@ const zstd = zstdBinding as typeof import('zstd-napi/binding.js')
 import { open, seal, sealInto, ID_BYTES, NONCE_BYTES, TAG_BYTES } from './crypto.js'
 import { SluiceError } from '../errors.js'
 import { hex } from '../bytes.js'
-import { PROBE_MIN_CHUNK, PROBE_SAMPLE, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from '../limits.js'
+import { PROBE_MIN_CHUNK, PROBE_SAMPLE, TREE_FANOUT, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from '../limits.js'
 
 export const OBJECT_VERSION = 1
 export const COMPRESSION_NONE = 0
@@ -116,6 +116,9 @@ function compressInto(plain: Uint8Array, level: number): Buffer | null {
   if (!cctx || cctxLevel !== level) {
     cctx = new zstd.CCtx()
     cctx.setParameter(zstd.CParameter.compressionLevel, level)
+    // Above the default level zstd's match tables grow with its window; a capped window shrinks
+    // them with it (zstd clamps hashLog and chainLog to the window). See ZSTD_HIGH_WINDOW_LOG.
+    if (level > ZSTD_LEVEL) cctx.setParameter(zstd.CParameter.windowLog, ZSTD_HIGH_WINDOW_LOG)
     cctxLevel = level
   }
   const bound = zstd.compressBound(plain.length)
@@ -177,6 +180,16 @@ function chunkAd(id: Uint8Array, compression: number): Buffer {
   return b
 }
 
+/** A chunk object sealed again under another encryption key, its payload left compressed as it
+ *  was (copy between repositories that share chunk ids); ERR_CORRUPT if it does not open. */
+export function resealChunk(fromKey: Uint8Array, toKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
+  const what = `chunk ${hex(id)}`
+  if (obj.length < 2) throw new SluiceError('ERR_CORRUPT', `${what} is truncated`)
+  if (obj[0] !== OBJECT_VERSION) throw new SluiceError('ERR_CORRUPT', `${what} has unknown format ${obj[0]}`)
+  const compression = obj[1]!
+  return sealChunk(toKey, id, compression, open(fromKey, obj.subarray(2), chunkAd(id, compression), what))
+}
+
 /** Opens and decompresses a chunk object; ERR_CORRUPT if it was altered or does not decode. */
 export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
   const what = `chunk ${hex(id)}`
@@ -221,6 +234,7 @@ export function decodeTreeNode(b: Uint8Array): Buffer[] {
   if (b.length < 1 || b[0] !== TREE_NODE_VERSION || (b.length - 1) % ID_BYTES !== 0) {
     throw new SluiceError('ERR_CORRUPT', 'metadata tree node does not decode')
   }
+  if ((b.length - 1) / ID_BYTES > TREE_FANOUT) throw new SluiceError('ERR_CORRUPT', `metadata tree node names ${(b.length - 1) / ID_BYTES} ids (at most ${TREE_FANOUT})`)
   const out: Buffer[] = []
   for (let p = 1; p < b.length; p += ID_BYTES) out.push(Buffer.from(b.subarray(p, p + ID_BYTES)))
   return out

@@ -8,6 +8,7 @@
 import type { EntryMeta, EntryType, Extent, Xattr } from '../entry.js'
 import { SluiceError } from '../errors.js'
 import { ID_BYTES } from './crypto.js'
+import { CHUNK_MAX } from '../limits.js'
 
 export const RECORD_ENTRY = 1
 export const RECORD_EXTENTS = 2
@@ -178,7 +179,10 @@ function decodeExtents(b: Buffer): Extent[] {
     if (r.pos + ID_BYTES > r.end) throw corrupt('truncated extent')
     const id = Buffer.from(b.subarray(r.pos, r.pos + ID_BYTES))
     r.pos += ID_BYTES
-    out.push({ id, offset: r.uint(), length: r.uint() })
+    const offset = r.uint(), length = r.uint()
+    // A range no chunk can hold: a restore would fail late, or trust the length for a buffer.
+    if (length === 0 || offset + length > CHUNK_MAX) throw corrupt(`extent ${offset}+${length} of chunk ${id.toString('hex')} lies outside any chunk (at most ${CHUNK_MAX} bytes)`)
+    out.push({ id, offset, length })
   }
   return out
 }

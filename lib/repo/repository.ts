@@ -6,10 +6,11 @@
 import type { Leftovers, Storage } from '../storage/storage.js'
 import { SluiceError } from '../errors.js'
 import { chunkId, idHasher, newMasterKeys, randomBytes, type IdHasher, type MasterKeys } from './crypto.js'
-import { assertKdfParams, FORMAT_VERSION, isKeyFileKey, keyFileKey, makeKeyFile, openKeyFile, parseKeyFile, password, type KdfParams } from './keys.js'
+import { assertKdfParams, FORMAT_VERSION, isKeyFileKey, keyFileKey, makeKeyFile, openKeyFile, parseKeyFile, password, type KdfParams, type KeyOwner } from './keys.js'
 import { CONFIG_VERSION, encodeConfig, peekConfig, verifyConfig, type RepoConfig } from './config.js'
 import { isSnapshotId, parseSnapshotRoot, type SnapshotRoot } from './snapshots.js'
 import { chunkKey, openChunk, openSnapshot, sealSnapshot, CHUNK_OBJECT_OVERHEAD } from './objects.js'
+import { readFossil } from './fossils.js'
 import { gearTable, type ChunkerParams } from '../fastcdc.js'
 import { hex } from '../bytes.js'
 import {
@@ -43,23 +44,27 @@ function defaultWarning(err: SluiceError): void {
 export async function initRepository(
   storage: Storage,
   pw: string | Uint8Array,
-  opts: { kdf?: KdfParams; chunker?: ChunkerParams } & OpenOptions = {},
+  opts: { kdf?: KdfParams; chunker?: ChunkerParams; copyChunkerParams?: Repository } & OpenOptions = {},
 ): Promise<Repository> {
   if (password(pw).length === 0) throw new SluiceError('ERR_ARGS', 'empty password: a repository needs one')
   const kdf = opts.kdf ?? { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }
   assertKdfParams(kdf, 'the KDF parameters')
+  const from = opts.copyChunkerParams
   const exists = () => new SluiceError('ERR_REPO_EXISTS', `a repository already exists at ${storage.describe()}`)
   // Cheap early answer; the put-if-absent below is the arbiter.
   if (await storage.has('config')) throw exists()
   const config: RepoConfig = {
     version: CONFIG_VERSION,
     id: randomBytes(16).toString('hex'),
-    chunker: opts.chunker ?? { min: CHUNK_MIN, avg: CHUNK_AVG, max: CHUNK_MAX },
-    metaChunker: { min: META_CHUNK_MIN, avg: META_CHUNK_AVG, max: META_CHUNK_MAX },
+    chunker: from?.config.chunker ?? opts.chunker ?? { min: CHUNK_MIN, avg: CHUNK_AVG, max: CHUNK_MAX },
+    metaChunker: from?.config.metaChunker ?? { min: META_CHUNK_MIN, avg: META_CHUNK_AVG, max: META_CHUNK_MAX },
     compression: 'zstd',
     created: new Date().toISOString(),
   }
-  const keys = newMasterKeys()
+  // --copy-chunker-params: the source's chunker params, gear key and id key, so the same
+  // content gets the same chunks and ids in both (copy then moves chunks as they are); a new
+  // encryption key all the same.
+  const keys = from ? { ...newMasterKeys(), idKey: from.keys.idKey, chunkerKey: from.keys.chunkerKey } : newMasterKeys()
   const encoded = encodeConfig(config, keys.encKey)
   // Validated as a reader will see it: init never writes a config that open would refuse.
   verifyConfig(peekConfig(encoded, storage.describe()), keys.encKey, storage.describe())
@@ -69,7 +74,7 @@ export async function initRepository(
   // config: read it back, so the loser stops here instead of adding a key to the winner's.
   if (!(await storage.get('config', SMALL_OBJECT_MAX)).equals(encoded)) throw exists()
   await storage.put(keyFileKey(keyFile), keyFile)
-  return new Repository(storage, config, keys, opts)
+  return new Repository(storage, config, keys, { ...opts, keyId: keyFileKey(keyFile).slice('keys/'.length) })
 }
 
 /**
@@ -132,7 +137,7 @@ export async function openRepository(storage: Storage, pw: string | Uint8Array, 
     for (const k of foreign) {
       onWarning(new SluiceError('ERR_CORRUPT', `key file ${k} opens with this password but belongs to another repository (its master key does not authenticate the config): skipped`))
     }
-    return new Repository(storage, config, keys, opts)
+    return new Repository(storage, config, keys, { ...opts, keyId: key.slice('keys/'.length) })
   }
   // No key file authenticates the config, though one opened: the config is what was altered.
   if (configError) throw configError
@@ -158,15 +163,19 @@ export class Repository {
   onWarning: RepoWarning
   /** Ids of unreadable snapshots already reported, so each is named once (capped). */
   private readonly warned = new Set<string>()
+  /** The id of the key file this repository was opened with (its name under keys/). */
+  readonly keyId: string
 
-  constructor(readonly storage: Storage, readonly config: RepoConfig, readonly keys: MasterKeys, opts: OpenOptions = {}) {
+  constructor(readonly storage: Storage, readonly config: RepoConfig, readonly keys: MasterKeys, opts: OpenOptions & { keyId?: string } = {}) {
     this.gear = gearTable(keys.chunkerKey)
     this.onWarning = opts.onWarning ?? defaultWarning
+    this.keyId = opts.keyId ?? ''
   }
 
-  /** Adds a key file for another password. */
-  async addKey(pw: string | Uint8Array, kdf: KdfParams = { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }): Promise<string> {
-    const file = await makeKeyFile(this.keys, pw, kdf)
+  /** Adds a key file for another password; returns its id. */
+  async addKey(pw: string | Uint8Array, kdf: KdfParams = { opslimit: KDF_OPSLIMIT, memlimit: KDF_MEMLIMIT }, owner: KeyOwner = {}): Promise<string> {
+    if (password(pw).length === 0) throw new SluiceError('ERR_ARGS', 'empty password: a key needs one')
+    const file = await makeKeyFile(this.keys, pw, kdf, owner)
     const key = keyFileKey(file)
     await this.storage.put(key, file)
     return key.slice('keys/'.length)
@@ -196,10 +205,11 @@ export class Repository {
       // No honest chunk object is larger (content and metadata chunks, tree nodes alike).
       obj = await this.storage.get(chunkKey(id), CHUNK_MAX + CHUNK_OBJECT_OVERHEAD)
     } catch (err) {
-      if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') {
-        throw new SluiceError('ERR_MISSING', `chunk ${hex(id)} is missing from the repository`, { cause: err })
-      }
-      throw err
+      if (!(err instanceof SluiceError && err.code === 'ERR_NOT_FOUND')) throw err
+      // Moved aside by a prune's collection (lib/repo/fossils.ts): readers still find it.
+      const fossil = await readFossil(this.storage, id)
+      if (!fossil) throw new SluiceError('ERR_MISSING', `chunk ${hex(id)} is missing from the repository`, { cause: err })
+      obj = fossil
     }
     return openChunk(this.keys.encKey, id, obj)
   }
@@ -230,7 +240,8 @@ export class Repository {
   /**
    * Every readable snapshot, one at a time, in id order. A snapshot that does not authenticate
    * or decode (ERR_CORRUPT, ERR_FORMAT) is skipped and handed to `onUnreadable` (default: named
-   * once through onWarning), as restic does; one removed since the listing is skipped quietly;
+   * once through onWarning), as restic's check does (its snapshots and latest stop there); one
+   * removed since the listing is skipped quietly;
    * storage failures end the listing. Names under snapshots/ that are not ids are ignored.
    */
   async *snapshots(onUnreadable?: (id: string, err: SluiceError) => void): AsyncIterable<SnapshotInfo> {
@@ -259,7 +270,7 @@ export class Repository {
 
   /**
    * Resolves `latest` (newest by time, optionally among those matching `filter`) or an id prefix
-   * of at least 4 hex digits. Scans snapshot roots one at a time.
+   * (1 to 64 hex digits). Scans snapshot roots one at a time.
    */
   async findSnapshot(ref: string, filter?: (s: SnapshotRoot) => boolean): Promise<SnapshotInfo> {
     if (ref === 'latest') {

@@ -14,6 +14,9 @@ export interface SnapshotRoot {
   paths: string[]
   tags: string[]
   parent?: string
+  /** The id this snapshot had before `tag` first rewrote it, or that it was first copied from
+   *  (restic's `original`), kept through rewrites and copies of copies. */
+  original?: string
   /** Root of the metadata id tree: a node of `depth` levels above the metadata chunks. */
   tree: { root: string; depth: number }
   stats: SnapshotStats
@@ -59,6 +62,7 @@ export function parseSnapshotRoot(json: Buffer, id: string, version: number): Sn
   if (!isStringArray(s.paths)) bad('paths')
   if (!isStringArray(s.tags)) bad('tags')
   if (s.parent !== undefined && (typeof s.parent !== 'string' || !HEX64.test(s.parent))) bad('parent')
+  if (s.original !== undefined && (typeof s.original !== 'string' || !HEX64.test(s.original))) bad('original')
   const tree = s.tree as Partial<SnapshotRoot['tree']> | null | undefined
   if (typeof tree !== 'object' || tree === null || typeof tree.root !== 'string' || !HEX64.test(tree.root)) bad('tree root')
   if (!Number.isSafeInteger(tree!.depth) || tree!.depth! < 1) bad('tree depth')

@@ -3,6 +3,8 @@
  * costs about 25 MB of RSS and a quarter second of start-up: local repositories never pay it.
  */
 import type { Storage } from './storage.js'
+import { SluiceError } from '../errors.js'
+import { moveObject } from './move.js'
 
 export function lazyStorage(description: string, make: () => Promise<Storage>): Storage {
   let inner: Promise<Storage> | undefined
@@ -19,6 +21,12 @@ export function lazyStorage(description: string, make: () => Promise<Storage>): 
       const s = await get()
       return s.leftovers ? s.leftovers(maxAgeMs, remove) : { files: 0, bytes: 0 }
     },
+    stat: async k => {
+      const inner = await get()
+      if (!inner.stat) throw new SluiceError('ERR_STORAGE', `${description} cannot tell an object's age`)
+      return inner.stat(k)
+    },
+    move: async (from, to) => moveObject(await get(), from, to),
     describe: () => description,
     close: async () => {
       if (inner) await (await inner).close()

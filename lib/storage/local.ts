@@ -183,6 +183,40 @@ export function createLocalStorage(dir: string): Storage {
     }
   }
 
+  async function statKey(key: string): Promise<{ size: number; mtimeMs: number } | null> {
+    const path = pathOf(key)
+    try {
+      const st = await stat(path)
+      return st.isFile() ? { size: st.size, mtimeMs: st.mtimeMs } : null
+    } catch (err) {
+      if (isErrno(err, 'ENOENT', 'ENOTDIR')) return null
+      throw asSluiceError(err, 'ERR_STORAGE', `cannot stat ${key} in ${root}`)
+    }
+  }
+
+  /** A hard link then an unlink: never replaces `to` (link fails with EEXIST), and a crash
+   *  between the two leaves both names, which the next move finishes. Keeps the mtime. */
+  async function move(from: string, to: string): Promise<boolean> {
+    const src = pathOf(from)
+    const dst = pathOf(to)
+    try {
+      try {
+        await linkExclusive(src, dst)
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) return false
+        throw err
+      }
+      await unlink(src).catch(err => {
+        if (!isErrno(err, 'ENOENT')) throw err
+      })
+      // No directory fsync: a move lost to a crash leaves the object under its old name, or
+      // under both, and the next prune finishes it.
+      return true
+    } catch (err) {
+      throw asSluiceError(err, 'ERR_STORAGE', `cannot move ${from} to ${to} in ${root}`)
+    }
+  }
+
   /** Keys under `rel` ('' or ending in '/') that start with `prefix`, in byte order. A directory
    *  sorts as its name plus '/', which is where all its keys fall among its siblings' names
    *  ("a-b" < "a/x" < "a0"). */
@@ -270,6 +304,8 @@ export function createLocalStorage(dir: string): Storage {
     list,
     delete: del,
     leftovers,
+    stat: statKey,
+    move,
     describe: () => root,
     close: async () => {},
   }

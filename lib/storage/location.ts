@@ -8,7 +8,8 @@
  *                                       an S3-compatible service (path-style addressing unless
  *                                       told otherwise: most such services have no wildcard DNS)
  *
- * S3 storages are wrapped in the retry wrapper (retry.ts) with S3's policy from lib/limits.ts.
+ * S3 storages are wrapped in the retry wrapper (retry.ts) with S3's policy from lib/limits.ts;
+ * any storage in the rate limiter (limit.ts) when a limit is given.
  */
 import { resolve } from 'node:path'
 import { SluiceError } from '../errors.js'
@@ -17,6 +18,7 @@ import { createLocalStorage } from './local.js'
 import type { S3Options } from './s3.js'
 import { lazyStorage } from './lazy.js'
 import { withRetry, type RetryOptions } from './retry.js'
+import { withLimit } from './limit.js'
 import {
   S3_BACKOFF_BASE_MS,
   S3_BACKOFF_CAP_MS,
@@ -33,6 +35,9 @@ export interface LocationOptions {
   /** Force (true) or forbid (false) path-style S3 addressing; default: on for custom endpoints,
    *  off for AWS. */
   s3PathStyle?: boolean
+  /** --limit-upload / --limit-download, in bytes per second (limit.ts). */
+  uploadBytesPerSecond?: number
+  downloadBytesPerSecond?: number
 }
 
 const USAGE = 'use a path, local:PATH, s3:BUCKET/PREFIX or s3:http(s)://HOST:PORT/BUCKET/PREFIX'
@@ -102,8 +107,8 @@ export function parseLocation(location: string, opts: LocationOptions = {}): Loc
 /** Opens the Storage a location names. Nothing is contacted or created until the first call. */
 export function openStorage(location: string, opts: LocationOptions = {}): Storage {
   const loc = parseLocation(location, opts)
-  if (loc.kind === 'local') return createLocalStorage(loc.dir)
-  return openS3Storage(loc.options)
+  const storage = loc.kind === 'local' ? createLocalStorage(loc.dir) : openS3Storage(loc.options)
+  return withLimit(storage, { uploadBytesPerSecond: opts.uploadBytesPerSecond, downloadBytesPerSecond: opts.downloadBytesPerSecond })
 }
 
 /** An S3 storage with retries: S3's policy, any part of it overridden by `retry`. The AWS SDK

@@ -124,5 +124,11 @@ export function withRetry(inner: Storage, opts: RetryOptions): Storage {
     list,
     describe: () => inner.describe(),
     close: () => inner.close(),
+    // Optional methods the inner storage has: stat and move are requests like the others (a
+    // move is safe to repeat: `to` is never replaced, an absent `from` answers false);
+    // leftovers is local housekeeping, passed on as it is.
+    ...(inner.stat ? { stat: (key: string) => attempt(() => inner.stat!(key)) } : {}),
+    ...(inner.move ? { move: (from: string, to: string) => attempt(() => inner.move!(from, to)) } : {}),
+    ...(inner.leftovers ? { leftovers: inner.leftovers.bind(inner) } : {}),
   }
 }

@@ -351,6 +351,19 @@ export function createS3Storage(opts: S3Options): Storage {
     return headExists(keyPrefix + key, key)
   }
 
+  async function statKey(key: string): Promise<{ size: number; mtimeMs: number } | null> {
+    assertKey(key)
+    return attempt(`HEAD ${key}`, async () => {
+      try {
+        const res = await s3().send(new HeadObjectCommand({ Bucket: bucket, Key: keyPrefix + key }))
+        return { size: res.ContentLength ?? 0, mtimeMs: res.LastModified?.getTime() ?? Date.now() }
+      } catch (err) {
+        if (isMissingKey(err)) return null
+        throw err
+      }
+    })
+  }
+
   async function del(key: string): Promise<void> {
     assertKey(key)
     // DeleteObject of a missing key succeeds on S3.
@@ -403,6 +416,7 @@ export function createS3Storage(opts: S3Options): Storage {
     has,
     list,
     delete: del,
+    stat: statKey,
     describe: () => where,
     close: async () => {
       client?.destroy()

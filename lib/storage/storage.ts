@@ -24,6 +24,12 @@ export interface Storage {
    *  removed when `remove`. Younger ones are never touched (a live writer may hold them).
    *  Backends without temporary files leave it out. */
   leftovers?(maxAgeMs: number, remove: boolean): Promise<Leftovers>
+  /** Size and last-modified time of an object (the service's clock), null if absent. Optional:
+   *  prune reads the age of a chunk from it and treats a storage without it as all new. */
+  stat?(key: string): Promise<{ size: number; mtimeMs: number } | null>
+  /** Moves `from` to `to` unless `to` exists (then `from` is just removed); false if `from` is
+   *  absent. Optional: lib/storage/move.ts falls back to get, put and delete. */
+  move?(from: string, to: string): Promise<boolean>
   /** Where this storage is, for messages. */
   describe(): string
   close(): Promise<void>

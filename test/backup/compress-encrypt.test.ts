@@ -1,8 +1,9 @@
 /**
- * createCompressor and createEncryptor, the two stages the README's custom pipeline uses in
- * place of seal: a pipeline built from the public API (walk → chunk → metadata → dedup →
- * compress → encrypt → upload → commit) writes a snapshot that restore() gives back byte for
- * byte, that check --read-data accepts, and whose compressible chunks are stored compressed.
+ * createCompressor and createEncryptor, the two stages a script's own pipeline can use in place
+ * of seal (the README names them; its example uses createSealer): a pipeline built from the
+ * public API (walk → chunk → metadata → dedup → compress → encrypt → upload → commit) writes a
+ * snapshot that restore() gives back byte for byte, that check --read-data accepts, and whose
+ * compressible chunks are stored compressed.
  */
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'

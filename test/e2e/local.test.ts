@@ -2,7 +2,7 @@
  * End to end on a local repository: a hostile tree backed up and restored must come back the
  * same to the nanosecond; subtrees, include and exclude restore what they name; a hostile
  * snapshot cannot write outside the target; tampered and missing chunks are found by `check`
- * and stop a restore with their code; a failed backup leaves no snapshot.
+ * and a restore leaves out the files that need them, with a warning naming each; a failed backup leaves no snapshot.
  */
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
@@ -204,7 +204,7 @@ async function copyWithChunkOf(name: string, file: string, which: 'first' | 'las
   return { dir, id, obj: `${dir}/chunks/${id.slice(0, 2)}/${id}`, repo: await openRepository(createLocalStorage(dir), PW) }
 }
 
-test('a tampered chunk: check --read-data names it, restore fails with ERR_CORRUPT', async () => {
+test('a tampered chunk: check --read-data names it, restore leaves out its file with an ERR_CORRUPT warning', async () => {
   const { dir, id, obj, repo: bad } = await copyWithChunkOf('repo-tampered', 'files/big')
   fs.chmodSync(obj, 0o644)
   const bytes = fs.readFileSync(obj)
@@ -214,12 +214,31 @@ test('a tampered chunk: check --read-data names it, restore fails with ERR_CORRU
   assert.equal(r.code, 1, r.stdout + r.stderr)
   assert.ok(r.stderr.includes(id), r.stderr)
   assert.match(r.stderr, /ERR_CHECK/)
-  await rejectsWith(restore({ repo: bad, snapshot: 'latest', target: `${BASE}/restore-tampered`, onWarning: () => {} }), 'ERR_CORRUPT', id)
+  const target = `${BASE}/restore-tampered`
+  const warnings: SluiceError[] = []
+  const res = await restore({ repo: bad, snapshot: 'latest', target, onWarning: (e) => warnings.push(e) })
+  assert.equal(res.warnings, warnings.length)
+  // One warning per file that needs the chunk (the tree has another file with big's content),
+  // each naming the chunk; those files are absent, everything else came back.
+  const lost = damagedPaths(warnings, 'ERR_CORRUPT', id)
+  assert.ok(lost.includes('files/big'), lost.join('\n'))
+  for (const p of lost) assert.equal(fs.existsSync(`${target}/${TREE_REL}/${p}`), false, p)
+  assert.deepEqual(compareTrees(TREE, `${target}/${TREE_REL}`).filter((d) => !lost.includes(d.split(':')[0]!)), [])
 })
 
+/** The tree-relative paths the warnings name (each must have `code` and name chunk `id`). */
+function damagedPaths(warnings: SluiceError[], code: string, id: string): string[] {
+  return warnings.map((w) => {
+    assert.equal(w.code, code, w.message)
+    assert.ok(w.message.includes(id), w.message)
+    assert.ok(w.path, w.message)
+    return w.path.toString().slice(TREE_REL.length + 1)
+  })
+}
+
 // A large file's last chunk fails to open while its first ones may be being written (on the
-// thread pool): the command still ends with one line and exit 1, and nothing is left running.
-test('a tampered last chunk of a large file: the CLI restore stops with one ERR_CORRUPT line', async () => {
+// thread pool): the file is removed, the rest restored, one warning line, exit 3.
+test('a tampered last chunk of a large file: the CLI restore warns once, leaves the file out, exits 3', async () => {
   const { dir, id, obj } = await copyWithChunkOf('repo-tampered-last', 'files/big', 'last')
   fs.chmodSync(obj, 0o644)
   const bytes = fs.readFileSync(obj)
@@ -227,23 +246,35 @@ test('a tampered last chunk of a large file: the CLI restore stops with one ERR_
   fs.writeFileSync(obj, bytes)
   const target = `${BASE}/restore-tampered-last`
   const r = await cliFor(home, dir, PW)(['restore', 'latest', '--target', target])
-  assert.equal(r.code, 1, r.stdout + r.stderr)
-  const lines = r.stderr.split('\n').filter(l => l.startsWith('sluice: '))
-  assert.equal(lines.length, 1, r.stderr)
-  assert.match(lines[0]!, new RegExp(`^sluice: ERR_CORRUPT: .*${id}`))
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
-  // Depending on how far ahead the chunks were fetched, the file was begun or not: never whole.
-  const restored = fs.statSync(`${target}/${TREE_REL}/files/big`, { throwIfNoEntry: false })
-  assert.ok(!restored || restored.size < 3 * 1024 * 1024 + 12345, 'the damaged file is not presented as complete')
+  assert.equal(r.code, 3, r.stdout + r.stderr)
+  const lines = r.stderr.split('\n').filter(l => l.length > 0)
+  assert.ok(lines.length >= 1)
+  for (const l of lines) assert.match(l, new RegExp(`^sluice: warning: ERR_CORRUPT: ${TREE_REL}/.*: chunk ${id} .*; the file is not restored$`))
+  assert.ok(lines.some((l) => l.includes('files/big:')), r.stderr)
+  const lost = lines.map((l) => l.slice(l.indexOf(TREE_REL) + TREE_REL.length + 1, l.indexOf(': chunk ')))
+  for (const p of lost) assert.equal(fs.existsSync(`${target}/${TREE_REL}/${p}`), false, `${p}: the damaged file is not presented as complete`)
+  assert.deepEqual(compareTrees(TREE, `${target}/${TREE_REL}`).filter((d) => !lost.includes(d.split(':')[0]!)), [])
+  // cat and restore --tar cannot leave it out: they stop with the error, exit 1.
+  const cat = await cliFor(home, dir, PW)(['cat', 'latest', `/${TREE_REL}/files/big`])
+  assert.equal(cat.code, 1)
+  assert.match(cat.stderr, new RegExp(`^sluice: ERR_CORRUPT: big: chunk ${id} failed authentication\n$`))
+  assert.ok(cat.stdoutBytes.length < fs.statSync(`${TREE}/files/big`).size)
+  const tar = await cliFor(home, dir, PW)(['restore', 'latest', '--tar', '-q'])
+  assert.equal(tar.code, 1)
+  assert.match(tar.stderr, new RegExp(`^sluice: ERR_CORRUPT: ${TREE_REL}/.*: chunk ${id} failed authentication\n$`))
 })
 
-test('a deleted chunk: check names it, restore fails with ERR_MISSING', async () => {
+test('a deleted chunk: check names it, restore leaves out the files that need it with ERR_MISSING', async () => {
   const { dir, id, obj, repo: bad } = await copyWithChunkOf('repo-deleted', 'hard/one')
   fs.rmSync(obj)
   const r = await cliFor(home, dir, PW)(['check'])
   assert.equal(r.code, 1, r.stdout + r.stderr)
   assert.ok(r.stderr.includes(id), r.stderr)
-  await rejectsWith(restore({ repo: bad, snapshot: 'latest', target: `${BASE}/restore-deleted`, onWarning: () => {} }), 'ERR_MISSING', id)
+  const warnings: SluiceError[] = []
+  await restore({ repo: bad, snapshot: 'latest', target: `${BASE}/restore-deleted`, onWarning: (e) => warnings.push(e) })
+  const missing = warnings.filter((w) => w.code === 'ERR_MISSING')
+  assert.ok(missing.length >= 1 && missing.every((w) => w.message.includes(id)), warnings.map((w) => w.message).join('\n'))
+  assert.equal(fs.existsSync(`${BASE}/restore-deleted/${TREE_REL}/hard/one`), false)
 })
 
 test('a failed backup writes no snapshot', async () => {

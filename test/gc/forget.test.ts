@@ -11,10 +11,12 @@ import { cliFor } from '../helpers/cli.js'
 import { compareTrees, seededBytes } from '../helpers/tree.js'
 import { startS3rver, S3RVER_CREDENTIALS } from '../helpers/s3rver.js'
 import {
-  backup, createLocalStorage, openS3Storage, forget, forgottenKey, initRepository, openRepository, parseGroupBy, undoForget,
+  backup, createLocalStorage, openS3Storage, forget, forgottenKey, initRepository, moveObject, openRepository, parseGroupBy, snapshotIds, treeOf, undoForget,
   type ForgetGroup, type Repository, type SnapshotRoot,
 } from '../../index.js'
 import { scratch } from '../helpers/scratch.js'
+import { chunkKey } from '../../lib/repo/objects.js'
+import { fossilKey } from '../../lib/repo/gc-objects.js'
 
 const BASE = `${scratch('e2e-task')}/forget`
 const PW = 'correct horse'
@@ -347,4 +349,34 @@ test('damaged and crafted roots: forget and undo validate before they write, and
   assert.equal((await undoForget({ repo, snapshots: [b] })).restored, 1)
   assert.deepEqual(ls(dir, 'snapshots'), [a, b, baseId].sort())
   await repo.close()
+})
+
+test('undo proves the snapshot whole: a fossil is moved back, a chunk a sweep deleted takes the root away again', async () => {
+  const { repo, base, baseId } = await freshRepo()
+  const ids: Buffer[] = []
+  for await (const id of snapshotIds(repo, treeOf(base))) ids.push(id)
+  const content = ids.at(-1)!
+  // Moved aside by a collection: the undo moves it back into chunks/ and succeeds.
+  await forget({ repo, snapshots: [baseId] })
+  assert.equal(await moveObject(repo.storage, chunkKey(content), fossilKey(content)), true)
+  assert.deepEqual(await undoForget({ repo, snapshots: [baseId] }), { restored: 1 })
+  assert.equal(await repo.storage.has(chunkKey(content)), true)
+  assert.equal(await repo.storage.has(fossilKey(content)), false)
+  // Deleted by a sweep that listed snapshots/ before the undo: the root goes back to forgotten only.
+  await forget({ repo, snapshots: [baseId] })
+  await repo.storage.delete(chunkKey(content))
+  await assert.rejects(undoForget({ repo, snapshots: [baseId] }), { code: 'ERR_MISSING', message: new RegExp(`snapshot ${baseId.slice(0, 8)} cannot be brought back`) })
+  assert.equal(await repo.storage.has(`snapshots/${baseId}`), false)
+  assert.equal(await repo.storage.has(forgottenKey(baseId)), true)
+})
+
+test('CLI: forget --prune runs prune after removing snapshots and prints its summary', async () => {
+  const { dir, repo, base } = await freshRepo()
+  const a = await save(repo, base, '2025-06-01T10:00:00.000Z')
+  await save(repo, base, '2025-06-02T10:00:00.000Z')
+  const r = await cliFor(home, dir, PW)(['forget', a.slice(0, 8), '--prune'])
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stdout, /removed snapshot/)
+  assert.match(r.stdout, /collection \d+: \d+ snapshots reference \d+ of \d+ stored chunks/)
+  assert.ok(fs.existsSync(`${dir}/gc`), 'prune recorded its collection')
 })

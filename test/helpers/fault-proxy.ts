@@ -10,6 +10,7 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { rng } from './rng.js'
 
 export interface FaultRates {
   /** Fraction of requests whose connection is destroyed. */
@@ -50,17 +51,6 @@ export interface FaultProxy {
   stop(): Promise<void>
 }
 
-/** mulberry32: a small seeded PRNG, enough to pick faults reproducibly. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const SLOW_DOWN_XML =
   '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>' +

@@ -13,18 +13,8 @@ import { createLocalStorage } from '../../lib/storage/local.js'
 import { TransientError, withRetry, type RetryOptions, type Transience } from '../../lib/storage/retry.js'
 import type { Storage } from '../../lib/storage/storage.js'
 import { chunkKey, seededBytes, storageConformance } from './conformance.js'
+import { rng } from '../helpers/rng.js'
 
-/** mulberry32, as the fault proxy uses: the same failures on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Faults {
   /** Fraction of calls that fail before reaching the storage. */

@@ -29,6 +29,9 @@ import { createDedup } from './dedup.js'
 import { createSealer } from './seal.js'
 import { createUploader } from './upload.js'
 import { createCommit } from './commit.js'
+import { BackupLease, type LeaseTiming } from '../../lib/repo/lease.js'
+import { stopPoint } from '../../lib/test-point.js'
+import { commitGuard } from '../gc/mark.js'
 
 export interface BackupOptions {
   repo: Repository
@@ -58,8 +61,13 @@ export interface BackupOptions {
   /** zstd level for this backup's chunks: 1 (fastest) to ZSTD_MAX_LEVEL, or 0 to store every
    *  chunk as is (still encrypted). Default ZSTD_LEVEL. Readers need not know it. */
   compressionLevel?: number
-  /** The snapshot's time (restic's --time); default now. */
-  time?: Date
+  /** The backup's lease timing (lib/repo/lease.ts); default LEASE_REFRESH_MS / LEASE_LIFETIME_MS. */
+  lease?: LeaseTiming
+  /** For copy: the root's time, user and restic's `original` as in the snapshot copied
+   *  (default: now, this user, none). */
+  time?: string
+  username?: string
+  original?: string
   /** Each file as the chunker takes it (for `backup -v` and the progress line's current file). */
   onFile?: (path: Buffer, status: FileStatus) => void
 }
@@ -117,6 +125,24 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   // Temp files of killed backups (older than any live write) go before this one writes its own.
   await repo.leftovers(true)
   const host = opts.host ?? os.hostname()
+  // --- prune lease (docs/DESIGN-prune.md): announced before anything of the repository is read,
+  // removed after the root is written or the backup failed.
+  const lease = await BackupLease.start(repo, host, opts.lease)
+  try {
+    return await leasedBackup(opts, lease, { stats, onWarning, rules, source, paths, keys, host, level })
+  } finally {
+    await lease.release().catch(() => {})
+  }
+}
+
+/** The rest of backup(), under its lease. */
+async function leasedBackup(
+  opts: BackupOptions,
+  lease: BackupLease,
+  ctx: { stats: BackupStats; onWarning: (err: SluiceError) => void; rules: ReturnType<typeof compileFilter>; source: Readable; paths: string[]; keys: ReturnType<typeof chunkerKeys>; host: string; level: number },
+): Promise<BackupResult> {
+  const { repo } = opts
+  const { stats, onWarning, rules, source, paths, keys, host, level } = ctx
   let parent: SnapshotInfo | undefined
   if (opts.paths && opts.parent !== false) {
     const samePaths = (s: SnapshotRoot) => s.host === host && s.paths.length === paths.length && [...s.paths].sort().every((p, i) => p === [...paths].sort()[i])
@@ -131,17 +157,24 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const writeSnapshot = async (tree: TreeItem): Promise<string> => {
     snapshot = {
       version: FORMAT_VERSION,
-      time: (opts.time ?? new Date()).toISOString(),
+      time: opts.time ?? new Date().toISOString(),
       host,
-      username: os.userInfo().username,
+      username: opts.username ?? os.userInfo().username,
       paths,
       tags: opts.tags ?? [],
       ...(parent ? { parent: parent.id } : {}),
+      ...(opts.original ? { original: opts.original } : {}),
       tree: { root: hex(tree.root), depth: tree.depth },
       stats: { ...stats },
       program: PROGRAM,
     }
-    return repo.saveSnapshot(snapshot)
+    // --- prune lease: prove reused chunks if the lease lapsed; again if a sweep tombstoned it.
+    const ref = { root: tree.root, depth: tree.depth }
+    await commitGuard.before(repo, lease, ref)
+    stopPoint('backup-before-commit')
+    const id = await repo.saveSnapshot(snapshot)
+    await commitGuard.after(repo, lease, id, ref)
+    return id
   }
   const arena = opts.arena ?? new ChunkArena(CHUNK_ARENA_BYTES)
   await pipeline([

@@ -13,6 +13,9 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { SluiceError } from '../../lib/errors.js'
+import { SMALL_OBJECT_MAX } from '../../lib/limits.js'
+import { treeOf } from '../restore/read-snapshot.js'
+import { proveSnapshot } from './mark.js'
 import { openSnapshot } from '../../lib/repo/objects.js'
 import { FORMAT_VERSION, type Repository, type SnapshotRoot } from '../../lib/repo/repository.js'
 import {
@@ -98,7 +101,7 @@ export async function forgetSnapshot(repo: Repository, id: string): Promise<void
   if (!ID.test(id)) throw new SluiceError('ERR_ARGS', `"${id}" is not a snapshot id`)
   let obj: Buffer
   try {
-    obj = await repo.storage.get(`snapshots/${id}`)
+    obj = await repo.storage.get(`snapshots/${id}`, SMALL_OBJECT_MAX)
   } catch (err) {
     if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') return
     throw err
@@ -106,7 +109,7 @@ export async function forgetSnapshot(repo: Repository, id: string): Promise<void
   openRoot(repo, id, obj)
   if (!(await repo.storage.put(forgottenKey(id), obj))) {
     // A copy from an earlier, interrupted run: it must open before the root may go.
-    openRoot(repo, id, await repo.storage.get(forgottenKey(id)))
+    openRoot(repo, id, await repo.storage.get(forgottenKey(id), SMALL_OBJECT_MAX))
   }
   await repo.storage.delete(`snapshots/${id}`)
 }
@@ -214,7 +217,7 @@ export interface UndoOptions {
   onRestored?: (id: string, snap: SnapshotRoot) => void
 }
 
-/** The forgotten snapshot an id prefix names (at least 4 hex digits unless it is whole). */
+/** The forgotten snapshot an id prefix names (1 to 64 hex digits). */
 async function findForgotten(repo: Repository, ref: string): Promise<string> {
   if (!/^[0-9a-f]{1,64}$/.test(ref)) throw new SluiceError('ERR_ARGS', `"${ref}" is not a snapshot id`)
   let found: string | undefined
@@ -236,10 +239,18 @@ async function findForgotten(repo: Repository, ref: string): Promise<string> {
 export async function undoForget(opts: UndoOptions): Promise<{ restored: number }> {
   const { repo } = opts
   const back = async (id: string) => {
-    const obj = await repo.storage.get(forgottenKey(id))
+    const obj = await repo.storage.get(forgottenKey(id), SMALL_OBJECT_MAX)
     const snap = openRoot(repo, id, obj)
     if (!opts.dryRun) {
       await repo.storage.put(`snapshots/${id}`, obj)
+      // A sweep that listed snapshots/ before this put may be deleting what the snapshot needs:
+      // prove every chunk is in chunks/ (moving fossils back), as a backup whose lease lapsed
+      // does, and take the root away again if one is gone (docs/DESIGN-prune.md).
+      const missing = await proveSnapshot(repo, treeOf(snap))
+      if (missing) {
+        await repo.storage.delete(`snapshots/${id}`)
+        throw new SluiceError('ERR_MISSING', `snapshot ${id.slice(0, 8)} cannot be brought back: prune has deleted chunk ${missing} it needs`)
+      }
       await repo.storage.delete(forgottenKey(id))
     }
     opts.onRestored?.(id, snap)

@@ -1,23 +1,71 @@
 /**
  * check(): every snapshot's metadata decodes and every chunk it names exists; with readData,
- * every stored chunk decrypts and hashes to its id.
+ * every stored chunk decrypts and hashes to its id. Each problem is one message that starts
+ * with its code (`ERR_CORRUPT: chunk ... failed authentication`); a snapshot whose records
+ * break the rules read-snapshot enforces (unsafe paths, sizes that disagree with their extents,
+ * a tree that repeats itself) is one problem, named.
  */
+import { randomInt } from 'node:crypto'
 import type { EntryMeta, ExtentsItem, RecordItem } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { hex, displayPath } from '../../lib/bytes.js'
+import { parseSize } from '../../lib/filter-rules.js'
 import { Lru } from '../../lib/flow.js'
 import { KNOWN_IDS_CACHE } from '../../lib/limits.js'
 import { idFromChunkKey } from '../../lib/repo/objects.js'
+import { hasChunkOrFossil } from '../../lib/repo/fossils.js'
 import type { Repository } from '../../lib/repo/repository.js'
 import type { Leftovers } from '../../lib/storage/storage.js'
 import { snapshotRecords, treeOf } from '../restore/read-snapshot.js'
 import { paceMemory } from '../../lib/memory.js'
 
+/** The code of a failure; one without (a bug, a library's bare error) is ERR_INTERNAL. */
+function codeOf(err: unknown): string {
+  return err instanceof SluiceError ? err.code : 'ERR_INTERNAL'
+}
+
+/** restic's `--read-data-subset`: group `part` of `of` (by the chunk id's first byte, so
+ *  1/t … t/t together read every chunk once), a random `percent` of the chunks, or random
+ *  chunks until `bytes` have been read. */
+export type DataSubset = { part: number; of: number } | { percent: number } | { bytes: number }
+
+/** The most groups n/t may have: groups are chosen by one byte of the id (restic's limit). */
+export const SUBSET_GROUPS_MAX = 256
+
+/** Parses restic's three forms, `n/t`, `x%` (x.y% too) and a size (k, M, G, T suffixes),
+ *  refusing what restic refuses, in its words. */
+export function parseDataSubset(text: string): DataSubset {
+  const invalid = () => new SluiceError('ERR_ARGS', 'check flag --read-data-subset has invalid value, please see documentation')
+  const part = /^(\d+)\/(\d+)$/.exec(text)
+  if (part) {
+    const [n, t] = [Number(part[1]), Number(part[2])]
+    if (n === 0 || t === 0 || n > t) throw new SluiceError('ERR_ARGS', 'check flag --read-data-subset=n/t values must be positive integers, and n <= t, e.g. --read-data-subset=1/2')
+    if (t > SUBSET_GROUPS_MAX) throw new SluiceError('ERR_ARGS', `check flag --read-data-subset=n/t t must be at most ${SUBSET_GROUPS_MAX}`)
+    return { part: n, of: t }
+  }
+  if (text.endsWith('%')) {
+    if (!/^(\d+(\.\d*)?|\.\d+)%$/.test(text)) throw invalid()
+    const percent = Number(text.slice(0, -1))
+    if (!(percent > 0 && percent <= 100)) throw new SluiceError('ERR_ARGS', 'check flag --read-data-subset=x% x must be above 0.0% and at most 100.0%')
+    return { percent }
+  }
+  let bytes: number
+  try {
+    bytes = parseSize(text)
+  } catch {
+    throw invalid()
+  }
+  if (bytes <= 0) throw new SluiceError('ERR_ARGS', 'check flag --read-data-subset=n n must be above 0')
+  return { bytes }
+}
+
 export interface CheckOptions {
   repo: Repository
   /** Also decrypt every chunk and verify its id. */
   readData?: boolean
-  /** Each problem found, as it is found: a message, and what it is about (for check --json). */
+  /** Decrypt and verify only this subset of the chunks (not with readData). */
+  readDataSubset?: DataSubset
+  /** Each problem found, as it is found: `ERR_CODE: what`. */
   onProblem: (message: string, problem: Problem) => void
   onProgress?: (what: string) => void
 }
@@ -34,13 +82,15 @@ export interface Problem {
 
 /**
  * Checks that every snapshot's metadata decodes and every chunk it names exists; with
- * `readData`, that every stored chunk decrypts and hashes to its id. Streams: memory is one
- * snapshot's reader plus a capped cache of ids already seen, under the memory policy for reading
- * (lib/memory.ts).
+ * `readData`, that every stored chunk decrypts and hashes to its id (with `readDataSubset`,
+ * those of the subset). Streams: memory is one snapshot's reader plus a capped cache of ids
+ * already seen, under the memory policy for reading (lib/memory.ts); subsets are chosen as the
+ * listing streams by (a second listing for x%).
  */
-export async function check(opts: CheckOptions): Promise<{ problems: number; snapshots: number; chunks: number; leftovers: Leftovers }> {
+export async function check(opts: CheckOptions): Promise<{ problems: number; snapshots: number; chunks: number; bytesRead: number; leftovers: Leftovers }> {
   paceMemory('read')
   const { repo } = opts
+  if (opts.readData && opts.readDataSubset) throw new SluiceError('ERR_ARGS', 'check flags --read-data and --read-data-subset cannot be used together')
   let problems = 0
   const problem = (m: string, p: Problem) => {
     problems++
@@ -51,14 +101,15 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     const k = hex(id)
     const cached = seen.get(k)
     if (cached !== undefined) return cached
-    const ok = await repo.hasChunk(id)
+    // A chunk a prune moved aside still restores (lib/repo/fossils.ts).
+    const ok = await hasChunkOrFossil(repo.storage, id)
     seen.set(k, ok)
-    if (!ok) problem(`chunk ${k} is missing`, { kind: 'missing_chunk', object: k })
+    if (!ok) problem(`ERR_MISSING: chunk ${k} is missing`, { kind: 'missing_chunk', object: k })
     return ok
   }
   let snapshots = 0
   // An unreadable snapshot is a problem; the others are still checked.
-  const unreadable = (id: string, err: SluiceError) => problem(`snapshot ${id} cannot be read: ${err.code}: ${err.message}`, { kind: 'unreadable_snapshot', snapshot: id })
+  const unreadable = (id: string, err: SluiceError) => problem(`${err.code}: snapshot ${id} cannot be read: ${err.message}`, { kind: 'unreadable_snapshot', snapshot: id })
   for await (const { id, snap } of repo.snapshots(unreadable)) {
     snapshots++
     opts.onProgress?.(`snapshot ${id.slice(0, 8)}`)
@@ -67,30 +118,69 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
       for await (const item of snapshotRecords(repo, treeOf(snap)) as AsyncIterable<RecordItem | ExtentsItem>) {
         if (item.kind === 'record') current = item.entry
         for (const e of item.extents) {
-          if (!(await exists(e.id)) && current) problem(`snapshot ${id.slice(0, 8)}: ${displayPath(current.path)} needs missing chunk ${hex(e.id)}`, { kind: 'missing_chunk', object: hex(e.id), snapshot: id, path: '/' + displayPath(current.path) })
+          if (!(await exists(e.id)) && current) problem(`ERR_MISSING: snapshot ${id.slice(0, 8)}: ${displayPath(current.path)} needs missing chunk ${hex(e.id)}`, { kind: 'missing_chunk', object: hex(e.id), snapshot: id, path: '/' + displayPath(current.path) })
         }
       }
     } catch (err) {
-      problem(`snapshot ${id.slice(0, 8)}: metadata cannot be read: ${err instanceof SluiceError ? `${err.code}: ${err.message}` : String(err)}`, { kind: 'unreadable_metadata', snapshot: id })
+      problem(`${codeOf(err)}: snapshot ${id.slice(0, 8)}: metadata cannot be read: ${(err as Error).message ?? String(err)}`, { kind: 'unreadable_metadata', snapshot: id })
     }
   }
-  // The stored chunks are counted either way (a listing); with readData each is also verified.
+  // `chunks`: those verified, or without readData and a subset the stored ones (a listing).
   let chunks = 0
-  for await (const key of repo.storage.list('chunks/')) {
-    const id = idFromChunkKey(key)
-    if (!id) continue
+  let bytesRead = 0
+  const verify = async (id: Buffer) => {
     chunks++
-    if (opts.readData) {
-      try {
-        const plain = await repo.loadChunk(id)
-        if (!repo.chunkId(plain).equals(id)) problem(`chunk ${hex(id)} does not hash to its id`, { kind: 'chunk_hash_mismatch', object: hex(id) })
-      } catch (err) {
-        problem(`chunk ${hex(id)}: ${err instanceof SluiceError ? err.message : String(err)}`, { kind: 'unreadable_chunk', object: hex(id) })
+    try {
+      const plain = await repo.loadChunk(id)
+      bytesRead += plain.length
+      if (!repo.chunkId(plain).equals(id)) problem(`ERR_CORRUPT: chunk ${hex(id)} does not hash to its id`, { kind: 'chunk_hash_mismatch', object: hex(id) })
+    } catch (err) {
+      problem(`${codeOf(err)}: ${(err as Error).message ?? String(err)}`, { kind: 'unreadable_chunk', object: hex(id) })
+    }
+  }
+  const subset = opts.readDataSubset
+  const group = subset && 'part' in subset ? subset : undefined
+  if (opts.readData || group) {
+    for await (const id of chunkIds(repo, 'chunks/')) {
+      if (!group || id[0]! % group.of === group.part - 1) await verify(id)
+    }
+  } else if (subset && 'percent' in subset) {
+    // restic's count (at least one chunk), chosen by selection sampling over a second listing:
+    // each chunk with probability wanted-left / chunks-left, so memory stays flat.
+    let total = 0
+    for await (const _ of chunkIds(repo, 'chunks/')) total++
+    let want = total > 0 ? Math.max(1, Math.floor((total * subset.percent) / 100)) : 0
+    let left = total
+    for await (const id of chunkIds(repo, 'chunks/')) {
+      if (want === 0 || left === 0) break
+      if (randomInt(left--) < want) {
+        want--
+        await verify(id)
       }
     }
+  } else if (subset && 'bytes' in subset) {
+    // Chunk ids are keyed hashes, uniform to whoever lacks the key: the chunks from a random
+    // first byte on, wrapping around, are a random sample. Read until `bytes` are read.
+    const start = randomInt(256)
+    outer: for (let i = 0; i < 256; i++) {
+      for await (const id of chunkIds(repo, `chunks/${((start + i) % 256).toString(16).padStart(2, '0')}/`)) {
+        await verify(id)
+        if (bytesRead >= subset.bytes) break outer
+      }
+    }
+  } else {
+    for await (const _ of chunkIds(repo, 'chunks/')) chunks++
   }
   // Temp files of killed writers are no damage: reported, left for the next backup to remove.
   const leftovers = await repo.leftovers(false)
-  return { problems, snapshots, chunks, leftovers }
+  return { problems, snapshots, chunks, bytesRead, leftovers }
+}
+
+/** The ids of the chunk objects under `prefix`, streamed (other names are skipped). */
+async function* chunkIds(repo: Repository, prefix: string): AsyncIterable<Buffer> {
+  for await (const key of repo.storage.list(prefix)) {
+    const id = idFromChunkKey(key)
+    if (id) yield id
+  }
 }
 

@@ -10,8 +10,9 @@
  */
 import type { EntryMeta, ExtentsItem, RecordItem } from '../../lib/entry.js'
 import { Lru } from '../../lib/flow.js'
-import { STATS_DISTINCT_CHUNKS } from '../../lib/limits.js'
-import { chunkKey, openChunk, COMPRESSION_ZSTD } from '../../lib/repo/objects.js'
+import { CHUNK_MAX, STATS_DISTINCT_CHUNKS } from '../../lib/limits.js'
+import { paceMemory } from '../../lib/memory.js'
+import { chunkKey, openChunk, CHUNK_OBJECT_OVERHEAD, COMPRESSION_ZSTD } from '../../lib/repo/objects.js'
 import type { Repository, SnapshotInfo } from '../../lib/repo/repository.js'
 import { matchesFilter, type SnapshotFilter } from '../../lib/repo/retention.js'
 import { SluiceError } from '../../lib/errors.js'
@@ -55,6 +56,7 @@ export interface StatsResult {
 }
 
 export async function stats(opts: StatsOptions): Promise<StatsResult> {
+  paceMemory('read')
   const { repo } = opts
   const mode = opts.mode ?? 'restore-size'
   if (mode !== 'restore-size' && mode !== 'raw-data') throw new SluiceError('ERR_ARGS', `unknown counting mode: ${mode} (use restore-size or raw-data)`)
@@ -78,7 +80,7 @@ export async function stats(opts: StatsOptions): Promise<StatsResult> {
   const fetch = async (id: Uint8Array) => {
     let obj: Buffer
     try {
-      obj = await repo.storage.get(chunkKey(id))
+      obj = await repo.storage.get(chunkKey(id), CHUNK_MAX + CHUNK_OBJECT_OVERHEAD)
     } catch (err) {
       if (err instanceof SluiceError && err.code === 'ERR_NOT_FOUND') throw new SluiceError('ERR_MISSING', `chunk ${hex(id)} is missing from the repository`, { cause: err })
       throw err

@@ -5,6 +5,11 @@
  * record followed by DataItems of its content. Memory: `concurrency` chunks in flight plus the
  * cache (RESTORE_CHUNK_CACHE_BYTES), and dead chunk buffers until the collection forced every
  * RESTORE_GC_EVERY_BYTES of content.
+ *
+ * A chunk that cannot be had (missing, or it fails authentication or decoding, or an extent lies
+ * outside it) stops the stream with that error, naming the file and the chunk: a tar or stdout
+ * sink cannot skip inside what it has begun to emit. With `skipDamaged` (the directory sink, which
+ * can drop a file) it becomes a DamagedItem in the content's place instead, and the rest goes on.
  */
 import type { Duplex } from 'node:stream'
 import type { DataItem, ExtentsItem, RecordItem } from '../../lib/entry.js'
@@ -12,15 +17,27 @@ import { Lru, orderedMap, stage } from '../../lib/flow.js'
 import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_CHUNK_CACHE_BYTES } from '../../lib/limits.js'
 import { collectEvery } from '../../lib/memory.js'
 import { SluiceError } from '../../lib/errors.js'
-import { hex } from '../../lib/bytes.js'
+import { displayPath, hex } from '../../lib/bytes.js'
 import type { ChunkLoader } from './read-snapshot.js'
 
 export interface DownloadOptions {
   concurrency?: number
   cacheBytes?: number
+  /** Emit a DamagedItem for a chunk that cannot be had, instead of failing. */
+  skipDamaged?: boolean
 }
 
-type Task = RecordItem | { kind: 'fetch'; id: Buffer; offset: number; length: number }
+/** In place of content that could not be had: the file it belongs to cannot be restored. */
+export interface DamagedItem {
+  kind: 'damaged'
+  error: SluiceError
+}
+
+/** Codes of a chunk that cannot be had while the repository itself works; any other failure
+ *  (the storage is down) stops the restore. */
+const DAMAGE = new Set(['ERR_CORRUPT', 'ERR_MISSING'])
+
+type Task = RecordItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer }
 
 export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}): Duplex {
   // Counted in chunks of the largest size: a pending promise has no size yet.
@@ -37,25 +54,38 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
     return p
   }
   const collect = collectEvery('restore')
-  return stage<RecordItem | ExtentsItem, RecordItem | DataItem>(async function* (source) {
+  return stage<RecordItem | ExtentsItem, RecordItem | DataItem | DamagedItem>(async function* (source) {
     async function* tasks(): AsyncIterable<Task> {
+      let path: Buffer = Buffer.alloc(0)
       for await (const item of source) {
         if (item.kind === 'record') {
           yield item
-          if (item.entry.type === 'file' && !item.entry.hardlinkTo) for (const e of item.extents) yield { kind: 'fetch', ...e }
+          path = item.entry.path
+          if (item.entry.type === 'file' && !item.entry.hardlinkTo) for (const e of item.extents) yield { kind: 'fetch', ...e, path }
         } else {
-          for (const e of item.extents) yield { kind: 'fetch', ...e }
+          for (const e of item.extents) yield { kind: 'fetch', ...e, path }
         }
       }
     }
-    const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem> => {
-      if (t.kind === 'record') return t
+    const fetchData = async (t: Exclude<Task, RecordItem>): Promise<DataItem> => {
       const chunk = await load(t.id)
       collect(t.length)
       if (t.offset + t.length > chunk.length) {
         throw new SluiceError('ERR_CORRUPT', `extent ${t.offset}+${t.length} lies outside chunk ${hex(t.id)} of ${chunk.length} bytes`)
       }
       return { kind: 'data', data: chunk.subarray(t.offset, t.offset + t.length) }
+    }
+    const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem | DamagedItem> => {
+      if (t.kind === 'record') return t
+      try {
+        return await fetchData(t)
+      } catch (err) {
+        if (!(err instanceof SluiceError) || !DAMAGE.has(err.code)) throw err
+        // The chunk's error names the chunk; this one names the file as well.
+        const error = new SluiceError(err.code, `${displayPath(t.path)}: ${err.message}`, { cause: err, path: t.path })
+        if (!opts.skipDamaged) throw error
+        return { kind: 'damaged', error }
+      }
     })
     yield* mapped
   })

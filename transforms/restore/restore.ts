@@ -6,7 +6,8 @@
 import { pipeline } from 'node:stream/promises'
 import type { Writable } from 'node:stream'
 import type { EntryMeta, RecordItem } from '../../lib/entry.js'
-import { SluiceError } from '../../lib/errors.js'
+import fs from 'node:fs/promises'
+import { SluiceError, asSluiceError, isErrno } from '../../lib/errors.js'
 import { displayPath, isUnder } from '../../lib/bytes.js'
 import { compileFilter } from '../../lib/filter-rules.js'
 import { paceMemory } from '../../lib/memory.js'
@@ -57,10 +58,24 @@ export interface RestoreResult {
   warnings: number
 }
 
+/** Creates the restore target (and its parents); ERR_WRITE naming it if it cannot be. */
+async function makeTarget(target: string): Promise<void> {
+  try {
+    await fs.mkdir(target, { recursive: true })
+  } catch (err) {
+    if (isErrno(err, 'EEXIST', 'ENOTDIR')) throw new SluiceError('ERR_WRITE', `restore target ${target} is not a directory`, { cause: err })
+    throw asSluiceError(err, 'ERR_WRITE', `cannot create the restore target ${target}`)
+  }
+}
+
 /**
  * Restores a snapshot (or the subtree `SNAP:PATH`):
  * read-snapshot → select → download → write-fs (or the given sink). Applies the memory policy
  * for reading to the process first (lib/memory.ts).
+ *
+ * Into a directory, a file whose content is damaged is left out with a warning naming it and
+ * its chunk (counted in `warnings`; the CLI exits 3) and the rest is restored. A given sink
+ * (tar, stdout) cannot leave out what it has begun to emit: the restore stops with the error.
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   paceMemory('read')
@@ -78,19 +93,28 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   let sink = opts.sink
   if (!sink) {
     if (!opts.target) throw new SluiceError('ERR_ARGS', 'restore needs a target directory or a sink')
-    await import('node:fs/promises').then(f => f.mkdir(opts.target!, { recursive: true }))
+    await makeTarget(opts.target)
     sink = createFsWriter(opts.target, { onWarning, ...(opts.onEntry ? { onEntry: opts.onEntry } : {}) })
   }
-  await pipeline(
-    snapshotRecords(repo, treeOf(snap)),
-    createSelect({
-      ...(ref.path.length > 0 ? { subtree: ref.path } : {}),
-      excludes: e => rules.excludes(e),
-      onMatch: () => (matched = true),
-    }),
-    createDownloader(repo),
-    sink,
-  )
+  try {
+    await pipeline(
+      snapshotRecords(repo, treeOf(snap)),
+      createSelect({
+        ...(ref.path.length > 0 ? { subtree: ref.path } : {}),
+        excludes: e => rules.excludes(e),
+        onMatch: () => (matched = true),
+      }),
+      // Only the directory sink can leave a damaged file out and go on (see sinks/fs.ts).
+      createDownloader(repo, { skipDamaged: !opts.sink }),
+      sink,
+    )
+  } catch (err) {
+    // pipeline() settles when the first stream fails; the sink may still be finishing its
+    // writes (and removing a partial file). A caller that exits at once must find it done.
+    const s = sink
+    if (s.destroyed && !s.closed) await new Promise(resolve => s.once('close', resolve))
+    throw err
+  }
   if (!matched) throw new SluiceError('ERR_PATH_NOT_FOUND', `no path "${displayPath(ref.path)}" in snapshot ${id.slice(0, 8)}`)
   return { snapshotId: id, warnings }
 }

@@ -9,6 +9,13 @@
  * parent is only ever a directory this restore created or checked with lstat, so a symlink in
  * the snapshot can never redirect a later write outside the target.
  *
+ * Damaged content (a DamagedItem from the downloader: a chunk missing, or failing
+ * authentication): the file is not restored. What was written of it is removed, so no file
+ * that looks complete but is not is left behind, and `onWarning` gets one warning naming the
+ * path and the chunk (ERR_CORRUPT or ERR_MISSING); the restore goes on with the next entry.
+ * A write that fails (a full disk) stops the restore with ERR_WRITE naming the file, and the
+ * file being written is removed.
+ *
  * Memory: the stack of directories on the current path (their metadata, to finish them when
  * left), one open large file, and RESTORE_FILE_JOBS small files (copies of at most
  * RESTORE_SMALL_FILE bytes each) being created concurrently.
@@ -16,10 +23,14 @@
 import { Writable } from 'node:stream'
 import fs from 'node:fs'
 import type { EntryMeta, RestoreItem } from '../../../lib/entry.js'
+import type { DamagedItem } from '../download.js'
 import { SluiceError, asSluiceError, isErrno } from '../../../lib/errors.js'
 import { displayPath, isUnder, joinPath, parentPath, splitPath } from '../../../lib/bytes.js'
 import { lsetxattr, mkfifo, mknod, utimens } from '../../../lib/native.js'
 import { RESTORE_FILE_JOBS, RESTORE_SMALL_FILE } from '../../../lib/limits.js'
+import { checkSafePath } from '../read-snapshot.js'
+
+export { checkSafePath }
 
 export interface FsWriterOptions {
   /** Per-entry trouble (cannot set an owner, an xattr, a device without root): the restore goes on. */
@@ -38,19 +49,6 @@ function writeAsync(fd: number, b: Uint8Array, off: number, pos: number): Promis
   return new Promise((resolve, reject) => fs.write(fd, b, off, b.length - off, pos, (err, n) => (err ? reject(err) : resolve(n))))
 }
 
-/** Throws ERR_UNSAFE_PATH unless `p` is a relative path of plain components. */
-export function checkSafePath(p: Buffer): void {
-  const bad = (why: string) => new SluiceError('ERR_UNSAFE_PATH', `snapshot names an unsafe path "${displayPath(p)}" (${why}); refusing to restore`)
-  if (p.length === 0) throw bad('empty')
-  if (p[0] === 0x2f) throw bad('absolute')
-  if (p.includes(0)) throw bad('NUL byte')
-  for (const c of splitPath(p)) {
-    if (c.length === 0) throw bad('empty component')
-    if (c.length === 1 && c[0] === 0x2e) throw bad("'.' component")
-    if (c.length === 2 && c[0] === 0x2e && c[1] === 0x2e) throw bad("'..' component")
-  }
-}
-
 interface OpenDir {
   path: Buffer
   meta: EntryMeta
@@ -61,17 +59,19 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   const owners = opts.owners ?? process.getuid?.() === 0
   const stack: OpenDir[] = []
   // Directories (snapshot-relative) known to be real directories we may write into.
-  let file: { fd: number; meta: EntryMeta; abs: Buffer; written: number } | null = null
+  let file: { fd: number; meta: EntryMeta; abs: Buffer; written: number; damaged?: SluiceError } | null = null
   // The large file's write on the thread pool, while one is running: a destroy must not close
   // its descriptor under it (the number could be reused by the next open before the write runs).
   let writing: Promise<unknown> | null = null
   // A small file being collected, to be created by a job of its own (see `flushSmall`).
-  let small: { meta: EntryMeta; abs: Buffer; parts: Buffer[] } | null = null
+  let small: { meta: EntryMeta; abs: Buffer; parts: Buffer[]; damaged?: SluiceError } | null = null
   // Small-file jobs in flight: creating a file costs the kernel 30-300 µs (inode, journal), so
   // several run at once on the thread pool. A directory's metadata, a hardlink and the end of the
   // restore wait for them.
   const jobs = new Set<Promise<void>>()
   let jobFailure: unknown
+  // Set by destroy: a write still running (handle() waits on the pool) starts nothing more.
+  let stopped = false
 
   const abs = (p: Buffer): Buffer => Buffer.concat([root, Buffer.from('/'), p])
   const warn = (e: EntryMeta, what: string, cause: unknown) =>
@@ -111,23 +111,51 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     opts.onEntry?.(e)
   }
 
+  /** Removes what was written of a file whose content is damaged, and says so. */
+  function dropDamaged(e: EntryMeta, p: Buffer, damage: SluiceError): void {
+    try {
+      fs.unlinkSync(p)
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err
+    }
+    opts.onWarning(new SluiceError(damage.code, `${damage.message}; the file is not restored`, { cause: damage, path: e.path }))
+  }
+
   function closeFile(): void {
     if (!file) return
     const f = file
     file = null
+    if (f.damaged) {
+      fs.closeSync(f.fd)
+      dropDamaged(f.meta, f.abs, f.damaged)
+      return
+    }
     try {
       if (f.written < f.meta.size) fs.ftruncateSync(f.fd, f.meta.size) // a sparse tail stays a hole
-    } finally {
       fs.closeSync(f.fd)
+    } catch (err) {
+      // The descriptor is closed (or was never going to be) and the partial file goes.
+      try {
+        fs.closeSync(f.fd)
+      } catch {}
+      try {
+        fs.unlinkSync(f.abs)
+      } catch {}
+      throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
     }
     setMeta(f.meta, f.abs)
   }
 
   /** Starts the job that creates the collected small file. */
   async function flushSmall(): Promise<void> {
-    if (!small) return
+    if (!small || stopped) return
     const f = small
     small = null
+    if (f.damaged) {
+      // An older file at that path (restoring over a previous restore) would pass for this one.
+      dropDamaged(f.meta, f.abs, f.damaged)
+      return
+    }
     const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
     const job = (async () => {
       let fd: number
@@ -147,12 +175,15 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
           }
         }
         if (pos < f.meta.size) fs.ftruncateSync(fd, f.meta.size)
-      } finally {
+      } catch (err) {
         fs.closeSync(fd)
+        fs.rmSync(f.abs, { force: true }) // a partial file must not pass for the file
+        throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
       }
+      fs.closeSync(fd)
       setMeta(f.meta, f.abs)
     })().catch(err => {
-      jobFailure ??= asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(f.meta.path)}`)
+      jobFailure ??= asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(f.abs)}`)
     })
     jobs.add(job)
     void job.finally(() => jobs.delete(job))
@@ -272,15 +303,23 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     setMeta(e, p)
   }
 
-  async function handle(item: RestoreItem): Promise<void> {
+  async function handle(item: RestoreItem | DamagedItem): Promise<void> {
+    if (stopped) return
     if (jobFailure !== undefined) throw jobFailure
+    if (item.kind === 'damaged') {
+      // The first damaged chunk of a file is the one named; the rest of its content is dropped.
+      if (small) small.damaged ??= item.error
+      else if (file) file.damaged ??= item.error
+      return
+    }
     if (item.kind === 'data') {
       if (small) {
+        if (small.damaged) return
         // A copy: the data is a view of a whole decoded chunk, which must not be held for it.
         small.parts.push(Buffer.from(item.data))
         return
       }
-      if (!file) return
+      if (!file || file.damaged) return
       // On the thread pool: the main thread decrypts and decompresses the next chunks meanwhile.
       // The data is a view of a decoded chunk; the write completes before the next item comes.
       const f = file
@@ -289,7 +328,12 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       while (off < data.length) {
         const w = writeAsync(f.fd, data, off, f.written)
         writing = w
-        const n = await w.finally(() => (writing = null))
+        let n: number
+        try {
+          n = await w.finally(() => (writing = null))
+        } catch (err) {
+          throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
+        }
         off += n
         f.written += n
       }
@@ -298,12 +342,13 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     if (item.kind === 'extents') return
     closeFile()
     await flushSmall()
+    if (stopped) return
     try {
       await create(item.entry)
     } catch (err) {
       // An entry that cannot be created (a path the snapshot names twice with different types,
       // a full disk) stops the restore with a code, not a bare errno.
-      throw asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(item.entry.path)}`)
+      throw asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(abs(item.entry.path))}`)
     }
   }
 
@@ -318,21 +363,28 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
         closeFile()
         await drain()
         await leaveTo(Buffer.from([0])) // a path under no directory: finish them all
-      })().then(() => cb(), err => cb(err))
+      })().then(() => cb(), err => cb(asSluiceError(err, 'ERR_WRITE', `cannot finish the restore into ${targetDir}`)))
     },
     destroy(err, cb) {
+      stopped = true
       const f = file
       file = null
+      small = null
+      // A restore that stops (a damaged metadata chunk, a full disk) leaves no partial file
+      // that could pass for a complete one, and nothing still being written once it has ended:
+      // the large file's write and the small-file jobs are waited for (each is one write of at
+      // most a chunk) before the error goes on.
       const close = () => {
         try {
-          if (f) fs.closeSync(f.fd)
+          if (f) {
+            fs.closeSync(f.fd)
+            fs.unlinkSync(f.abs)
+          }
         } catch {
           // already failing
         }
       }
-      if (writing) writing.then(close, close)
-      else close()
-      cb(err)
+      Promise.allSettled([writing, ...jobs]).then(close).then(() => cb(err))
     },
   })
 }

@@ -19,6 +19,7 @@ import type { EntryMeta, RestoreItem } from '../../../lib/entry.js'
 import { SluiceError } from '../../../lib/errors.js'
 import { STAGE_HWM } from '../../../lib/limits.js'
 import { OutputPort } from '../../../lib/output-port.js'
+import { checkSafePath } from '../read-snapshot.js'
 import { TAR_BLOCK, encodeTarHeader, tarCanHold, tarPadding } from '../../../lib/tar.js'
 
 /** Options of {@link createTarWriter}. */
@@ -73,6 +74,10 @@ export function createTarWriter(output: Writable, opts: TarWriterOptions = {}): 
       await closeMember()
       const entry = item.entry
       if (entry.path.length === 0) return
+      // Extractors trust member names: never emit one that climbs out (read-snapshot refuses
+      // them already; a sink fed by other code checks too).
+      checkSafePath(entry.path)
+      if (entry.hardlinkTo) checkSafePath(entry.hardlinkTo)
       if (!tarCanHold(entry)) {
         warn(entry, `a ${entry.type} cannot be stored in a tar; skipped`)
         cur = entry
