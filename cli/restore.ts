@@ -90,8 +90,9 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       })
       finished = true
     } finally {
-      // The closing progress line for a directory restore (a tar's stderr keeps its one line).
-      stop(finished && !args.tar)
+      // On a terminal the finished state is drawn once before the line is cleared (a log keeps
+      // only the warnings and the summary; a tar's stderr its one line).
+      stop(finished && !args.tar && !!process.stderr.isTTY)
       await repo.close()
     }
     const durationMs = Date.now() - started

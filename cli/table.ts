@@ -14,6 +14,8 @@ export interface SnapshotRow {
   tree?: SnapshotRoot['tree']
   program?: string
   stats?: SnapshotRoot['stats']
+  /** For a copied snapshot: the id of the one it was copied from (restic's `original`). */
+  original?: string
 }
 
 const pad = (n: number) => String(n).padStart(2, '0')
@@ -66,6 +68,7 @@ export function jsonSnapshot(s: SnapshotRow) {
     hostname: s.host,
     ...(s.username !== undefined ? { username: s.username } : {}),
     tags: s.tags,
+    ...(s.original ? { original: s.original } : {}),
     ...(s.program ? { program_version: s.program } : {}),
     ...(s.stats ? { summary: {
       files_new: s.stats.filesNew, files_changed: s.stats.filesChanged, files_unmodified: s.stats.filesUnchanged,
