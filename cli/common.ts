@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import type { Argv } from 'yargs'
-import { SluiceError, displayPath, openRepository, openStorage, parseRateLimit, type LocationOptions, type Repository } from '../index.js'
+import { SluiceError, displayPath, openRepository, openStorage, parseRateLimit, type LocationOptions, type Repository, type Storage } from '../index.js'
 import { PASSWORD_MAX } from '../lib/limits.js'
 
 export interface GlobalArgs {
@@ -12,6 +12,7 @@ export interface GlobalArgs {
   's3-path-style'?: boolean
   json?: boolean
   quiet?: boolean
+  verbose?: boolean
   'limit-upload'?: number
   'limit-download'?: number
 }
@@ -23,9 +24,35 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('password-command', { type: 'string', describe: 'run this command (split into words, no shell) and read the password from its output (default: $SLUICE_PASSWORD_COMMAND); without either, $SLUICE_PASSWORD, else a prompt on a terminal' })
     .option('s3-path-style', { type: 'boolean', describe: 'address S3 buckets by path (ENDPOINT/BUCKET, the default for s3:http(s)://ENDPOINT/...); --no-s3-path-style for BUCKET.ENDPOINT' })
     .option('json', { type: 'boolean', describe: 'print machine-readable JSON on stdout' })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress output' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors (no progress, no summary)' })
+    .option('verbose', { alias: 'v', type: 'boolean', describe: 'more output (backup: one line per file: new, changed, unchanged)' })
     .option('limit-upload', { type: 'number', describe: 'limits uploads to a maximum rate in KiB/s' })
     .option('limit-download', { type: 'number', describe: 'limits downloads to a maximum rate in KiB/s' })
+}
+
+/** The environment variables the commands read, for every command's help. */
+const ENVIRONMENT: [string, string][] = [
+  ['SLUICE_REPOSITORY', 'the repository, when --repo is not given'],
+  ['SLUICE_PASSWORD_COMMAND', 'a command that prints the password, when --password-command is not given'],
+  ['SLUICE_PASSWORD_FILE', 'a file holding the password, when --password-file is not given'],
+  ['SLUICE_PASSWORD', 'the password, when neither of the above is set (else a prompt on a terminal)'],
+  ['SLUICE_FROM_REPOSITORY, SLUICE_FROM_PASSWORD', 'copy and init --from-repo: the source repository and its password'],
+  ['SLUICE_DEBUG', 'when set, an internal error prints its stack after its one line'],
+  ['AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION', 'credentials and region of s3: repositories (docs/S3.md)'],
+]
+
+/** restic's exit codes, as far as Sluice has them. */
+const EXIT_CODES: [string, string][] = [
+  ['0', 'success'],
+  ['1', 'failure: one line on stderr, sluice: ERR_CODE: message'],
+  ['3', 'done, but something was left out (backup: files that could not be read; a damaged snapshot skipped)'],
+]
+
+/** Examples, the environment variables and the exit codes, at the end of a command's help. */
+export function documented<T>(y: Argv<T>, examples: [string, string][], exitCodes: [string, string][] = EXIT_CODES): Argv<T> {
+  for (const [cmd, what] of examples) y = y.example(cmd, what)
+  const table = (rows: string[][]) => rows.map(([k, v]) => (k!.length < 4 ? `  ${k}  ${v}` : `  ${k}\n      ${v}`)).join('\n')
+  return y.epilog(`Environment:\n${table(ENVIRONMENT)}\n\nExit codes:\n${table(exitCodes)}`)
 }
 
 /** The storage options every command shares: S3 addressing and the rate limits. */
@@ -218,8 +245,9 @@ export function storageOf(args: GlobalArgs) {
   return openStorage(repoLocation(args), storageOptions(args))
 }
 
-export async function openRepo(args: GlobalArgs): Promise<Repository> {
-  const storage = storageOf(args)
+/** Opens the repository; `wrap` puts a layer over its storage (backup --dry-run's). */
+export async function openRepo(args: GlobalArgs, wrap?: (s: Storage) => Storage): Promise<Repository> {
+  const storage = wrap ? wrap(storageOf(args)) : storageOf(args)
   const pw = await password(args)
   return openRepository(storage, pw, { onWarning: repoWarning })
 }
@@ -233,8 +261,13 @@ export function repoWarning(err: SluiceError): void {
 
 /** One line on stderr per warning, named by code. */
 export function warn(err: SluiceError): void {
+  warnLine(`sluice: warning: ${err.code}: ${err.message}`)
+}
+
+/** A line on stderr, below (not through) a progress line. */
+export function warnLine(line: string): void {
   clearProgress()
-  process.stderr.write(`sluice: warning: ${err.code}: ${err.message}\n`)
+  process.stderr.write(line + '\n')
 }
 
 let progressShown = false
@@ -247,10 +280,10 @@ function clearProgress(): void {
  * Progress on stderr: redrawn in place on a terminal (4 times a second), a plain line every
  * `plainMs` otherwise. Returns a stop function.
  */
-export function startProgress(render: () => string, opts: { quiet?: boolean; plainMs: number }): () => void {
+export function startProgress(render: () => string, opts: { quiet?: boolean; plainMs: number }): (final?: boolean) => void {
   if (opts.quiet) return () => {}
   const tty = process.stderr.isTTY
-  const timer = setInterval(() => {
+  const draw = () => {
     const line = render()
     if (tty) {
       const cols = process.stderr.columns || 80
@@ -259,10 +292,15 @@ export function startProgress(render: () => string, opts: { quiet?: boolean; pla
     } else {
       process.stderr.write(`${line}\n`)
     }
-  }, tty ? 250 : opts.plainMs)
+  }
+  // On a terminal the line is there from the start; in a log, every plainMs.
+  if (tty) draw()
+  const timer = setInterval(draw, tty ? 250 : opts.plainMs)
   timer.unref()
-  return () => {
+  /** `final`: the job finished: its last state once more (a log's closing line). */
+  return (final = false) => {
     clearInterval(timer)
+    if (final) draw()
     clearProgress()
   }
 }
@@ -281,7 +319,10 @@ export function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024
 }
 
+/** One line on stdout; a progress line on the same terminal is cleared first (and redrawn by
+ *  its next tick). */
 export function out(line: string): void {
+  clearProgress()
   process.stdout.write(line + '\n')
 }
 

@@ -2,9 +2,11 @@ import path from 'node:path'
 import type { Argv, CommandModule } from 'yargs'
 import {
   SluiceError, describeGroup, describePolicy, forget, prune, parseDuration, parseGroupBy, parseKeepCount, parseTagList, undoForget,
+  matchesFilter, type SnapshotRoot,
   type ForgetGroup, type ForgetSummary, type KeepReason, type RetentionPolicy, type SnapshotFilter,
 } from '../index.js'
-import { globalOptions, openRepo, out, warn, type GlobalArgs } from './common.js'
+import { jsonSnapshot, showTime, snapshotTable } from './table.js'
+import { documented, globalOptions, openRepo, out, warn, type GlobalArgs } from './common.js'
 import { pruneSummary } from './prune.js'
 
 /** restic's snapshot filter flags, shared with stats. */
@@ -19,6 +21,20 @@ export function filterOptions<T>(y: Argv<T>): Argv<T & FilterArgs> {
     .option('host', { type: 'string', array: true, describe: 'only snapshots of this host (repeat for any of several)' })
     .option('tag', { type: 'string', array: true, describe: 'only snapshots with all these tags (a,b); repeat for OR' })
     .option('path', { type: 'string', array: true, describe: 'only snapshots that include this path (repeat: all of them)' }) as Argv<T & FilterArgs>
+}
+
+/** restic's --host / --path / --tag for commands that take `latest`: which snapshots it means. */
+export function latestOptions<T>(y: Argv<T>): Argv<T & FilterArgs> {
+  return y
+    .option('host', { type: 'string', array: true, describe: 'latest means the newest snapshot of this host' })
+    .option('path', { type: 'string', array: true, describe: 'latest means the newest snapshot that includes this path' })
+    .option('tag', { type: 'string', array: true, describe: 'latest means the newest snapshot with these tags (a,b)' }) as Argv<T & FilterArgs>
+}
+
+/** The snapshot filter of a command's --host / --path / --tag, as a predicate for findSnapshot. */
+export function latestFilter(args: FilterArgs): (s: SnapshotRoot) => boolean {
+  const f = filterOf(args)
+  return s => matchesFilter(s, f)
 }
 
 /** --path is made absolute, as backup records paths (and as restic does). */
@@ -79,40 +95,16 @@ function policyOf(args: ForgetArgs): RetentionPolicy {
   return p
 }
 
-/** A snapshot as restic's forget --json prints it (with our root's field names). */
-function jsonSnapshot(s: ForgetSummary) {
-  return { time: s.time, ...(s.parent ? { parent: s.parent } : {}), paths: s.paths, host: s.host, username: s.username, tags: s.tags, id: s.id, short_id: s.id.slice(0, 8) }
-}
-
-const pad = (n: number) => String(n).padStart(2, '0')
-/** Local time, as the policy's calendar sees it. */
-function localTime(iso: string): string {
-  const t = new Date(iso)
-  return `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}`
-}
-
-/** restic's snapshot table: oldest first, a reason or path per line where there are several. */
+/** restic's tables of a forget group: oldest first, a reason per line where there are several. */
 function table(list: ForgetSummary[], reasons?: KeepReason<ForgetSummary>[]): string[] {
-  const why = new Map(reasons?.map(r => [r.snapshot.id, r.matches]))
-  const head = ['ID', 'Time', 'Host', 'Tags', ...(reasons ? ['Reasons'] : []), 'Paths']
-  const rows = [...list].reverse().map(s => [[s.id.slice(0, 8)], [localTime(s.time)], [s.host], [s.tags.join(',')], ...(reasons ? [why.get(s.id) ?? []] : []), s.paths])
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.flatMap(r => r[i]!.map(c => c.length))))
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
-  const rule = '-'.repeat(widths.reduce((a, b) => a + b + 2, -2))
-  const lines = [line(head), rule]
-  for (const r of rows) {
-    const height = Math.max(1, ...r.map(c => c.length))
-    for (let k = 0; k < height; k++) lines.push(line(r.map(c => c[k] ?? '')))
-  }
-  lines.push(rule, `${list.length} snapshots`)
-  return lines
+  return snapshotTable([...list].reverse(), reasons ? { reasons: new Map(reasons.map(r => [r.snapshot.id, r.matches])) } : {})
 }
 
 export const forgetCommand: CommandModule<object, ForgetArgs> = {
   command: 'forget [snapshots..]',
   describe: 'remove snapshots by id or by policy (recoverable with --undo until prune)',
   builder: y =>
-    filterOptions(policyOptions(globalOptions(y)))
+    filterOptions(policyOptions(documented(globalOptions(y), [["sluice forget --keep-daily 7 --keep-weekly 5 --dry-run", "show what the policy would remove"], ["sluice forget 40dc1520", "remove one snapshot (sluice forget --undo brings it back until prune)"]])))
       .positional('snapshots', { type: 'string', array: true, describe: 'snapshot ids to remove (or, with --undo, to bring back)' })
       .option('group-by', { alias: 'g', type: 'string', default: 'host,paths', describe: "group snapshots by host, paths and/or tags ('' for one group)" })
       .option('dry-run', { alias: 'n', type: 'boolean', describe: 'print what would be removed, remove nothing' })
@@ -137,7 +129,7 @@ export const forgetCommand: CommandModule<object, ForgetArgs> = {
           repo, snapshots, dryRun: !!args['dry-run'],
           onRestored: (id, s) => {
             if (args.json) process.stdout.write((n++ > 0 ? ',\n' : '\n') + JSON.stringify({ id, short_id: id.slice(0, 8), time: s.time, host: s.host, paths: s.paths, tags: s.tags }))
-            else if (!quiet) out(`${args['dry-run'] ? 'would restore' : 'restored'} snapshot ${id.slice(0, 8)} of ${localTime(s.time)} (${s.host}: ${s.paths.join(' ')})`)
+            else if (!quiet) out(`${args['dry-run'] ? 'would restore' : 'restored'} snapshot ${id.slice(0, 8)} of ${showTime(s.time)} (${s.host}: ${s.paths.join(' ')})`)
           },
         })
         if (args.json) out(n > 0 ? '\n]' : ']')

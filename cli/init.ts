@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { SluiceError, initRepository } from '../index.js'
-import { globalOptions, out, password, storageOf, type GlobalArgs } from './common.js'
+import { documented, globalOptions, out, password, storageOf, type GlobalArgs } from './common.js'
 import { fromOptions, openSourceRepo } from './copy.js'
 
 interface InitArgs extends GlobalArgs {
@@ -13,7 +13,7 @@ export const init: CommandModule<object, InitArgs> = {
   command: 'init',
   describe: 'create a new encrypted repository',
   builder: y =>
-    fromOptions(globalOptions(y)).option('copy-chunker-params', {
+    fromOptions(documented(globalOptions(y), [["sluice init --repo /srv/backup", "create a repository in a directory (asks for the password twice)"], ["sluice init -r s3:my-bucket/host1 --password-file ~/.sluice-pw", "create one in an S3 bucket, the password read from a file"]])).option('copy-chunker-params', {
       type: 'boolean',
       describe: "copy the chunker parameters (and chunk id key) of --from-repo, so `copy` moves that repository's chunks as they are",
     }),

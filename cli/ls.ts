@@ -1,6 +1,8 @@
 import type { CommandModule } from 'yargs'
 import { displayPath, listSnapshot, parseSnapshotRef, type EntryMeta } from '../index.js'
-import { globalOptions, openRepo, out, type GlobalArgs } from './common.js'
+import { showTime } from './table.js'
+import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
+import { documented, globalOptions, openRepo, out, type GlobalArgs } from './common.js'
 
 const TYPE_CHAR: Record<string, string> = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', char: 'c', block: 'b', socket: 's' }
 
@@ -21,30 +23,32 @@ export function entryJson(e: EntryMeta) {
   }
 }
 
-/** An entry as ls --long (and find --long) print it. */
-export function longLine(e: EntryMeta): string {
-  const t = new Date(e.mtimeSec * 1000).toISOString().replace('T', ' ').slice(0, 19)
+/** An entry as ls --long (and find --long) print it: its time in local time (or UTC). */
+export function longLine(e: EntryMeta, utc = false): string {
+  const t = showTime(new Date(e.mtimeSec * 1000).toISOString(), utc)
   return `${modeString(e.type, e.mode)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${String(e.size).padStart(12)} ${t} /${displayPath(e.path)}${e.linkTarget ? ` -> ${displayPath(e.linkTarget)}` : ''}`
 }
 
-export const lsCommand: CommandModule<object, GlobalArgs & { snapshot: string; long?: boolean }> = {
-  command: 'ls <snapshot>',
-  describe: 'list the entries of a snapshot (SNAP or SNAP:PATH)',
+export const lsCommand: CommandModule<object, GlobalArgs & FilterArgs & { snapshot: string; dir?: string; long?: boolean; utc?: boolean }> = {
+  command: 'ls <snapshot> [dir]',
+  describe: 'list the entries of a snapshot (SNAP, SNAP DIR or SNAP:DIR)',
   builder: y =>
-    globalOptions(y)
+    latestOptions(documented(globalOptions(y), [["sluice ls latest", "list every entry of the newest snapshot"], ["sluice ls -l latest /home/me/work", "one directory, with mode, owner, size and local time"]]))
       .positional('snapshot', { type: 'string', demandOption: true, describe: 'latest or an id prefix, optionally :PATH' })
-      .option('long', { alias: 'l', type: 'boolean', describe: 'mode, owner, size and time' }),
+      .positional('dir', { type: 'string', describe: 'list only this directory (or file) of the snapshot' })
+      .option('long', { alias: 'l', type: 'boolean', describe: 'mode, owner, size and time (local time)' })
+      .option('utc', { type: 'boolean', describe: 'with --long: times in UTC' }),
   handler: async args => {
     const repo = await openRepo(args)
     try {
-      const ref = parseSnapshotRef(args.snapshot)
-      const { snap } = await repo.findSnapshot(ref.snapshot)
+      const ref = parseSnapshotRef(args.dir !== undefined ? `${args.snapshot.split(':')[0]}:${args.dir}` : args.snapshot)
+      const { snap } = await repo.findSnapshot(ref.snapshot, latestFilter(args))
       for await (const { entry: e } of listSnapshot(repo, snap, ref.path)) {
         const p = '/' + displayPath(e.path)
         if (args.json) {
           out(JSON.stringify(entryJson(e)))
         } else if (args.long) {
-          out(longLine(e))
+          out(longLine(e, args.utc))
         } else {
           out(p)
         }

@@ -1,6 +1,6 @@
 /** The sluice command: yargs commands over the public API. Errors end as one line with a code.
  *  Loaded by cli/main.ts once V8's heap policy is in place. */
-import yargs from 'yargs'
+import yargs, { type CommandModule } from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { SluiceError } from '../index.js'
 import { init } from './init.js'
@@ -19,6 +19,13 @@ import { completionCommand } from './completion.js'
 import { pruneCommand } from './prune.js'
 import { copyCommand } from './copy.js'
 import { findCommand } from './find.js'
+import { suggestCommand } from './suggest.js'
+
+const COMMANDS: CommandModule<any, any>[] = [
+  init, backupCommand, snapshotsCommand, lsCommand, restoreCommand, checkCommand, catCommand, diffCommand, forgetCommand, statsCommand,
+  pruneCommand, copyCommand, findCommand, keyCommand, tagCommand, completionCommand,
+]
+const NAMES = COMMANDS.map(c => String(c.command).split(' ')[0]!)
 
 /** Ends the process with one line `sluice: ERR_CODE: message`. An error that reached here
  *  without a SluiceError's code (a bare errno from a library) is ERR_INTERNAL, its errno kept
@@ -43,37 +50,39 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   fail(err)
 })
 
+/** `sluice help [COMMAND]` is `sluice [COMMAND] --help`; an unknown command is named, with the
+ *  nearest known one (restic's "did you mean"), before yargs sees it. */
+function commandLine(given: string[]): string[] {
+  const argv = given[0] === 'help' ? [...given.slice(1, 2), '--help'] : given
+  const word = argv[0]
+  if (word !== undefined && !word.startsWith('-') && !NAMES.includes(word)) {
+    const near = suggestCommand(word, NAMES)
+    throw new SluiceError('ERR_ARGS', `unknown command "${word}"${near ? `: did you mean ${near}?` : ' (see sluice --help)'}`)
+  }
+  return argv
+}
+
 try {
-  await yargs(hideBin(process.argv))
+  const argv = commandLine(hideBin(process.argv))
+  const cli = yargs(argv)
     .scriptName('sluice')
-    .usage('$0 <command> [options]\n\nA backup tool whose memory is set by the pipeline, not by the data.')
-    .command(init)
-    .command(backupCommand)
-    .command(snapshotsCommand)
-    .command(lsCommand)
-    .command(restoreCommand)
-    .command(checkCommand)
-    .command(catCommand)
-    .command(diffCommand)
-    .command(forgetCommand)
-    .command(statsCommand)
-    .command(pruneCommand)
-    .command(copyCommand)
-    .command(findCommand)
-    .command(keyCommand)
-    .command(tagCommand)
-    .command(completionCommand)
-    .demandCommand(1, 'give a command (see --help)')
+    .usage('$0 <command> [options]\n\nA backup tool whose memory is set by the pipeline, not by the data.\nsluice help COMMAND (or sluice COMMAND --help) shows its options and examples.')
+  for (const c of COMMANDS) cli.command(c)
+  await cli
+    .demandCommand(1, 'give a command (see the usage above)')
     .strict()
     // `--tag x /path` must not swallow the path: list options take one value per flag and are
     // repeated (`--exclude a --exclude b`), as in restic.
     .parserConfiguration({ 'greedy-arrays': false })
     .env(false)
-    .fail((msg, err) => {
+    .fail((msg, err, y) => {
       if (err) throw err
+      // `sluice` alone: the usage, then the one error line.
+      if (argv.length === 0) y.showHelp(s => process.stderr.write(s + '\n\n'))
       throw new SluiceError('ERR_ARGS', msg)
     })
     .help()
+    .alias('help', 'h')
     .version('0.1.0')
     .parseAsync()
 } catch (err) {

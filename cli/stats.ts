@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { stats, type StatsMode } from '../index.js'
 import { filterOf, filterOptions, type FilterArgs } from './forget.js'
-import { formatBytes, globalOptions, openRepo, out, startProgress, type GlobalArgs } from './common.js'
+import { formatBytes, documented, globalOptions, openRepo, out, startProgress, type GlobalArgs } from './common.js'
 import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 
 interface StatsArgs extends GlobalArgs, FilterArgs {
@@ -13,7 +13,7 @@ export const statsCommand: CommandModule<object, StatsArgs> = {
   command: 'stats [snapshots..]',
   describe: 'count files and bytes of snapshots: as restored (restore-size) or as stored (raw-data)',
   builder: y =>
-    filterOptions(globalOptions(y))
+    filterOptions(documented(globalOptions(y), [["sluice stats latest", "files and bytes a restore of the newest snapshot writes"], ["sluice stats --mode raw-data", "what all snapshots take in the repository"]]))
       .positional('snapshots', { type: 'string', array: true, describe: 'snapshots to count (latest or id prefixes; default all)' })
       .option('mode', { type: 'string', default: 'restore-size', describe: 'restore-size: what a restore writes; raw-data: the distinct chunks referenced, read once each' }),
   handler: async args => {

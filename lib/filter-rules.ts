@@ -9,9 +9,9 @@
  * Snapshot paths are raw bytes; they are decoded as UTF-8 for matching only (a byte that is not
  * UTF-8 matches '?' or '*' as U+FFFD).
  */
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readSync, readFileSync } from 'node:fs'
 import { Minimatch, type MinimatchOptions } from 'minimatch'
-import type { EntryMeta } from './entry.js'
+import type { EntryMeta, SourceEntry } from './entry.js'
 import { SluiceError } from './errors.js'
 
 /** Options of {@link compileFilter}; the CLI flags of the same names. */
@@ -23,6 +23,12 @@ export interface FilterOptions {
   excludeFile?: string[]
   /** Regular files larger than this many bytes are dropped. */
   excludeLargerThan?: number
+  /** As exclude / include, matched without regard to case (restic's --iexclude / --iinclude). */
+  iexclude?: string[]
+  iinclude?: string[]
+  /** Drop directories holding a CACHEDIR.TAG file that starts with the signature of the Cache
+   *  Directory Tagging Specification (restic's --exclude-caches). Walked entries only. */
+  excludeCaches?: boolean
 }
 
 /** The compiled rules: pure functions of one entry's metadata, no state. */
@@ -40,6 +46,27 @@ export interface FilterRules {
 }
 
 const MM_OPTS: MinimatchOptions = { dot: true, nonegate: true, nocomment: true }
+
+/** The first bytes of a CACHEDIR.TAG file (https://bford.info/cachedir/). */
+const CACHEDIR_SIGNATURE = Buffer.from('Signature: 8a477f597d28d172789f06886806bc55')
+
+/** True when the directory on disk holds a CACHEDIR.TAG with the signature. */
+function isCacheDir(fsPath: Buffer): boolean {
+  let fd: number
+  try {
+    fd = openSync(Buffer.concat([fsPath, Buffer.from('/CACHEDIR.TAG')]), 'r')
+  } catch {
+    return false
+  }
+  try {
+    const head = Buffer.alloc(CACHEDIR_SIGNATURE.length)
+    return readSync(fd, head, 0, head.length, 0) === head.length && head.equals(CACHEDIR_SIGNATURE)
+  } catch {
+    return false
+  } finally {
+    closeSync(fd)
+  }
+}
 
 /** One pattern, compiled for matching a relative snapshot path (no leading '/'). */
 export interface Pattern {
@@ -92,13 +119,17 @@ function readPatternFile(file: string): string[] {
  */
 export function compileFilter(opts: FilterOptions): FilterRules {
   const excludeSrc = [...(opts.exclude ?? []), ...(opts.excludeFile ?? []).flatMap(readPatternFile)]
-  const excl = excludeSrc.map(p => compilePattern(p)).filter((p): p is Pattern => p !== null)
-  const incl = (opts.include ?? []).map(p => compilePattern(p)).filter((p): p is Pattern => p !== null)
+  const compile = (list: string[] | undefined, nocase: boolean) => (list ?? []).map(p => compilePattern(p, { nocase })).filter((p): p is Pattern => p !== null)
+  const excl = [...compile(excludeSrc, false), ...compile(opts.iexclude, true)]
+  const incl = [...compile(opts.include, false), ...compile(opts.iinclude, true)]
+  const caches = !!opts.excludeCaches
   const larger = opts.excludeLargerThan
   if (larger !== undefined && !(larger >= 0)) throw new SluiceError('ERR_ARGS', `bad size limit ${larger}`)
 
   const excludes = (entry: EntryMeta): boolean => {
     if (larger !== undefined && entry.type === 'file' && entry.size > larger) return true
+    const fsPath = (entry as Partial<SourceEntry>).fsPath
+    if (caches && entry.type === 'dir' && fsPath && isCacheDir(fsPath)) return true
     if (excl.length === 0 && incl.length === 0) return false
     const rel = entry.path.toString('utf8')
     const isDir = entry.type === 'dir'
@@ -109,7 +140,7 @@ export function compileFilter(opts: FilterOptions): FilterRules {
     if (isDir) for (const p of incl) if (p.below.match(rel, true)) return false
     return true
   }
-  const empty = larger === undefined && excl.length === 0 && incl.length === 0
+  const empty = larger === undefined && !caches && excl.length === 0 && incl.length === 0
   return { excludes, canDescend: (entry) => !excludes(entry), empty }
 }
 

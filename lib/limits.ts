@@ -108,6 +108,8 @@ export const PROBE_MIN_CHUNK = 64 * KiB
 
 /** Progress on a non-terminal stderr: one plain line this often. */
 export const PROGRESS_PLAIN_INTERVAL_MS = 10_000
+/** `backup --json`: one status line this often (restic's JSON progress is once a second too). */
+export const PROGRESS_JSON_INTERVAL_MS = 1_000
 
 /** S3: objects above this go up in parts (lib-storage Upload). Chunks (CHUNK_MAX plus overhead)
  *  stay below it, so the common path is one PutObject that a retry can simply resend. */

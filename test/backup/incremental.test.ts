@@ -13,7 +13,7 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { execFileSync, spawn } from 'node:child_process'
-import { CLI, cliFor, type CliResult } from '../helpers/cli.js'
+import { CLI, cliFor, type CliResult, backupSummary } from '../helpers/cli.js'
 import { compareTrees, seededBytes } from '../helpers/tree.js'
 import { utimens } from '../../lib/native.js'
 import { createLocalStorage, initRepository, openRepository, snapshotRecords, type Extent, type Repository } from '../../index.js'
@@ -73,7 +73,7 @@ function ok(r: CliResult, what: string): CliResult {
 
 async function backupJson(run: ReturnType<typeof cliFor>, args: string[]): Promise<Summary> {
   const r = ok(await run(['backup', ...args, '--json']), `backup ${args.join(' ')}`)
-  return JSON.parse(r.stdout) as Summary
+  return backupSummary(r.stdout) as Summary
 }
 
 /** `diff --json A B`, without the backed-up root's ancestors (/tmp changes under every test). */
@@ -347,8 +347,8 @@ test('two backups at once of trees sharing a 30 MB file: both restore, the file 
     run(['backup', `${CONC}/a`, '--json']),
     run(['backup', `${CONC}/b`, '--json']),
   ])
-  const a = JSON.parse(ok(ra, 'backup a').stdout) as Summary
-  const b = JSON.parse(ok(rb, 'backup b').stdout) as Summary
+  const a = backupSummary<Summary>(ok(ra, 'backup a').stdout)
+  const b = backupSummary<Summary>(ok(rb, 'backup b').stdout)
   assert.equal(a.bytesRead, 30 * MiB + 10_000)
   assert.equal(b.bytesRead, 30 * MiB + 10_000)
   const grown = bytesBelow(`${repos.conc}/chunks`) - before

@@ -22,8 +22,10 @@ let allChunks: string[] = []
 interface CheckJson { problems: number; chunks: number; bytesRead: number }
 
 /** The chunk ids a check run named as damaged (each read chunk is, below). */
+/** The chunks check --json names in its error lines (docs/JSON.md). */
 function namedChunks(r: CliResult): string[] {
-  return r.stderr.split('\n').flatMap(l => /^sluice: problem: (?:ERR_[A-Z_]+: )?chunk ([0-9a-f]{64})/.exec(l)?.[1] ?? [])
+  const lines = r.stdout.split('\n').filter(l => l !== '').map(l => JSON.parse(l) as { message_type: string; object?: string })
+  return lines.flatMap(m => (m.message_type === 'error' && m.object ? [m.object] : []))
 }
 
 before(async () => {
@@ -75,7 +77,7 @@ test('every chunk damaged: 1/5 … 5/5 together name every chunk exactly once', 
     assert.equal(r.code, 1)
     assert.match(r.stderr, /sluice: ERR_CHECK: check found \d+ problems/)
     const named = namedChunks(r)
-    assert.equal(named.length, (JSON.parse(r.stdout) as CheckJson).chunks, `group ${i}`)
+    assert.equal(named.length, (JSON.parse(r.stdout.trimEnd().split('\n').at(-1)!) as CheckJson).chunks, `group ${i}`)
     // Group i is the chunks whose id's first byte is i-1 mod 5 (restic's rule), no others.
     for (const id of named) assert.equal(parseInt(id.slice(0, 2), 16) % 5, i - 1, id)
     seen.push(...named)

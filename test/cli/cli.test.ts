@@ -7,7 +7,7 @@ import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { spawnSync } from 'node:child_process'
-import { CLI, cliFor, runCli, type CliResult } from '../helpers/cli.js'
+import { CLI, cliFor, runCli, type CliResult, backupSummary } from '../helpers/cli.js'
 import { seededBytes } from '../helpers/tree.js'
 import { createLocalStorage, initRepository } from '../../index.js'
 import { READ_BLOCK } from '../../lib/limits.js'
@@ -87,7 +87,7 @@ test('backup --json and snapshots --json print valid JSON with the documented fi
   const b = await sluice(['backup', '--json', '--tag', 'first', `${BASE}/src`])
   assert.equal(b.code, 0, b.stderr)
   assert.equal(b.stderr, '')
-  const res = JSON.parse(b.stdout)
+  const res = backupSummary(b.stdout)
   for (const k of ['snapshot', 'files', 'dirs', 'others', 'filesNew', 'filesChanged', 'filesUnchanged', 'bytesRead', 'bytesTotal', 'chunksNew', 'bytesStored', 'warnings', 'durationMs', 'peakRss']) {
     assert.ok(k in res, `backup --json lacks ${k}: ${b.stdout}`)
   }
@@ -106,7 +106,7 @@ test('backup --json and snapshots --json print valid JSON with the documented fi
   assert.ok(list.length >= 2)
   const mine = list.find((x: { id: string }) => x.id === res.snapshot)
   assert.ok(mine, s.stdout)
-  for (const k of ['id', 'time', 'host', 'username', 'paths', 'tags', 'tree', 'stats', 'program']) assert.ok(k in mine, `snapshots --json lacks ${k}`)
+  for (const k of ['id', 'short_id', 'time', 'hostname', 'username', 'paths', 'tags', 'tree', 'summary', 'program_version']) assert.ok(k in mine, `snapshots --json lacks ${k}`)
   assert.deepEqual(mine.paths, [`${BASE}/src`])
   assert.deepEqual(mine.tags, ['first'])
   assert.ok(!Number.isNaN(Date.parse(mine.time)))
@@ -132,7 +132,7 @@ test('backup --compression off, auto, max and a level: what is stored, and the s
     const run = cliFor(home, dir, PW)
     const b = await run(['backup', '--json', file, ...(c === 'default' ? [] : ['--compression', c])])
     assert.equal(b.code, 0, b.stderr)
-    const res = JSON.parse(b.stdout)
+    const res = backupSummary(b.stdout)
     assert.equal(res.bytesRead, text.length)
     stored[c] = res.bytesStored
     // The compression byte each chunk object records (docs/FORMAT.md): off stores every chunk as
@@ -256,7 +256,7 @@ def pump():
         if not b:
             break
         err.append(b)
-        if open_ and b' read (' in b''.join(err):
+        if open_ and b' errors' in b''.join(err):
             open_ = False
             p.stdin.close()
 t = threading.Thread(target=pump, daemon=True); t.start()
@@ -273,8 +273,8 @@ sys.exit(p.returncode)
     timeout: 120_000,
   })
   assert.equal(r.status, 0, r.stderr)
-  assert.match(r.stderr, /\d+ files, .* read/, `no progress on stderr:\n${JSON.stringify(r.stderr)}`)
-  assert.ok(!/files, .* read \(/.test(r.stdout), `progress on stdout:\n${r.stdout}`)
+  assert.match(r.stderr, /\[\d+:\d\d\] .*\d+ files .*\d+ errors/, `no progress on stderr:\n${JSON.stringify(r.stderr)}`)
+  assert.ok(!/ errors/.test(r.stdout), `progress on stdout:\n${r.stdout}`)
   assert.ok(!r.stdout.includes('\r') && !r.stdout.includes('\x1b'), `terminal control on stdout:\n${JSON.stringify(r.stdout)}`)
   assert.match(r.stdout, /^snapshot [0-9a-f]{8} saved/)
 })
@@ -290,7 +290,7 @@ test('backup /proc/version stores its content, not 0 bytes', { skip: !fs.existsS
   assert.equal(b.code, 0, b.stderr)
   assert.equal(b.stderr, '')
   const expected = fs.readFileSync('/proc/version', 'utf8')
-  assert.equal(JSON.parse(b.stdout).bytesRead, Buffer.byteLength(expected))
+  assert.equal(backupSummary(b.stdout).bytesRead, Buffer.byteLength(expected))
   const back = await sluice(['cat', 'latest', '/proc/version'])
   assert.equal(back.code, 0, back.stderr)
   assert.equal(back.stdout, expected)

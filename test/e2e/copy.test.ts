@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import { cliFor, type CliOptions, type CliResult } from '../helpers/cli.js'
+import { cliFor, type CliOptions, type CliResult, backupSummary } from '../helpers/cli.js'
 import { startS3rver, S3RVER_CREDENTIALS, type S3rverHandle } from '../helpers/s3rver.js'
 import { buildHostileTree, compareTrees, seededBytes } from '../helpers/tree.js'
 
@@ -101,7 +101,7 @@ let added = 0
 
 test('local → S3 → local: a snapshot, then its incremental, chunks moved once', { timeout: 900_000 }, async () => {
   ok(await a(['init']), 'init A')
-  snap1 = (JSON.parse(ok(await a(['backup', '--json', TREE]), 'backup 1').stdout) as { snapshot: string }).snapshot
+  snap1 = (backupSummary(ok(await a(['backup', '--json', TREE]), 'backup 1').stdout) as { snapshot: string }).snapshot
   for (let i = 0; i < 200; i++) {
     const data = seededBytes(`n${i}`, 2000 + i)
     fs.writeFileSync(`${TREE}/many/d${i % 20}/new-${i}`, data)
@@ -109,7 +109,7 @@ test('local → S3 → local: a snapshot, then its incremental, chunks moved onc
   }
   fs.writeFileSync(`${TREE}/big-2`, seededBytes('big-2', 1024 * 1024))
   added += 1024 * 1024
-  snap2 = (JSON.parse(ok(await a(['backup', '--json', TREE]), 'backup 2').stdout) as { snapshot: string }).snapshot
+  snap2 = (backupSummary(ok(await a(['backup', '--json', TREE]), 'backup 2').stdout) as { snapshot: string }).snapshot
 
   // A destination with its own chunker key: every snapshot re-chunked through its backup
   // pipeline (restored byte-exact in the next test), and nothing done a second time.

@@ -16,7 +16,7 @@ import fs from 'node:fs'
 import { createServer } from 'node:net'
 import { lookup } from 'node:dns/promises'
 import http from 'node:http'
-import { cliFor, type CliOptions, type CliResult } from '../helpers/cli.js'
+import { cliFor, type CliOptions, type CliResult, backupSummary } from '../helpers/cli.js'
 import { startS3rver, S3RVER_CREDENTIALS, type S3rverHandle } from '../helpers/s3rver.js'
 import { startFaultProxy } from '../helpers/fault-proxy.js'
 import { buildHostileTree, compareTrees, seededBytes } from '../helpers/tree.js'
@@ -89,7 +89,7 @@ interface BackupJson {
 
 async function backupJson(run: Run, what: string): Promise<BackupJson> {
   const r = ok(await run(['backup', '--json', TREE]), what)
-  return JSON.parse(r.stdout) as BackupJson
+  return backupSummary(r.stdout) as BackupJson
 }
 
 /** A loopback port with nothing listening on it. */

@@ -8,7 +8,7 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import { cliFor, type CliResult } from '../helpers/cli.js'
+import { cliFor, type CliResult, backupSummary } from '../helpers/cli.js'
 import { compareTrees } from '../helpers/tree.js'
 import { forgetRoot, keys, KiB, NO_MARGINS, SMALL_REPO, spawnFrozen, writeFiles } from '../helpers/gc.js'
 import { createLocalStorage, initRepository } from '../../index.js'
@@ -50,8 +50,8 @@ for (const { point, sweep } of phases) {
     await (await initRepository(storage, PW, SMALL_REPO)).close()
     const run = cliFor(home, repoDir, PW)
     const env = { SLUICE_REPOSITORY: repoDir, SLUICE_PASSWORD: PW, HOME: home }
-    const first = JSON.parse(ok(await run(['backup', '--json', V1]), 'backup v1').stdout).snapshot as string
-    const kept = JSON.parse(ok(await run(['backup', '--json', V2]), 'backup v2').stdout).snapshot as string
+    const first = backupSummary(ok(await run(['backup', '--json', V1]), 'backup v1').stdout).snapshot as string
+    const kept = backupSummary(ok(await run(['backup', '--json', V2]), 'backup v2').stdout).snapshot as string
     await forgetRoot(storage, first)
     if (sweep) ok(await run(['prune', ...NO_MARGINS]), 'collect')
 

@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import { cliFor, type CliResult } from '../helpers/cli.js'
+import { cliFor, type CliResult, backupSummary } from '../helpers/cli.js'
 import { compareTrees } from '../helpers/tree.js'
 import { startS3rver, S3RVER_CREDENTIALS, type S3rverHandle } from '../helpers/s3rver.js'
 import { forgetRoot, keys, NO_MARGINS, SMALL_REPO, storedBytes, writeFiles, KiB } from '../helpers/gc.js'
@@ -72,9 +72,9 @@ for (const t of targets) {
     await (await initRepository(storage, PW, SMALL_REPO)).close()
     const sluice = cliFor(home, t.location('repo'), PW)
     const run = (args: string[]) => sluice(args, { env: t.env, timeoutMs: 300_000 })
-    const first = JSON.parse(ok(await run(['backup', '--json', tree]), 'first backup').stdout).snapshot as string
+    const first = backupSummary(ok(await run(['backup', '--json', tree]), 'first backup').stdout).snapshot as string
     writeFiles(tree, 'two', 24, 64 * KiB) // half the files rewritten
-    const kept = JSON.parse(ok(await run(['backup', '--json', tree]), 'second backup').stdout).snapshot as string
+    const kept = backupSummary(ok(await run(['backup', '--json', tree]), 'second backup').stdout).snapshot as string
     const before = await storedBytes(storage)
     await forgetRoot(storage, first)
 
@@ -116,7 +116,7 @@ test('--dry-run moves and deletes nothing; --max-unused and a bad duration are r
   const storage = createLocalStorage(`${BASE}/dry`)
   await (await initRepository(storage, PW, SMALL_REPO)).close()
   const run = cliFor(home, `${BASE}/dry`, PW)
-  const first = JSON.parse(ok(await run(['backup', '--json', tree]), 'backup').stdout).snapshot as string
+  const first = backupSummary(ok(await run(['backup', '--json', tree]), 'backup').stdout).snapshot as string
   writeFiles(tree, 'dry2', 8, 32 * KiB)
   ok(await run(['backup', tree]), 'backup')
   await forgetRoot(storage, first)
@@ -139,7 +139,7 @@ test('a sweep that must wait says for which backup and until when, and deletes n
   const storage = createLocalStorage(`${BASE}/wait`)
   await (await initRepository(storage, PW, SMALL_REPO)).close()
   const run = cliFor(home, `${BASE}/wait`, PW)
-  const first = JSON.parse(ok(await run(['backup', '--json', tree]), 'backup').stdout).snapshot as string
+  const first = backupSummary(ok(await run(['backup', '--json', tree]), 'backup').stdout).snapshot as string
   writeFiles(tree, 'wait2', 8, 32 * KiB)
   ok(await run(['backup', tree]), 'backup')
   await forgetRoot(storage, first)

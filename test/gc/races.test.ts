@@ -15,7 +15,7 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import { cliFor, type CliResult } from '../helpers/cli.js'
+import { cliFor, type CliResult, backupSummary } from '../helpers/cli.js'
 import { compareTrees } from '../helpers/tree.js'
 import { forgetRoot, keys, KiB, NO_MARGINS, SMALL_REPO, spawnFrozen, undoForget, writeFiles } from '../helpers/gc.js'
 import { BackupLease, PruneLock, createLocalStorage, initRepository, openRepository, treeOf, type Storage } from '../../index.js'
@@ -46,7 +46,7 @@ async function setup(name: string) {
   await (await initRepository(storage, PW, SMALL_REPO)).close()
   const run = cliFor(home, repoDir, PW)
   const env = { SLUICE_REPOSITORY: repoDir, SLUICE_PASSWORD: PW, HOME: home }
-  const first = JSON.parse(ok(await run(['backup', '--json', tree]), 'first backup').stdout).snapshot as string
+  const first = backupSummary(ok(await run(['backup', '--json', tree]), 'first backup').stdout).snapshot as string
   await forgetRoot(storage, first)
   return { storage, run, env, tree, repoDir, first }
 }
@@ -66,7 +66,7 @@ test('a backup that found its chunks stored, then saw prune move them aside, com
   assert.ok((await keys(storage, 'fossils/')).length > 0)
   backup.child.kill('SIGCONT')
   const done = ok(await backup.exited, 'backup resumed')
-  const snapshot = JSON.parse(done.stdout).snapshot as string
+  const snapshot = backupSummary(done.stdout).snapshot as string
   // ...and its snapshot, naming fossils, checks and restores before the sweep,
   ok(await run(['check', '--read-data']), 'check before the sweep')
   // ...and after it: the sweep marks the snapshot that appeared since and moves its chunks back.
@@ -85,7 +85,7 @@ test('a backup that starts after the collection stores the moved-aside chunks ag
   ok(await run(['prune', ...NO_MARGINS]), 'collect')
   const fossils = (await keys(storage, 'fossils/')).length
   assert.ok(fossils > 0)
-  const backup = JSON.parse(ok(await run(['backup', '--json', tree]), 'backup after the collection').stdout)
+  const backup = backupSummary(ok(await run(['backup', '--json', tree]), 'backup after the collection').stdout)
   assert.equal(backup.chunksNew, fossils, 'every chunk moved aside is stored again')
   ok(await run(['prune', ...NO_MARGINS]), 'sweep')
   assert.deepEqual(await keys(storage, 'fossils/'), [])
@@ -112,7 +112,7 @@ test('a backup stopped past its lease between its last lease check and its commi
   assert.deepEqual(await keys(storage, 'leases/'), [], 'the backup removed its lease and tombstone')
   ok(await run(['check', '--read-data']), 'check')
   // Run again, it stores what is missing.
-  const again = JSON.parse(ok(await run(['backup', '--json', tree]), 'backup again').stdout)
+  const again = backupSummary(ok(await run(['backup', '--json', tree]), 'backup again').stdout)
   await restoresExactly(run, again.snapshot, tree, `${BASE}/lapsed/restored`)
 })
 

@@ -22,7 +22,7 @@ export interface CliResult {
 }
 
 export interface CliOptions {
-  /** SLUICE_* and AWS_* variables (and nothing else) for the child. */
+  /** SLUICE_* and AWS_* variables and TZ (and nothing else) for the child. */
   env?: Record<string, string>
   /** HOME of the child (a temporary directory). */
   home: string
@@ -45,7 +45,7 @@ export interface CliOptions {
 export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`)
   for (const k of Object.keys(opts.env ?? {})) {
-    if (!k.startsWith('SLUICE_') && !k.startsWith('AWS_')) throw new Error(`runCli passes only SLUICE_* and AWS_* variables, not ${k}`)
+    if (!k.startsWith('SLUICE_') && !k.startsWith('AWS_') && k !== 'TZ') throw new Error(`runCli passes only SLUICE_*, AWS_* and TZ variables, not ${k}`)
   }
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.home, ...opts.env }
   return new Promise((resolve, reject) => {
@@ -90,4 +90,12 @@ export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
 export function cliFor(home: string, repo: string, password = 'correct horse') {
   return (args: string[], extra: Partial<CliOptions> = {}) =>
     runCli(args, { home, ...extra, env: { SLUICE_REPOSITORY: repo, SLUICE_PASSWORD: password, ...extra.env } })
+}
+
+/** The summary line of `backup --json` (restic's line-delimited shape: status lines, then one
+ *  `{"message_type":"summary",...}`); throws unless there is exactly one. */
+export function backupSummary<T = Record<string, any>>(stdout: string): T {
+  const summaries = stdout.split('\n').filter(l => l !== '').map(l => JSON.parse(l) as { message_type?: string }).filter(m => m.message_type === 'summary')
+  if (summaries.length !== 1) throw new Error(`expected one summary line, got ${summaries.length}:\n${stdout}`)
+  return summaries[0] as T
 }

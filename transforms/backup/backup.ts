@@ -23,7 +23,7 @@ import { createFilter } from './filter.js'
 import { createParentJoin } from './parent-join.js'
 import { createXattrReader } from './xattr.js'
 import { createPrefetch } from './prefetch.js'
-import { createChunker } from './chunk.js'
+import { createChunker, type FileStatus } from './chunk.js'
 import { createMetadataPacker } from './metadata.js'
 import { createDedup } from './dedup.js'
 import { createSealer } from './seal.js'
@@ -68,6 +68,8 @@ export interface BackupOptions {
   time?: string
   username?: string
   original?: string
+  /** Each file as the chunker takes it (for `backup -v` and the progress line's current file). */
+  onFile?: (path: Buffer, status: FileStatus) => void
 }
 
 export interface BackupResult {
@@ -182,7 +184,7 @@ async function leasedBackup(
     ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
     createXattrReader({ onWarning }),
     ...(opts.paths ? [createPrefetch({ onWarning })] : []),
-    createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena }),
+    createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena, ...(opts.onFile ? { onFile: opts.onFile } : {}) }),
     createMetadataPacker(keys, repo.config.metaChunker),
     createDedup(repo),
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first

@@ -49,7 +49,12 @@ export interface ChunkerOptions {
   /** Assemble chunks in this arena (and hand them on with their slot), so that no chunk-sized
    *  buffer is allocated per chunk. Without one, each chunk gets a buffer of its own. */
   arena?: ChunkArena
+  /** Each file as its turn comes: read (new or changed) or taken from the parent (unchanged). */
+  onFile?: (path: Buffer, status: FileStatus) => void
 }
+
+/** What a backup does with a file, in restic's words for `backup -v`. */
+export type FileStatus = 'new' | 'changed' | 'unchanged'
 
 type Out = ChunkItem | RecordItem | ExtentsItem
 
@@ -203,6 +208,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
       else stats.others++
     }
     if (item.reuse) {
+      if (item.type === 'file') opts.onFile?.(item.path, 'unchanged')
       if (stats) {
         stats.filesUnchanged++
         for (const e of item.reuse) stats.bytesTotal += e.length
@@ -218,6 +224,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
       continue
     }
     if (stats) item.changed ? stats.filesChanged++ : stats.filesNew++
+    opts.onFile?.(item.path, item.changed ? 'changed' : 'new')
     target = rec
     targetEmitted = false
     if (item.size < 0) held = rec

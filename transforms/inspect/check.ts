@@ -66,8 +66,18 @@ export interface CheckOptions {
   /** Decrypt and verify only this subset of the chunks (not with readData). */
   readDataSubset?: DataSubset
   /** Each problem found, as it is found: `ERR_CODE: what`. */
-  onProblem: (message: string) => void
+  onProblem: (message: string, problem: Problem) => void
   onProgress?: (what: string) => void
+}
+
+/** What a problem is about: its kind, and the object, snapshot and path where known. */
+export interface Problem {
+  kind: 'missing_chunk' | 'unreadable_snapshot' | 'unreadable_metadata' | 'chunk_hash_mismatch' | 'unreadable_chunk'
+  /** The chunk's id. */
+  object?: string
+  snapshot?: string
+  /** The snapshot path of the file that needs the chunk. */
+  path?: string
 }
 
 /**
@@ -82,9 +92,9 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
   const { repo } = opts
   if (opts.readData && opts.readDataSubset) throw new SluiceError('ERR_ARGS', 'check flags --read-data and --read-data-subset cannot be used together')
   let problems = 0
-  const problem = (m: string) => {
+  const problem = (m: string, p: Problem) => {
     problems++
-    opts.onProblem(m)
+    opts.onProblem(m, p)
   }
   const seen = new Lru<string, boolean>(KNOWN_IDS_CACHE)
   const exists = async (id: Buffer): Promise<boolean> => {
@@ -94,12 +104,12 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     // A chunk a prune moved aside still restores (lib/repo/fossils.ts).
     const ok = await hasChunkOrFossil(repo.storage, id)
     seen.set(k, ok)
-    if (!ok) problem(`ERR_MISSING: chunk ${k} is missing`)
+    if (!ok) problem(`ERR_MISSING: chunk ${k} is missing`, { kind: 'missing_chunk', object: k })
     return ok
   }
   let snapshots = 0
   // An unreadable snapshot is a problem; the others are still checked.
-  const unreadable = (id: string, err: SluiceError) => problem(`${err.code}: snapshot ${id} cannot be read: ${err.message}`)
+  const unreadable = (id: string, err: SluiceError) => problem(`${err.code}: snapshot ${id} cannot be read: ${err.message}`, { kind: 'unreadable_snapshot', snapshot: id })
   for await (const { id, snap } of repo.snapshots(unreadable)) {
     snapshots++
     opts.onProgress?.(`snapshot ${id.slice(0, 8)}`)
@@ -108,13 +118,14 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
       for await (const item of snapshotRecords(repo, treeOf(snap)) as AsyncIterable<RecordItem | ExtentsItem>) {
         if (item.kind === 'record') current = item.entry
         for (const e of item.extents) {
-          if (!(await exists(e.id)) && current) problem(`ERR_MISSING: snapshot ${id.slice(0, 8)}: ${displayPath(current.path)} needs missing chunk ${hex(e.id)}`)
+          if (!(await exists(e.id)) && current) problem(`ERR_MISSING: snapshot ${id.slice(0, 8)}: ${displayPath(current.path)} needs missing chunk ${hex(e.id)}`, { kind: 'missing_chunk', object: hex(e.id), snapshot: id, path: '/' + displayPath(current.path) })
         }
       }
     } catch (err) {
-      problem(`${codeOf(err)}: snapshot ${id.slice(0, 8)}: metadata cannot be read: ${(err as Error).message ?? String(err)}`)
+      problem(`${codeOf(err)}: snapshot ${id.slice(0, 8)}: metadata cannot be read: ${(err as Error).message ?? String(err)}`, { kind: 'unreadable_metadata', snapshot: id })
     }
   }
+  // `chunks`: those verified, or without readData and a subset the stored ones (a listing).
   let chunks = 0
   let bytesRead = 0
   const verify = async (id: Buffer) => {
@@ -122,9 +133,9 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     try {
       const plain = await repo.loadChunk(id)
       bytesRead += plain.length
-      if (!repo.chunkId(plain).equals(id)) problem(`ERR_CORRUPT: chunk ${hex(id)} does not hash to its id`)
+      if (!repo.chunkId(plain).equals(id)) problem(`ERR_CORRUPT: chunk ${hex(id)} does not hash to its id`, { kind: 'chunk_hash_mismatch', object: hex(id) })
     } catch (err) {
-      problem(`${codeOf(err)}: ${(err as Error).message ?? String(err)}`)
+      problem(`${codeOf(err)}: ${(err as Error).message ?? String(err)}`, { kind: 'unreadable_chunk', object: hex(id) })
     }
   }
   const subset = opts.readDataSubset
@@ -157,6 +168,8 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
         if (bytesRead >= subset.bytes) break outer
       }
     }
+  } else {
+    for await (const _ of chunkIds(repo, 'chunks/')) chunks++
   }
   // Temp files of killed writers are no damage: reported, left for the next backup to remove.
   const leftovers = await repo.leftovers(false)

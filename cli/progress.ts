@@ -1,0 +1,97 @@
+/**
+ * What the progress line knows of the whole: the scanner, which counts the files and bytes a
+ * backup will see before the backup gets there (as restic's), and restic's progress formats.
+ */
+import { pipeline } from 'node:stream/promises'
+import { Writable } from 'node:stream'
+import { compileFilter, createWalk, type FilterOptions, type SourceEntry } from '../index.js'
+import { formatBytes } from './common.js'
+
+/** Totals of what the backup will read; `done` once the scan has walked everything. */
+export interface ScanTotals {
+  files: number
+  dirs: number
+  bytes: number
+  done: boolean
+}
+
+export interface ScanOptions {
+  filter: FilterOptions
+  excludeIfPresent?: string[]
+  oneFileSystem?: boolean
+}
+
+/**
+ * Walks the backup's paths with the backup's filter beside it, counting files and their bytes
+ * (a later hardlink counts once, as the backup reads it once). Unreadable entries are left to the
+ * backup to report. Memory: the walk's (the listings on the current path and its hardlink map):
+ * it counts, it keeps no list. Returns the live totals and a stop function.
+ */
+export function startScanner(paths: string[], opts: ScanOptions): { totals: ScanTotals; stop: () => void } {
+  const totals: ScanTotals = { files: 0, dirs: 0, bytes: 0, done: false }
+  const rules = compileFilter(opts.filter)
+  const walk = createWalk(paths, {
+    onWarning: () => {},
+    descend: e => rules.canDescend(e),
+    ...(opts.excludeIfPresent ? { excludeIfPresent: opts.excludeIfPresent } : {}),
+    ...(opts.oneFileSystem ? { oneFileSystem: true } : {}),
+  })
+  const count = new Writable({
+    objectMode: true,
+    write(e: SourceEntry, _enc, cb) {
+      if (e.type === 'dir') totals.dirs++
+      else if (e.type === 'file') {
+        totals.files++
+        if (!e.hardlinkTo) totals.bytes += e.size
+      }
+      cb()
+    },
+  })
+  // A scan that fails only leaves the totals unknown: the backup says what went wrong.
+  pipeline(walk, count).then(() => (totals.done = true), () => {})
+  return { totals, stop: () => walk.destroy() }
+}
+
+/** restic's elapsed and remaining time: m:ss, or h:mm:ss from an hour on. */
+export function clock(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds))
+  const h = Math.floor(s / 3600)
+  const mm = String(Math.floor((s % 3600) / 60))
+  const ss = String(s % 60).padStart(2, '0')
+  return h > 0 ? `${h}:${mm.padStart(2, '0')}:${ss}` : `${mm}:${ss}`
+}
+
+/** Where a job stands: done so far, the totals (when known) and how long it has run. */
+export interface Position {
+  elapsed: number
+  files: number
+  bytes: number
+  total?: { files: number; bytes: number; done: boolean }
+  errors: number
+  current?: string
+}
+
+/** Fraction done (0..1) by bytes (by files when there are no bytes), and the seconds left
+ *  at the rate so far; undefined while the totals are still being counted. */
+export function estimate(p: Position): { fraction?: number; remaining?: number } {
+  if (!p.total || !p.total.done) return {}
+  const fraction = p.total.bytes > 0 ? Math.min(1, p.bytes / p.total.bytes) : p.total.files > 0 ? Math.min(1, p.files / p.total.files) : 1
+  const remaining = fraction > 0 ? (p.elapsed * (1 - fraction)) / fraction : undefined
+  return { fraction, ...(remaining !== undefined ? { remaining } : {}) }
+}
+
+/** restic's progress line, `[0:03] 82.53%  747 files 13.3 MiB, total 755 files 16.2 MiB,
+ *  0 errors ETA 0:01`, then the rate and the current file (what a narrow terminal cuts off). */
+export function progressLine(p: Position): string {
+  const { fraction, remaining } = estimate(p)
+  const rate = p.elapsed > 0 ? `${formatBytes(p.bytes / p.elapsed)}/s` : ''
+  const total = p.total ? `, total ${p.total.files} files ${formatBytes(p.total.bytes)}${p.total.done ? '' : ' (counting)'}` : ''
+  return [
+    `[${clock(p.elapsed)}]`,
+    fraction !== undefined ? `${(fraction * 100).toFixed(2)}%` : '',
+    ` ${p.files} files ${formatBytes(p.bytes)}${total}, ${p.errors} errors`,
+    remaining !== undefined ? `ETA ${clock(remaining)}` : '',
+    rate,
+    p.current ?? '',
+  ].filter(s => s !== '').join(' ')
+}
