@@ -11,8 +11,9 @@ import { cliFor, type CliResult } from '../helpers/cli.js'
 import { seededBytes } from '../helpers/tree.js'
 import { damage } from '../helpers/damage.js'
 import { backup, createLocalStorage, initRepository, parseDataSubset } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-task/check-subset'
+const BASE = `${scratch('e2e-task')}/check-subset`
 const PW = 'correct horse'
 const home = `${BASE}/home`
 const REPO = `${BASE}/repo`

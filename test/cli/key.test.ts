@@ -10,8 +10,9 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { cliFor, runCli, type CliResult } from '../helpers/cli.js'
 import { createLocalStorage, initRepository } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-task/key'
+const BASE = `${scratch('e2e-task')}/key`
 const home = `${BASE}/home`
 const FAST_KDF = { opslimit: 1, memlimit: 8192 }
 const [A, B, C] = ['password A', 'password B', 'password C']

@@ -11,8 +11,9 @@ import fs from 'node:fs'
 import { cliFor, type CliResult } from '../helpers/cli.js'
 import { seededBytes } from '../helpers/tree.js'
 import { backup, createLocalStorage, initRepository, openRepository, type Repository, type SnapshotRoot } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-task/tag'
+const BASE = `${scratch('e2e-task')}/tag`
 const PW = 'correct horse'
 const SRC = `${BASE}/src`
 const home = `${BASE}/home`

@@ -12,8 +12,9 @@ import fs from 'node:fs'
 import { cliFor, type CliOptions, type CliResult, backupSummary } from '../helpers/cli.js'
 import { startS3rver, S3RVER_CREDENTIALS, type S3rverHandle } from '../helpers/s3rver.js'
 import { buildHostileTree, compareTrees, seededBytes } from '../helpers/tree.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-copy'
+const BASE = scratch('e2e-copy')
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const SRC_PW = 'source horse'

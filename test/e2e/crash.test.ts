@@ -5,10 +5,11 @@
  */
 import { test, before } from 'node:test'
 import { crashCase, makeCrashFixture, type CrashFixture } from '../helpers/crash.js'
+import { scratch } from '../helpers/scratch.js'
 
 let fx: CrashFixture
 before(() => {
-  fx = makeCrashFixture('/tmp/readers-test/crash')
+  fx = makeCrashFixture(`${scratch('readers-test')}/crash`)
 })
 
 const CASES: [Parameters<typeof crashCase>[1], number][] = [['backup', 2000], ['restore', 1500], ['init', 1200]]

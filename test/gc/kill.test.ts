@@ -12,8 +12,9 @@ import { cliFor, type CliResult, backupSummary } from '../helpers/cli.js'
 import { compareTrees } from '../helpers/tree.js'
 import { forgetRoot, keys, KiB, NO_MARGINS, SMALL_REPO, spawnFrozen, writeFiles } from '../helpers/gc.js'
 import { createLocalStorage, initRepository } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/gc-kill/t'
+const BASE = `${scratch('gc-kill')}/t`
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const V1 = `${BASE}/v1`

@@ -18,8 +18,9 @@ import {
   type Repository,
 } from '../../index.js'
 import { rng } from '../helpers/rng.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/gc-model/t'
+const BASE = `${scratch('gc-model')}/t`
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const STEPS = 24

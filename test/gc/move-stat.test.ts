@@ -8,8 +8,9 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { startS3rver, S3RVER_CREDENTIALS, type S3rverHandle } from '../helpers/s3rver.js'
 import { createLocalStorage, openS3Storage, moveObject, type Storage } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/gc-move/t'
+const BASE = `${scratch('gc-move')}/t`
 let server: S3rverHandle
 
 before(async () => {

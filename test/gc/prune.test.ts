@@ -14,8 +14,9 @@ import { compareTrees } from '../helpers/tree.js'
 import { startS3rver, S3RVER_CREDENTIALS, type S3rverHandle } from '../helpers/s3rver.js'
 import { forgetRoot, keys, NO_MARGINS, SMALL_REPO, storedBytes, writeFiles, KiB } from '../helpers/gc.js'
 import { createLocalStorage, openS3Storage, initRepository, type Storage } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/gc-prune/t'
+const BASE = `${scratch('gc-prune')}/t`
 const home = `${BASE}/home`
 const PW = 'correct horse'
 const TREE = `${BASE}/tree`

@@ -21,8 +21,9 @@ import { forgetRoot, keys, KiB, NO_MARGINS, SMALL_REPO, spawnFrozen, undoForget,
 import { BackupLease, PruneLock, createLocalStorage, initRepository, openRepository, treeOf, type Storage } from '../../index.js'
 import { commitGuard } from '../../transforms/gc/mark.js'
 import { LEASE_LIFETIME_MS } from '../../lib/limits.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/gc-races/t'
+const BASE = `${scratch('gc-races')}/t`
 const home = `${BASE}/home`
 const PW = 'correct horse'
 

@@ -10,8 +10,9 @@ import fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { keys, KiB, NO_MARGINS_API, SMALL_REPO, writeFiles, forgetRoot } from '../helpers/gc.js'
 import { backup, createLocalStorage, initRepository, IdSorter, prune, type Repository, type Storage } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/gc-refusals/t'
+const BASE = `${scratch('gc-refusals')}/t`
 const PW = 'correct horse'
 
 before(() => {

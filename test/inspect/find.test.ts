@@ -9,8 +9,9 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { cliFor } from '../helpers/cli.js'
 import { backup, createLocalStorage, find, initRepository, parseFindTime, SluiceError, type FindOptions, type Repository } from '../../index.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/e2e-task/find'
+const BASE = `${scratch('e2e-task')}/find`
 const SRC = `${BASE}/src`
 const REPO = `${BASE}/repo`
 const PW = 'pw'

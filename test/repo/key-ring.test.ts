@@ -15,8 +15,9 @@ import {
 import { createS3Storage } from '../../lib/storage/s3.js'
 import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from '../helpers/s3rver.js'
 import { damage } from '../helpers/damage.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/repo-task/key-ring'
+const BASE = `${scratch('repo-task')}/key-ring`
 const [A, B, C] = ['password A', 'password B', 'password C']
 const FAST_KDF = { opslimit: 1, memlimit: 8192 }
 

@@ -17,8 +17,9 @@ import { TREE_FANOUT } from '../../lib/limits.js'
 import { craftFanOut, craftSnapshot, meta, putChunk, saveRoot, type CraftRecord } from '../helpers/craft.js'
 import { seededBytes } from '../helpers/tree.js'
 import { cliFor } from '../helpers/cli.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/readers-test/crafted'
+const BASE = `${scratch('readers-test')}/crafted`
 const PW = 'correct horse'
 const home = `${BASE}/home`
 let repo: Repository

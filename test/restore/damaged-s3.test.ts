@@ -11,8 +11,9 @@ import { createS3Storage } from '../../lib/storage/s3.js'
 import { chunkKey } from '../../lib/repo/objects.js'
 import { startS3rver, S3RVER_CREDENTIALS, type S3rverHandle } from '../helpers/s3rver.js'
 import { compareTrees, seededBytes } from '../helpers/tree.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/readers-test/damaged-s3'
+const BASE = `${scratch('readers-test')}/damaged-s3`
 const PW = 'correct horse'
 const SRC = `${BASE}/src/tree`
 const REL = SRC.slice(1)

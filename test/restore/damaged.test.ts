@@ -16,8 +16,9 @@ import {
 import { chunkKey } from '../../lib/repo/objects.js'
 import { compareTrees, listTree, seededBytes } from '../helpers/tree.js'
 import { cliFor } from '../helpers/cli.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/readers-test/damaged'
+const BASE = `${scratch('readers-test')}/damaged`
 const PW = 'correct horse'
 const KDF = { opslimit: 1, memlimit: 8192 }
 const SRC = `${BASE}/src/tree`

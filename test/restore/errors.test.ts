@@ -10,8 +10,9 @@ import { execFileSync } from 'node:child_process'
 import { backup, createLocalStorage, initRepository } from '../../index.js'
 import { seededBytes } from '../helpers/tree.js'
 import { cliFor } from '../helpers/cli.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/readers-test/errors'
+const BASE = `${scratch('readers-test')}/errors`
 const PW = 'correct horse'
 const SRC = `${BASE}/src`
 const REL = SRC.slice(1)

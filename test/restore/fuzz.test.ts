@@ -12,8 +12,9 @@ import { mixedRng } from '../helpers/rng.js'
 import { makeFuzzFixture, fuzzCase, craftedCase, damage, summarize, PW, type FuzzFixture, type CaseResult } from '../helpers/fuzz.js'
 import { cliFor } from '../helpers/cli.js'
 import { compareTrees } from '../helpers/tree.js'
+import { scratch } from '../helpers/scratch.js'
 
-const BASE = '/tmp/readers-test/fuzz'
+const BASE = `${scratch('readers-test')}/fuzz`
 const CASES = Number(process.env.SLUICE_FUZZ_CASES ?? 160)
 let fx: FuzzFixture
 
