@@ -12,6 +12,7 @@ import { cliFor, type CliResult } from '../helpers/cli.js'
 import { seededBytes } from '../helpers/tree.js'
 import { backup, createLocalStorage, initRepository, openRepository, type Repository, type SnapshotRoot } from '../../index.js'
 import { scratch } from '../helpers/scratch.js'
+import { killOnUnlinkHook } from '../helpers/kill-hook.js'
 
 const BASE = `${scratch('e2e-task')}/tag`
 const PW = 'correct horse'
@@ -136,17 +137,7 @@ test('a kill after the new root is written and before the old one goes leaves bo
   const { dir, repo, baseId } = await freshRepo()
   await repo.close()
   const sluice = cliFor(home, dir, PW)
-  const hook = `${BASE}/kill-on-unlink.mjs`
-  fs.writeFileSync(hook, `
-import fs from 'node:fs'
-import { syncBuiltinESMExports } from 'node:module'
-const unlink = fs.promises.unlink
-fs.promises.unlink = function (p, ...rest) {
-  if (String(p).includes('/snapshots/')) process.kill(process.pid, 'SIGKILL')
-  return unlink.call(this, p, ...rest)
-}
-syncBuiltinESMExports()
-`)
+  const hook = killOnUnlinkHook(BASE, '/snapshots/')
   const killed = await sluice(['tag', '--add', 'x'], { nodeArgs: ['--import', hook] })
   assert.equal(killed.signal, 'SIGKILL', `${killed.code} ${killed.stderr}`)
   let snaps = await tagsById(dir)

@@ -15,6 +15,7 @@ import {
   type ForgetGroup, type Repository, type SnapshotRoot,
 } from '../../index.js'
 import { scratch } from '../helpers/scratch.js'
+import { killOnUnlinkHook } from '../helpers/kill-hook.js'
 import { chunkKey } from '../../lib/repo/objects.js'
 import { fossilKey } from '../../lib/repo/gc-objects.js'
 
@@ -234,17 +235,7 @@ test('a kill between writing forgotten/<id> and deleting snapshots/<id> leaves b
   await repo.close()
   const sluice = cliFor(home, dir, PW)
   // The hook SIGKILLs the process as it is about to delete a snapshot root: after the copy.
-  const hook = `${BASE}/kill-on-unlink.mjs`
-  fs.writeFileSync(hook, `
-import fs from 'node:fs'
-import { syncBuiltinESMExports } from 'node:module'
-const unlink = fs.promises.unlink
-fs.promises.unlink = function (p, ...rest) {
-  if (String(p).includes('/snapshots/')) process.kill(process.pid, 'SIGKILL')
-  return unlink.call(this, p, ...rest)
-}
-syncBuiltinESMExports()
-`)
+  const hook = killOnUnlinkHook(BASE, '/snapshots/')
   const killed = await sluice(['forget', a.slice(0, 8)], { nodeArgs: ['--import', hook] })
   assert.equal(killed.signal, 'SIGKILL', `${killed.code} ${killed.stderr}`)
   assert.deepEqual(ls(dir, 'forgotten'), [a])
@@ -258,8 +249,7 @@ syncBuiltinESMExports()
   assert.deepEqual(ls(dir, 'snapshots'), [baseId])
   assert.deepEqual(ls(dir, 'forgotten'), [a])
   // Same for undo: killed after the root is back, before the forgotten copy goes.
-  const hook2 = `${BASE}/kill-on-unlink-forgotten.mjs`
-  fs.writeFileSync(hook2, fs.readFileSync(hook, 'utf8').replace("'/snapshots/'", "'/forgotten/'"))
+  const hook2 = killOnUnlinkHook(`${BASE}/undo`, '/forgotten/')
   const killed2 = await sluice(['forget', '--undo'], { nodeArgs: ['--import', hook2] })
   assert.equal(killed2.signal, 'SIGKILL', `${killed2.code} ${killed2.stderr}`)
   assert.ok(ls(dir, 'snapshots').includes(a) && ls(dir, 'forgotten').includes(a))

@@ -7,6 +7,9 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Storage } from '../../lib/storage/storage.js'
+import { createLocalStorage } from '../../lib/storage/local.js'
+import { createS3Storage } from '../../lib/storage/s3.js'
 
 /** s3rver's one account; it rejects any other access key id (InvalidAccessKeyId). */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
@@ -68,5 +71,16 @@ export async function startS3rver(opts: { bucket?: string } = {}): Promise<S3rve
       clearTimeout(timer)
       await rm(dir, { recursive: true, force: true })
     },
+  }
+}
+
+/** A fresh storage per call on local disk below `base` or on the server under a fresh prefix:
+ *  for tests that run the same cases on both backends. */
+export function storageMaker(base: string, server: () => S3rverHandle): (backend: 'local' | 's3', name: string) => Storage {
+  let n = 0
+  return (backend, name) => {
+    if (backend === 'local') return createLocalStorage(`${base}/${name}-${n++}`)
+    const s = server()
+    return createS3Storage({ bucket: s.bucket, prefix: `${process.pid}/${name}-${n++}`, endpoint: s.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS })
   }
 }

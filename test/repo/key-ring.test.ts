@@ -12,8 +12,7 @@ import {
   addKey, changePassword, createLocalStorage, findKey, initRepository, listKeys, openRepository, removeKey, SluiceError,
   type KeyInfo, type Repository, type Storage,
 } from '../../index.js'
-import { createS3Storage } from '../../lib/storage/s3.js'
-import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from '../helpers/s3rver.js'
+import { startS3rver, storageMaker, type S3rverHandle } from '../helpers/s3rver.js'
 import { damage } from '../helpers/damage.js'
 import { scratch } from '../helpers/scratch.js'
 
@@ -22,15 +21,8 @@ const [A, B, C] = ['password A', 'password B', 'password C']
 const FAST_KDF = { opslimit: 1, memlimit: 8192 }
 
 let server: S3rverHandle
-let n = 0
 
-function storageFor(backend: 'local' | 's3', name: string): Storage {
-  if (backend === 'local') return createLocalStorage(`${BASE}/${name}-${n++}`)
-  return createS3Storage({
-    bucket: server.bucket, prefix: `${process.pid}/${name}-${n++}`, endpoint: server.endpoint,
-    forcePathStyle: true, credentials: S3RVER_CREDENTIALS,
-  })
-}
+const storageFor = storageMaker(BASE, () => server)
 
 before(async () => {
   fs.rmSync(BASE, { recursive: true, force: true })

@@ -12,10 +12,9 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { createLocalStorage, initRepository, openRepository, SluiceError, type Storage } from '../../index.js'
-import { createS3Storage } from '../../lib/storage/s3.js'
 import { keyFileKey } from '../../lib/repo/keys.js'
 import { KDF_MEMLIMIT_MAX, KEY_FILES_MAX, SMALL_OBJECT_MAX } from '../../lib/limits.js'
-import { S3RVER_CREDENTIALS, startS3rver, type S3rverHandle } from '../helpers/s3rver.js'
+import { startS3rver, storageMaker, type S3rverHandle } from '../helpers/s3rver.js'
 import { damage, replace, type Damage } from '../helpers/damage.js'
 import { scratch } from '../helpers/scratch.js'
 
@@ -25,15 +24,8 @@ const PW2 = 'battery staple'
 const FAST_KDF = { opslimit: 1, memlimit: 8192 }
 
 let server: S3rverHandle
-let prefixes = 0
 
-function storageFor(backend: 'local' | 's3', name: string): Storage {
-  if (backend === 'local') return createLocalStorage(`${BASE}/${name}-${prefixes++}`)
-  return createS3Storage({
-    bucket: server.bucket, prefix: `${process.pid}/${name}-${prefixes++}`, endpoint: server.endpoint,
-    forcePathStyle: true, credentials: S3RVER_CREDENTIALS,
-  })
-}
+const storageFor = storageMaker(BASE, () => server)
 
 before(async () => {
   fs.rmSync(BASE, { recursive: true, force: true })
