@@ -7,7 +7,8 @@
  *   npm run bench -- million      # 1M small files only
  *   npm run bench -- big          # 4 x 1 GiB + a duplicate of the first
  *   npm run bench -- stdin        # one 512 MiB file piped on stdin, restored to stdout (cat/dump)
- *   npm run bench -- all          # small, many, big, stdin
+ *   npm run bench -- real         # system directories copied into place (~60k files, ~1.5 GB)
+ *   npm run bench -- all          # small, many, real, big, stdin
  *   npm run bench -- tiny         # 2000 files + 2 x 8 MiB: a smoke test of the harness
  *
  * Environment: BENCH_DIR (default /tmp/bench) holds data, repositories, logs and results;
@@ -61,6 +62,12 @@ function stdinFile(name: string, from: Scenario, file: string, description: stri
   return { ...from, name, description, data: join(from.data, file), stdinName: file }
 }
 
+/** System directories copied into place: see bench/gen/gen-real-tree.cjs. */
+function realTree(name: string, description: string): Scenario {
+  const data = join(BENCH_DIR, 'data', 'real-tree')
+  return { name, description, data, marker: `${data}.complete`, generate: [join(GEN_DIR, 'gen-real-tree.cjs'), data] }
+}
+
 const BIG512 = bigFiles('big-2x512M', 2, 512, '2 x 512 MiB (half random, half text) + an exact copy of the first')
 
 const SCENARIOS = {
@@ -70,6 +77,7 @@ const SCENARIOS = {
   many: manyFiles('many-1m', 1_000_000, '1M small files (0-8 KiB), 1000 dirs, xattr on every 10th'),
   big512: BIG512,
   stdin: stdinFile('stdin-512M', BIG512, 'big-1.bin', 'one 512 MiB file (big-1.bin of big-2x512M) piped on stdin'),
+  real: realTree('real-tree', 'a real tree: /usr/share, /usr/include, /usr/lib/python3 and /usr/lib/x86_64-linux-gnu copied into place'),
   big: bigFiles('big-4x1G', 4, 1024, '4 x 1 GiB (half random, half text) + an exact copy of the first'),
 } satisfies Record<string, Scenario>
 
@@ -83,7 +91,8 @@ const SELECTORS: Record<string, Scenario[]> = {
   big512: [SCENARIOS.big512],
   big: [SCENARIOS.big],
   stdin: [SCENARIOS.stdin],
-  all: [SCENARIOS.small, SCENARIOS.many, SCENARIOS.big, SCENARIOS.stdin],
+  real: [SCENARIOS.real],
+  all: [SCENARIOS.small, SCENARIOS.many, SCENARIOS.real, SCENARIOS.big, SCENARIOS.stdin],
 }
 
 function selectScenarios(words: string[]): Scenario[] {
