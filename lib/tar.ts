@@ -165,25 +165,53 @@ function splitName(name: Buffer): [Buffer, Buffer] | null {
   return null
 }
 
+/** The last component of a path. */
+function baseName(p: Buffer): Buffer {
+  return p.subarray(p.lastIndexOf(0x2f) + 1)
+}
+
 /** Members a tar cannot hold: sockets (tar has no type for them). */
 export function tarCanHold(entry: EntryMeta): boolean {
   return entry.type !== 'socket'
+}
+
+/** A data region of a sparse file: `[offset, length]` in the file. */
+export type SparseRegion = [number, number]
+
+/**
+ * The GNU sparse 1.0 map that starts a sparse member's stored content: the number of regions,
+ * then each region's offset and length, in decimal, one per line, padded with NULs to a whole
+ * block. The regions' data follows it, back to back.
+ */
+export function encodeSparseMap(regions: readonly SparseRegion[]): Buffer {
+  const text = Buffer.from([regions.length, ...regions.flat()].map(n => `${n}\n`).join(''), 'latin1')
+  return Buffer.concat([text, Buffer.alloc(tarPadding(text.length))])
 }
 
 /**
  * The header blocks of one member: a PAX extended header (when needed) and the ustar header.
  * `size` is the content size written after them: the record's size for a regular file, 0 for
  * everything else (hardlinks included).
+ *
+ * With `sparse` (a regular file; its data regions, in order, within entry.size), the member is a
+ * GNU sparse 1.0 one (GNU tar's `--sparse-version=1.0`, which GNU tar and bsdtar extract as a
+ * sparse file): PAX records GNU.sparse.major=1, minor=0, name (the real name) and realsize, a
+ * ustar name `GNUSparseFile.0/NAME`, and a stored content of the map (encodeSparseMap) followed
+ * by the regions' data; `size` is then that stored size.
  */
-export function encodeTarHeader(entry: EntryMeta): { header: Buffer; size: number } {
+export function encodeTarHeader(entry: EntryMeta, sparse?: readonly SparseRegion[]): { header: Buffer; size: number } {
   const isHardlink = entry.hardlinkTo !== undefined
   const typeflag = isHardlink
     ? TYPEFLAG.hardlink
     : entry.type === 'socket'
       ? TYPEFLAG.file
       : TYPEFLAG[entry.type]
-  const size = entry.type === 'file' && !isHardlink ? entry.size : 0
-  const name = entry.type === 'dir' ? Buffer.concat([entry.path, Buffer.of(0x2f)]) : entry.path
+  const isSparse = sparse !== undefined && entry.type === 'file' && !isHardlink
+  const size = !(entry.type === 'file' && !isHardlink) ? 0 : isSparse ? encodeSparseMap(sparse).length + sparse.reduce((n, r) => n + r[1], 0) : entry.size
+  const realName = entry.type === 'dir' ? Buffer.concat([entry.path, Buffer.of(0x2f)]) : entry.path
+  // A sparse member's ustar name is a stand-in (what a tar without sparse support extracts it
+  // as); its real name is GNU.sparse.name.
+  const name = isSparse ? Buffer.concat([Buffer.from('GNUSparseFile.0/'), baseName(realName).subarray(0, 84)]) : realName
   const link = isHardlink ? entry.hardlinkTo! : entry.type === 'symlink' ? (entry.linkTarget ?? Buffer.alloc(0)) : Buffer.alloc(0)
   const uname = Buffer.from(entry.user ?? '', 'utf8')
   const gname = Buffer.from(entry.group ?? '', 'utf8')
@@ -198,6 +226,10 @@ export function encodeTarHeader(entry: EntryMeta): { header: Buffer; size: numbe
   if (split === null) {
     pax.push(paxRecord('path', name))
     if (!isUtf8(name)) binary = true
+  }
+  if (isSparse) {
+    pax.push(paxRecord('GNU.sparse.major', '1'), paxRecord('GNU.sparse.minor', '0'), paxRecord('GNU.sparse.name', realName), paxRecord('GNU.sparse.realsize', String(entry.size)))
+    if (!isUtf8(realName)) binary = true
   }
   if (link.length > 100) {
     pax.push(paxRecord('linkpath', link))
