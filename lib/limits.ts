@@ -165,8 +165,8 @@ export const SEAL_WORKER_MIN_MEAN_FILE = 64 * KiB
 export const RESTORE_SMALL_FILE = 256 * KiB
 export const RESTORE_FILE_JOBS = 8
 
-/** Restore --sparse: all-zero content of at least one filesystem block is left as a hole instead
- *  of written (restic's --sparse); smaller runs would save no block and cost a compare. */
+/** Restore --sparse: content is looked at in blocks of this size (a filesystem block), and a block
+ *  of zeros is left as a hole instead of written (restic's --sparse); a smaller one saves nothing. */
 export const RESTORE_SPARSE_MIN = 4 * KiB
 
 /** The arena content chunks are assembled, sealed and stored in (lib/chunk-arena.ts): the open
