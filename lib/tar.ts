@@ -16,7 +16,9 @@
  * latin1, i.e. the raw bytes); PAX records, which it would decode as UTF-8 (losing non-UTF-8
  * bytes), are decoded here byte-exactly, so a name GNU tar wrote as raw bytes in a PAX `path`
  * record, and binary xattr values, survive. A PAX `path` that is UTF-8 (as the spec wants) is
- * kept as its UTF-8 bytes, i.e. the name the file had on a UTF-8 system.
+ * kept as its UTF-8 bytes, i.e. the name the file had on a UTF-8 system. GNU sparse 1.0 members
+ * (PAX GNU.sparse.*, both directions) carry a map of their data regions (encodeSparseMap,
+ * decodeSparseMap) before the data; older sparse formats are not read.
  */
 import { displayPath, joinPath } from './bytes.js'
 import type { EntryMeta, EntryType, SourceEntry, Xattr } from './entry.js'
@@ -189,6 +191,39 @@ export function encodeSparseMap(regions: readonly SparseRegion[]): Buffer {
 }
 
 /**
+ * Decodes the GNU sparse 1.0 map at the start of a sparse member's stored content: null while
+ * `buf` does not hold all of it yet; else the regions and the bytes the map takes (whole
+ * blocks). Throws ERR_TAR for a map that is not decimal lines, or whose regions are out of
+ * order, overlap or end past `realSize`.
+ */
+export function decodeSparseMap(buf: Buffer, realSize: number): { regions: SparseRegion[]; bytes: number } | null {
+  const nums: number[] = []
+  let at = 0
+  const bad = (why: string) => new SluiceError('ERR_TAR', `tar stream on stdin is corrupt: a GNU sparse map ${why}`)
+  for (;;) {
+    if (nums.length > 0 && nums.length === 1 + 2 * nums[0]!) break
+    const nl = buf.indexOf(0x0a, at)
+    if (nl < 0) {
+      if (buf.length - at > 20) throw bad('holds a number too long')
+      return null
+    }
+    const text = buf.toString('latin1', at, nl)
+    if (!/^\d{1,16}$/.test(text) || !Number.isSafeInteger(Number(text))) throw bad(`holds ${JSON.stringify(text.slice(0, 20))}, not a number`)
+    nums.push(Number(text))
+    at = nl + 1
+  }
+  const regions: SparseRegion[] = []
+  let end = 0
+  for (let i = 1; i < nums.length; i += 2) {
+    const [offset, length] = [nums[i]!, nums[i + 1]!]
+    if (offset < end || offset + length > realSize) throw bad(`region ${offset}+${length} overlaps another or lies past the file's ${realSize} bytes`)
+    regions.push([offset, length])
+    end = offset + length
+  }
+  return { regions, bytes: at + tarPadding(at) }
+}
+
+/**
  * The header blocks of one member: a PAX extended header (when needed) and the ustar header.
  * `size` is the content size written after them: the record's size for a regular file, 0 for
  * everything else (hardlinks included).
@@ -307,10 +342,12 @@ const TYPES: Record<string, EntryType> = {
  *  member that is skipped (the archive's own '.', or a type Sluice cannot store: `onWarning`
  *  hears of it). */
 export function decodeTarMember(h: TarMemberHeader, prefix: Buffer, onWarning?: (err: SluiceError) => void): SourceEntry | null {
-  const raw = Buffer.from(h.name, 'latin1')
-  const type = h.type === null ? undefined : TYPES[h.type]
   const pax = h.pax ?? {}
-  if (type === undefined || Object.keys(pax).some((k) => k.startsWith('GNU.sparse.'))) {
+  // A GNU sparse 1.0 member carries its real name in GNU.sparse.name.
+  const raw = Buffer.from(tarSparseSize(h) !== null ? pax['GNU.sparse.name']! : h.name, 'latin1')
+  const type = h.type === null ? undefined : TYPES[h.type]
+  const sparse = tarSparseSize(h)
+  if (type === undefined || (sparse === null && Object.keys(pax).some((k) => k.startsWith('GNU.sparse.')))) {
     onWarning?.(new SluiceError('ERR_TAR', `tar member ${displayPath(raw)} has a type Sluice cannot store (${h.type ?? 'unknown'}); skipped`, { path: raw }))
     return null
   }
@@ -326,7 +363,7 @@ export function decodeTarMember(h: TarMemberHeader, prefix: Buffer, onWarning?: 
     mode: h.mode & 0o7777,
     uid: pax.uid !== undefined ? Number(pax.uid) : h.uid,
     gid: pax.gid !== undefined ? Number(pax.gid) : h.gid,
-    size: type === 'file' && h.type !== 'link' ? h.size : 0,
+    size: type === 'file' && h.type !== 'link' ? (sparse ?? h.size) : 0,
     mtimeSec,
     mtimeNsec,
     ctimeSec,
@@ -351,6 +388,17 @@ export function decodeTarMember(h: TarMemberHeader, prefix: Buffer, onWarning?: 
   }
   if (xattrs.length > 0) entry.xattrs = xattrs.sort((a, b) => Buffer.compare(a.name, b.name))
   return entry
+}
+
+/** The real size of a GNU sparse 1.0 member (PAX GNU.sparse.major 1, minor 0, with name and
+ *  realsize), or null for any other member. Other sparse formats (0.x, old GNU 'S') are not
+ *  read: decodeTarMember skips them with a warning. */
+export function tarSparseSize(h: Pick<TarMemberHeader, 'pax' | 'type'>): number | null {
+  const pax = h.pax
+  if (!pax || pax['GNU.sparse.major'] !== '1' || pax['GNU.sparse.minor'] !== '0' || h.type !== 'file') return null
+  const size = Number(pax['GNU.sparse.realsize'])
+  if (pax['GNU.sparse.name'] === undefined || !/^\d+$/.test(pax['GNU.sparse.realsize'] ?? '') || !Number.isSafeInteger(size)) return null
+  return size
 }
 
 /** A member name as a snapshot path: no leading '/' or './', no trailing '/', no empty or '.'

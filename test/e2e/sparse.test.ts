@@ -17,6 +17,7 @@ import { scratch } from '../helpers/scratch.js'
 import { seededBytes } from '../helpers/tree.js'
 import { seekData } from '../../lib/native.js'
 import { createLocalStorage, initRepository } from '../../index.js'
+import { encodeSparseMap, encodeTarHeader, tarPadding } from '../../lib/tar.js'
 
 const BASE = scratch('sparse-e2e')
 const PW = 'correct horse'
@@ -214,3 +215,66 @@ test('cat gives the zeros of holes; ls, diff, check --read-data and stats read h
   assert.ok(sameContent(`${SRC}/big`, `${out}/${REL}/big`))
   assert.equal(blocks(`${out}/${REL}/big`), blocks(`${SRC}/big`))
 })
+
+test('backup --tar reads GNU sparse 1.0 members (GNU tar, bsdtar, restore --tar) with their holes', async (t) => {
+  if (unsupported) return t.skip(unsupported)
+  const first = (JSON.parse((await cli()(['snapshots', '--json'])).stdout) as { id: string }[])[0]!.id
+  const makers: [string, () => Buffer | null][] = [
+    ['gnu', () => tarOf('tar', ['-c', '--sparse', '--sparse-version=1.0', '--format=pax', '-C', SRC, 'big', 'mixed'])],
+    ['bsd', () => tarOf('bsdtar', ['-c', '--format=pax', '-C', SRC, '-f', '-', 'big', 'mixed'])],
+    ['ours', () => null],
+  ]
+  for (const [name, make] of makers) {
+    let input = make()
+    if (name === 'ours') {
+      const r = await cli()(['restore', `${first}:${SRC}`, '--tar', '-q', '--include', '*/big'])
+      assert.equal(r.code, 0, r.stderr)
+      input = r.stdoutBytes
+    }
+    if (input === null) {
+      t.diagnostic(`${name}: no tar program to write the archive`)
+      continue
+    }
+    const b = await cli()(['backup', '--tar', '--stdin-filename', name, '--json'], { input })
+    assert.equal(b.code, 0, b.stderr)
+    assert.ok(backupSummary(b.stdout).bytesRead < MiB, `${name}: bytesRead ${backupSummary(b.stdout).bytesRead}`)
+    const out = `${BASE}/from-tar-${name}`
+    const r = await cli()(['restore', `latest:${name}`, '--target', out])
+    assert.equal(r.code, 0, r.stderr)
+    // The first snapshot's big file is the one in the archive (mixed has changed since).
+    assert.ok(sameContent(`${BASE}/restored/${REL}/big`, `${out}/${name}/big`), `${name}: big`)
+    assert.equal(blocks(`${out}/${name}/big`), blocks(`${BASE}/restored/${REL}/big`), `${name}: big st_blocks`)
+  }
+})
+
+test('backup --tar refuses a sparse member whose map overlaps, overruns or disagrees with its data', async () => {
+  const entry = { path: Buffer.from('f'), type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: 1000, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0, ino: 0, dev: 0, nlink: 1 }
+  const member = (regions: [number, number][], map: Buffer, data: Buffer): Buffer => {
+    const h = encodeTarHeader(entry, regions)
+    // The header promises the map of `regions` and their data; the crafted map and data replace them.
+    const body = Buffer.concat([map, data])
+    assert.equal(body.length, h.size, 'crafted body keeps the promised size')
+    return Buffer.concat([h.header, body, Buffer.alloc(tarPadding(body.length)), Buffer.alloc(1024)])
+  }
+  const honest: [number, number][] = [[0, 10], [500, 10]]
+  const cases: [Buffer, RegExp][] = [
+    [member(honest, encodeSparseMap([[0, 10], [5, 10]]), Buffer.alloc(20, 1)), /region 5\+10 overlaps another/],
+    [member(honest, encodeSparseMap([[0, 10], [995, 10]]), Buffer.alloc(20, 1)), /region 995\+10 overlaps another or lies past the file's 1000 bytes/],
+    [member(honest, encodeSparseMap([[0, 10], [500, 5]]), Buffer.alloc(20, 1)), /stores more data than its map says/],
+    [member(honest, Buffer.concat([Buffer.from('2\n0\nten\n10\n'), Buffer.alloc(512 - 11)]), Buffer.alloc(20, 1)), /not a number/],
+  ]
+  for (const [input, what] of cases) {
+    const b = await cli()(['backup', '--tar', '--stdin-filename', 'crafted'], { input })
+    assert.equal(b.code, 1, b.stderr)
+    assert.match(b.stderr, /^sluice: ERR_TAR: tar stream on stdin is corrupt: /m)
+    assert.match(b.stderr, what)
+  }
+})
+
+/** The archive a tar program writes to stdout, or null when it is not installed. */
+function tarOf(tool: string, args: string[]): Buffer | null {
+  const r = spawnSync(tool, args, { maxBuffer: 64 * MiB })
+  if (r.error) return null
+  assert.equal(r.status, 0, `${tool}: ${r.stderr}`)
+  return r.stdout
+}
