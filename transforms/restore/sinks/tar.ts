@@ -15,9 +15,10 @@
  * in extents records is written as a plain member with its holes as zeros: the map would have
  * to precede data the sink has not seen the extents of, and holding them all is unbounded.
  *
- * Memory: one header (or sparse map of at most EXTENTS_PER_RECORD regions) and the one DataItem being written; content goes to the output as it
- * comes, with backpressure, so a 10 GB file is never held. If the reader of the output goes
- * away (EPIPE), the writer stops writing and swallows the rest quietly.
+ * Memory: one header (or sparse map of at most EXTENTS_PER_RECORD regions) and the one DataItem
+ * being written; content goes to the output as it comes, with backpressure, so a 10 GB file is
+ * never held. If the reader of the output goes away (EPIPE), the writer stops writing and
+ * swallows the rest quietly.
  */
 import { Writable } from 'node:stream'
 import { displayPath } from '../../../lib/bytes.js'
@@ -94,6 +95,7 @@ export function createTarWriter(output: Writable, opts: TarWriterOptions = {}): 
     if (cur === null) return
     const entry = cur
     cur = null
+    holes = false
     if (left > 0) {
       warn(entry, `content is ${left} bytes shorter than the recorded size ${size}; padded with zeros`)
       await zeros(left)
