@@ -8,6 +8,7 @@
  *   npm run bench -- big          # 4 x 1 GiB + a duplicate of the first
  *   npm run bench -- stdin        # one 512 MiB file piped on stdin, restored to stdout (cat/dump)
  *   npm run bench -- real         # system directories copied into place (~60k files, ~1.5 GB)
+ *   npm run bench -- sparse       # sparse files: 6 GiB apparent, 64 MiB of data (issue 15)
  *   npm run bench -- all          # small, many, real, big, stdin
  *   npm run bench -- tiny         # 2000 files + 2 x 8 MiB: a smoke test of the harness
  *
@@ -68,6 +69,12 @@ function realTree(name: string, description: string): Scenario {
   return { name, description, data, marker: `${data}.complete`, generate: [join(GEN_DIR, 'gen-real-tree.cjs'), data] }
 }
 
+/** Sparse files (2 GiB with 8 KiB of data, 4 GiB with 64 MiB): see bench/gen/gen-sparse.cjs. */
+function sparseFiles(name: string, description: string): Scenario {
+  const data = join(BENCH_DIR, 'data', 'sparse')
+  return { name, description, data, marker: `${data}.complete`, generate: [join(GEN_DIR, 'gen-sparse.cjs'), data, '42'] }
+}
+
 const BIG512 = bigFiles('big-2x512M', 2, 512, '2 x 512 MiB (half random, half text) + an exact copy of the first')
 
 const SCENARIOS = {
@@ -79,6 +86,7 @@ const SCENARIOS = {
   stdin: stdinFile('stdin-512M', BIG512, 'big-1.bin', 'one 512 MiB file (big-1.bin of big-2x512M) piped on stdin'),
   real: realTree('real-tree', 'a real tree: /usr/share, /usr/include, /usr/lib/python3 and /usr/lib/x86_64-linux-gnu copied into place'),
   big: bigFiles('big-4x1G', 4, 1024, '4 x 1 GiB (half random, half text) + an exact copy of the first'),
+  sparse: sparseFiles('sparse-6G', 'sparse files: 2 GiB holding 8 KiB, 4 GiB holding 64 x 1 MiB (6 GiB apparent, 64 MiB of data)'),
 } satisfies Record<string, Scenario>
 
 /** What each command-line word selects. */
@@ -92,6 +100,7 @@ const SELECTORS: Record<string, Scenario[]> = {
   big: [SCENARIOS.big],
   stdin: [SCENARIOS.stdin],
   real: [SCENARIOS.real],
+  sparse: [SCENARIOS.sparse],
   all: [SCENARIOS.small, SCENARIOS.many, SCENARIOS.real, SCENARIOS.big, SCENARIOS.stdin],
 }
 

@@ -11,6 +11,7 @@ interface RestoreArgs extends GlobalArgs, FilterArgs {
   include?: string[]
   exclude?: string[]
   tar?: boolean
+  sparse?: boolean
 }
 
 export const restoreCommand: CommandModule<object, RestoreArgs> = {
@@ -22,7 +23,8 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       .option('target', { alias: 't', type: 'string', describe: 'directory to restore into' })
       .option('include', { type: 'string', array: true, describe: 'restore only paths matching this glob' })
       .option('exclude', { alias: 'e', type: 'string', array: true, describe: 'do not restore paths matching this glob' })
-      .option('tar', { type: 'boolean', describe: 'write a tar stream (pax) to stdout instead of files' }),
+      .option('tar', { type: 'boolean', describe: 'write a tar stream (pax) to stdout instead of files' })
+      .option('sparse', { type: 'boolean', default: true, describe: 'leave holes of sparse files (and runs of zeros) as holes; --no-sparse writes every byte' }),
   handler: async args => {
     if (args.target && args.tar) throw new SluiceError('ERR_ARGS', 'give one of --target or --tar, not both')
     if (!args.target && !args.tar) throw new SluiceError('ERR_ARGS', 'restore needs either --target DIR or --tar')
@@ -87,6 +89,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
         onEntry: counted,
         ...(args.include ? { include: args.include } : {}),
         ...(args.exclude ? { exclude: args.exclude } : {}),
+        sparse: args.sparse !== false,
       })
       finished = true
     } finally {

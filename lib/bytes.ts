@@ -102,3 +102,18 @@ export class IdArena {
     return out
   }
 }
+
+const ZERO_BLOCK = Buffer.alloc(64 * 1024)
+
+/** True when every byte of `b` is zero (an empty `b` too). Random data answers at its first or
+ *  last byte; zeros are compared 64 KiB at a time. */
+export function isAllZero(b: Uint8Array): boolean {
+  if (b.length === 0) return true
+  if (b[0] !== 0 || b[b.length - 1] !== 0) return false
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+  for (let at = 0; at < buf.length; at += ZERO_BLOCK.length) {
+    const end = Math.min(buf.length, at + ZERO_BLOCK.length)
+    if (!buf.subarray(at, end).equals(ZERO_BLOCK.subarray(0, end - at))) return false
+  }
+  return true
+}

@@ -12,13 +12,32 @@ export interface Xattr {
   value: Buffer
 }
 
-/** A byte range of a stored chunk that holds part of a file's content, in file order. */
+/** A byte range of a stored chunk that holds part of a file's content, in file order; or a
+ *  hole of a sparse file (`isHole`: id HOLE_ID, offset 0), `length` zero bytes stored nowhere. */
 export interface Extent {
   /** Chunk id: keyed BLAKE2b-256 of the chunk's plaintext. */
   id: Buffer
   /** Offset of the range inside the chunk's plaintext. */
   offset: number
   length: number
+}
+
+/** The id of a hole extent: 32 zero bytes, which no keyed hash is expected to give. */
+export const HOLE_ID: Buffer = Buffer.alloc(32)
+
+/** True for a hole extent (no chunk: `length` zero bytes, a hole where the filesystem has them). */
+export function isHole(e: { id: Uint8Array }): boolean {
+  return e.id[0] === 0 && HOLE_ID.equals(e.id)
+}
+
+/** A hole in a file's content, as a source yields it between its data pieces: `hole` bytes of
+ *  zeros that the filesystem does not store (found with SEEK_HOLE, or a sparse tar member). It
+ *  is an empty Uint8Array, so content stays an iterable of Uint8Array: the chunker (the one
+ *  consumer that records content) tells it apart with `instanceof Hole`. */
+export class Hole extends Uint8Array {
+  constructor(readonly hole: number) {
+    super(0)
+  }
 }
 
 /** What a snapshot records about one entry. Everything a restore needs but the content. */
@@ -126,4 +145,9 @@ export interface DataItem {
   kind: 'data'
   data: Uint8Array
 }
-export type RestoreItem = RecordItem | ExtentsItem | DataItem
+/** Restore side: a hole of the file's content (a hole extent), `length` zero bytes. */
+export interface HoleItem {
+  kind: 'hole'
+  length: number
+}
+export type RestoreItem = RecordItem | ExtentsItem | DataItem | HoleItem

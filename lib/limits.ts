@@ -165,6 +165,14 @@ export const SEAL_WORKER_MIN_MEAN_FILE = 64 * KiB
 export const RESTORE_SMALL_FILE = 256 * KiB
 export const RESTORE_FILE_JOBS = 8
 
+/** Restore --sparse: content is looked at in blocks of this size (a filesystem block), and a block
+ *  of zeros is left as a hole instead of written (restic's --sparse); a smaller one saves nothing. */
+export const RESTORE_SPARSE_MIN = 4 * KiB
+
+/** The tar source holds a GNU sparse member's map before its data: at most this many bytes of it
+ *  (some 60,000 regions; GNU tar's own maps of real files are far smaller). */
+export const TAR_SPARSE_MAP_BYTES = 1 * MiB
+
 /** The arena content chunks are assembled, sealed and stored in (lib/chunk-arena.ts): the open
  *  chunk plus the ~15 between chunker and upload. Too small only costs speed (chunks spill). */
 export const CHUNK_ARENA_BYTES = 24 * MiB

@@ -57,6 +57,7 @@ export interface Addon {
   lstat(path: Buffer, out: Float64Array): number
   readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
   copy: CopyInto
+  seekData(fd: number, offset: number, hole: boolean): number
 }
 
 /** Where the addon is built, relative to the package root. */
@@ -123,6 +124,13 @@ export function mknod(path: Buffer, mode: number, dev: number): void {
 /** Creates a FIFO with permission bits `perm` (the umask applies). */
 export function mkfifo(path: Buffer, perm: number): void {
   loadAddon().mknod(path, constants.S_IFIFO | (perm & 0o7777), 0)
+}
+
+/** lseek SEEK_DATA (or SEEK_HOLE with `hole`): where the next data (or hole) of the open file
+ *  `fd` starts at or after `offset`, or -1 when no data follows (ENXIO). Throws an fs-shaped
+ *  error otherwise: EINVAL where the filesystem cannot say (then treat the file as all data). */
+export function seekData(fd: number, offset: number, hole: boolean): number {
+  return loadAddon().seekData(fd, offset, hole)
 }
 
 /** glibc mallopt: fixes the mmap threshold and caps the arenas (0: leave them). Both must be

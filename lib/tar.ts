@@ -16,7 +16,9 @@
  * latin1, i.e. the raw bytes); PAX records, which it would decode as UTF-8 (losing non-UTF-8
  * bytes), are decoded here byte-exactly, so a name GNU tar wrote as raw bytes in a PAX `path`
  * record, and binary xattr values, survive. A PAX `path` that is UTF-8 (as the spec wants) is
- * kept as its UTF-8 bytes, i.e. the name the file had on a UTF-8 system.
+ * kept as its UTF-8 bytes, i.e. the name the file had on a UTF-8 system. GNU sparse 1.0 members
+ * (PAX GNU.sparse.*, both directions) carry a map of their data regions (encodeSparseMap,
+ * decodeSparseMap) before the data; older sparse formats are not read.
  */
 import { displayPath, joinPath } from './bytes.js'
 import type { EntryMeta, EntryType, SourceEntry, Xattr } from './entry.js'
@@ -165,25 +167,86 @@ function splitName(name: Buffer): [Buffer, Buffer] | null {
   return null
 }
 
+/** The last component of a path. */
+function baseName(p: Buffer): Buffer {
+  return p.subarray(p.lastIndexOf(0x2f) + 1)
+}
+
 /** Members a tar cannot hold: sockets (tar has no type for them). */
 export function tarCanHold(entry: EntryMeta): boolean {
   return entry.type !== 'socket'
+}
+
+/** A data region of a sparse file: `[offset, length]` in the file. */
+export type SparseRegion = [number, number]
+
+/**
+ * The GNU sparse 1.0 map that starts a sparse member's stored content: the number of regions,
+ * then each region's offset and length, in decimal, one per line, padded with NULs to a whole
+ * block. The regions' data follows it, back to back.
+ */
+export function encodeSparseMap(regions: readonly SparseRegion[]): Buffer {
+  const text = Buffer.from([regions.length, ...regions.flat()].map(n => `${n}\n`).join(''), 'latin1')
+  return Buffer.concat([text, Buffer.alloc(tarPadding(text.length))])
+}
+
+/**
+ * Decodes the GNU sparse 1.0 map at the start of a sparse member's stored content: null while
+ * `buf` does not hold all of it yet; else the regions and the bytes the map takes (whole
+ * blocks). Throws ERR_TAR for a map that is not decimal lines, or whose regions are out of
+ * order, overlap or end past `realSize`.
+ */
+export function decodeSparseMap(buf: Buffer, realSize: number): { regions: SparseRegion[]; bytes: number } | null {
+  const nums: number[] = []
+  let at = 0
+  const bad = (why: string) => new SluiceError('ERR_TAR', `tar stream on stdin is corrupt: a GNU sparse map ${why}`)
+  for (;;) {
+    if (nums.length > 0 && nums.length === 1 + 2 * nums[0]!) break
+    const nl = buf.indexOf(0x0a, at)
+    if (nl < 0) {
+      if (buf.length - at > 20) throw bad('holds a number too long')
+      return null
+    }
+    const text = buf.toString('latin1', at, nl)
+    if (!/^\d{1,16}$/.test(text) || !Number.isSafeInteger(Number(text))) throw bad(`holds ${JSON.stringify(text.slice(0, 20))}, not a number`)
+    nums.push(Number(text))
+    at = nl + 1
+  }
+  const regions: SparseRegion[] = []
+  let end = 0
+  for (let i = 1; i < nums.length; i += 2) {
+    const [offset, length] = [nums[i]!, nums[i + 1]!]
+    if (offset < end || offset + length > realSize) throw bad(`region ${offset}+${length} overlaps another or lies past the file's ${realSize} bytes`)
+    regions.push([offset, length])
+    end = offset + length
+  }
+  return { regions, bytes: at + tarPadding(at) }
 }
 
 /**
  * The header blocks of one member: a PAX extended header (when needed) and the ustar header.
  * `size` is the content size written after them: the record's size for a regular file, 0 for
  * everything else (hardlinks included).
+ *
+ * With `sparse` (a regular file; its data regions, in order, within entry.size), the member is a
+ * GNU sparse 1.0 one (GNU tar's `--sparse-version=1.0`, which GNU tar and bsdtar extract as a
+ * sparse file): PAX records GNU.sparse.major=1, minor=0, name (the real name) and realsize, a
+ * ustar name `GNUSparseFile.0/NAME`, and a stored content of the map (encodeSparseMap) followed
+ * by the regions' data; `size` is then that stored size.
  */
-export function encodeTarHeader(entry: EntryMeta): { header: Buffer; size: number } {
+export function encodeTarHeader(entry: EntryMeta, sparse?: readonly SparseRegion[]): { header: Buffer; size: number } {
   const isHardlink = entry.hardlinkTo !== undefined
   const typeflag = isHardlink
     ? TYPEFLAG.hardlink
     : entry.type === 'socket'
       ? TYPEFLAG.file
       : TYPEFLAG[entry.type]
-  const size = entry.type === 'file' && !isHardlink ? entry.size : 0
-  const name = entry.type === 'dir' ? Buffer.concat([entry.path, Buffer.of(0x2f)]) : entry.path
+  const isSparse = sparse !== undefined && entry.type === 'file' && !isHardlink
+  const size = !(entry.type === 'file' && !isHardlink) ? 0 : isSparse ? encodeSparseMap(sparse).length + sparse.reduce((n, r) => n + r[1], 0) : entry.size
+  const realName = entry.type === 'dir' ? Buffer.concat([entry.path, Buffer.of(0x2f)]) : entry.path
+  // A sparse member's ustar name is a stand-in (what a tar without sparse support extracts it
+  // as); its real name is GNU.sparse.name.
+  const name = isSparse ? Buffer.concat([Buffer.from('GNUSparseFile.0/'), baseName(realName).subarray(0, 84)]) : realName
   const link = isHardlink ? entry.hardlinkTo! : entry.type === 'symlink' ? (entry.linkTarget ?? Buffer.alloc(0)) : Buffer.alloc(0)
   const uname = Buffer.from(entry.user ?? '', 'utf8')
   const gname = Buffer.from(entry.group ?? '', 'utf8')
@@ -198,6 +261,10 @@ export function encodeTarHeader(entry: EntryMeta): { header: Buffer; size: numbe
   if (split === null) {
     pax.push(paxRecord('path', name))
     if (!isUtf8(name)) binary = true
+  }
+  if (isSparse) {
+    pax.push(paxRecord('GNU.sparse.major', '1'), paxRecord('GNU.sparse.minor', '0'), paxRecord('GNU.sparse.name', realName), paxRecord('GNU.sparse.realsize', String(entry.size)))
+    if (!isUtf8(realName)) binary = true
   }
   if (link.length > 100) {
     pax.push(paxRecord('linkpath', link))
@@ -275,10 +342,12 @@ const TYPES: Record<string, EntryType> = {
  *  member that is skipped (the archive's own '.', or a type Sluice cannot store: `onWarning`
  *  hears of it). */
 export function decodeTarMember(h: TarMemberHeader, prefix: Buffer, onWarning?: (err: SluiceError) => void): SourceEntry | null {
-  const raw = Buffer.from(h.name, 'latin1')
-  const type = h.type === null ? undefined : TYPES[h.type]
   const pax = h.pax ?? {}
-  if (type === undefined || Object.keys(pax).some((k) => k.startsWith('GNU.sparse.'))) {
+  // A GNU sparse 1.0 member carries its real name in GNU.sparse.name.
+  const raw = Buffer.from(tarSparseSize(h) !== null ? pax['GNU.sparse.name']! : h.name, 'latin1')
+  const type = h.type === null ? undefined : TYPES[h.type]
+  const sparse = tarSparseSize(h)
+  if (type === undefined || (sparse === null && Object.keys(pax).some((k) => k.startsWith('GNU.sparse.')))) {
     onWarning?.(new SluiceError('ERR_TAR', `tar member ${displayPath(raw)} has a type Sluice cannot store (${h.type ?? 'unknown'}); skipped`, { path: raw }))
     return null
   }
@@ -294,7 +363,7 @@ export function decodeTarMember(h: TarMemberHeader, prefix: Buffer, onWarning?: 
     mode: h.mode & 0o7777,
     uid: pax.uid !== undefined ? Number(pax.uid) : h.uid,
     gid: pax.gid !== undefined ? Number(pax.gid) : h.gid,
-    size: type === 'file' && h.type !== 'link' ? h.size : 0,
+    size: type === 'file' && h.type !== 'link' ? (sparse ?? h.size) : 0,
     mtimeSec,
     mtimeNsec,
     ctimeSec,
@@ -319,6 +388,17 @@ export function decodeTarMember(h: TarMemberHeader, prefix: Buffer, onWarning?: 
   }
   if (xattrs.length > 0) entry.xattrs = xattrs.sort((a, b) => Buffer.compare(a.name, b.name))
   return entry
+}
+
+/** The real size of a GNU sparse 1.0 member (PAX GNU.sparse.major 1, minor 0, with name and
+ *  realsize), or null for any other member. Other sparse formats (0.x, old GNU 'S') are not
+ *  read: decodeTarMember skips them with a warning. */
+export function tarSparseSize(h: Pick<TarMemberHeader, 'pax' | 'type'>): number | null {
+  const pax = h.pax
+  if (!pax || pax['GNU.sparse.major'] !== '1' || pax['GNU.sparse.minor'] !== '0' || h.type !== 'file') return null
+  const size = Number(pax['GNU.sparse.realsize'])
+  if (pax['GNU.sparse.name'] === undefined || !/^\d+$/.test(pax['GNU.sparse.realsize'] ?? '') || !Number.isSafeInteger(size)) return null
+  return size
 }
 
 /** A member name as a snapshot path: no leading '/' or './', no trailing '/', no empty or '.'

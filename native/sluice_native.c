@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -304,6 +305,35 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* seekData(fd, offset, hole): lseek(fd, offset, SEEK_DATA), or SEEK_HOLE when `hole` is true:
+ * where the next data (or hole) starts at or after `offset`. -1 for ENXIO (no data from
+ * `offset` to the end of the file); throws for anything else (EINVAL: the filesystem does not
+ * report holes). Moves the descriptor's position, which positional reads do not use. */
+static napi_value js_seekData(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!sn_args(env, info, 3, argv, "seekData(fd, offset, hole)")) return NULL;
+  int64_t fd, offset;
+  bool hole = false;
+  if (!get_int64(env, argv[0], "fd", &fd) || !get_int64(env, argv[1], "offset", &offset)) return NULL;
+  if (napi_get_value_bool(env, argv[2], &hole) != napi_ok) {
+    sn_throw(env, SN_TYPE_ERROR, "ERR_INVALID_ARG_TYPE", "hole", "must be a boolean");
+    return NULL;
+  }
+  if (fd < 0 || fd > 0x7fffffff || offset < 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fd or offset out of range");
+    return NULL;
+  }
+  off_t r = lseek((int)fd, (off_t)offset, hole ? SEEK_HOLE : SEEK_DATA);
+  int e = errno;
+  napi_value result;
+  if (r < 0 && e != ENXIO) {
+    throw_errno(env, e, "lseek");
+    return NULL;
+  }
+  napi_create_double(env, r < 0 ? -1.0 : (double)r, &result);
+  return result;
+}
+
 /* tuneMalloc(mmapThreshold, arenaMax): glibc raises its mmap threshold each time a large block
  * is freed, after which every chunk-sized buffer comes from the brk heap and fragments it; RSS
  * then grows far past what is live. A fixed threshold (and few arenas for the thread pool) keeps
@@ -443,6 +473,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
     {"tuneMalloc", NULL, js_tuneMalloc, NULL, NULL, NULL, napi_enumerable, NULL},
     {"cdcNext", NULL, js_cdcNext, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"seekData", NULL, js_seekData, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
       !sluice_register_fsbatch(env, exports)) {

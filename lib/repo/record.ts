@@ -5,7 +5,7 @@
  * wire 0 = unsigned varint, 1 = zigzag varint, 2 = varint length || bytes. Unknown fields and
  * unknown record kinds are skipped, so the format can grow without breaking old readers.
  */
-import type { EntryMeta, EntryType, Extent, Xattr } from '../entry.js'
+import { HOLE_ID, isHole, type EntryMeta, type EntryType, type Extent, type Xattr } from '../entry.js'
 import { SluiceError } from '../errors.js'
 import { ID_BYTES } from './crypto.js'
 import { CHUNK_MAX } from '../limits.js'
@@ -180,6 +180,13 @@ function decodeExtents(b: Buffer): Extent[] {
     const id = Buffer.from(b.subarray(r.pos, r.pos + ID_BYTES))
     r.pos += ID_BYTES
     const offset = r.uint(), length = r.uint()
+    if (isHole({ id })) {
+      // A hole: no chunk. Its length is checked against the file's size by read-snapshot, before
+      // any restore skips or truncates by it.
+      if (offset !== 0 || length === 0 || !Number.isSafeInteger(length)) throw corrupt(`hole extent ${offset}+${length} is malformed`)
+      out.push({ id: HOLE_ID, offset: 0, length })
+      continue
+    }
     // A range no chunk can hold: a restore would fail late, or trust the length for a buffer.
     if (length === 0 || offset + length > CHUNK_MAX) throw corrupt(`extent ${offset}+${length} of chunk ${id.toString('hex')} lies outside any chunk (at most ${CHUNK_MAX} bytes)`)
     out.push({ id, offset, length })

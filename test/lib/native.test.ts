@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { closeSync, cpSync, existsSync, ftruncateSync, lstatSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { ADDON_PATH, lgetxattrs, loadAddon, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, tuneMalloc, utimens } from '../../lib/native.js'
+import { ADDON_PATH, lgetxattrs, loadAddon, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, seekData, tuneMalloc, utimens } from '../../lib/native.js'
 import { scratch } from '../helpers/scratch.js'
 
 const ROOT = scratch('native-task')
@@ -346,6 +346,38 @@ describe('copy', () => {
   })
 })
 
+describe('seekData (SEEK_DATA / SEEK_HOLE)', () => {
+  test('finds the data and the holes of a sparse file, -1 past the last data', (t) => {
+    const f = p('sparse')
+    const fd = openSync(f, 'w+')
+    try {
+      ftruncateSync(fd, 64 << 20)
+      writeSync(fd, Buffer.alloc(8192, 7), 0, 8192, 32 << 20)
+      let firstHole: number
+      try {
+        firstHole = seekData(fd, 0, true)
+      } catch (err) {
+        t.skip(`this filesystem does not report holes (${(err as Error).message})`)
+        return
+      }
+      if (firstHole >= 64 << 20) {
+        t.skip('this filesystem stores the file without holes')
+        return
+      }
+      assert.equal(firstHole, 0)
+      const data = seekData(fd, 0, false)
+      assert.ok(data <= 32 << 20 && data > (32 << 20) - 65536, `data at ${data}`)
+      const hole = seekData(fd, data, true)
+      assert.ok(hole >= (32 << 20) + 8192 && hole < (32 << 20) + 65536 + 8192, `hole at ${hole}`)
+      assert.equal(seekData(fd, hole, false), -1)
+      assert.throws(() => seekData(-1 as number, 0, false), { name: 'RangeError' })
+      assert.throws(() => seekData(fd, 0, 'yes' as unknown as boolean), { name: 'TypeError' })
+    } finally {
+      closeSync(fd)
+    }
+  })
+})
+
 describe('tuneMalloc', () => {
   test('sets the thresholds glibc takes, and checks its arguments', () => {
     // Today's values, set again: the test process keeps the policy it had.
@@ -373,7 +405,7 @@ describe('the loader', () => {
       const m = await import(${JSON.stringify(join(PACKAGE, 'dist/lib/native.js'))})
       process.stdout.write(Object.keys(m.loadAddon()).sort().join(','))`], { encoding: 'utf8' })
     assert.equal(fromDist.status, 0, fromDist.stderr)
-    assert.equal(fromDist.stdout, 'cdcNext,copy,lgetxattrs,lsetxattr,lstat,mknod,readFiles,tuneMalloc,utimens')
+    assert.equal(fromDist.stdout, 'cdcNext,copy,lgetxattrs,lsetxattr,lstat,mknod,readFiles,seekData,tuneMalloc,utimens')
   })
 
   test('a missing addon is one ERR_NATIVE line naming it, not a read error', { skip: !existsSync(join(PACKAGE, 'dist/cli/main.js')) && 'not built' }, () => {

@@ -13,6 +13,7 @@ import {
   SluiceError, type Repository,
 } from '../../index.js'
 import { encodeTreeNode } from '../../lib/repo/objects.js'
+import { HOLE_ID } from '../../lib/entry.js'
 import { TREE_FANOUT } from '../../lib/limits.js'
 import { craftFanOut, craftSnapshot, meta, putChunk, saveRoot, type CraftRecord } from '../helpers/craft.js'
 import { seededBytes } from '../helpers/tree.js'
@@ -187,4 +188,38 @@ test('unsafe paths: every reader refuses them, restore --tar emits none', async 
   assert.ok(!r.stdoutBytes.includes('../x'))
   forget(link)
   forget(id)
+})
+
+test('hole extents: an honest one restores as a hole; overlong, huge, empty or offset ones are refused', async () => {
+  const hole = (length: number, offset = 0) => ({ id: HOLE_ID, offset, length })
+  // Control: data, a hole, data, a hole to the end.
+  const honest = await craftSnapshot(repo, [
+    { entry: meta('s', 'file', { size: 2 * content.length + 3 * 1024 * 1024 }), extents: [extent(1)[0]!, hole(1024 * 1024), extent(1)[0]!, hole(2 * 1024 * 1024)] },
+  ])
+  const target = `${BASE}/holes`
+  await restore({ repo, snapshot: honest, target, onWarning: e => assert.fail(e.message) })
+  const want = Buffer.concat([content, Buffer.alloc(1024 * 1024), content, Buffer.alloc(2 * 1024 * 1024)])
+  assert.ok(fs.readFileSync(`${target}/s`).equals(want))
+  forget(honest)
+
+  const cases: [CraftRecord[], RegExp][] = [
+    // A hole past the size (what an overlap of a hole with data would amount to: positions are
+    // implied by the order, so a hole can only add to the length).
+    [[{ entry: meta('f', 'file', { size: content.length }), extents: [extent(1)[0]!, hole(1)] }], /f records size 65536 but its extents hold more/],
+    [[{ entry: meta('f', 'file', { size: 10 }), extents: [hole(100 * 1024 ** 3)] }], /f records size 10 but its extents hold more/],
+    // In a later extents record too.
+    [[{ entry: meta('f', 'file', { size: content.length }), extents: extent(1) }, { extents: [hole(4096)] }], /f records size 65536 but its extents hold more/],
+    // Beyond any file size a number can hold.
+    [[{ entry: meta('f', 'file', { size: 1 }), extents: [hole(2 ** 54)] }], /hole extent 0\+18014398509481984 is malformed/],
+    [[{ entry: meta('f', 'file', { size: 1 }), extents: [hole(0)] }], /hole extent 0\+0 is malformed/],
+    [[{ entry: meta('f', 'file', { size: 1 }), extents: [hole(1, 5)] }], /hole extent 5\+1 is malformed/],
+    // Holes on a directory are extents on a directory.
+    [[{ entry: meta('d', 'dir'), extents: [hole(10)] }], /d is a dir but has extents/],
+  ]
+  for (const [records, what] of cases) {
+    const id = await craftSnapshot(repo, records)
+    await allReadersRefuse(id, 'ERR_CORRUPT', what, `${BASE}/bad-holes`)
+    assert.equal(fs.existsSync(`${BASE}/bad-holes/f`), false)
+    forget(id)
+  }
 })

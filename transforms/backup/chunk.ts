@@ -14,13 +14,17 @@
  * a source yields is copied there at once and hashed as it goes, so a source may reuse its read
  * buffer for the next piece.
  *
+ * Holes: a source may yield a Hole between pieces (a sparse file's SEEK_HOLE regions, a sparse
+ * tar member): it becomes a hole extent of the file (lib/entry.ts), chunks nothing and is not
+ * counted as bytes read.
+ *
  * Sizes: a file's record carries its size, and its extents always add up to it: a walked file
  * that shrank while being read is padded with zeros (as GNU tar does) and reported. A source
  * that cannot know a size up front (stdin) sets size -1; that one record is held back until its
  * content ends, with its extents (about 100 bytes per MiB of content), then sized exactly.
  */
 import type { Duplex } from 'node:stream'
-import type { ChunkItem, EntryMeta, Extent, ExtentsItem, RecordItem, SourceEntry } from '../../lib/entry.js'
+import { HOLE_ID, Hole, isHole, type ChunkItem, type EntryMeta, type Extent, type ExtentsItem, type RecordItem, type SourceEntry } from '../../lib/entry.js'
 import { Cdc, type ChunkerParams } from '../../lib/fastcdc.js'
 import { SluiceError } from '../../lib/errors.js'
 import { stage } from '../../lib/flow.js'
@@ -170,6 +174,24 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
     openLen += piece.length
   }
 
+  /** Adds a hole of the current file: an extent of its own (merged with a hole just before),
+   *  no bytes in any chunk. */
+  const addHole = (length: number): void => {
+    if (length <= 0) return
+    const t = target!
+    const last = t.extents[t.extents.length - 1]
+    if (!targetEmitted && last && isHole(last)) {
+      last.length += length
+      return
+    }
+    if (targetEmitted || t.extents.length >= EXTENTS_PER_RECORD) {
+      target = { kind: 'extents', extents: [] }
+      targetEmitted = false
+      queue.push(target)
+    }
+    target!.extents.push({ id: HOLE_ID, offset: 0, length })
+  }
+
   /** Cuts `piece` of the current file into the open chunk, yielding every chunk it completes. */
   function* feed(piece: Uint8Array): Generator<Out> {
     let pos = 0
@@ -233,6 +255,13 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
     let incomplete = false
     try {
       for await (const piece of item.content()) {
+        if (piece instanceof Hole) {
+          // A hole (SEEK_HOLE, a sparse tar member): recorded, not read, not chunked.
+          read += piece.hole
+          if (stats) stats.bytesTotal += piece.hole
+          addHole(piece.hole)
+          continue
+        }
         read += piece.length
         if (stats) {
           stats.bytesRead += piece.length
@@ -285,7 +314,8 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
   yield* queue
 }
 
-const EMPTY_ID = Buffer.alloc(32)
+/** The id of an extent until its chunk is cut: not zeros, which would mark it as a hole. */
+const EMPTY_ID = Buffer.alloc(32, 0xff)
 
 const ZEROS = Buffer.alloc(READ_BLOCK)
 

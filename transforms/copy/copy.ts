@@ -20,6 +20,7 @@
  * the original ids of the destination's snapshots up to COPY_ORIGINALS_CAP (beyond it, the
  * destination's roots are scanned again for each source snapshot).
  */
+import { isHole } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { hex } from '../../lib/bytes.js'
 import { Lru } from '../../lib/flow.js'
@@ -144,7 +145,7 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
     try {
       for await (const item of snapshotRecords(metaLoader, treeOf(snap))) {
         if (item.kind === 'record' && item.entry.hardlinkTo) continue
-        for (const e of item.extents) await pool.run(() => ensure(e.id))
+        for (const e of item.extents) if (!isHole(e)) await pool.run(() => ensure(e.id))
       }
     } finally {
       await pool.drain()

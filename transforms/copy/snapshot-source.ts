@@ -10,7 +10,7 @@
  * chunks in an LRU of RESTORE_CHUNK_CACHE_BYTES.
  */
 import { Readable } from 'node:stream'
-import type { Extent, SourceEntry } from '../../lib/entry.js'
+import { Hole, isHole, type Extent, type SourceEntry } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { hex } from '../../lib/bytes.js'
 import { Lru } from '../../lib/flow.js'
@@ -65,7 +65,9 @@ async function* fileContent(loader: ChunkLoader, first: Extent[], ahead: Snapsho
   }
 }
 
+/** An extent's bytes, or for a hole extent a Hole (the new snapshot keeps it a hole). */
 async function extent(loader: ChunkLoader, x: Extent): Promise<Uint8Array> {
+  if (isHole(x)) return new Hole(x.length)
   const chunk = await loader.loadChunk(x.id)
   if (x.offset + x.length > chunk.length) {
     throw new SluiceError('ERR_CORRUPT', `extent ${x.offset}+${x.length} lies outside chunk ${hex(x.id)} of ${chunk.length} bytes`)

@@ -4,7 +4,7 @@
  * for a backup that must prove its chunks before (or after) it commits. Memory: one snapshot
  * reader (transforms/restore/read-snapshot.ts) plus the few ids its read-ahead reported.
  */
-import type { ExtentsItem, RecordItem } from '../../lib/entry.js'
+import { isHole, type ExtentsItem, type RecordItem } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { hex } from '../../lib/bytes.js'
 import { Lru } from '../../lib/flow.js'
@@ -25,7 +25,7 @@ export async function* snapshotIds(loader: ChunkLoader, tree: TreeRef): AsyncGen
   for await (const item of snapshotRecords(loader, tree, id => tier.push(id)) as AsyncIterable<RecordItem | ExtentsItem>) {
     while (tier.length > 0) yield tier.shift()!
     for (const e of item.extents) {
-      if (last && last.equals(e.id)) continue
+      if (isHole(e) || (last && last.equals(e.id))) continue // a hole names no chunk
       last = e.id
       yield e.id
     }

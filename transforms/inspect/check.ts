@@ -6,7 +6,7 @@
  * a tree that repeats itself) is one problem, named.
  */
 import { randomInt } from 'node:crypto'
-import type { EntryMeta, ExtentsItem, RecordItem } from '../../lib/entry.js'
+import { isHole, type EntryMeta, type ExtentsItem, type RecordItem } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { hex, displayPath } from '../../lib/bytes.js'
 import { parseSize } from '../../lib/filter-rules.js'
@@ -118,6 +118,7 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
       for await (const item of snapshotRecords(repo, treeOf(snap)) as AsyncIterable<RecordItem | ExtentsItem>) {
         if (item.kind === 'record') current = item.entry
         for (const e of item.extents) {
+          if (isHole(e)) continue // a hole names no chunk
           if (!(await exists(e.id)) && current) problem(`ERR_MISSING: snapshot ${id.slice(0, 8)}: ${displayPath(current.path)} needs missing chunk ${hex(e.id)}`, { kind: 'missing_chunk', object: hex(e.id), snapshot: id, path: '/' + displayPath(current.path) })
         }
       }

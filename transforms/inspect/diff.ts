@@ -6,14 +6,15 @@
  * are equal without reading them. Ranges that differ are compared byte by byte when a chunk
  * loader is given, because small files are packed back to back: a file read again (after a
  * touch) lands in other chunks with the same bytes, and only its mtime changed. Without a
- * loader, differing ranges count as different content.
+ * loader, differing ranges count as different content. Holes (hole extents) equal holes, and
+ * equal data of zeros when bytes are compared.
  *
  * Memory: one record and one extent per side, plus a size-capped cache of chunk plaintexts
  * (DIFF_CHUNK_CACHE_BYTES) when bytes are compared — never a file's whole extent list.
  */
 import { Readable } from 'node:stream'
-import type { EntryMeta, Extent, ExtentsItem, RecordItem } from '../../lib/entry.js'
-import { comparePaths, displayPath } from '../../lib/bytes.js'
+import { isHole, type EntryMeta, type Extent, type ExtentsItem, type RecordItem } from '../../lib/entry.js'
+import { comparePaths, displayPath, isAllZero } from '../../lib/bytes.js'
 import { SluiceError } from '../../lib/errors.js'
 import { Lru } from '../../lib/flow.js'
 import { DIFF_CHUNK_CACHE_BYTES } from '../../lib/limits.js'
@@ -145,9 +146,14 @@ async function sameBytes(
     y ??= await take(ib)
     if (x === undefined || y === undefined) return x === y
     const n = Math.min(x.length, y.length)
-    if (!(x.id.equals(y.id) && x.offset === y.offset)) {
+    const hx = isHole(x), hy = isHole(y)
+    if (hx && hy) {
+      // holes on both sides: equal
+    } else if (!(x.id.equals(y.id) && x.offset === y.offset)) {
       if (!load) return false
-      if (!(await slice(x, n)).equals(await slice(y, n))) return false
+      // A hole against data (at most a chunk's worth, so n is small): equal if the data is zeros.
+      const da = hx ? null : await slice(x, n), db = hy ? null : await slice(y, n)
+      if (da && db ? !da.equals(db) : !isAllZero((da ?? db)!)) return false
     }
     x.offset += n
     x.length -= n

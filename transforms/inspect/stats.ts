@@ -8,7 +8,7 @@
  * Memory: one snapshot's reader, one chunk, and a capped set of distinct chunk ids
  * (STATS_DISTINCT_CHUNKS): past it the raw-data counts are upper bounds, and the result says so.
  */
-import type { EntryMeta, ExtentsItem, RecordItem } from '../../lib/entry.js'
+import { isHole, type EntryMeta, type ExtentsItem, type RecordItem } from '../../lib/entry.js'
 import { Lru } from '../../lib/flow.js'
 import { CHUNK_MAX, STATS_DISTINCT_CHUNKS } from '../../lib/limits.js'
 import { paceMemory } from '../../lib/memory.js'
@@ -101,7 +101,7 @@ export async function stats(opts: StatsOptions): Promise<StatsResult> {
         r.total_file_count++
         if (file.type === 'file' && !file.hardlinkTo) restoreSize += file.size
       }
-      if (mode === 'raw-data') for (const e of item.extents) if (isNew(e.id)) await fetch(e.id)
+      if (mode === 'raw-data') for (const e of item.extents) if (!isHole(e) && isNew(e.id)) await fetch(e.id)
     }
     opts.onSnapshot?.(id)
   }

@@ -4,7 +4,8 @@
  * byte-capped LRU of decoded chunks because packed small files share chunks. Emits each
  * record followed by DataItems of its content. Memory: `concurrency` chunks in flight plus the
  * cache (RESTORE_CHUNK_CACHE_BYTES), and dead chunk buffers until the collection forced every
- * RESTORE_GC_EVERY_BYTES of content.
+ * RESTORE_GC_EVERY_BYTES of content. A hole extent becomes a HoleItem (nothing fetched): each
+ * sink decides how to make its zeros (a hole, zeros written, a tar sparse map).
  *
  * A chunk that cannot be had (missing, or it fails authentication or decoding, or an extent lies
  * outside it) stops the stream with that error, naming the file and the chunk: a tar or stdout
@@ -12,7 +13,7 @@
  * can drop a file) it becomes a DamagedItem in the content's place instead, and the rest goes on.
  */
 import type { Duplex } from 'node:stream'
-import type { DataItem, ExtentsItem, RecordItem } from '../../lib/entry.js'
+import { isHole, type DataItem, type Extent, type ExtentsItem, type HoleItem, type RecordItem } from '../../lib/entry.js'
 import { Lru, orderedMap, stage } from '../../lib/flow.js'
 import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_CHUNK_CACHE_BYTES } from '../../lib/limits.js'
 import { collectEvery } from '../../lib/memory.js'
@@ -37,7 +38,7 @@ export interface DamagedItem {
  *  (the storage is down) stops the restore. */
 const DAMAGE = new Set(['ERR_CORRUPT', 'ERR_MISSING'])
 
-type Task = RecordItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer }
+type Task = RecordItem | HoleItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer }
 
 export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}): Duplex {
   // Counted in chunks of the largest size: a pending promise has no size yet.
@@ -54,20 +55,22 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
     return p
   }
   const collect = collectEvery('restore')
-  return stage<RecordItem | ExtentsItem, RecordItem | DataItem | DamagedItem>(async function* (source) {
+  return stage<RecordItem | ExtentsItem, RecordItem | DataItem | HoleItem | DamagedItem>(async function* (source) {
     async function* tasks(): AsyncIterable<Task> {
       let path: Buffer = Buffer.alloc(0)
+      // A hole extent is passed on as a HoleItem: nothing to fetch.
+      const task = (e: Extent): Task => (isHole(e) ? { kind: 'hole', length: e.length } : { kind: 'fetch', ...e, path })
       for await (const item of source) {
         if (item.kind === 'record') {
           yield item
           path = item.entry.path
-          if (item.entry.type === 'file' && !item.entry.hardlinkTo) for (const e of item.extents) yield { kind: 'fetch', ...e, path }
+          if (item.entry.type === 'file' && !item.entry.hardlinkTo) for (const e of item.extents) yield task(e)
         } else {
-          for (const e of item.extents) yield { kind: 'fetch', ...e, path }
+          for (const e of item.extents) yield task(e)
         }
       }
     }
-    const fetchData = async (t: Exclude<Task, RecordItem>): Promise<DataItem> => {
+    const fetchData = async (t: Exclude<Task, RecordItem | HoleItem>): Promise<DataItem> => {
       const chunk = await load(t.id)
       collect(t.length)
       if (t.offset + t.length > chunk.length) {
@@ -75,8 +78,8 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
       }
       return { kind: 'data', data: chunk.subarray(t.offset, t.offset + t.length) }
     }
-    const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem | DamagedItem> => {
-      if (t.kind === 'record') return t
+    const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem | HoleItem | DamagedItem> => {
+      if (t.kind === 'record' || t.kind === 'hole') return t
       try {
         return await fetchData(t)
       } catch (err) {

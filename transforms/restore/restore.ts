@@ -51,6 +51,9 @@ export interface RestoreOptions {
   exclude?: string[]
   onWarning?: (err: SluiceError) => void
   onEntry?: (entry: EntryMeta) => void
+  /** Into a directory: leave holes (and all-zero runs) as holes, as restic's --sparse (default
+   *  true; false writes every byte). A given sink decides for itself. */
+  sparse?: boolean
 }
 
 export interface RestoreResult {
@@ -94,7 +97,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (!sink) {
     if (!opts.target) throw new SluiceError('ERR_ARGS', 'restore needs a target directory or a sink')
     await makeTarget(opts.target)
-    sink = createFsWriter(opts.target, { onWarning, ...(opts.onEntry ? { onEntry: opts.onEntry } : {}) })
+    sink = createFsWriter(opts.target, { onWarning, ...(opts.onEntry ? { onEntry: opts.onEntry } : {}), ...(opts.sparse !== undefined ? { sparse: opts.sparse } : {}) })
   }
   try {
     await pipeline(

@@ -10,6 +10,12 @@
  * procfs and sysfs files do) is read to its end and the chunker records the size read, as
  * restic does.
  *
+ * Sparse files: a file larger than READ_BLOCK whose first hole (SEEK_HOLE) lies before its end
+ * is read region by region (readSparse): data regions only, holes yielded as Holes, which the
+ * chunker records as hole extents. Smaller files (read in batches by prefetch.ts) are read
+ * whole: a hole in a file of at most 1 MiB saves little, and probing every small file would cost
+ * a syscall each.
+ *
  * Memory: two READ_BLOCK buffers per file being read (a smaller first one for a file of unknown
  * size), one block read ahead of the consumer.
  */
@@ -17,7 +23,8 @@ import fs, { constants as fsc, type BigIntStats } from 'node:fs'
 import { displayPath } from '../../../lib/bytes.js'
 import { SluiceError } from '../../../lib/errors.js'
 import { READ_BLOCK, READ_UNSIZED_FIRST } from '../../../lib/limits.js'
-import type { LStat } from '../../../lib/native.js'
+import { seekData, type LStat } from '../../../lib/native.js'
+import { Hole } from '../../../lib/entry.js'
 
 /** What the reader needs of a file: where it is, the size to read (-1: to its end), and what
  *  lstat said before (to notice a change). */
@@ -91,6 +98,20 @@ export async function* readContent(file: FileToRead, onWarning: (err: SluiceErro
   } catch (err) {
     throw new SluiceError('ERR_READ', `cannot open ${displayPath(fsPath)}: ${(err as Error).message}`, { cause: err, path: fsPath })
   }
+  // A file larger than a read block may be sparse: one SEEK_HOLE says. With a hole before its
+  // end, only its data regions are read and the holes are yielded as Holes (readSparse).
+  if (size > READ_BLOCK) {
+    const firstHole = holeAt(fd, 0)
+    if (firstHole < size) {
+      try {
+        yield* readSparse(fd, file, firstHole, onWarning)
+      } finally {
+        await cb<void>((cbDone) => fs.close(fd, cbDone))
+      }
+      return
+    }
+    if (firstHole !== Infinity) seekData(fd, 0, false) // back to 0: SEEK_HOLE moved the position
+  }
   // Read one block ahead, into the other of two buffers: the next read runs on the thread pool
   // while the consumer works on this piece. A file of unknown size starts with a small buffer
   // (most are empty or a page long) and goes on in READ_BLOCKs.
@@ -144,17 +165,79 @@ export async function* readContent(file: FileToRead, onWarning: (err: SluiceErro
   }
 }
 
+/** Where the first hole at or after `pos` starts (the end of the file when none comes before
+ *  it), or Infinity where the filesystem cannot tell (the file is then read as all data). */
+function holeAt(fd: number, pos: number): number {
+  try {
+    const at = seekData(fd, pos, true)
+    return at < 0 ? Infinity : at
+  } catch {
+    return Infinity
+  }
+}
+
+/**
+ * A sparse file's content: its data regions (SEEK_DATA, SEEK_HOLE), read in pieces of at most
+ * READ_BLOCK into one buffer, and its holes as Holes, up to `size` bytes in all. Only data is
+ * read: a 2 GiB file holding 8 KiB costs a few syscalls and one 8 KiB read. A region that
+ * changes between the seeks reads as what is there (a hole reads as zeros). Shrinking, growing
+ * and changes are reported as by readContent (an fstat first: SEEK_HOLE cannot tell a file that
+ * shrank from one that ends in a hole). Memory: one READ_BLOCK buffer.
+ */
+async function* readSparse(fd: number, file: FileToRead, firstHole: number, onWarning: (err: SluiceError) => void): AsyncGenerator<Uint8Array> {
+  const { fsPath, size } = file
+  // SEEK_HOLE also finds the end of a file that shrank since lstat: only what is there now is
+  // content; the rest is reported as shrunk (and padded by the chunker), not taken for a hole.
+  const opened = await cb<BigIntStats>((cbDone) => fs.fstat(fd, { bigint: true }, cbDone))
+  const end = Math.min(size, Number(opened.size))
+  const buf = Buffer.allocUnsafeSlow(READ_BLOCK)
+  let pos = 0
+  let hole = Math.min(firstHole, end)
+  while (pos < end) {
+    if (pos >= hole) {
+      let data: number
+      try {
+        data = seekData(fd, pos, false)
+      } catch (err) {
+        throw new SluiceError('ERR_READ', `cannot read ${displayPath(fsPath)}: ${(err as Error).message}`, { cause: err, path: fsPath })
+      }
+      // No data up to the end (ENXIO): the rest is a hole.
+      if (data < 0 || data > end) data = end
+      if (data > pos) yield new Hole(data - pos)
+      pos = data
+      hole = Math.min(holeAt(fd, pos), end)
+      continue
+    }
+    const want = Math.min(READ_BLOCK, hole - pos)
+    const got = await readFull(fd, buf.subarray(0, want), fsPath, pos)
+    if (got > 0) yield buf.subarray(0, got)
+    pos += got
+    if (got < want) {
+      onWarning(new SluiceError('ERR_READ', `file shrank while reading (${pos} of ${size} bytes): ${displayPath(fsPath)}`, { path: fsPath }))
+      return
+    }
+  }
+  if (end < size) {
+    onWarning(new SluiceError('ERR_READ', `file shrank while reading (${end} of ${size} bytes): ${displayPath(fsPath)}`, { path: fsPath }))
+    return
+  }
+  const grew = (await readFull(fd, Buffer.allocUnsafe(1), fsPath, size)) > 0
+  const now = statNumbers(await cb<BigIntStats>((cbDone) => fs.fstat(fd, { bigint: true }, cbDone)))
+  const change = grew ? `grew past its ${size} bytes; the snapshot keeps those` : stampChange(file.before, now)
+  if (change !== null) onWarning(changedWhileRead(fsPath, change))
+}
+
 /** A node-style callback call as a promise. */
 function cb<T>(call: (done: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => call((err, value) => (err ? reject(err) : resolve(value as T))))
 }
 
-/** Fills `buf` from the current position; fewer bytes only at end of file. */
-async function readFull(fd: number, buf: Buffer, fsPath: Buffer): Promise<number> {
+/** Fills `buf` from the current position (or from `pos`); fewer bytes only at end of file. */
+async function readFull(fd: number, buf: Buffer, fsPath: Buffer, pos: number | null = null): Promise<number> {
   let got = 0
   try {
     while (got < buf.length) {
-      const bytesRead = await cb<number>((done) => fs.read(fd, buf, got, buf.length - got, null, done))
+      const bytesRead = await cb<number>((done) => fs.read(fd, buf, got, buf.length - got, pos === null ? null : pos + got, done))
       if (bytesRead === 0) break
       got += bytesRead
     }

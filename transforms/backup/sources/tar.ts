@@ -10,25 +10,29 @@
  * tar-stream splits the stream into members; what a member's header means (entry, raw-byte names,
  * PAX records) is decoded by lib/tar.ts, the codec that also writes headers for restore --tar.
  *
+ * GNU sparse 1.0 members (what `tar --sparse --format=pax` and restore --tar write) are read
+ * with their holes: the content yields Holes, which the snapshot keeps as hole extents.
+ *
  * Memory: one input piece in tar-stream's buffer, one PAX header (at most tar-stream's 4 MiB
- * cap), and the path of the last dropped directory; dead content pieces up to
+ * cap), a sparse member's map (at most TAR_SPARSE_MAP_BYTES), and the path of the last dropped directory; dead content pieces up to
  * STREAM_GC_EVERY_BYTES. Nothing grows with the archive.
  */
 import { Readable } from 'node:stream'
 import { extract } from 'tar-stream'
 import { displayPath, isUnder } from '../../../lib/bytes.js'
-import type { SourceEntry } from '../../../lib/entry.js'
+import { Hole, type SourceEntry } from '../../../lib/entry.js'
 import { SluiceError, asSluiceError } from '../../../lib/errors.js'
 import { collectEvery } from '../../../lib/memory.js'
-import { TAR_BLOCK, decodePax, decodeTarMember, tarPadding, type TarMemberHeader } from '../../../lib/tar.js'
+import { TAR_BLOCK, decodePax, decodeSparseMap, decodeTarMember, tarPadding, tarSparseSize, type SparseRegion, type TarMemberHeader } from '../../../lib/tar.js'
+import { TAR_SPARSE_MAP_BYTES } from '../../../lib/limits.js'
 
 /** Options of {@link createTarSource}. */
 export interface TarSourceOptions {
   /** Every path is put under this snapshot path (e.g. `srv` from --stdin-filename). The
    *  archive's own '.' entry becomes the entry of the prefix directory itself. */
   prefix?: Buffer
-  /** Receives per-member trouble (a member type we cannot store, e.g. GNU sparse or volume
-   *  headers); the member is skipped and the source goes on. */
+  /** Receives per-member trouble (a member type we cannot store, e.g. old GNU sparse formats or
+   *  volume headers); the member is skipped and the source goes on. */
   onWarning?: (err: SluiceError) => void
   /** Called for every entry before it is emitted: false drops it (and, for a directory, the
    *  members below it that follow it), and the source skips its content itself. Pass
@@ -187,6 +191,11 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: 
           settle()
         }
       }
+      const realSize = tarSparseSize(header)
+      if (realSize !== null) {
+        const raw = entry.content
+        entry.content = () => sparseContent(raw(), realSize, path)
+      }
       yield entry
       if (state === 'unread' && skipUnread) {
         state = 'skipped'
@@ -207,6 +216,62 @@ async function* tarEntries(input: Readable, opts: TarSourceOptions, fail: (err: 
       input.destroy()
     }
   }
+}
+
+/**
+ * A GNU sparse 1.0 member's content (lib/tar.ts): its stored bytes start with the map of its
+ * data regions, then hold those regions back to back. Yields the regions' data and, between
+ * them and to `realSize`, Holes. A map beyond TAR_SPARSE_MAP_BYTES, one that does not match the
+ * stored data, or data the map has no room for: ERR_TAR. Memory: the map.
+ */
+async function* sparseContent(raw: AsyncIterable<Uint8Array>, realSize: number, path: Buffer): AsyncGenerator<Uint8Array> {
+  const bad = (why: string) => new SluiceError('ERR_TAR', `tar stream on stdin is corrupt: sparse member ${displayPath(path)}: ${why}`, { path })
+  let map = Buffer.alloc(0)
+  let regions: SparseRegion[] | null = null
+  let skip = 0 // map bytes (padding) still to pass
+  let next = 0 // the next region
+  let owed = 0 // bytes of the current region still to come
+  let pos = 0 // the file position reached
+  for await (const piece of raw) {
+    let p = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength)
+    if (regions === null) {
+      map = Buffer.concat([map, p])
+      const decoded = decodeSparseMap(map, realSize)
+      if (decoded === null) {
+        if (map.length > TAR_SPARSE_MAP_BYTES) throw bad(`its map is longer than ${TAR_SPARSE_MAP_BYTES} bytes`)
+        continue
+      }
+      regions = decoded.regions
+      skip = Math.max(0, decoded.bytes - map.length)
+      p = map.subarray(Math.min(decoded.bytes, map.length))
+      map = Buffer.alloc(0)
+    }
+    while (p.length > 0) {
+      if (skip > 0) {
+        const n = Math.min(skip, p.length)
+        p = p.subarray(n)
+        skip -= n
+        continue
+      }
+      if (owed === 0) {
+        while (next < regions.length && regions[next]![1] === 0) next++
+        if (next >= regions.length) throw bad('it stores more data than its map says')
+        const [offset, length] = regions[next++]!
+        if (offset > pos) yield new Hole(offset - pos)
+        pos = offset
+        owed = length
+      }
+      const n = Math.min(owed, p.length)
+      yield p.subarray(0, n)
+      p = p.subarray(n)
+      owed -= n
+      pos += n
+    }
+  }
+  if (regions === null) throw bad('its map is cut short')
+  while (next < regions.length && regions[next]![1] === 0) next++
+  if (owed > 0 || next < regions.length) throw bad('it stores less data than its map says')
+  if (pos < realSize) yield new Hole(realSize - pos)
 }
 
 /** Reads and drops what is left of a member's content. */

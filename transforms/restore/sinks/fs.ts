@@ -16,6 +16,10 @@
  * A write that fails (a full disk) stops the restore with ERR_WRITE naming the file, and the
  * file being written is removed.
  *
+ * Sparse files (`sparse`, restore --sparse, on by default): hole extents, and all-zero content,
+ * are left as holes rather than written (write-sparse.ts); the file's length is set with
+ * ftruncate when it is closed.
+ *
  * Memory: the stack of directories on the current path (their metadata, to finish them when
  * left), one open large file, and RESTORE_FILE_JOBS small files (copies of at most
  * RESTORE_SMALL_FILE bytes each) being created concurrently.
@@ -29,6 +33,7 @@ import { displayPath, isUnder, joinPath, parentPath, splitPath } from '../../../
 import { lsetxattr, mkfifo, mknod, utimens } from '../../../lib/native.js'
 import { RESTORE_FILE_JOBS, RESTORE_SMALL_FILE } from '../../../lib/limits.js'
 import { checkSafePath } from '../read-snapshot.js'
+import { writeSparse } from './write-sparse.js'
 
 export { checkSafePath }
 
@@ -39,6 +44,8 @@ export interface FsWriterOptions {
   owners?: boolean
   /** Called after each entry is finished (for progress). */
   onEntry?: (entry: EntryMeta) => void
+  /** restore --sparse (default true): holes, and all-zero runs, are left as holes (write-sparse.ts). */
+  sparse?: boolean
 }
 
 function openAsync(p: Buffer, flags: number): Promise<number> {
@@ -57,14 +64,16 @@ interface OpenDir {
 export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writable {
   const root = Buffer.from(targetDir.replace(/\/+$/, '') || '/')
   const owners = opts.owners ?? process.getuid?.() === 0
+  const sparse = opts.sparse ?? true
   const stack: OpenDir[] = []
   // Directories (snapshot-relative) known to be real directories we may write into.
-  let file: { fd: number; meta: EntryMeta; abs: Buffer; written: number; damaged?: SluiceError } | null = null
+  let file: { fd: number; meta: EntryMeta; abs: Buffer; written: number; skipped?: boolean; damaged?: SluiceError } | null = null
   // The large file's write on the thread pool, while one is running: a destroy must not close
   // its descriptor under it (the number could be reused by the next open before the write runs).
   let writing: Promise<unknown> | null = null
   // A small file being collected, to be created by a job of its own (see `flushSmall`).
-  let small: { meta: EntryMeta; abs: Buffer; parts: Buffer[]; damaged?: SluiceError } | null = null
+  // A part is data, or the length of a hole.
+  let small: { meta: EntryMeta; abs: Buffer; parts: (Buffer | number)[]; damaged?: SluiceError } | null = null
   // Small-file jobs in flight: creating a file costs the kernel 30-300 µs (inode, journal), so
   // several run at once on the thread pool. A directory's metadata, a hardlink and the end of the
   // restore wait for them.
@@ -131,7 +140,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       return
     }
     try {
-      if (f.written < f.meta.size) fs.ftruncateSync(f.fd, f.meta.size) // a sparse tail stays a hole
+      if (f.written < f.meta.size || f.skipped) fs.ftruncateSync(f.fd, f.meta.size) // holes stay holes
       fs.closeSync(f.fd)
     } catch (err) {
       // The descriptor is closed (or was never going to be) and the partial file goes.
@@ -167,14 +176,13 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       }
       try {
         let pos = 0
+        let skipped = false
         for (const part of f.parts) {
-          for (let off = 0; off < part.length; ) {
-            const n = await writeAsync(fd, part, off, pos)
-            off += n
-            pos += n
-          }
+          const w = await writeSparse((b, off, at) => writeAsync(fd, b, off, at), part, pos, sparse)
+          pos += w.length
+          skipped ||= w.skipped
         }
-        if (pos < f.meta.size) fs.ftruncateSync(fd, f.meta.size)
+        if (pos < f.meta.size || skipped) fs.ftruncateSync(fd, f.meta.size)
       } catch (err) {
         fs.closeSync(fd)
         fs.rmSync(f.abs, { force: true }) // a partial file must not pass for the file
@@ -312,30 +320,29 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       else if (file) file.damaged ??= item.error
       return
     }
-    if (item.kind === 'data') {
+    if (item.kind === 'data' || item.kind === 'hole') {
       if (small) {
         if (small.damaged) return
         // A copy: the data is a view of a whole decoded chunk, which must not be held for it.
-        small.parts.push(Buffer.from(item.data))
+        small.parts.push(item.kind === 'hole' ? item.length : Buffer.from(item.data))
         return
       }
       if (!file || file.damaged) return
       // On the thread pool: the main thread decrypts and decompresses the next chunks meanwhile.
       // The data is a view of a decoded chunk; the write completes before the next item comes.
       const f = file
-      const data = item.data
-      let off = 0
-      while (off < data.length) {
-        const w = writeAsync(f.fd, data, off, f.written)
+      const piece = item.kind === 'hole' ? item.length : item.data
+      const write = (b: Uint8Array, off: number, pos: number): Promise<number> => {
+        const w = writeAsync(f.fd, b, off, pos)
         writing = w
-        let n: number
-        try {
-          n = await w.finally(() => (writing = null))
-        } catch (err) {
-          throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
-        }
-        off += n
-        f.written += n
+        return w.finally(() => (writing = null))
+      }
+      try {
+        const w = await writeSparse(write, piece, f.written, sparse)
+        f.written += w.length
+        if (w.skipped) f.skipped = true
+      } catch (err) {
+        throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
       }
       return
     }

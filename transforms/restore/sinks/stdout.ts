@@ -1,14 +1,17 @@
 /**
  * The content sink of `sluice cat SNAP PATH`: writes the content (`DataItem`s) of the one
- * selected file to the output as it comes, with backpressure; records and extents are ignored.
+ * selected file to the output as it comes, with backpressure; a hole (`HoleItem`) as its zeros;
+ * records and extents are ignored.
  * If the reader goes away (EPIPE, `| head`), the rest is swallowed quietly.
  *
- * Memory: the one DataItem being written.
+ * Memory: the one DataItem being written, and 64 KiB of zeros.
  */
 import { Writable } from 'node:stream'
 import type { RestoreItem } from '../../../lib/entry.js'
 import { STAGE_HWM } from '../../../lib/limits.js'
 import { OutputPort } from '../../../lib/output-port.js'
+
+const ZEROS = Buffer.alloc(64 * 1024)
 
 /** Options of {@link createContentWriter}. */
 export interface ContentWriterOptions {
@@ -20,10 +23,15 @@ export interface ContentWriterOptions {
  *  ended when the stream finishes. */
 export function createContentWriter(output: Writable, opts: ContentWriterOptions = {}): Writable {
   const out = new OutputPort(output, opts.onOutputClosed)
+  // A hole (HoleItem) is its length of zeros, written from one shared buffer.
+  const zeros = async (n: number): Promise<void> => {
+    for (; n > 0; n -= ZEROS.length) await out.write(n >= ZEROS.length ? ZEROS : ZEROS.subarray(0, n))
+  }
   return new Writable({
     objectMode: true,
     highWaterMark: STAGE_HWM,
     write(item: RestoreItem, _enc, done) {
+      if (item.kind === 'hole') return zeros(item.length).then(() => done(), done)
       if (item.kind !== 'data') return done()
       out.write(item.data).then(() => done(), done)
     },
