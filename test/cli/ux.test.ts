@@ -99,17 +99,36 @@ test('sluice help backup, sluice backup -h and --help print the same help: examp
   }
 })
 
-test('every command has two or three examples and the environment in its help', async () => {
-  for (const c of ['init', 'backup', 'snapshots', 'ls', 'restore', 'check', 'cat', 'diff', 'forget', 'stats']) {
-    const r = await runCli(['help', c], { home })
+/** The commands a help lists, by their first word (`sluice key <command>` → key). */
+function commandsOf(help: string): string[] {
+  const block = help.split('Commands:\n')[1]?.split('\n\n')[0] ?? ''
+  return [...block.matchAll(/^ {2}sluice (?:key )?([a-z-]+)/gm)].map(m => m[1]!)
+}
+
+test('every command and key subcommand has two or three examples, the environment and its exit codes in its help', async () => {
+  const commands = commandsOf((await runCli(['--help'], { home })).stdout)
+  // The list comes from the usage, so a command added later is held to the same rule.
+  for (const c of ['init', 'backup', 'snapshots', 'ls', 'restore', 'check', 'cat', 'diff', 'forget', 'stats', 'prune', 'copy', 'find', 'key', 'tag', 'completion']) assert.ok(commands.includes(c), `${c} missing from the usage`)
+  const keyCommands = commandsOf((await runCli(['key', '--help'], { home })).stdout)
+  assert.deepEqual(keyCommands, ['list', 'add', 'remove', 'passwd'])
+  for (const argv of [...commands.map(c => [c]), ...keyCommands.map(c => ['key', c])]) {
+    const c = argv.join(' ')
+    const r = await runCli([...argv, '--help'], { home })
     assert.equal(r.code, 0, `${c}: ${r.stderr}`)
+    assert.equal(r.stderr, '', c)
+    // An example's first line holds the command (wrapped lines of a long one do not).
     const examples = r.stdout.split('Examples:\n')[1]?.split('\n\n')[0] ?? ''
-    const n = examples.split('\n').filter(l => l.startsWith(`  sluice ${c}`) || /^ {2}\S.*\| sluice /.test(l)).length
+    const n = examples.split('\n').filter(l => /^ {2}(?:\S.*)?\bsluice [a-z]/.test(l)).length
     assert.ok(n >= 2 && n <= 3, `${c}: ${n} examples\n${r.stdout}`)
-    assert.match(r.stdout, /SLUICE_REPOSITORY/, c)
-    assert.match(r.stdout, /Exit codes:/, c)
+    assert.match(r.stdout, /\nEnvironment:\n {2}\S/, c)
+    if (c !== 'completion') for (const v of ['SLUICE_REPOSITORY', 'SLUICE_PASSWORD', 'SLUICE_PASSWORD_FILE', 'SLUICE_DEBUG']) assert.match(r.stdout, new RegExp(`\\b${v}\\b`), `${c} lacks ${v}`)
+    assert.match(r.stdout, /\nExit codes:\n {2}0 {2}\S.*\n(?:.*\n)*? {2}1 {2}\S/, c)
     if (c === 'check') assert.match(r.stdout, / {2}1 {2}problems found/)
   }
+  // Defaults are shown where an option has one.
+  const prune = (await runCli(['prune', '--help'], { home })).stdout
+  for (const d of ['24h', '30m', '1h']) assert.match(prune, new RegExp(`\\[default: ${d}\\]`))
+  assert.match((await runCli(['completion', '--help'], { home })).stdout, /source <\(sluice completion bash\)/)
 })
 
 test('a mistyped command suggests the right one, in one coded line', async () => {
