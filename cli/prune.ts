@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { prune, SluiceError, type PruneResult } from '../index.js'
-import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
+import { PROGRESS_JSON_INTERVAL_MS, PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
+import { PhaseClock } from './progress.js'
 import { formatBytes, documented, globalOptions, openRepo, out, peakRss, startProgress, type GlobalArgs } from './common.js'
 
 interface PruneArgs extends GlobalArgs {
@@ -77,19 +78,29 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       ...(args['sweep-gap'] !== undefined ? { sweepGapMs: parseDuration(args['sweep-gap'], '--sweep-gap') } : {}),
     }
     const repo = await openRepo(args)
-    let phase = 'starting'
-    const stop = startProgress(() => `prune: ${phase}`, { quiet: !!args.quiet || !!args.json, plainMs: PROGRESS_PLAIN_INTERVAL_MS })
     const started = Date.now()
+    // Progress: the phase (mark, collect, sweep), its step, counts against known totals.
+    const phases = new PhaseClock(started)
+    const stop = startProgress(() => phases.line(phases.p?.phase ?? 'prune'), { quiet: !!args.quiet || !!args.json, plainMs: PROGRESS_PLAIN_INTERVAL_MS })
+    // --json: status lines as backup's, one at once and then on the interval.
+    const status = () => out(JSON.stringify(phases.status()))
+    if (args.json && !args.quiet) status()
+    const statusTimer = args.json && !args.quiet ? setInterval(status, PROGRESS_JSON_INTERVAL_MS) : undefined
+    statusTimer?.unref()
     let result: PruneResult
     try {
-      result = await prune({ repo, dryRun: !!args['dry-run'], ...opts, onProgress: p => (phase = p) })
+      result = await prune({ repo, dryRun: !!args['dry-run'], ...opts, onProgress: phases.update })
+      clearInterval(statusTimer)
+      // The last state once more: a log's closing line, and on a terminal the finished line.
+      stop(true)
     } finally {
+      clearInterval(statusTimer)
       stop()
       await repo.close()
     }
     const durationMs = Date.now() - started
     if (args.json) {
-      out(JSON.stringify({ ...result, nextFreeAt: result.nextFreeAt === undefined ? null : iso(result.nextFreeAt), durationMs, peakRss: peakRss() }))
+      out(JSON.stringify({ message_type: 'summary', ...result, nextFreeAt: result.nextFreeAt === undefined ? null : iso(result.nextFreeAt), durationMs, peakRss: peakRss() }))
     } else if (!args.quiet) {
       for (const line of pruneSummary(result)) out(line)
       out(`took ${(durationMs / 1000).toFixed(2)} s, peak memory ${formatBytes(peakRss())}`)
