@@ -45,6 +45,7 @@ export { backup, type BackupOptions, type BackupResult } from './transforms/back
 export { restore, listSnapshot, parseSnapshotRef, type RestoreOptions, type RestoreResult } from './transforms/restore/restore.js'
 export { check, parseDataSubset, SUBSET_GROUPS_MAX, type CheckOptions, type DataSubset, type Problem as CheckProblem } from './transforms/inspect/check.js'
 export { prune, type PruneOptions, type PruneResult } from './transforms/gc/prune.js'
+export type { PhaseProgress } from './lib/progress.js'
 export { collect, type CollectOptions, type CollectResult } from './transforms/gc/collect.js'
 export { sweep, type SweepOptions, type SweepResult, type Waiting } from './transforms/gc/sweep.js'
 export { IdSorter } from './transforms/gc/external-sort.js'

@@ -48,7 +48,8 @@ function run(label: string, args: string[]): Measurement & { stdout: string } {
   return { ...m, stdout }
 }
 const summary = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as { snapshots_copied: number; bytes_copied: number; chunks_copied: number }
-const snapshotOf = (stdout: string) => (JSON.parse(stdout) as { snapshot: string }).snapshot
+// backup --json prints status lines, then its summary last.
+const snapshotOf = (stdout: string) => (JSON.parse(stdout.trim().split('\n').at(-1)!) as { snapshot_id: string }).snapshot_id
 
 let failed = false
 try {

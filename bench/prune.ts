@@ -47,7 +47,7 @@ for (const s of streams.slice(0, 2)) writeFileSync(s.file, execFileSync(process.
 
 function show(label: string, m: Measurement): string {
   if (m.exitCode !== 0) throw new Error(`${label} failed (exit ${m.exitCode}): see ${m.stderrPath}`)
-  return `${label}: ${m.seconds.toFixed(1)} s, peak ${m.peakRssBytes === null ? '?' : (m.peakRssBytes / 1e6).toFixed(1)} MB, load ${m.load1.toFixed(1)}`
+  return `${label}: ${m.seconds.toFixed(1)} s, CPU ${m.cpuSeconds === null ? '?' : m.cpuSeconds.toFixed(1)} s, peak ${m.peakRssBytes === null ? '?' : (m.peakRssBytes / 1e6).toFixed(1)} MB, load ${m.load1.toFixed(1)}`
 }
 
 function count(root: string): number {
@@ -114,7 +114,7 @@ if (!skipSluice) {
   console.log(show('sluice prune (collect)', collect))
   const sweep = measure({ argv: [SLUICE_CLI, 'prune', ...margins], env: run.env }, join(dir, 'sluice-prune-2'))
   console.log(show('sluice prune (sweep + collect)', sweep))
-  out.sluice = { stored, collect: { s: collect.seconds, rss: collect.peakRssBytes }, sweep: { s: sweep.seconds, rss: sweep.peakRssBytes }, left: count(join(run.repo, 'chunks')) }
+  out.sluice = { stored, collect: { s: collect.seconds, cpu: collect.cpuSeconds, rss: collect.peakRssBytes }, sweep: { s: sweep.seconds, cpu: sweep.cpuSeconds, rss: sweep.peakRssBytes }, left: count(join(run.repo, 'chunks')) }
 }
 if (withRestic) {
   const run = newRun('restic', join(dir, 'restic'))
@@ -127,7 +127,7 @@ if (withRestic) {
   for (const s of snaps) if (s.hostname === 'prune-b') execFileSync('restic', ['forget', s.id], { env: run.env, stdio: 'ignore' })
   const m = measure({ argv: ['restic', 'prune'], env: run.env }, join(dir, 'restic-prune'))
   console.log(show('restic prune', m))
-  out.restic = { s: m.seconds, rss: m.peakRssBytes }
+  out.restic = { s: m.seconds, cpu: m.cpuSeconds, rss: m.peakRssBytes }
 }
 if (resticFiles > 0) {
   // restic cannot cut 340-byte chunks; a tree of small files gives its repository about as many
@@ -147,6 +147,6 @@ if (resticFiles > 0) {
   for (const s of snaps) if (s.hostname === 'files-b') execFileSync('restic', ['forget', s.id], { env: run.env, stdio: 'ignore' })
   const m = measure({ argv: ['restic', 'prune'], env: run.env }, join(dir, 'restic-files-prune'))
   console.log(show(`restic prune (${resticFiles} one-blob files)`, m))
-  out.resticFiles = { files: resticFiles, s: m.seconds, rss: m.peakRssBytes }
+  out.resticFiles = { files: resticFiles, s: m.seconds, cpu: m.cpuSeconds, rss: m.peakRssBytes }
 }
 console.log(JSON.stringify(out))

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { check, parseDataSubset, SluiceError } from '../index.js'
-import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
-import { clock } from './progress.js'
+import { PROGRESS_JSON_INTERVAL_MS, PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
+import { clock, PhaseClock } from './progress.js'
 import { formatBytes, documented, globalOptions, openRepo, out, startProgress, warnLine, type GlobalArgs } from './common.js'
 
 export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: boolean; 'read-data-subset'?: string }> = {
@@ -17,35 +17,37 @@ export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: bo
     const readDataSubset = subsetText === undefined ? undefined : parseDataSubset(subsetText)
     const repo = await openRepo(args)
     const started = Date.now()
-    // Progress: snapshots checked of those listed (a count of names, taken beside the check).
-    let done = 0
-    let found = 0
-    let total: number | undefined
-    const counted = (async () => {
-      let n = 0
-      for await (const k of repo.storage.list('snapshots/')) if (/^snapshots\/[0-9a-f]{64}$/.test(k)) n++
-      total = n
-    })().catch(() => {})
+    // Progress: snapshots checked of those listed (the check counts the names beside), then
+    // with --read-data(-subset) chunks and bytes read of those to read.
+    const phases = new PhaseClock(started)
     const stop = startProgress(() => {
+      const p = phases.p
+      if (p?.phase === 'read-data') return phases.line('read data')
+      const [done, total] = [p?.done ?? 0, p?.total]
       const of = total !== undefined ? `${total > 0 ? `${((100 * Math.min(done, total)) / total).toFixed(2)}% ` : ''}${done} of ${total}` : `${done}`
-      return `[${clock((Date.now() - started) / 1000)}] ${of} snapshots checked, ${found} problems`
+      return `[${clock((Date.now() - started) / 1000)}] ${of} snapshots checked, ${p?.errors ?? 0} problems`
     }, { quiet: !!args.quiet || !!args.json, plainMs: PROGRESS_PLAIN_INTERVAL_MS })
+    // --json: status lines as backup's, one at once and then on the interval.
+    const status = () => out(JSON.stringify(phases.status()))
+    if (args.json && !args.quiet) status()
+    const statusTimer = args.json && !args.quiet ? setInterval(status, PROGRESS_JSON_INTERVAL_MS) : undefined
+    statusTimer?.unref()
     let result
     try {
       result = await check({
         repo, readData: !!args['read-data'], ...(readDataSubset ? { readDataSubset } : {}),
-        onProgress: () => done++,
+        onProgress: phases.update,
         // --json: restic's error lines on stdout, with what each problem is about.
         onProblem: (m, p) => {
-          found++
           if (args.json) out(JSON.stringify({ message_type: 'error', ...p, message: m }))
           else warnLine(`sluice: problem: ${m}`)
         },
       })
-      await counted
+      clearInterval(statusTimer)
       // On a terminal the finished state is drawn once before the line is cleared.
       stop(!!process.stderr.isTTY)
     } finally {
+      clearInterval(statusTimer)
       stop()
       await repo.close()
     }

@@ -48,11 +48,12 @@ const EXIT_CODES: [string, string][] = [
   ['3', 'done, but something was left out (backup: files that could not be read; a damaged snapshot skipped)'],
 ]
 
-/** Examples, the environment variables and the exit codes, at the end of a command's help. */
-export function documented<T>(y: Argv<T>, examples: [string, string][], exitCodes: [string, string][] = EXIT_CODES): Argv<T> {
+/** Examples, the environment variables and the exit codes, at the end of a command's help
+ *  (`environment`: another table, for a command that opens no repository). */
+export function documented<T>(y: Argv<T>, examples: [string, string][], exitCodes: [string, string][] = EXIT_CODES, environment: [string, string][] = ENVIRONMENT): Argv<T> {
   for (const [cmd, what] of examples) y = y.example(cmd, what)
   const table = (rows: string[][]) => rows.map(([k, v]) => (k!.length < 4 ? `  ${k}  ${v}` : `  ${k}\n      ${v}`)).join('\n')
-  return y.epilog(`Environment:\n${table(ENVIRONMENT)}\n\nExit codes:\n${table(exitCodes)}`)
+  return y.epilog(`Environment:\n${table(environment)}\n\nExit codes:\n${table(exitCodes)}`)
 }
 
 /** The storage options every command shares: S3 addressing and the rate limits. */

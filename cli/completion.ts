@@ -1,6 +1,7 @@
 import yargs from 'yargs'
 import type { CommandModule } from 'yargs'
 import { SluiceError } from '../index.js'
+import { documented } from './common.js'
 
 /**
  * `sluice completion bash|zsh`: yargs' completion script for that shell. The script calls back
@@ -10,7 +11,13 @@ import { SluiceError } from '../index.js'
 export const completionCommand: CommandModule<object, { shell?: string }> = {
   command: 'completion <shell>',
   describe: 'print a shell completion script: source it, or save it where your shell loads completions',
-  builder: y => y.positional('shell', { type: 'string', describe: 'bash or zsh' }),
+  builder: y =>
+    documented(y, [
+      ['source <(sluice completion bash)', 'complete sluice in this bash session'],
+      ['sluice completion bash > /etc/bash_completion.d/sluice', 'for every bash session'],
+      ['sluice completion zsh > "${fpath[1]}/_sluice"', 'for zsh'],
+    ], [['0', 'the script was printed'], ['1', 'failure: one line on stderr (an unknown shell)']], [['(none)', 'completion reads no variables; the script it prints runs sluice, which reads those of sluice help']])
+      .positional('shell', { type: 'string', describe: 'bash or zsh' }),
   handler: args => {
     if (args.shell !== 'bash' && args.shell !== 'zsh') throw new SluiceError('ERR_ARGS', `no completion for shell "${String(args.shell)}": use bash or zsh`)
     // yargs picks the script by $SHELL when an instance is made: make one for the shell asked.

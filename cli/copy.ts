@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { SluiceError, copy, openRepository, openStorage, type CopyEvent } from '../index.js'
 import { filterOf, filterOptions, type FilterArgs } from './forget.js'
-import { formatBytes, globalOptions, openRepo, out, readPassword, repoWarning, storageOptions, type GlobalArgs } from './common.js'
+import { formatBytes, documented, globalOptions, openRepo, out, readPassword, repoWarning, storageOptions, type GlobalArgs } from './common.js'
 
 interface CopyArgs extends GlobalArgs, FilterArgs {
   snapshots?: string[]
@@ -37,7 +37,11 @@ export const copyCommand: CommandModule<object, CopyArgs> = {
   command: 'copy [snapshots..]',
   describe: 'copy snapshots from one repository to another',
   builder: y =>
-    filterOptions(fromOptions(globalOptions(y))).positional('snapshots', {
+    filterOptions(fromOptions(documented(globalOptions(y), [
+      ['sluice copy --from-repo /srv/backup -r s3:my-bucket/host1', 'copy every snapshot not yet there (SLUICE_FROM_PASSWORD or a prompt for the source)'],
+      ['sluice copy --from-repo /srv/backup --from-password-file ~/.pw --host laptop latest', "copy one host's newest snapshot"],
+      ['sluice init -r /mnt/usb --copy-chunker-params --from-repo /srv/backup', 'first make a repository whose chunks deduplicate with the source'],
+    ]))).positional('snapshots', {
       type: 'string',
       array: true,
       describe: 'snapshots to copy (ids or latest; default: all that match the filters)',

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { displayPath, find, paceMemory, parseFindTime } from '../index.js'
 import { filterOf, filterOptions, type FilterArgs } from './forget.js'
-import { globalOptions, openRepo, out, type GlobalArgs } from './common.js'
+import { documented, globalOptions, openRepo, out, type GlobalArgs } from './common.js'
 import { entryJson, longLine } from './ls.js'
 
 interface FindArgs extends GlobalArgs, FilterArgs {
@@ -24,7 +24,11 @@ export const findCommand: CommandModule<object, FindArgs> = {
   command: 'find <patterns..>',
   describe: 'find files and directories in snapshots by name or path pattern',
   builder: y =>
-    filterOptions(globalOptions(y))
+    filterOptions(documented(globalOptions(y), [
+      ["sluice find '*.pdf'", 'every PDF in every snapshot, grouped by snapshot'],
+      ["sluice find -i '/home/*/notes.txt' --host laptop", "a path from the root, any case, in one host's snapshots"],
+      ["sluice find --json --newest 2024-01-01 'report*'", 'matches changed before 2024, as JSON'],
+    ]))
       .positional('patterns', { type: 'string', array: true, demandOption: true, describe: 'glob on the name (no /), or on the path (with /; from the root with a leading /)' })
       .option('snapshot', { alias: 's', type: 'string', array: true, describe: 'only this snapshot (repeat for several; default: all)' })
       .option('ignore-case', { alias: 'i', type: 'boolean', describe: 'ignore case in patterns' })

@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs'
 import { addKey, changePassword, listKeys, openRepository, removeKey, type Repository, type SluiceError } from '../index.js'
 import { KEY_FILES_MAX } from '../lib/limits.js'
-import { globalOptions, newPassword, out, password, repoWarning, storageOf, type GlobalArgs } from './common.js'
+import { documented, globalOptions, newPassword, out, password, repoWarning, storageOf, type GlobalArgs } from './common.js'
 
 interface KeyArgs extends GlobalArgs {
   id?: string
@@ -10,8 +10,21 @@ interface KeyArgs extends GlobalArgs {
   user?: string
 }
 
-function newKeyOptions<T>(y: Argv<T>) {
-  return globalOptions(y)
+/** Exit codes of the key commands: a damaged key file is skipped with a warning. */
+const KEY_EXIT_CODES: [string, string][] = [
+  ['0', 'success'],
+  ['1', 'failure: one line on stderr (wrong password, the key in use or the last key, an unknown id, ...)'],
+  ['3', 'done, but a damaged key file was skipped (named in a warning)'],
+]
+const KEY_EXAMPLES: Record<string, [string, string][]> = {
+  list: [['sluice key list', 'id, user, host and creation time of every key; * marks the one in use'], ['sluice key list --json', 'the same as a JSON array']],
+  add: [['sluice key add --new-password-file ~/.pw-colleague', 'let a second password open the repository'], ['sluice key add --host nas --user backup', 'asks for the new password twice; records who it is for']],
+  remove: [['sluice key remove 5b8f1c2a', 'remove a key by its id (a unique prefix; not the one in use)'], ['sluice key list --json | jq -r \'.[] | select(.current | not) | .id\'', 'the ids a remove may take']],
+  passwd: [['sluice key passwd', 'change the password in use (asked twice); the master key stays'], ['sluice key passwd --new-password-file ~/.pw-new', 'the new password from a file']],
+}
+
+function newKeyOptions<T>(y: Argv<T>, name: 'add' | 'passwd') {
+  return documented(globalOptions(y), KEY_EXAMPLES[name]!, KEY_EXIT_CODES)
     .option('new-password-file', { type: 'string', describe: 'read the new password from this file (default: a prompt, twice)' })
     .option('host', { type: 'string', describe: 'the host name recorded in the new key (default: this host)' })
     .option('user', { type: 'string', describe: 'the user name recorded in the new key (default: this user)' })
@@ -40,7 +53,7 @@ const owner = (args: KeyArgs) => ({ ...(args.host !== undefined ? { host: args.h
 const list: CommandModule<object, KeyArgs> = {
   command: 'list',
   describe: 'list keys (passwords); * marks the one in use',
-  builder: y => globalOptions(y),
+  builder: y => documented(globalOptions(y), KEY_EXAMPLES.list!, KEY_EXIT_CODES),
   handler: args =>
     withRepo(args, async (repo, onWarning) => {
       // restic's table (its columns, * for the key in use) or its JSON array, streamed.
@@ -58,7 +71,7 @@ const list: CommandModule<object, KeyArgs> = {
 const add: CommandModule<object, KeyArgs> = {
   command: 'add',
   describe: 'add a key (password) to the repository; prints the new key id',
-  builder: y => newKeyOptions(y),
+  builder: y => newKeyOptions(y, 'add'),
   handler: args =>
     withRepo(args, async repo => {
       const id = await addKey(repo, await newPassword(args['new-password-file']), owner(args))
@@ -69,7 +82,7 @@ const add: CommandModule<object, KeyArgs> = {
 const remove: CommandModule<object, KeyArgs> = {
   command: 'remove <id>',
   describe: 'remove a key (by id prefix); the key in use cannot be removed',
-  builder: y => globalOptions(y).positional('id', { type: 'string', describe: 'key id (a unique prefix)' }),
+  builder: y => documented(globalOptions(y), KEY_EXAMPLES.remove!, KEY_EXIT_CODES).positional('id', { type: 'string', describe: 'key id (a unique prefix)' }),
   handler: args =>
     withRepo(args, async repo => {
       const id = await removeKey(repo, args.id!)
@@ -80,7 +93,7 @@ const remove: CommandModule<object, KeyArgs> = {
 const passwd: CommandModule<object, KeyArgs> = {
   command: 'passwd',
   describe: 'change the password: adds a new key, then removes the one in use (the master key stays)',
-  builder: y => newKeyOptions(y),
+  builder: y => newKeyOptions(y, 'passwd'),
   handler: args =>
     withRepo(args, async repo => {
       const r = await changePassword(repo, await newPassword(args['new-password-file']), owner(args))
@@ -91,6 +104,6 @@ const passwd: CommandModule<object, KeyArgs> = {
 export const keyCommand: CommandModule<object, GlobalArgs> = {
   command: 'key <command>',
   describe: 'manage keys (passwords): list, add, remove, passwd',
-  builder: y => y.command(list).command(add).command(remove).command(passwd).demandCommand(1, 'give a key command: list, add, remove or passwd'),
+  builder: y => documented(y, [...KEY_EXAMPLES.list!.slice(0, 1), ...KEY_EXAMPLES.add!.slice(0, 1), ...KEY_EXAMPLES.passwd!.slice(0, 1)], KEY_EXIT_CODES).command(list).command(add).command(remove).command(passwd).demandCommand(1, 'give a key command: list, add, remove or passwd'),
   handler: () => {},
 }

@@ -1,7 +1,8 @@
 import type { CommandModule } from 'yargs'
 import { prune, SluiceError, type PruneResult } from '../index.js'
-import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
-import { formatBytes, globalOptions, openRepo, out, peakRss, startProgress, type GlobalArgs } from './common.js'
+import { PROGRESS_JSON_INTERVAL_MS, PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
+import { PhaseClock } from './progress.js'
+import { formatBytes, documented, globalOptions, openRepo, out, peakRss, startProgress, type GlobalArgs } from './common.js'
 
 interface PruneArgs extends GlobalArgs {
   'dry-run'?: boolean
@@ -57,11 +58,15 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
   command: 'prune',
   describe: 'delete chunks no snapshot references (two runs: collect, then sweep), beside running backups',
   builder: y =>
-    globalOptions(y)
+    documented(globalOptions(y), [
+      ['sluice prune', 'collect unreferenced chunks (moved aside); the next run, an hour or more later, deletes them'],
+      ['sluice forget --keep-daily 7 --prune', 'forget by policy, then prune'],
+      ['sluice prune --min-age 0 --lease-lifetime 0 --sweep-gap 0', 'no backup can be running: collect, and on a second run sweep, at once'],
+    ], [['0', 'success (also when a collection waits for a later run; the summary says until when)'], ['1', 'failure: nothing was deleted (another prune holds the lock, a snapshot or listing could not be read, ...)']])
       .option('dry-run', { alias: 'n', type: 'boolean', describe: 'only say what would be moved and deleted' })
-      .option('min-age', { type: 'string', describe: 'keep unreferenced chunks younger than this (default 24h)' })
-      .option('lease-lifetime', { type: 'string', describe: 'a backup lease or prune lock not refreshed for this long has lapsed (default 30m)' })
-      .option('sweep-gap', { type: 'string', describe: 'least time between a collection and its sweep (default 1h)' })
+      .option('min-age', { type: 'string', describe: 'keep unreferenced chunks younger than this', defaultDescription: '24h' })
+      .option('lease-lifetime', { type: 'string', describe: 'a backup lease or prune lock not refreshed for this long has lapsed', defaultDescription: '30m' })
+      .option('sweep-gap', { type: 'string', describe: 'least time between a collection and its sweep', defaultDescription: '1h' })
       .option('max-unused', { type: 'string', hidden: true }),
   handler: async args => {
     if (args['max-unused'] !== undefined) {
@@ -73,19 +78,29 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       ...(args['sweep-gap'] !== undefined ? { sweepGapMs: parseDuration(args['sweep-gap'], '--sweep-gap') } : {}),
     }
     const repo = await openRepo(args)
-    let phase = 'starting'
-    const stop = startProgress(() => `prune: ${phase}`, { quiet: !!args.quiet || !!args.json, plainMs: PROGRESS_PLAIN_INTERVAL_MS })
     const started = Date.now()
+    // Progress: the phase (mark, collect, sweep), its step, counts against known totals.
+    const phases = new PhaseClock(started)
+    const stop = startProgress(() => phases.line(phases.p?.phase ?? 'prune'), { quiet: !!args.quiet || !!args.json, plainMs: PROGRESS_PLAIN_INTERVAL_MS })
+    // --json: status lines as backup's, one at once and then on the interval.
+    const status = () => out(JSON.stringify(phases.status()))
+    if (args.json && !args.quiet) status()
+    const statusTimer = args.json && !args.quiet ? setInterval(status, PROGRESS_JSON_INTERVAL_MS) : undefined
+    statusTimer?.unref()
     let result: PruneResult
     try {
-      result = await prune({ repo, dryRun: !!args['dry-run'], ...opts, onProgress: p => (phase = p) })
+      result = await prune({ repo, dryRun: !!args['dry-run'], ...opts, onProgress: phases.update })
+      clearInterval(statusTimer)
+      // The last state once more: a log's closing line, and on a terminal the finished line.
+      stop(true)
     } finally {
+      clearInterval(statusTimer)
       stop()
       await repo.close()
     }
     const durationMs = Date.now() - started
     if (args.json) {
-      out(JSON.stringify({ ...result, nextFreeAt: result.nextFreeAt === undefined ? null : iso(result.nextFreeAt), durationMs, peakRss: peakRss() }))
+      out(JSON.stringify({ message_type: 'summary', ...result, nextFreeAt: result.nextFreeAt === undefined ? null : iso(result.nextFreeAt), durationMs, peakRss: peakRss() }))
     } else if (!args.quiet) {
       for (const line of pruneSummary(result)) out(line)
       out(`took ${(durationMs / 1000).toFixed(2)} s, peak memory ${formatBytes(peakRss())}`)

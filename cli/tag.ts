@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { checkTagOptions, parseTagList, tag } from '../index.js'
-import { globalOptions, openRepo, out, warn, type GlobalArgs } from './common.js'
+import { documented, globalOptions, openRepo, out, warn, type GlobalArgs } from './common.js'
 import { filterOf, filterOptions, type FilterArgs } from './forget.js'
 
 interface TagArgs extends GlobalArgs, FilterArgs {
@@ -17,7 +17,11 @@ export const tagCommand: CommandModule<object, TagArgs> = {
   command: 'tag [snapshots..]',
   describe: 'modify tags on snapshots (all those the filters match when no snapshot is given)',
   builder: y =>
-    filterOptions(globalOptions(y))
+    filterOptions(documented(globalOptions(y), [
+      ['sluice tag --add keep latest', 'add a tag to the newest snapshot'],
+      ['sluice tag --set daily,laptop --host laptop', "replace the tags of every snapshot of one host"],
+      ['sluice tag --remove old 40dc1520 79766175', 'remove a tag from two snapshots'],
+    ]))
       .positional('snapshots', { type: 'string', array: true, describe: 'snapshot ids (unique prefixes) or latest' })
       .option('add', { type: 'string', array: true, describe: 'tags to add, tag[,tag...] (repeatable)' })
       .option('remove', { type: 'string', array: true, describe: 'tags to remove, tag[,tag...] (repeatable)' })

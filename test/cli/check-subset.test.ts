@@ -7,7 +7,7 @@
 import { test, before } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import { cliFor, type CliResult } from '../helpers/cli.js'
+import { backupSummary as summaryOf, cliFor, type CliResult } from '../helpers/cli.js'
 import { seededBytes } from '../helpers/tree.js'
 import { damage } from '../helpers/damage.js'
 import { backup, createLocalStorage, initRepository, parseDataSubset } from '../../index.js'
@@ -42,28 +42,28 @@ before(async () => {
 })
 
 test('an intact repository: 1/5 … 5/5 read as many chunks as --read-data, x% and SIZE as restic counts', async () => {
-  const all = JSON.parse((await sluice(['check', '--read-data', '--json'])).stdout) as CheckJson
+  const all = summaryOf<CheckJson>((await sluice(['check', '--read-data', '--json'])).stdout)
   assert.equal(all.problems, 0)
   assert.equal(all.chunks, allChunks.length)
   let sum = 0
   for (let i = 1; i <= 5; i++) {
     const r = await sluice(['check', '--read-data-subset', `${i}/5`, '--json'])
     assert.equal(r.code, 0, r.stderr)
-    sum += (JSON.parse(r.stdout) as CheckJson).chunks
+    sum += summaryOf<CheckJson>(r.stdout).chunks
   }
   assert.equal(sum, all.chunks)
   const text = await sluice(['check', '--read-data-subset', '2/5'])
   assert.match(text.stdout, /^checked 1 snapshots and \d+ chunks \(subset 2\/5, [\d.]+ \w+\): no problems$/m)
   for (const [pct, want] of [['100%', all.chunks], ['50%', Math.floor(all.chunks / 2)], ['0.1%', 1], ['12.5%', Math.max(1, Math.floor(all.chunks * 0.125))]] as const) {
-    const r = JSON.parse((await sluice(['check', '--read-data-subset', pct, '--json'])).stdout) as CheckJson
+    const r = summaryOf<CheckJson>((await sluice(['check', '--read-data-subset', pct, '--json'])).stdout)
     assert.equal(r.chunks, want, pct)
   }
-  const one = JSON.parse((await sluice(['check', '--read-data-subset', '1', '--json'])).stdout) as CheckJson
+  const one = summaryOf<CheckJson>((await sluice(['check', '--read-data-subset', '1', '--json'])).stdout)
   assert.equal(one.chunks, 1)
-  const whole = JSON.parse((await sluice(['check', '--read-data-subset', '1T', '--json'])).stdout) as CheckJson
+  const whole = summaryOf<CheckJson>((await sluice(['check', '--read-data-subset', '1T', '--json'])).stdout)
   assert.equal(whole.chunks, all.chunks)
   assert.equal(whole.bytesRead, all.bytesRead)
-  const some = JSON.parse((await sluice(['check', '--read-data-subset', '3M', '--json'])).stdout) as CheckJson
+  const some = summaryOf<CheckJson>((await sluice(['check', '--read-data-subset', '3M', '--json'])).stdout)
   assert.ok(some.bytesRead >= 3 * 1024 * 1024 && some.chunks <= all.chunks, JSON.stringify(some))
 })
 

@@ -99,17 +99,36 @@ test('sluice help backup, sluice backup -h and --help print the same help: examp
   }
 })
 
-test('every command has two or three examples and the environment in its help', async () => {
-  for (const c of ['init', 'backup', 'snapshots', 'ls', 'restore', 'check', 'cat', 'diff', 'forget', 'stats']) {
-    const r = await runCli(['help', c], { home })
+/** The commands a help lists, by their first word (`sluice key <command>` → key). */
+function commandsOf(help: string): string[] {
+  const block = help.split('Commands:\n')[1]?.split('\n\n')[0] ?? ''
+  return [...block.matchAll(/^ {2}sluice (?:key )?([a-z-]+)/gm)].map(m => m[1]!)
+}
+
+test('every command and key subcommand has two or three examples, the environment and its exit codes in its help', async () => {
+  const commands = commandsOf((await runCli(['--help'], { home })).stdout)
+  // The list comes from the usage, so a command added later is held to the same rule.
+  for (const c of ['init', 'backup', 'snapshots', 'ls', 'restore', 'check', 'cat', 'diff', 'forget', 'stats', 'prune', 'copy', 'find', 'key', 'tag', 'completion']) assert.ok(commands.includes(c), `${c} missing from the usage`)
+  const keyCommands = commandsOf((await runCli(['key', '--help'], { home })).stdout)
+  assert.deepEqual(keyCommands, ['list', 'add', 'remove', 'passwd'])
+  for (const argv of [...commands.map(c => [c]), ...keyCommands.map(c => ['key', c])]) {
+    const c = argv.join(' ')
+    const r = await runCli([...argv, '--help'], { home })
     assert.equal(r.code, 0, `${c}: ${r.stderr}`)
+    assert.equal(r.stderr, '', c)
+    // An example's first line holds the command (wrapped lines of a long one do not).
     const examples = r.stdout.split('Examples:\n')[1]?.split('\n\n')[0] ?? ''
-    const n = examples.split('\n').filter(l => l.startsWith(`  sluice ${c}`) || /^ {2}\S.*\| sluice /.test(l)).length
+    const n = examples.split('\n').filter(l => /^ {2}(?:\S.*)?\bsluice [a-z]/.test(l)).length
     assert.ok(n >= 2 && n <= 3, `${c}: ${n} examples\n${r.stdout}`)
-    assert.match(r.stdout, /SLUICE_REPOSITORY/, c)
-    assert.match(r.stdout, /Exit codes:/, c)
+    assert.match(r.stdout, /\nEnvironment:\n {2}\S/, c)
+    if (c !== 'completion') for (const v of ['SLUICE_REPOSITORY', 'SLUICE_PASSWORD', 'SLUICE_PASSWORD_FILE', 'SLUICE_DEBUG']) assert.match(r.stdout, new RegExp(`\\b${v}\\b`), `${c} lacks ${v}`)
+    assert.match(r.stdout, /\nExit codes:\n {2}0 {2}\S.*\n(?:.*\n)*? {2}1 {2}\S/, c)
     if (c === 'check') assert.match(r.stdout, / {2}1 {2}problems found/)
   }
+  // Defaults are shown where an option has one.
+  const prune = (await runCli(['prune', '--help'], { home })).stdout
+  for (const d of ['24h', '30m', '1h']) assert.match(prune, new RegExp(`\\[default: ${d}\\]`))
+  assert.match((await runCli(['completion', '--help'], { home })).stdout, /source <\(sluice completion bash\)/)
 })
 
 test('a mistyped command suggests the right one, in one coded line', async () => {
@@ -243,7 +262,7 @@ test('check --json lists each problem with its kind, chunk, snapshot and path, a
   const dir = `${BASE}/repo-check`
   const run = await freshRepo(dir)
   const id = backupSummary<{ snapshot_id: string }>(ok(await run(['backup', '--json', `${SRC}/docs`]), 'backup').stdout).snapshot_id
-  const clean = jsonLines(ok(await run(['check', '--json']), 'check --json').stdout)
+  const clean = jsonLines(ok(await run(['check', '--json']), 'check --json').stdout).filter(m => m.message_type !== 'status')
   assert.equal(clean.length, 1)
   assert.equal(clean[0]!.message_type, 'summary')
   assert.equal(clean[0]!.num_errors, 0)
@@ -324,6 +343,70 @@ test('when stderr is not a terminal the progress is plain lines, the last one at
   const last = b.stderr.trimEnd().split('\n').at(-1)!
   assert.match(last, /^\[\d+:\d\d\] 100\.00% {2}7 files \d+\.\d KiB, total 7 files \d+\.\d KiB, 0 errors ETA 0:00 /)
   assert.match(b.stdout, /^snapshot [0-9a-f]{8} saved/)
+})
+
+/** A repository with two snapshots, the first forgotten: prune has chunks to mark, move aside
+ *  (first run) and delete (second run). */
+async function prunable(dir: string): Promise<ReturnType<typeof cliFor>> {
+  const run = await freshRepo(dir)
+  const first = backupSummary<{ snapshot_id: string }>(ok(await run(['backup', '--json', `${SRC}/docs`]), 'backup').stdout).snapshot_id
+  ok(await run(['backup', '-q', `${SRC}/a.txt`]), 'backup 2')
+  ok(await run(['forget', '-q', first]), 'forget')
+  return run
+}
+const NO_MARGINS = ['--min-age', '0', '--lease-lifetime', '0', '--sweep-gap', '0']
+
+test('on a terminal prune shows its phase and step with percent, ETA, totals and rate', { skip: !hasScript() && 'needs script (util-linux)' }, async () => {
+  const dir = `${BASE}/repo-prune-tty`
+  await prunable(dir)
+  const onRepo = (args: string[]) => onTerminal(['-r', dir, ...args])
+  const collect = onRepo(['prune', ...NO_MARGINS])
+  assert.equal(collect.code, 0, collect.out)
+  const draws = collect.out.split('\r\x1b[K').filter(d => d.startsWith('['))
+  // Which steps get drawn depends on the clock; each line drawn has the one form, and the
+  // finished line (drawn at the end on a terminal) is the chunks moved aside, of the candidates.
+  for (const d of draws) assert.match(d, /^\[\d+:\d\d\] (prune: starting|(mark|collect) \([a-z -]+\) ([\d.]+% {2})?\d+ (snapshots|chunks)(, total \d+ (snapshots|chunks))?, 0 errors( ETA \d+:\d\d)?( [\d.]+ (snapshots|chunks)\/s)?( snapshot [0-9a-f]{8})?)$/)
+  assert.match(draws.at(-1)!, /^\[\d+:\d\d\] collect \(moving aside\) 100\.00% {2}(\d+) chunks, total \1 chunks, 0 errors ETA 0:00 [\d.]+ chunks\/s/)
+  const sweep = onRepo(['prune', ...NO_MARGINS])
+  assert.equal(sweep.code, 0, sweep.out)
+  // The sweep deletes, then the next collection runs: its line is the last.
+  assert.match(sweep.out, /swept collection 1: deleted \d+ chunks/)
+  assert.match(sweep.out.split('\r\x1b[K').filter(d => d.startsWith('[')).at(-1)!, /^\[\d+:\d\d\] collect \(moving aside\) 100\.00% {2}0 chunks, total 0 chunks, 0 errors ETA 0:00/)
+})
+
+test('on a terminal check --read-data shows chunks and bytes read of the total to read', { skip: !hasScript() && 'needs script (util-linux)' }, () => {
+  const r = onTerminal(['check', '--read-data'])
+  assert.equal(r.code, 0, r.out)
+  const chunks = fs.readdirSync(`${REPO}/chunks`, { recursive: true }).map(String).filter(p => /[0-9a-f]{64}$/.test(p)).length
+  const line = r.out.split('\r\x1b[K').filter(d => d.startsWith('[')).at(-1)!
+  assert.match(line, new RegExp(`^\\[\\d+:\\d\\d\\] read data \\(reading chunks\\) 100\\.00% {2}${chunks} chunks [\\d.]+ \\S+, total ${chunks} chunks, 0 errors ETA 0:00 [\\d.]+ \\S+/s [0-9a-f]{8}$`))
+  assert.match(r.out, new RegExp(`checked \\d+ snapshots and ${chunks} chunks: no problems`))
+})
+
+test('prune and check --read-data --json: status lines (phase, counts, totals) then exactly one summary', async () => {
+  const run = await prunable(`${BASE}/repo-prune-json`)
+  for (const args of [['prune', '--json', ...NO_MARGINS], ['prune', '--json', ...NO_MARGINS], ['check', '--read-data', '--json'], ['check', '--read-data-subset', '1/2', '--json']]) {
+    const r = ok(await run(args), args.join(' '))
+    const msgs = jsonLines(r.stdout)
+    const status = msgs.filter(m => m.message_type === 'status')
+    assert.ok(status.length >= 1, r.stdout)
+    for (const s of status) {
+      for (const k of ['phase', 'step', 'seconds_elapsed', 'percent_done', 'unit', 'items_done', 'error_count']) assert.ok(k in s, `${args.join(' ')}: ${k} missing in ${JSON.stringify(s)}`)
+      assert.ok((s.percent_done as number) >= 0 && (s.percent_done as number) <= 1)
+    }
+    assert.equal(msgs.filter(m => m.message_type === 'summary').length, 1, r.stdout)
+    assert.equal(msgs.at(-1)!.message_type, 'summary')
+    assert.equal(msgs.length, status.length + 1, r.stdout)
+    assert.equal(r.stderr, '')
+  }
+})
+
+test('prune when stderr is not a terminal: plain lines, the finished step last', async () => {
+  const run = await prunable(`${BASE}/repo-prune-plain`)
+  const r = ok(await run(['prune', ...NO_MARGINS]), 'prune')
+  assert.ok(!r.stderr.includes('\r') && !r.stderr.includes('\x1b'), JSON.stringify(r.stderr))
+  assert.match(r.stderr.trimEnd().split('\n').at(-1)!, /^\[\d+:\d\d\] collect \(moving aside\) 100\.00% {2}(\d+) chunks, total \1 chunks, 0 errors ETA 0:00 /)
+  assert.match(r.stdout, /^collection 1: /m)
 })
 
 // --- flags ----------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ test('the last repository restores both snapshots byte-exact; check --read-data 
   ok(await ownS3(['check', '--read-data']), 'check the re-chunked copy')
   for (const [name, run] of [['A', a], ['S3', s3], ['C', c]] as const) {
     const r = ok(await run(['check', '--read-data', '--json']), `check ${name}`)
-    assert.equal((JSON.parse(r.stdout) as { problems: number }).problems, 0)
+    assert.equal(backupSummary<{ problems: number }>(r.stdout).problems, 0)
   }
 })
 

@@ -192,7 +192,7 @@ test('leftover temp files: check reports the old ones, backup removes them, a fr
   assert.equal(c.code, 0, c.stderr)
   assert.match(c.stdout, /^2 leftover temporary files \(293\.0 KiB\) of interrupted writes: the next backup removes them$/m)
   const cj = await sluice(['check', '--json'])
-  assert.deepEqual((JSON.parse(cj.stdout) as { leftovers: unknown }).leftovers, { files: 2, bytes: 300_000 })
+  assert.deepEqual(backupSummary<{ leftovers: unknown }>(cj.stdout).leftovers, { files: 2, bytes: 300_000 })
   for (const f of [...old, ...fresh]) assert.ok(fs.existsSync(f), `check removed ${f}`)
 
   const b = await sluice(['backup', SRC])

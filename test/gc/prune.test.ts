@@ -87,7 +87,7 @@ for (const t of targets) {
     ok(await run(['check', '--read-data']), 'check between collect and sweep')
 
     const two = ok(await run(['prune', '--json', ...NO_MARGINS]), 'prune (sweep)')
-    const result = JSON.parse(two.stdout)
+    const result = backupSummary(two.stdout)
     assert.equal(result.sweep.swept, true)
     assert.ok(result.sweep.deleted > 0 && result.sweep.deletedBytes > 0, two.stdout)
     assert.equal(result.sweep.forgottenDeleted, 1)
@@ -148,7 +148,7 @@ test('a sweep that must wait says for which backup and until when, and deletes n
   const fossils = await keys(storage, 'fossils/')
   // Default gap (1 h): the sweep waits and names its end.
   const waiting = ok(await run(['prune', '--json']), 'prune that waits')
-  const result = JSON.parse(waiting.stdout)
+  const result = backupSummary(waiting.stdout)
   assert.equal(result.sweep.swept, false)
   assert.equal(result.sweep.waiting[0].reason, 'gap')
   assert.ok(Date.parse(result.nextFreeAt) > Date.now() + 50 * 60_000)

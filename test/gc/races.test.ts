@@ -71,7 +71,7 @@ test('a backup that found its chunks stored, then saw prune move them aside, com
   // ...and its snapshot, naming fossils, checks and restores before the sweep,
   ok(await run(['check', '--read-data']), 'check before the sweep')
   // ...and after it: the sweep marks the snapshot that appeared since and moves its chunks back.
-  const sweep = JSON.parse(ok(await run(['prune', '--json', '--min-age', '0', '--sweep-gap', '0']), 'sweep').stdout)
+  const sweep = backupSummary(ok(await run(['prune', '--json', '--min-age', '0', '--sweep-gap', '0']), 'sweep').stdout)
   assert.equal(sweep.sweep.swept, true)
   assert.ok(sweep.sweep.movedBack > 0 && sweep.sweep.newSnapshots === 1, JSON.stringify(sweep.sweep))
   // (The forgotten snapshot's own metadata may differ from the new one's, /tmp's mtime being
@@ -100,7 +100,7 @@ test('a backup stopped past its lease between its last lease check and its commi
   await backup.stopped
   // A lease lifetime of 0: to this prune the frozen backup's lease has lapsed.
   ok(await run(['prune', ...NO_MARGINS]), 'collect')
-  const sweep = JSON.parse(ok(await run(['prune', '--json', ...NO_MARGINS]), 'sweep').stdout)
+  const sweep = backupSummary(ok(await run(['prune', '--json', ...NO_MARGINS]), 'sweep').stdout)
   assert.equal(sweep.sweep.tombstoned, 1)
   assert.ok(sweep.sweep.deleted > 0)
   backup.child.kill('SIGCONT')
@@ -172,7 +172,7 @@ test('a forget undone between collect and sweep: the snapshot keeps every chunk'
   ok(await run(['prune', ...NO_MARGINS]), 'collect')
   assert.ok((await keys(storage, 'fossils/')).length > 0)
   await undoForget(storage, first)
-  const sweep = JSON.parse(ok(await run(['prune', '--json', ...NO_MARGINS]), 'sweep').stdout)
+  const sweep = backupSummary(ok(await run(['prune', '--json', ...NO_MARGINS]), 'sweep').stdout)
   assert.equal(sweep.sweep.deleted, 0)
   assert.equal(sweep.sweep.forgottenDeleted, 0)
   assert.ok(sweep.sweep.movedBack > 0)

@@ -35,7 +35,8 @@ import { commitGuard } from '../gc/mark.js'
 
 export interface BackupOptions {
   repo: Repository
-  /** Paths to walk. Exactly one of `paths` and `source` is given. */
+  /** Paths to walk: the snapshot lists them absolute; a relative one is stored as given, as
+   *  restic stores it (sources/walk.ts). Exactly one of `paths` and `source` is given. */
   paths?: string[]
   /** Any stream of SourceEntry objects (tar, stdin, a script's own source). */
   source?: Readable
@@ -108,8 +109,10 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   if (opts.paths) {
     if (opts.source) throw new SluiceError('ERR_ARGS', 'give either paths or a source, not both')
     if (opts.paths.length === 0) throw new SluiceError('ERR_ARGS', 'nothing to back up: give at least one path')
+    // The snapshot records absolute paths; the walk takes them as given, so that a relative one
+    // is stored relative, as restic stores it (sources/walk.ts).
     paths = opts.paths.map(p => path.resolve(p))
-    source = createWalk(paths, {
+    source = createWalk(opts.paths, {
       onWarning,
       descend: e => rules.canDescend(e),
       ...(opts.excludeIfPresent ? { excludeIfPresent: opts.excludeIfPresent } : {}),

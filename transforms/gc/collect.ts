@@ -8,8 +8,10 @@
  * record names the backups running at the end.
  *
  * Memory: the external sort's buffers (transforms/gc/external-sort.ts), one snapshot reader, one
- * page of seen ids, and the leases live at the start (one per running backup).
+ * page of seen ids, and the leases live at the start (one per running backup). With onProgress,
+ * a second listing of snapshots/ beside the marking counts the roots (a number, no list).
  */
+import type { PhaseProgress } from '../../lib/progress.js'
 import type { Repository } from '../../lib/repo/repository.js'
 import { SluiceError } from '../../lib/errors.js'
 import { idFromChunkKey, chunkKey } from '../../lib/repo/objects.js'
@@ -36,7 +38,9 @@ export interface CollectOptions {
   leaseLifetimeMs: number
   now: () => number
   dryRun?: boolean
-  onProgress?: (what: string) => void
+  /** Called as the collection advances: mark (snapshots of those listed), collect (chunks
+   *  listed; then moved back and aside, of a known count). */
+  onProgress?: (p: PhaseProgress) => void
 }
 
 export interface CollectResult {
@@ -98,6 +102,14 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
     earliest = Math.min(earliest, l.info.started)
   }
 
+  const progress: PhaseProgress = { phase: 'mark', step: 'marking snapshots', done: 0, unit: 'snapshots', errors: 0 }
+  const report = opts.onProgress ? () => opts.onProgress!(progress) : () => {}
+  // The count of roots for the progress total: one more listing of snapshots/, names only.
+  const counting = opts.onProgress ? (async () => {
+    let n = 0
+    for await (const _ of rootIds(repo.storage, 'snapshots/')) n++
+    if (progress.phase === 'mark') progress.total = n
+  })().catch(() => {}) : undefined
   const sorter = new IdSorter(opts.tmpDir)
   const seen = new PageWriter(repo, gen, 'snapshots', opts.dryRun)
   const forgotten = new PageWriter(repo, gen, 'forgotten', opts.dryRun)
@@ -105,11 +117,17 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
     for await (const id of rootIds(repo.storage, 'snapshots/')) {
       const snap = await loadRoot(repo, id)
       if (!snap) continue // forgotten meanwhile
-      opts.onProgress?.(`marking snapshot ${id.slice(0, 8)} (${result.snapshots + 1})`)
+      progress.current = `snapshot ${id.slice(0, 8)}`
+      report()
       await markSnapshot(repo, treeOf(snap), sorter, `snapshot ${id.slice(0, 8)}`)
       await seen.add(id)
       result.snapshots++
+      progress.done = result.snapshots
+      // A root added after the count was taken.
+      if (progress.total !== undefined && progress.done > progress.total) progress.total = progress.done
     }
+    await counting
+    report()
     await seen.flush()
     for await (const id of rootIds(repo.storage, 'forgotten/')) await forgotten.add(id)
     await forgotten.flush()
@@ -117,7 +135,8 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
     stopPoint('prune-marked')
 
     // The join: nothing is written to the repository until both listings were read in order.
-    opts.onProgress?.('listing chunks')
+    Object.assign(progress, { phase: 'collect', step: 'listing chunks', done: 0, unit: 'chunks', total: undefined, current: undefined })
+    report()
     const cand = idFile(opts.tmpDir, 'candidates')
     const back = idFile(opts.tmpDir, 'resurrect')
     try {
@@ -131,6 +150,8 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
         const referenced = !ref.done && ref.value.equals(s.id)
         if (referenced) ref = refs.next()
         if (s.chunk) result.chunks++
+        progress.done++
+        progress.errors = result.missing
         if (referenced) {
           result.referenced++
           if (s.fossil) {
@@ -157,6 +178,9 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
         result.missing++
         ref = refs.next()
       }
+      progress.errors = result.missing
+      progress.total = progress.done
+      report()
     } finally {
       cand.writer.close()
       back.writer.close()
@@ -170,20 +194,25 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
     await putRecord(repo, gcKey(gen, 'collection'), record)
     stopPoint('prune-recorded')
 
-    opts.onProgress?.(`moving back ${result.resurrected} chunks`)
+    Object.assign(progress, { step: 'moving back', done: 0, total: result.resurrected })
+    report()
     await forEachId(back.path, opts.lock, async id => {
       await moveObject(repo.storage, fossilKey(id), chunkKey(id))
+      progress.done++
     })
-    let moved = 0
+    report()
+    Object.assign(progress, { step: 'moving aside', done: 0, total: result.candidates })
+    report()
     await forEachId(
       cand.path,
       opts.lock,
       async id => {
         await moveObject(repo.storage, chunkKey(id), fossilKey(id))
-        if (++moved % 1000 === 0) opts.onProgress?.(`moved aside ${moved} of ${result.candidates} chunks`)
+        progress.done++
       },
       () => stopPoint('prune-moving'),
     )
+    report()
 
     // Every backup whose lease exists now may have reused a chunk just moved: the sweep waits
     // for each (or for its lease to lapse). One that starts later can no longer find those.

@@ -10,6 +10,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import type { PhaseProgress } from '../../lib/progress.js'
 import type { Repository } from '../../lib/repo/repository.js'
 import { GC_MIN_CHUNK_AGE_MS, GC_SWEEP_MIN_GAP_MS, LEASE_LIFETIME_MS } from '../../lib/limits.js'
 import { PruneLock } from '../../lib/repo/lease.js'
@@ -31,7 +32,9 @@ export interface PruneOptions {
   /** Parent of the temporary directory for sorted runs (default the OS's). */
   tmpDir?: string
   now?: () => number
-  onProgress?: (what: string) => void
+  /** Where the run stands (phases mark, collect, sweep); the object is updated in place after
+   *  the call, so a caller may keep it and read it on its own clock. */
+  onProgress?: (p: PhaseProgress) => void
 }
 
 export interface PruneResult {

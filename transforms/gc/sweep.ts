@@ -9,6 +9,7 @@
  * Memory: as collect (external sort, one snapshot reader, one page of seen ids) plus the done
  * record's leases (one per backup running at the collection's end).
  */
+import type { PhaseProgress } from '../../lib/progress.js'
 import type { Repository } from '../../lib/repo/repository.js'
 import { SluiceError } from '../../lib/errors.js'
 import { chunkKey, openSnapshot } from '../../lib/repo/objects.js'
@@ -34,7 +35,9 @@ export interface SweepOptions {
   sweepGapMs: number
   now: () => number
   dryRun?: boolean
-  onProgress?: (what: string) => void
+  /** Called as the sweep advances (phase `sweep`): new snapshots marked, fossils listed, then
+   *  chunks deleted of a known count, with their bytes. */
+  onProgress?: (p: PhaseProgress) => void
 }
 
 /** Why a sweep cannot run yet, and the earliest time it may. */
@@ -105,15 +108,20 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
   }
   stopPoint('prune-tombstoned')
 
+  const progress: PhaseProgress = { phase: 'sweep', step: 'marking new snapshots', done: 0, unit: 'snapshots', errors: 0 }
+  const report = opts.onProgress ? () => opts.onProgress!(progress) : () => {}
+  report()
   const sorter = new IdSorter(opts.tmpDir)
   try {
     for await (const { id, seen } of compareSorted(rootIds(repo.storage, 'snapshots/'), readPages(repo, gen, 'snapshots'))) {
       if (seen) continue
       const snap = await loadRoot(repo, id)
       if (!snap) continue
-      opts.onProgress?.(`marking new snapshot ${id.slice(0, 8)}`)
+      progress.current = `snapshot ${id.slice(0, 8)}`
+      report()
       await markSnapshot(repo, treeOf(snap), sorter, `snapshot ${id.slice(0, 8)}`)
       result.newSnapshots++
+      progress.done = result.newSnapshots
     }
     const roots = idFile(opts.tmpDir, 'forgotten-roots')
     try {
@@ -125,8 +133,11 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
         // Forgotten since the collection: a backup may still be reusing it as its parent.
         const snap = await loadForgotten(repo, id)
         if (!snap) continue
+        progress.current = `forgotten snapshot ${id.slice(0, 8)}`
+        report()
         await markSnapshot(repo, treeOf(snap), sorter, `forgotten snapshot ${id.slice(0, 8)}`)
         result.newSnapshots++
+        progress.done = result.newSnapshots
       }
     } finally {
       roots.writer.close()
@@ -137,9 +148,16 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
     try {
       const refs = sorter.sorted()
       let ref = refs.next()
+      // The fossils are about those the collection moved aside (and any left by earlier ones).
+      // (A record's numbers only drive this display; one that is not a count leaves the total unknown.)
+      const count = (n: unknown) => (Number.isSafeInteger(n) && (n as number) >= 0 ? (n as number) : undefined)
+      Object.assign(progress, { step: 'listing moved-aside chunks', done: 0, unit: 'chunks', total: count(done.moved), current: undefined })
+      report()
       for await (const key of orderedList(repo.storage, 'fossils/')) {
         const id = idFromFossilKey(key)
         if (!id) continue
+        progress.done++
+        if (progress.total !== undefined && progress.done > progress.total) progress.total = progress.done
         while (!ref.done && ref.value.compare(id) < 0) ref = refs.next()
         if (!ref.done && ref.value.equals(id)) {
           back.writer.write(id, 0)
@@ -149,22 +167,30 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
           result.deleted++
         }
       }
+      progress.total = progress.done
+      report()
     } finally {
       back.writer.close()
       gone.writer.close()
     }
     if (opts.dryRun) return { ...result, swept: true }
 
+    Object.assign(progress, { step: 'moving back', done: 0, total: result.movedBack })
+    report()
     await forEachId(back.path, opts.lock, async id => {
       await moveObject(repo.storage, fossilKey(id), chunkKey(id))
+      progress.done++
     })
+    report()
     // The forgotten roots before their chunks: once a chunk may be gone, no `forget --undo` can
     // bring back a root that needs it.
     await forEachId(roots.path, opts.lock, async id => {
       await repo.storage.delete(`forgotten/${id.toString('hex')}`)
       result.forgottenDeleted++
     })
-    let n = 0
+    // The collection's record has the bytes it moved aside: the total to delete, near enough.
+    Object.assign(progress, { step: 'deleting', done: 0, total: result.deleted, bytes: 0, ...(result.movedBack === 0 && result.deleted === done.moved && Number.isSafeInteger(done.movedBytes) ? { totalBytes: done.movedBytes } : {}) })
+    report()
     await forEachId(
       gone.path,
       opts.lock,
@@ -173,10 +199,12 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
         const st = await repo.storage.stat?.(key)
         await repo.storage.delete(key)
         result.deletedBytes += st?.size ?? 0
-        if (++n % 1000 === 0) opts.onProgress?.(`deleted ${n} of ${result.deleted} chunks`)
+        progress.done++
+        progress.bytes = result.deletedBytes
       },
       () => stopPoint('prune-deleting'),
     )
+    report()
     // Tombstones whose backups have released their leases are of no more use.
     for await (const l of listLeases(repo)) if (l.tombstone && l.keys.length === 1) await repo.storage.delete(l.keys[0]!)
     stopPoint('prune-swept')

@@ -14,6 +14,7 @@ import { Lru } from '../../lib/flow.js'
 import { KNOWN_IDS_CACHE } from '../../lib/limits.js'
 import { idFromChunkKey } from '../../lib/repo/objects.js'
 import { hasChunkOrFossil } from '../../lib/repo/fossils.js'
+import type { PhaseProgress } from '../../lib/progress.js'
 import type { Repository } from '../../lib/repo/repository.js'
 import type { Leftovers } from '../../lib/storage/storage.js'
 import { snapshotRecords, treeOf } from '../restore/read-snapshot.js'
@@ -67,7 +68,10 @@ export interface CheckOptions {
   readDataSubset?: DataSubset
   /** Each problem found, as it is found: `ERR_CODE: what`. */
   onProblem: (message: string, problem: Problem) => void
-  onProgress?: (what: string) => void
+  /** Where the check stands: phase `snapshots` (snapshots checked of those listed), then
+   *  `read-data` (chunks verified and their bytes, of the count or bytes to read when known).
+   *  The object is updated in place after the call. */
+  onProgress?: (p: PhaseProgress) => void
 }
 
 /** What a problem is about: its kind, and the object, snapshot and path where known. */
@@ -85,17 +89,30 @@ export interface Problem {
  * `readData`, that every stored chunk decrypts and hashes to its id (with `readDataSubset`,
  * those of the subset). Streams: memory is one snapshot's reader plus a capped cache of ids
  * already seen, under the memory policy for reading (lib/memory.ts); subsets are chosen as the
- * listing streams by (a second listing for x%).
+ * listing streams by (a second listing for x%). With onProgress, a listing beside each pass
+ * counts what it will check (names only: a number, no list).
  */
 export async function check(opts: CheckOptions): Promise<{ problems: number; snapshots: number; chunks: number; bytesRead: number; leftovers: Leftovers }> {
   paceMemory('read')
   const { repo } = opts
   if (opts.readData && opts.readDataSubset) throw new SluiceError('ERR_ARGS', 'check flags --read-data and --read-data-subset cannot be used together')
   let problems = 0
+  const progress: PhaseProgress = { phase: 'snapshots', step: 'checking snapshots', done: 0, unit: 'snapshots', errors: 0 }
+  const report = opts.onProgress ? () => opts.onProgress!(progress) : () => {}
   const problem = (m: string, p: Problem) => {
     problems++
+    progress.errors = problems
     opts.onProblem(m, p)
   }
+  // Totals for the progress line, counted beside the check by a listing of names (no list kept).
+  const count = (prefix: string, keep: (key: string) => boolean, phase: string) =>
+    opts.onProgress ? (async () => {
+      let n = 0
+      for await (const key of repo.storage.list(prefix)) if (keep(key)) n++
+      if (progress.phase === phase) progress.total = Math.max(n, progress.done)
+    })().catch(() => {}) : undefined
+  report()
+  const snapshotsCounted = count('snapshots/', k => /^snapshots\/[0-9a-f]{64}$/.test(k), 'snapshots')
   const seen = new Lru<string, boolean>(KNOWN_IDS_CACHE)
   const exists = async (id: Buffer): Promise<boolean> => {
     const k = hex(id)
@@ -112,7 +129,8 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
   const unreadable = (id: string, err: SluiceError) => problem(`${err.code}: snapshot ${id} cannot be read: ${err.message}`, { kind: 'unreadable_snapshot', snapshot: id })
   for await (const { id, snap } of repo.snapshots(unreadable)) {
     snapshots++
-    opts.onProgress?.(`snapshot ${id.slice(0, 8)}`)
+    progress.current = `snapshot ${id.slice(0, 8)}`
+    report()
     try {
       let current: EntryMeta | undefined
       for await (const item of snapshotRecords(repo, treeOf(snap)) as AsyncIterable<RecordItem | ExtentsItem>) {
@@ -125,32 +143,50 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     } catch (err) {
       problem(`${codeOf(err)}: snapshot ${id.slice(0, 8)}: metadata cannot be read: ${(err as Error).message ?? String(err)}`, { kind: 'unreadable_metadata', snapshot: id })
     }
+    progress.done = snapshots
   }
+  await snapshotsCounted
+  if (progress.total !== undefined) progress.total = Math.max(progress.total, snapshots)
+  report()
   // `chunks`: those verified, or without readData and a subset the stored ones (a listing).
   let chunks = 0
   let bytesRead = 0
   const verify = async (id: Buffer) => {
     chunks++
+    progress.current = hex(id).slice(0, 8)
     try {
       const plain = await repo.loadChunk(id)
       bytesRead += plain.length
+      progress.bytes = bytesRead
       if (!repo.chunkId(plain).equals(id)) problem(`ERR_CORRUPT: chunk ${hex(id)} does not hash to its id`, { kind: 'chunk_hash_mismatch', object: hex(id) })
     } catch (err) {
       problem(`${codeOf(err)}: ${(err as Error).message ?? String(err)}`, { kind: 'unreadable_chunk', object: hex(id) })
     }
+    progress.done = chunks
   }
   const subset = opts.readDataSubset
   const group = subset && 'part' in subset ? subset : undefined
+  const reading = (totals: { total?: number; totalBytes?: number }) => {
+    Object.assign(progress, { phase: 'read-data', step: 'reading chunks', done: 0, unit: 'chunks', bytes: 0, total: undefined, current: undefined, ...totals })
+    report()
+  }
   if (opts.readData || group) {
+    reading({})
+    const counted = count('chunks/', key => {
+      const id = idFromChunkKey(key)
+      return !!id && (!group || id[0]! % group.of === group.part - 1)
+    }, 'read-data')
     for await (const id of chunkIds(repo, 'chunks/')) {
       if (!group || id[0]! % group.of === group.part - 1) await verify(id)
     }
+    await counted
   } else if (subset && 'percent' in subset) {
     // restic's count (at least one chunk), chosen by selection sampling over a second listing:
     // each chunk with probability wanted-left / chunks-left, so memory stays flat.
     let total = 0
     for await (const _ of chunkIds(repo, 'chunks/')) total++
     let want = total > 0 ? Math.max(1, Math.floor((total * subset.percent) / 100)) : 0
+    reading({ total: want })
     let left = total
     for await (const id of chunkIds(repo, 'chunks/')) {
       if (want === 0 || left === 0) break
@@ -163,6 +199,7 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     // Chunk ids are keyed hashes, uniform to whoever lacks the key: the chunks from a random
     // first byte on, wrapping around, are a random sample. Read until `bytes` are read.
     const start = randomInt(256)
+    reading({ totalBytes: subset.bytes })
     outer: for (let i = 0; i < 256; i++) {
       for await (const id of chunkIds(repo, `chunks/${((start + i) % 256).toString(16).padStart(2, '0')}/`)) {
         await verify(id)
@@ -172,6 +209,7 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
   } else {
     for await (const _ of chunkIds(repo, 'chunks/')) chunks++
   }
+  if (progress.phase === 'read-data') report()
   // Temp files of killed writers are no damage: reported, left for the next backup to remove.
   const leftovers = await repo.leftovers(false)
   return { problems, snapshots, chunks, bytesRead, leftovers }

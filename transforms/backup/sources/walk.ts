@@ -80,10 +80,14 @@ interface LinkGroup {
 
 /**
  * Walks `paths` (absolute or relative to the working directory) and yields their entries.
- * The snapshot path of an entry is its absolute path without the leading '/'; the ancestors of
- * each backup path are emitted first (once, even when backup paths share them). A backup path
- * inside another one is dropped. A backup path that does not exist fails the stream with
- * ERR_PATH_NOT_FOUND before anything is emitted.
+ * The snapshot path of an entry under an absolute backup path is its absolute path without the
+ * leading '/'; under a relative one it is, as restic 0.14 stores it, the path as given, cleaned,
+ * without its leading '..' components (`data` → `data/...`, `../x/y` → `x/y/...`, `.` → the
+ * directory's children at the top). The ancestors of each backup path's snapshot path are
+ * emitted first (once, even when backup paths share them). A backup path inside another one is
+ * dropped; two whose snapshot paths would be the same or nested are refused (ERR_ARGS). A
+ * backup path that does not exist fails the stream with ERR_PATH_NOT_FOUND before anything is
+ * emitted.
  */
 export function createWalk(paths: string[] | Buffer[], opts: WalkOptions): Readable {
   return Readable.from(walk(paths, opts), { objectMode: true, highWaterMark: STAGE_HWM })
@@ -95,8 +99,9 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
   const roots = checkRoots(paths, probeOf)
   const markers = (opts.excludeIfPresent ?? []).map((n) => Buffer.from(n))
   const links = new Map<string, LinkGroup>()
-  /** Ancestor directories already emitted (ok) or refused by `descend`, outermost first. */
-  let chain: { fsPath: Buffer; ok: boolean }[] = []
+  /** Ancestor directories already emitted (ok) or refused by `descend`, outermost first, by
+   *  their snapshot paths. */
+  let chain: { snap: Buffer; ok: boolean }[] = []
 
   const onWarning = (err: SluiceError): void => {
     if (opts.stats) opts.stats.warnings++
@@ -107,10 +112,11 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
     onWarning(new SluiceError('ERR_READ', `${msg} ${displayPath(fsPath)}${detail}`, { cause, path: fsPath }))
   }
 
-  /** Turns a probe into an entry, applying `descend` and the hardlink map; null when dropped. */
-  const admit = (fsPath: Buffer, probe: Stat): SourceEntry | null => {
+  /** Turns a probe into an entry, applying `descend` and the hardlink map; null when dropped.
+   *  `cut`: where the snapshot path starts in fsPath (its backup path's, see Root). */
+  const admit = (fsPath: Buffer, probe: Stat, cut: number): SourceEntry | null => {
     if (probe.linkErr !== undefined) warn('cannot read symlink', probe.linkErr, fsPath)
-    const entry = toEntry(fsPath, probe.st, probe.link)
+    const entry = toEntry(fsPath, probe.st, probe.link, cut)
     if (entry.type === 'file') {
       const before = probe.st
       // entry.size is read when the content is asked for: prefetch may set -1 (read to the end).
@@ -147,10 +153,12 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
   }
 
   for (const root of roots) {
-    // Ancestors of the backup path, shared with the previous one as far as they agree.
-    const anc = ancestors(root.fsPath)
+    // Ancestors of the backup path's snapshot path, shared with the previous one as far as they
+    // agree (a relative path's ancestors above what was given are not part of the snapshot).
+    const { cut } = root
+    const anc = ancestors(root.fsPath).filter((a) => a.length > cut)
     let i = 0
-    while (i < chain.length && i < anc.length && chain[i]!.fsPath.equals(anc[i]!)) i++
+    while (i < chain.length && i < anc.length && chain[i]!.snap.equals(anc[i]!.subarray(cut))) i++
     chain = chain.slice(0, i)
     if (chain.some((c) => !c.ok)) continue
     let refused = false
@@ -161,8 +169,8 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
       // leads to: a symlink record with children would not restore.
       if ('st' in probe && (probe.st.mode & S_IFMT) === fsc.S_IFLNK) probe = await statOf(fsPath)
       if ('err' in probe) throw new SluiceError('ERR_READ', `cannot read ${displayPath(fsPath)}`, { cause: probe.err, path: fsPath })
-      const entry = admit(fsPath, probe)
-      chain.push({ fsPath, ok: entry !== null })
+      const entry = admit(fsPath, probe, cut)
+      chain.push({ snap: fsPath.subarray(cut), ok: entry !== null })
       if (entry === null) {
         refused = true
         break
@@ -181,12 +189,12 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
         pending = null
         if ('err' in probe) {
           warn(isErrno(probe.err, 'ENOENT') ? 'vanished:' : 'cannot read', probe.err, fsPath)
-        } else if (fsPath.length === 1) {
-          // Backing up '/': the root has no snapshot path of its own, only children.
+        } else if (fsPath.length <= cut) {
+          // Backing up '/' (or '.'): the root has no snapshot path of its own, only children.
           const names = await list(fsPath)
           if (names !== null && names.length > 0) stack.push(frame(fsPath, names))
         } else {
-          const entry = admit(fsPath, probe)
+          const entry = admit(fsPath, probe, cut)
           if (entry !== null) {
             if (entry.type !== 'dir') {
               yield entry
@@ -216,20 +224,48 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
   }
 }
 
-/** The backup paths, resolved, sorted, with nested ones dropped, each lstat'ed up front. */
-function checkRoots(paths: string[] | Buffer[], probeOf: ProbeOf): { fsPath: Buffer; st: LStat; link: { link?: Buffer; linkErr?: unknown } }[] {
+/**
+ * A backup path: resolved, lstat'ed, and `cut`, where an entry's snapshot path starts in its
+ * fsPath: 1 for an absolute path (the leading '/' dropped); for a relative one, where the path
+ * as given (cleaned, leading '..' dropped) starts, or past the end when that is empty ('.').
+ */
+interface Root {
+  fsPath: Buffer
+  cut: number
+  st: LStat
+  link: { link?: Buffer; linkErr?: unknown }
+}
+
+/** The backup paths, resolved, sorted by snapshot path, with nested ones dropped, each
+ *  lstat'ed up front. */
+function checkRoots(paths: string[] | Buffer[], probeOf: ProbeOf): Root[] {
   if (paths.length === 0) throw new SluiceError('ERR_ARGS', 'no backup path given')
-  const resolved = paths.map((p) => resolvePath(typeof p === 'string' ? Buffer.from(p) : p))
-  resolved.sort((a, b) => comparePaths(a, b))
-  const kept: Buffer[] = []
+  const resolved = paths.map((given) => {
+    const p = typeof given === 'string' ? Buffer.from(given) : given
+    const fsPath = resolvePath(p)
+    if (p[0] === 0x2f) return { fsPath, cut: 1 }
+    const kept = cleanRelative(p).length
+    return { fsPath, cut: kept === 0 ? fsPath.length + (fsPath.length === 1 ? 0 : 1) : fsPath.length - kept }
+  })
+  resolved.sort((a, b) => comparePaths(a.fsPath, b.fsPath))
+  const kept: { fsPath: Buffer; cut: number }[] = []
   for (const p of resolved) {
     const last = kept[kept.length - 1]
-    if (last !== undefined && isUnder(p.subarray(1), last.subarray(1))) continue
-    if (last !== undefined && last.length === 1) continue // '/' covers everything
+    if (last !== undefined && isUnder(p.fsPath.subarray(1), last.fsPath.subarray(1))) continue
+    if (last !== undefined && last.fsPath.length === 1) continue // '/' covers everything
     kept.push(p)
   }
-  const out = []
-  for (const fsPath of kept) {
+  // Relative paths keep only their own part: two backup paths may then meet in the snapshot.
+  const snap = (r: { fsPath: Buffer; cut: number }) => r.fsPath.subarray(r.cut)
+  kept.sort((a, b) => comparePaths(snap(a), snap(b)))
+  for (let i = 1; i < kept.length; i++) {
+    if (isUnder(snap(kept[i]!), snap(kept[i - 1]!))) {
+      const [a, b] = [kept[i - 1]!, kept[i]!]
+      throw new SluiceError('ERR_ARGS', `backup paths ${displayPath(a.fsPath)} and ${displayPath(b.fsPath)} would overlap in the snapshot (as /${displayPath(snap(a))} and /${displayPath(snap(b))}): give them as absolute paths`)
+    }
+  }
+  const out: Root[] = []
+  for (const { fsPath, cut } of kept) {
     const probe = probeOf(fsPath)
     if ('err' in probe) {
       if (isErrno(probe.err, 'ENOENT', 'ENOTDIR')) {
@@ -237,7 +273,7 @@ function checkRoots(paths: string[] | Buffer[], probeOf: ProbeOf): { fsPath: Buf
       }
       throw new SluiceError('ERR_READ', `cannot read backup path ${displayPath(fsPath)}`, { cause: probe.err, path: fsPath })
     }
-    out.push({ fsPath, st: probe.st, link: { link: probe.link, linkErr: probe.linkErr } })
+    out.push({ fsPath, cut, st: probe.st, link: { link: probe.link, linkErr: probe.linkErr } })
   }
   return out
 }
@@ -256,6 +292,19 @@ function resolvePath(p: Buffer): Buffer {
     else parts.push(part)
   }
   return Buffer.concat(parts.flatMap((x) => [SLASH, x]).concat(parts.length === 0 ? [SLASH] : []))
+}
+
+/** A relative path as restic stores it: cleaned lexically ('.' and empty components dropped,
+ *  'x/..' folded), then its leading '..' components dropped. */
+function cleanRelative(p: Buffer): Buffer {
+  const parts: Buffer[] = []
+  for (const part of p.toString('latin1').split('/').map((s) => Buffer.from(s, 'latin1'))) {
+    if (part.length === 0 || (part.length === 1 && part[0] === 0x2e)) continue
+    if (part.length === 2 && part[0] === 0x2e && part[1] === 0x2e) {
+      parts.pop() // at the start: a leading '..', dropped
+    } else parts.push(part)
+  }
+  return Buffer.concat(parts.flatMap((x, i) => (i === 0 ? [x] : [SLASH, x])))
 }
 
 /** The absolute paths of the proper ancestors of an absolute path, excluding '/'. */
@@ -315,13 +364,14 @@ function typeOf(mode: number): EntryType {
   }
 }
 
-function toEntry(fsPath: Buffer, st: LStat, link: Buffer | undefined): SourceEntry {
+function toEntry(fsPath: Buffer, st: LStat, link: Buffer | undefined, cut: number): SourceEntry {
   const type = typeOf(st.mode)
   const size = type === 'file' || type === 'symlink' ? st.size : 0
   const entry: SourceEntry = {
     kind: 'entry',
-    // The snapshot path is the absolute path without its leading '/': a view, not a copy.
-    path: fsPath.subarray(1),
+    // The snapshot path is the absolute path without its leading '/', or the part of a
+    // relative backup path given and below (Root's cut): a view, not a copy.
+    path: fsPath.subarray(cut),
     type,
     mode: st.mode & 0o7777,
     uid: st.uid,
