@@ -103,8 +103,9 @@ export function utimens(path: Buffer, atime: Timespec, mtime: Timespec): void {
  *  at most 64 KiB on Linux. */
 export function lgetxattrs(path: Buffer): Xattr[] {
   const pairs = loadAddon().lgetxattrs(path)
+  if (pairs.length === 0) return [] // most files: nothing to map or sort
   const out = pairs.map(([name, value]): Xattr => ({ name, value }))
-  out.sort((a, b) => Buffer.compare(a.name, b.name))
+  if (out.length > 1) out.sort((a, b) => Buffer.compare(a.name, b.name))
   return out
 }
 
