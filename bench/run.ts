@@ -9,6 +9,7 @@
  *   npm run bench -- stdin        # one 512 MiB file piped on stdin, restored to stdout (cat/dump)
  *   npm run bench -- real         # system directories copied into place (~60k files, ~1.5 GB)
  *   npm run bench -- sparse       # sparse files: 6 GiB apparent, 64 MiB of data (issue 15)
+ *   npm run bench -- xattr        # 50k small files, each with two ~1.9 KB user xattrs
  *   npm run bench -- all          # small, many, real, big, stdin
  *   npm run bench -- tiny         # 2000 files + 2 x 8 MiB: a smoke test of the harness
  *
@@ -75,6 +76,12 @@ function sparseFiles(name: string, description: string): Scenario {
   return { name, description, data, marker: `${data}.complete`, generate: [join(GEN_DIR, 'gen-sparse.cjs'), data, '42'] }
 }
 
+/** Small files that each carry two ~1.9 KB user xattrs: see bench/gen/gen-xattr-files.cjs. */
+function xattrFiles(name: string, n: number, description: string): Scenario {
+  const data = join(BENCH_DIR, 'data', `xattr-files-${n}`)
+  return { name, description, data, marker: `${data}.complete`, generate: [join(GEN_DIR, 'gen-xattr-files.cjs'), String(n), data, '42'] }
+}
+
 const BIG512 = bigFiles('big-2x512M', 2, 512, '2 x 512 MiB (half random, half text) + an exact copy of the first')
 
 const SCENARIOS = {
@@ -85,6 +92,7 @@ const SCENARIOS = {
   big512: BIG512,
   stdin: stdinFile('stdin-512M', BIG512, 'big-1.bin', 'one 512 MiB file (big-1.bin of big-2x512M) piped on stdin'),
   real: realTree('real-tree', 'a real tree: /usr/share, /usr/include, /usr/lib/python3 and /usr/lib/x86_64-linux-gnu copied into place'),
+  xattr: xattrFiles('xattr-50k', 50_000, '50k small files (100 B-3 KiB), 50 dirs, two ~1.9 KB user xattrs on each'),
   big: bigFiles('big-4x1G', 4, 1024, '4 x 1 GiB (half random, half text) + an exact copy of the first'),
   sparse: sparseFiles('sparse-6G', 'sparse files: 2 GiB holding 8 KiB, 4 GiB holding 64 x 1 MiB (6 GiB apparent, 64 MiB of data)'),
 } satisfies Record<string, Scenario>
@@ -101,6 +109,7 @@ const SELECTORS: Record<string, Scenario[]> = {
   stdin: [SCENARIOS.stdin],
   real: [SCENARIOS.real],
   sparse: [SCENARIOS.sparse],
+  xattr: [SCENARIOS.xattr],
   all: [SCENARIOS.small, SCENARIOS.many, SCENARIOS.real, SCENARIOS.big, SCENARIOS.stdin],
 }
 

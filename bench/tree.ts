@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto'
 import { closeSync, existsSync, lstatSync, openSync, readSync, readdirSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
+import { lgetxattrs } from '../lib/native.js'
 
 /** One entry of a walk, relative to the walk's root. */
 export interface WalkEntry {
@@ -84,6 +85,14 @@ export function fileHash(path: string): string {
   return h.digest('hex')
 }
 
+/** A file's user.* xattrs as one comparable string (names and SHA-256 of values, sorted). */
+function userXattrs(path: string): string {
+  return lgetxattrs(Buffer.from(path))
+    .filter((a) => a.name.subarray(0, 5).toString('latin1') === 'user.')
+    .map((a) => `${a.name.toString('hex')}=${createHash('sha256').update(a.value).digest('hex')}`)
+    .join(',')
+}
+
 /** Outcome of comparing a restored tree with its source. */
 export interface VerifyResult {
   ok: boolean
@@ -113,7 +122,8 @@ export function locateRestored(target: string, source: string): string | null {
 
 /**
  * Compares the restored copy of `source` under `target`: same entry names and kinds in the same
- * order, same file sizes, and equal SHA-256 for about `samples` files spread over the tree.
+ * order, same file sizes, and equal SHA-256 and extended attributes (`user.*` ones, which any
+ * user can set and read) for about `samples` files spread over the tree.
  */
 export function verifyRestore(source: string, target: string, sourceFiles: number, samples = 200): VerifyResult {
   const root = locateRestored(target, source)
@@ -150,6 +160,9 @@ export function verifyRestore(source: string, target: string, sourceFiles: numbe
       res.hashed++
       if (fileHash(join(source, s.rel)) !== fileHash(join(root, r.rel))) {
         problem(`content differs: ${s.rel}`)
+      }
+      if (userXattrs(join(source, s.rel)) !== userXattrs(join(root, r.rel))) {
+        problem(`xattrs differ: ${s.rel}`)
       }
     }
     fileIndex++

@@ -1,5 +1,6 @@
 /**
- * A fixed arena of shared memory that content chunks are assembled, sealed and stored in.
+ * A fixed arena of shared memory that content and metadata chunks are assembled, sealed and
+ * stored in.
  *
  * Why: a chunk is a few megabytes that live for a few milliseconds. Allocated fresh, every one
  * costs page faults to touch (the kernel zeroes each page), and dead ones pile up between

@@ -124,7 +124,8 @@ export interface ChunkItem {
   meta: boolean
   /** Set by compress: 0 = stored, 1 = zstd. */
   compression?: number
-  /** The arena region `data` lives in (lib/chunk-arena.ts), when the chunker was given an arena:
+  /** The arena region `data` lives in (lib/chunk-arena.ts), when the chunker or the metadata
+   *  stage was given an arena:
    *  seal compresses and encrypts in place there, and the stage where the chunk ends (upload,
    *  or dedup when it is already stored) releases it. `data` must not be used after that. */
   slot?: ChunkSlot

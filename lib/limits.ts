@@ -183,7 +183,7 @@ export const CHUNK_ARENA_BYTES = 24 * MiB
 export const STATS_DISTINCT_CHUNKS = 128 * 1024
 // Memory pacing (lib/memory.ts): forced collections, glibc malloc, V8's heap.
 
-/** Backup: bytes of chunks that are buffers of their own (metadata, spilled from the arena)
+/** Backup: bytes of chunks that are buffers of their own (tree nodes, spilled from the arena)
  *  between two forced collections (lib/memory.ts); arena chunks leave no garbage. */
 export const GC_EVERY_BYTES = 4 * MiB
 

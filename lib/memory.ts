@@ -81,7 +81,7 @@ function heapFlags(): void {
 
 /** Garbage outside V8's heap, by where it comes from; each kind has its own pace (limits.ts). */
 export type Garbage =
-  /** Chunks that are buffers of their own (metadata, spilled from the arena): backup. */
+  /** Chunks that are buffers of their own (tree nodes, spilled from the arena): backup. */
   | 'chunks'
   /** Pieces handed out by a stream source (stdin, a command, a tar). */
   | 'streams'

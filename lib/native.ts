@@ -104,8 +104,19 @@ export function utimens(path: Buffer, atime: Timespec, mtime: Timespec): void {
  *  at most 64 KiB on Linux. */
 export function lgetxattrs(path: Buffer): Xattr[] {
   const pairs = loadAddon().lgetxattrs(path)
+  if (pairs.length === 0) return [] // most files: nothing to map or sort
   const out = pairs.map(([name, value]): Xattr => ({ name, value }))
-  out.sort((a, b) => Buffer.compare(a.name, b.name))
+  // Insertion sort in place: a file has a few names, and Array.prototype.sort allocates a work
+  // array per call (~1 KB per file on a tree where every file has two xattrs).
+  for (let i = 1; i < out.length; i++) {
+    const x = out[i]!
+    let j = i - 1
+    while (j >= 0 && Buffer.compare(out[j]!.name, x.name) > 0) {
+      out[j + 1] = out[j]!
+      j--
+    }
+    out[j + 1] = x
+  }
   return out
 }
 

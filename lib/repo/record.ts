@@ -27,34 +27,32 @@ const F = {
 
 const W_UINT = 0, W_SINT = 1, W_BYTES = 2
 
-/** A growable byte writer; reused across records to avoid an allocation per field. */
+/** A growable byte writer; one is kept for all records, so encoding allocates nothing per field
+ *  (nor per record, but the copy that encodeEntry returns). */
 class Writer {
-  buf = Buffer.allocUnsafe(256)
+  buf = Buffer.allocUnsafeSlow(WRITER_KEEP)
   pos = 0
-  private ensure(n: number): void {
+  ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return
     let size = this.buf.length * 2
     while (size < this.pos + n) size *= 2
-    const next = Buffer.allocUnsafe(size)
+    const next = Buffer.allocUnsafeSlow(size)
     this.buf.copy(next, 0, 0, this.pos)
     this.buf = next
   }
   uint(v: number): void {
     this.ensure(10)
+    const b = this.buf
+    let p = this.pos
     while (v >= 0x80) {
-      this.buf[this.pos++] = (v % 0x80) | 0x80
+      b[p++] = (v % 0x80) | 0x80
       v = Math.floor(v / 0x80)
     }
-    this.buf[this.pos++] = v
+    b[p++] = v
+    this.pos = p
   }
   sint(v: number): void {
     this.uint(v >= 0 ? v * 2 : -v * 2 - 1)
-  }
-  bytes(b: Uint8Array): void {
-    this.uint(b.length)
-    this.ensure(b.length)
-    this.buf.set(b, this.pos)
-    this.pos += b.length
   }
   raw(b: Uint8Array): void {
     this.ensure(b.length)
@@ -71,31 +69,66 @@ class Writer {
   }
   fieldBytes(tag: number, b: Uint8Array): void {
     this.uint((tag << 3) | W_BYTES)
-    this.bytes(b)
+    this.uint(b.length)
+    this.raw(b)
   }
 }
 
-function encodeExtents(extents: Extent[]): Buffer {
-  const w = new Writer()
+/** The shared writer keeps a buffer up to this size between records (most records are far
+ *  smaller); one grown past it for an exceptional record (many large xattrs) is dropped after. */
+const WRITER_KEEP = 64 * 1024
+/** Room left before a record's body for its length prefix (a varint of at most 2^53). */
+const PREFIX_ROOM = 8
+
+let shared: Writer | null = null
+
+/** Bytes of `v` as a varint. */
+function varintLength(v: number): number {
+  let n = 1
+  while (v >= 0x80) {
+    v = Math.floor(v / 0x80)
+    n++
+  }
+  return n
+}
+
+function writeExtents(w: Writer, extents: Extent[]): void {
+  let len = 0
+  for (const e of extents) len += ID_BYTES + varintLength(e.offset) + varintLength(e.length)
+  w.uint((F.extents << 3) | W_BYTES)
+  w.uint(len)
   for (const e of extents) {
     w.raw(e.id)
     w.uint(e.offset)
     w.uint(e.length)
   }
-  return Buffer.from(w.buf.subarray(0, w.pos))
 }
 
-function frame(body: Writer): Buffer {
-  const out = new Writer()
-  out.uint(body.pos)
-  out.raw(body.buf.subarray(0, body.pos))
-  return Buffer.from(out.buf.subarray(0, out.pos))
+/** Starts a record body in the shared writer, after room for its length prefix. */
+function begin(kind: number): Writer {
+  const w = (shared ??= new Writer())
+  w.pos = PREFIX_ROOM
+  w.uint(kind)
+  return w
 }
 
-/** Encodes an entry record (with the file's first extents, if any). */
-export function encodeEntry(e: EntryMeta, extents: Extent[] = []): Buffer {
-  const w = new Writer()
-  w.uint(RECORD_ENTRY)
+/** Puts the length prefix before the body and returns the whole record: a view of the shared
+ *  writer, valid until the next record is encoded. */
+function finish(w: Writer): Buffer {
+  const n = w.pos - PREFIX_ROOM
+  const start = PREFIX_ROOM - varintLength(n)
+  const end = w.pos
+  w.pos = start
+  w.uint(n)
+  const out = w.buf.subarray(start, end)
+  if (w.buf.length > WRITER_KEEP) shared = null // the view keeps the large buffer alive while needed
+  return out
+}
+
+/** encodeEntry without the copy: a view valid until the next record is encoded (the metadata
+ *  stage copies it into its chunk at once). */
+export function encodeEntryView(e: EntryMeta, extents: Extent[] = []): Buffer {
+  const w = begin(RECORD_ENTRY)
   w.fieldBytes(F.path, e.path)
   w.fieldUint(F.type, TYPES.indexOf(e.type) + 1)
   w.fieldUint(F.mode, e.mode)
@@ -115,24 +148,35 @@ export function encodeEntry(e: EntryMeta, extents: Extent[] = []): Buffer {
   if (e.linkTarget !== undefined) w.fieldBytes(F.linkTarget, e.linkTarget)
   if (e.hardlinkTo !== undefined) w.fieldBytes(F.hardlinkTo, e.hardlinkTo)
   for (const x of e.xattrs ?? []) {
-    const inner = new Writer()
-    inner.bytes(x.name)
-    inner.raw(x.value)
-    w.fieldBytes(F.xattr, inner.buf.subarray(0, inner.pos))
+    // bytes: varint(name length) || name || value
+    w.uint((F.xattr << 3) | W_BYTES)
+    w.uint(varintLength(x.name.length) + x.name.length + x.value.length)
+    w.uint(x.name.length)
+    w.raw(x.name)
+    w.raw(x.value)
   }
-  if (extents.length > 0) w.fieldBytes(F.extents, encodeExtents(extents))
+  if (extents.length > 0) writeExtents(w, extents)
   if (e.incomplete) w.fieldUint(F.incomplete, 1)
-  return frame(w)
+  return finish(w)
+}
+
+/** Encodes an entry record (with the file's first extents, if any). */
+export function encodeEntry(e: EntryMeta, extents: Extent[] = []): Buffer {
+  return Buffer.from(encodeEntryView(e, extents))
+}
+
+/** encodeExtentsRecord without the copy: a view valid until the next record is encoded. */
+export function encodeExtentsRecordView(extents: Extent[], incomplete = false): Buffer {
+  const w = begin(RECORD_EXTENTS)
+  if (extents.length > 0) writeExtents(w, extents)
+  if (incomplete) w.fieldUint(F.incomplete, 1)
+  return finish(w)
 }
 
 /** Encodes a record of further extents of the file in the entry record before it;
  *  `incomplete` marks that whole file as not completely read (it may come with no extents). */
 export function encodeExtentsRecord(extents: Extent[], incomplete = false): Buffer {
-  const w = new Writer()
-  w.uint(RECORD_EXTENTS)
-  if (extents.length > 0) w.fieldBytes(F.extents, encodeExtents(extents))
-  if (incomplete) w.fieldUint(F.incomplete, 1)
-  return frame(w)
+  return Buffer.from(encodeExtentsRecordView(extents, incomplete))
 }
 
 export type DecodedRecord =

@@ -24,3 +24,12 @@ test('the seal worker starts for large files, not for a tree of small files that
   assert.equal(wantsWorkers({ ms: 500, sealMs: 500 * SEAL_WORKER_SHARE - 1, files: 0, bytes: 20 * MiB }), false)
   assert.equal(wantsWorkers({ ms: 500, sealMs: 500 * SEAL_WORKER_SHARE, files: 0, bytes: 20 * MiB }), true)
 })
+
+test('the seal worker starts where metadata outweighs content (small files with large xattrs)', () => {
+  // 50k files of 1.5 KB with two 1.9 KB xattrs each: ~4 KB of records per file.
+  assert.equal(wantsWorkers({ ms: 500, sealMs: 250, files: 1000, bytes: 1000 * 1500, metaBytes: 1000 * 4000 }), true)
+  // The 100k small-file tree: records of ~150 bytes per 2.9 KB file stay inline.
+  assert.equal(wantsWorkers({ ms: 512, sealMs: 220, files: 2769, bytes: 7_943_981, metaBytes: 2769 * 150 }), false)
+  // Metadata-heavy but sealing is not where the time goes (empty files): no worker.
+  assert.equal(wantsWorkers({ ms: 500, sealMs: 500 * SEAL_WORKER_SHARE - 1, files: 5000, bytes: 0, metaBytes: 5000 * 150 }), false)
+})

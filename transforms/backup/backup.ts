@@ -188,7 +188,7 @@ async function leasedBackup(
     createXattrReader({ onWarning }),
     ...(opts.paths ? [createPrefetch({ onWarning })] : []),
     createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena, ...(opts.onFile ? { onFile: opts.onFile } : {}) }),
-    createMetadataPacker(keys, repo.config.metaChunker),
+    createMetadataPacker(keys, repo.config.metaChunker, { arena }),
     createDedup(repo),
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
     // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides

@@ -4,7 +4,7 @@
  * storage's `has`. Memory: the cache (KNOWN_IDS_CACHE ids) plus `concurrency` lookups in flight.
  *
  * A dropped chunk ends here: its arena region (lib/chunk-arena.ts) is released. Chunks that are
- * buffers of their own (metadata, spilled regions, a script's chunker without an arena) count
+ * buffers of their own (tree nodes, spilled regions, a script's stages without an arena) count
  * towards the forced collections (lib/memory.ts); every chunk passes here, new or already stored,
  * so none is missed.
  */

@@ -6,15 +6,25 @@
  * root names one node. Content chunks pass through untouched; after the last item a TreeItem
  * names the root.
  *
- * Memory: the open metadata chunk (at most params.max) plus one partial node per tree level
+ * Each record is encoded into the codec's shared writer (no buffer per record) and copied at once
+ * into the open metadata chunk: a region of the chunk arena when one is given (lib/chunk-arena.ts;
+ * seal and upload then work in place there and release it, as for content chunks, so a tree
+ * whose metadata outweighs its content, such as one of small files with large xattrs, leaves
+ * no chunk-sized garbage), else one reused buffer of params.max copied out at each cut.
+ *
+ * Memory: the open metadata chunk (at most params.max, in its region or the reused buffer), the
+ * codec's writer (one record; kept up to 64 KiB), plus one partial node per tree level
  * (TREE_FANOUT × 32 bytes × depth, packed in an IdArena whose 64 KiB slabs live as long as an
  * id in them).
  */
 import type { Duplex } from 'node:stream'
 import type { ChunkItem, ExtentsItem, RecordItem, TreeItem } from '../../lib/entry.js'
 import { Cdc, type ChunkerParams } from '../../lib/fastcdc.js'
-import { encodeEntry, encodeExtentsRecord } from '../../lib/repo/record.js'
-import { encodeTreeNode } from '../../lib/repo/objects.js'
+import { encodeEntryView, encodeExtentsRecordView } from '../../lib/repo/record.js'
+import { CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET, encodeTreeNode } from '../../lib/repo/objects.js'
+import type { ChunkArena, ChunkSlot } from '../../lib/chunk-arena.js'
+import type { IdHasher } from '../../lib/repo/crypto.js'
+import { copyBytes } from '../../lib/native.js'
 import { stage } from '../../lib/flow.js'
 import { TREE_FANOUT } from '../../lib/limits.js'
 import { IdArena } from '../../lib/bytes.js'
@@ -23,13 +33,23 @@ import type { ChunkerKeys } from './chunk.js'
 type In = ChunkItem | RecordItem | ExtentsItem
 type Out = ChunkItem | TreeItem
 
-export function createMetadataPacker(keys: ChunkerKeys, params: ChunkerParams): Duplex {
-  return stage<In, Out>(source => packStream(source, keys, params))
+export interface MetadataPackerOptions {
+  /** Assemble metadata chunks in this arena (the backup's, shared with the chunker) and hand
+   *  them on with their slot. Without one, each chunk is a buffer of its own. */
+  arena?: ChunkArena
 }
 
-async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params: ChunkerParams): AsyncIterable<Out> {
+export function createMetadataPacker(keys: ChunkerKeys, params: ChunkerParams, opts: MetadataPackerOptions = {}): Duplex {
+  return stage<In, Out>(source => packStream(source, keys, params, opts.arena))
+}
+
+async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params: ChunkerParams, arena: ChunkArena | undefined): AsyncIterable<Out> {
   const cdc = new Cdc(keys.gear, params)
-  let parts: Buffer[] = []
+  // The open chunk: a region of the arena (plaintext at CHUNK_PLAIN_OFFSET, room for the sealed
+  // object around it), or the reused buffer; and its length.
+  let slot: ChunkSlot | null = null
+  let own: Buffer | null = null
+  let hasher: IdHasher | null = null
   let openLen = 0
   const levels: Buffer[][] = [[]]
   // The open nodes keep up to TREE_FANOUT ids per level: packed, not views pinning pool slabs
@@ -50,9 +70,34 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
     yield* addId(level + 1, node.id)
   }
 
+  /** Copies `piece` into the open chunk (opening one when none is). */
+  const append = (piece: Uint8Array): void => {
+    if (arena) {
+      if (slot === null) {
+        slot = arena.reserve(params.max + CHUNK_OBJECT_OVERHEAD)
+        hasher = keys.idHasher?.() ?? null
+      }
+      copyBytes(slot.region, CHUNK_PLAIN_OFFSET + openLen, piece)
+      hasher?.update(piece)
+    } else {
+      own ??= Buffer.allocUnsafeSlow(params.max)
+      own.set(piece, openLen)
+    }
+    openLen += piece.length
+  }
+
   function* cutMeta(): Generator<ChunkItem> {
-    const chunk = metaChunk(parts.length === 1 ? parts[0]! : Buffer.concat(parts, openLen))
-    parts = []
+    let chunk: ChunkItem
+    if (slot !== null) {
+      const data = slot.region.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + openLen)
+      // Shared memory is not hashed directly: without a piecewise hasher, a copy is.
+      const id = hasher ? hasher.digest() : keys.chunkId(Buffer.from(data))
+      chunk = { kind: 'chunk', id, data, size: openLen, meta: true, slot: arena!.shrink(slot, openLen + CHUNK_OBJECT_OVERHEAD) }
+      slot = null
+      hasher = null
+    } else {
+      chunk = metaChunk(Buffer.from(own!.subarray(0, openLen)))
+    }
     openLen = 0
     cdc.reset()
     yield chunk
@@ -64,13 +109,13 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
       yield item
       continue
     }
-    const bytes = item.kind === 'record' ? encodeEntry(item.entry, item.extents) : encodeExtentsRecord(item.extents, item.incomplete)
+    // A view of the codec's shared writer: copied into the open chunk before the next record.
+    const bytes = item.kind === 'record' ? encodeEntryView(item.entry, item.extents) : encodeExtentsRecordView(item.extents, item.incomplete)
     let pos = 0
     while (pos < bytes.length) {
       const at = cdc.next(bytes, pos)
       const end = at < 0 ? bytes.length : at
-      parts.push(bytes.subarray(pos, end))
-      openLen += end - pos
+      append(bytes.subarray(pos, end))
       pos = end
       if (at >= 0) yield* cutMeta()
     }

@@ -10,8 +10,8 @@
  * tree of small files, bound by per-file work rather than by compression, should not pay. So
  * chunks are sealed inline on the main thread until sealing takes SEAL_WORKER_SHARE of its time
  * over a window (SEAL_WORKER_WINDOW_MS; the first, SEAL_WORKER_FIRST_WINDOW_MS) whose files, when
- * the backup's counters are given, average SEAL_WORKER_MIN_MEAN_FILE or more (`wantsWorkers`);
- * from then on, on the workers. A stream source (stdin, tar) is all content and asks for the
+ * the backup's counters are given, average SEAL_WORKER_MIN_MEAN_FILE or more, or whose
+ * metadata sealed outweighs the content read (`wantsWorkers`); from then on, on the workers. A stream source (stdin, tar) is all content and asks for the
  * workers from the start (mode 'worker'), so that a short stream and a long one run the same
  * pipeline in the same memory.
  *
@@ -45,23 +45,29 @@ export interface SealOptions {
   stats?: BackupStats
 }
 
-/** One window of inline sealing: its length, the time spent sealing in it, and the files read
- *  and bytes read upstream meanwhile (from the backup's counters; both 0 when there are none). */
+/** One window of inline sealing: its length, the time spent sealing in it, the files read
+ *  and bytes read upstream meanwhile (from the backup's counters; both 0 when there are none),
+ *  and the plaintext bytes of metadata chunks sealed in it. */
 export interface SealWindow {
   ms: number
   sealMs: number
   files: number
   bytes: number
+  metaBytes?: number
 }
 
 /** Whether a window asks for the workers: sealing took SEAL_WORKER_SHARE of it or more, and
  *  the files read in it average SEAL_WORKER_MIN_MEAN_FILE or more (or none began: the middle of
- *  a large one). A tree of small files is bound by per-file work, and its pipeline holds the
- *  most in flight already; the worker's ~20 MB would take it past its budget for a tenth of its
- *  time. Without the backup's counters `files` and `bytes` are 0 and the share decides alone. */
+ *  a large one), or the metadata it sealed outweighs the content read. A tree of small files is
+ *  bound by per-file work, and its pipeline holds the most in flight already; the worker's
+ *  ~10-20 MB would take it past its budget for a tenth of its time. But where the metadata
+ *  outweighs the content (small files with large xattrs: 4 KB of records per 1.5 KB file),
+ *  sealing it is the main thread's largest single cost (a quarter of it, measured), and the
+ *  worker takes that off. Without the backup's counters `files` and `bytes` are 0 and the share
+ *  decides alone. */
 export function wantsWorkers(w: SealWindow): boolean {
   if (w.sealMs < SEAL_WORKER_SHARE * w.ms) return false
-  return w.files === 0 || w.bytes / w.files >= SEAL_WORKER_MIN_MEAN_FILE
+  return w.files === 0 || w.bytes / w.files >= SEAL_WORKER_MIN_MEAN_FILE || (w.metaBytes ?? 0) > w.bytes
 }
 
 interface Pending {
@@ -144,6 +150,7 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
   // Time spent sealing inline since windowStart; the workers start when it is a large share.
   // The first window starts at the first chunk and is short (SEAL_WORKER_FIRST_WINDOW_MS).
   let windowSealMs = 0
+  let windowMetaBytes = 0
   let windowStart = -1
   const stats = opts.stats
   const readSoFar = () => (stats ? { files: stats.filesNew + stats.filesChanged, bytes: stats.bytesRead } : { files: 0, bytes: 0 })
@@ -163,11 +170,15 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
       : compressAndSeal(encKey, item.id, item.data, level)
     const t1 = performance.now()
     windowSealMs += t1 - t0
+    if (item.meta) windowMetaBytes += item.size
     if (mode === 'auto' && !oneCpu && t1 - windowStart >= windowMs) {
       const read = readSoFar()
-      useWorkers = wantsWorkers({ ms: t1 - windowStart, sealMs: windowSealMs, files: read.files - windowRead.files, bytes: read.bytes - windowRead.bytes })
+      useWorkers = wantsWorkers({
+        ms: t1 - windowStart, sealMs: windowSealMs, files: read.files - windowRead.files, bytes: read.bytes - windowRead.bytes, metaBytes: windowMetaBytes,
+      })
       windowRead = read
       windowSealMs = 0
+      windowMetaBytes = 0
       windowStart = t1
       windowMs = SEAL_WORKER_WINDOW_MS
     }

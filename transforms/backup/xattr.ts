@@ -34,7 +34,9 @@ const KEPT_NAMESPACES = ['user.', 'trusted.', 'security.'].map((p) => Buffer.fro
  * belongs to a dedicated ACL feature, not to raw attribute copying.
  */
 export function defaultXattrFilter(name: Buffer): boolean {
-  return KEPT_NAMESPACES.some((p) => name.length > p.length && name.subarray(0, p.length).equals(p))
+  // compare(), not subarray().equals(): no view allocated per name and namespace.
+  for (const p of KEPT_NAMESPACES) if (name.length > p.length && name.compare(p, 0, p.length, 0, p.length) === 0) return true
+  return false
 }
 
 /**
