@@ -27,10 +27,9 @@ const F = {
 
 const W_UINT = 0, W_SINT = 1, W_BYTES = 2
 
-/** A growable byte writer; one is kept for all records, so encoding allocates nothing per field
- *  (nor per record, but the copy that encodeEntry returns). */
+/** A growable byte writer, reused from record to record. */
 class Writer {
-  buf = Buffer.allocUnsafeSlow(WRITER_KEEP)
+  buf = Buffer.allocUnsafeSlow(256)
   pos = 0
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return
@@ -74,13 +73,11 @@ class Writer {
   }
 }
 
-/** The shared writer keeps a buffer up to this size between records (most records are far
- *  smaller); one grown past it for an exceptional record (many large xattrs) is dropped after. */
+/** A writer keeps a buffer up to this size between records (most records are far smaller); one
+ *  grown past it for an exceptional record (many large xattrs) is dropped after that record. */
 const WRITER_KEEP = 64 * 1024
 /** Room left before a record's body for its length prefix (a varint of at most 2^53). */
 const PREFIX_ROOM = 8
-
-let shared: Writer | null = null
 
 /** Bytes of `v` as a varint. */
 function varintLength(v: number): number {
@@ -90,6 +87,80 @@ function varintLength(v: number): number {
     n++
   }
   return n
+}
+
+/**
+ * Encodes records into one reused buffer: no allocation per field or per record. Each record is
+ * returned as a view of that buffer, valid until this encoder encodes the next one (the metadata
+ * stage, which owns one, copies it into its chunk at once). Memory: one record, and at most
+ * WRITER_KEEP bytes between records.
+ */
+export class RecordEncoder {
+  private w = new Writer()
+
+  /** An entry record (with the file's first extents, if any). */
+  entry(e: EntryMeta, extents: Extent[] = []): Buffer {
+    const w = this.begin(RECORD_ENTRY)
+    w.fieldBytes(F.path, e.path)
+    w.fieldUint(F.type, TYPES.indexOf(e.type) + 1)
+    w.fieldUint(F.mode, e.mode)
+    w.fieldUint(F.uid, e.uid)
+    w.fieldUint(F.gid, e.gid)
+    if (e.user !== undefined) w.fieldBytes(F.user, Buffer.from(e.user))
+    if (e.group !== undefined) w.fieldBytes(F.group, Buffer.from(e.group))
+    w.fieldUint(F.size, e.size)
+    w.fieldSint(F.mtimeSec, e.mtimeSec)
+    w.fieldUint(F.mtimeNsec, e.mtimeNsec)
+    w.fieldSint(F.ctimeSec, e.ctimeSec)
+    w.fieldUint(F.ctimeNsec, e.ctimeNsec)
+    w.fieldUint(F.ino, e.ino)
+    w.fieldUint(F.dev, e.dev)
+    w.fieldUint(F.nlink, e.nlink)
+    if (e.rdev !== undefined) w.fieldUint(F.rdev, e.rdev)
+    if (e.linkTarget !== undefined) w.fieldBytes(F.linkTarget, e.linkTarget)
+    if (e.hardlinkTo !== undefined) w.fieldBytes(F.hardlinkTo, e.hardlinkTo)
+    for (const x of e.xattrs ?? []) {
+      // bytes: varint(name length) || name || value
+      w.uint((F.xattr << 3) | W_BYTES)
+      w.uint(varintLength(x.name.length) + x.name.length + x.value.length)
+      w.uint(x.name.length)
+      w.raw(x.name)
+      w.raw(x.value)
+    }
+    if (extents.length > 0) writeExtents(w, extents)
+    if (e.incomplete) w.fieldUint(F.incomplete, 1)
+    return this.finish(w)
+  }
+
+  /** A record of further extents of the file in the entry record before it; `incomplete` marks
+   *  that whole file as not completely read (it may come with no extents). */
+  extents(extents: Extent[], incomplete = false): Buffer {
+    const w = this.begin(RECORD_EXTENTS)
+    if (extents.length > 0) writeExtents(w, extents)
+    if (incomplete) w.fieldUint(F.incomplete, 1)
+    return this.finish(w)
+  }
+
+  /** Starts a record body after room for its length prefix. */
+  private begin(kind: number): Writer {
+    const w = this.w
+    w.pos = PREFIX_ROOM
+    w.uint(kind)
+    return w
+  }
+
+  /** Puts the length prefix before the body and returns the whole record as a view. */
+  private finish(w: Writer): Buffer {
+    const n = w.pos - PREFIX_ROOM
+    const start = PREFIX_ROOM - varintLength(n)
+    const end = w.pos
+    w.pos = start
+    w.uint(n)
+    const out = w.buf.subarray(start, end)
+    // The view keeps a large buffer alive for as long as it is needed; the next record starts small.
+    if (w.buf.length > WRITER_KEEP) this.w = new Writer()
+    return out
+  }
 }
 
 function writeExtents(w: Writer, extents: Extent[]): void {
@@ -104,79 +175,18 @@ function writeExtents(w: Writer, extents: Extent[]): void {
   }
 }
 
-/** Starts a record body in the shared writer, after room for its length prefix. */
-function begin(kind: number): Writer {
-  const w = (shared ??= new Writer())
-  w.pos = PREFIX_ROOM
-  w.uint(kind)
-  return w
-}
-
-/** Puts the length prefix before the body and returns the whole record: a view of the shared
- *  writer, valid until the next record is encoded. */
-function finish(w: Writer): Buffer {
-  const n = w.pos - PREFIX_ROOM
-  const start = PREFIX_ROOM - varintLength(n)
-  const end = w.pos
-  w.pos = start
-  w.uint(n)
-  const out = w.buf.subarray(start, end)
-  if (w.buf.length > WRITER_KEEP) shared = null // the view keeps the large buffer alive while needed
-  return out
-}
-
-/** encodeEntry without the copy: a view valid until the next record is encoded (the metadata
- *  stage copies it into its chunk at once). */
-export function encodeEntryView(e: EntryMeta, extents: Extent[] = []): Buffer {
-  const w = begin(RECORD_ENTRY)
-  w.fieldBytes(F.path, e.path)
-  w.fieldUint(F.type, TYPES.indexOf(e.type) + 1)
-  w.fieldUint(F.mode, e.mode)
-  w.fieldUint(F.uid, e.uid)
-  w.fieldUint(F.gid, e.gid)
-  if (e.user !== undefined) w.fieldBytes(F.user, Buffer.from(e.user))
-  if (e.group !== undefined) w.fieldBytes(F.group, Buffer.from(e.group))
-  w.fieldUint(F.size, e.size)
-  w.fieldSint(F.mtimeSec, e.mtimeSec)
-  w.fieldUint(F.mtimeNsec, e.mtimeNsec)
-  w.fieldSint(F.ctimeSec, e.ctimeSec)
-  w.fieldUint(F.ctimeNsec, e.ctimeNsec)
-  w.fieldUint(F.ino, e.ino)
-  w.fieldUint(F.dev, e.dev)
-  w.fieldUint(F.nlink, e.nlink)
-  if (e.rdev !== undefined) w.fieldUint(F.rdev, e.rdev)
-  if (e.linkTarget !== undefined) w.fieldBytes(F.linkTarget, e.linkTarget)
-  if (e.hardlinkTo !== undefined) w.fieldBytes(F.hardlinkTo, e.hardlinkTo)
-  for (const x of e.xattrs ?? []) {
-    // bytes: varint(name length) || name || value
-    w.uint((F.xattr << 3) | W_BYTES)
-    w.uint(varintLength(x.name.length) + x.name.length + x.value.length)
-    w.uint(x.name.length)
-    w.raw(x.name)
-    w.raw(x.value)
-  }
-  if (extents.length > 0) writeExtents(w, extents)
-  if (e.incomplete) w.fieldUint(F.incomplete, 1)
-  return finish(w)
-}
+/** For the one-off encoders below, which copy the view before anything else can run. */
+const oneOff = new RecordEncoder()
 
 /** Encodes an entry record (with the file's first extents, if any). */
 export function encodeEntry(e: EntryMeta, extents: Extent[] = []): Buffer {
-  return Buffer.from(encodeEntryView(e, extents))
-}
-
-/** encodeExtentsRecord without the copy: a view valid until the next record is encoded. */
-export function encodeExtentsRecordView(extents: Extent[], incomplete = false): Buffer {
-  const w = begin(RECORD_EXTENTS)
-  if (extents.length > 0) writeExtents(w, extents)
-  if (incomplete) w.fieldUint(F.incomplete, 1)
-  return finish(w)
+  return Buffer.from(oneOff.entry(e, extents))
 }
 
 /** Encodes a record of further extents of the file in the entry record before it;
  *  `incomplete` marks that whole file as not completely read (it may come with no extents). */
 export function encodeExtentsRecord(extents: Extent[], incomplete = false): Buffer {
-  return Buffer.from(encodeExtentsRecordView(extents, incomplete))
+  return Buffer.from(oneOff.extents(extents, incomplete))
 }
 
 export type DecodedRecord =

@@ -1,13 +1,13 @@
 /**
  * The record codec (lib/repo/record.ts, docs/FORMAT.md "Records"): the encoder writes the bytes
- * FORMAT.md describes (pinned by vectors), decodes back to what went in, and a record encoded
- * into the shared writer stays intact in the copy encodeEntry returns when the next record is
- * encoded, including records larger than the writer keeps between records.
+ * FORMAT.md describes (pinned by vectors), decodes back to what went in, a record encoded by a
+ * RecordEncoder (a view of its buffer) is the same bytes, and copies stay intact when the next
+ * record is encoded, including records larger than an encoder keeps between records.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { EntryMeta } from '../../lib/entry.js'
-import { decodeRecord, encodeEntry, encodeEntryView, encodeExtentsRecord } from '../../lib/repo/record.js'
+import { decodeRecord, encodeEntry, encodeExtentsRecord, RecordEncoder } from '../../lib/repo/record.js'
 
 const id = (n: number): Buffer => Buffer.alloc(32, n)
 
@@ -68,7 +68,14 @@ test('records decode to what was encoded, and each copy survives the next encodi
     const [e, x] = inputs[i]!
     assert.deepEqual(decodeRecord(body(rec)), { kind: 'record', entry: e, extents: x })
   })
-  // A view is the same bytes, valid until the next encoding.
-  assert.deepEqual(encodeEntryView(big, extents), copies[1])
-  assert.deepEqual(encodeEntryView(entry, extents), copies[0])
+  // A view is the same bytes, valid until its encoder encodes the next record; two encoders do not
+  // share a buffer.
+  const a = new RecordEncoder()
+  const b = new RecordEncoder()
+  const bigView = a.entry(big, extents)
+  const small = b.entry(entry, extents)
+  assert.deepEqual(bigView, copies[1])
+  assert.deepEqual(small, copies[0])
+  assert.deepEqual(a.entry(entry, extents), copies[0])
+  assert.deepEqual(a.extents(extents, true), encodeExtentsRecord(extents, true))
 })

@@ -6,21 +6,21 @@
  * root names one node. Content chunks pass through untouched; after the last item a TreeItem
  * names the root.
  *
- * Each record is encoded into the codec's shared writer (no buffer per record) and copied at once
+ * Each record is encoded into this stage's RecordEncoder (no buffer per record) and copied at once
  * into the open metadata chunk: a region of the chunk arena when one is given (lib/chunk-arena.ts;
  * seal and upload then work in place there and release it, as for content chunks, so a tree
  * whose metadata outweighs its content, such as one of small files with large xattrs, leaves
  * no chunk-sized garbage), else one reused buffer of params.max copied out at each cut.
  *
  * Memory: the open metadata chunk (at most params.max, in its region or the reused buffer), the
- * codec's writer (one record; kept up to 64 KiB), plus one partial node per tree level
+ * encoder's buffer (one record; kept up to 64 KiB), plus one partial node per tree level
  * (TREE_FANOUT × 32 bytes × depth, packed in an IdArena whose 64 KiB slabs live as long as an
  * id in them).
  */
 import type { Duplex } from 'node:stream'
 import type { ChunkItem, ExtentsItem, RecordItem, TreeItem } from '../../lib/entry.js'
 import { Cdc, type ChunkerParams } from '../../lib/fastcdc.js'
-import { encodeEntryView, encodeExtentsRecordView } from '../../lib/repo/record.js'
+import { RecordEncoder } from '../../lib/repo/record.js'
 import { CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET, encodeTreeNode } from '../../lib/repo/objects.js'
 import type { ChunkArena, ChunkSlot } from '../../lib/chunk-arena.js'
 import type { IdHasher } from '../../lib/repo/crypto.js'
@@ -51,6 +51,7 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
   let own: Buffer | null = null
   let hasher: IdHasher | null = null
   let openLen = 0
+  const encoder = new RecordEncoder()
   const levels: Buffer[][] = [[]]
   // The open nodes keep up to TREE_FANOUT ids per level: packed, not views pinning pool slabs
   // (measured: 1M files kept ~800 ids in level 0, up to 6 MB of pinned slabs).
@@ -109,8 +110,9 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
       yield item
       continue
     }
-    // A view of the codec's shared writer: copied into the open chunk before the next record.
-    const bytes = item.kind === 'record' ? encodeEntryView(item.entry, item.extents) : encodeExtentsRecordView(item.extents, item.incomplete)
+    // A view of this stage's encoder: copied into the open chunk before it encodes the next record
+    // (its own encoder, so another packer in the process cannot overwrite it while this one waits).
+    const bytes = item.kind === 'record' ? encoder.entry(item.entry, item.extents) : encoder.extents(item.extents, item.incomplete)
     let pos = 0
     while (pos < bytes.length) {
       const at = cdc.next(bytes, pos)
