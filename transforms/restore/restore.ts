@@ -102,6 +102,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       createSelect({
         ...(ref.path.length > 0 ? { subtree: ref.path } : {}),
         excludes: e => rules.excludes(e),
+        onTheWay: e => rules.onTheWay?.(e) ?? false,
         onMatch: () => (matched = true),
       }),
       // Only the directory sink can leave a damaged file out and go on (see sinks/fs.ts).
