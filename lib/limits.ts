@@ -165,6 +165,15 @@ export const SEAL_WORKER_MIN_MEAN_FILE = 64 * KiB
 export const RESTORE_SMALL_FILE = 256 * KiB
 export const RESTORE_FILE_JOBS = 8
 
+/** restore --overwrite if-changed --verify: extents of one existing file held while its content
+ *  is compared (~150 bytes each: ~2.5 MB, a 16 GB file at the average chunk); a larger file
+ *  that matches that far is rewritten rather than held. */
+export const OVERWRITE_CHECK_EXTENTS = 16384
+
+/** Owner names (lib/owners.ts): lookups kept per direction (uid→name, name→uid, and the same
+ *  for groups); a tree has few owners, and a miss costs one read of /etc/passwd or /etc/group. */
+export const OWNER_NAME_CACHE = 1024
+
 /** The arena content chunks are assembled, sealed and stored in (lib/chunk-arena.ts): the open
  *  chunk plus the ~15 between chunker and upload. Too small only costs speed (chunks spill). */
 export const CHUNK_ARENA_BYTES = 24 * MiB

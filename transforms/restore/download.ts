@@ -19,6 +19,7 @@ import { collectEvery } from '../../lib/memory.js'
 import { SluiceError } from '../../lib/errors.js'
 import { displayPath, hex } from '../../lib/bytes.js'
 import type { ChunkLoader } from './read-snapshot.js'
+import type { SkippedItem } from './overwrite.js'
 
 export interface DownloadOptions {
   concurrency?: number
@@ -37,7 +38,7 @@ export interface DamagedItem {
  *  (the storage is down) stops the restore. */
 const DAMAGE = new Set(['ERR_CORRUPT', 'ERR_MISSING'])
 
-type Task = RecordItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer }
+type Task = RecordItem | SkippedItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer }
 
 export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}): Duplex {
   // Counted in chunks of the largest size: a pending promise has no size yet.
@@ -54,10 +55,15 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
     return p
   }
   const collect = collectEvery('restore')
-  return stage<RecordItem | ExtentsItem, RecordItem | DataItem | DamagedItem>(async function* (source) {
+  return stage<RecordItem | ExtentsItem | SkippedItem, RecordItem | DataItem | DamagedItem | SkippedItem>(async function* (source) {
     async function* tasks(): AsyncIterable<Task> {
       let path: Buffer = Buffer.alloc(0)
       for await (const item of source) {
+        // restore --overwrite: a file not written passes on, with nothing to fetch (overwrite.ts).
+        if (item.kind === 'skipped') {
+          yield item
+          continue
+        }
         if (item.kind === 'record') {
           yield item
           path = item.entry.path
@@ -67,7 +73,7 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
         }
       }
     }
-    const fetchData = async (t: Exclude<Task, RecordItem>): Promise<DataItem> => {
+    const fetchData = async (t: Exclude<Task, RecordItem | SkippedItem>): Promise<DataItem> => {
       const chunk = await load(t.id)
       collect(t.length)
       if (t.offset + t.length > chunk.length) {
@@ -75,8 +81,8 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
       }
       return { kind: 'data', data: chunk.subarray(t.offset, t.offset + t.length) }
     }
-    const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem | DamagedItem> => {
-      if (t.kind === 'record') return t
+    const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem | DamagedItem | SkippedItem> => {
+      if (t.kind === 'record' || t.kind === 'skipped') return t
       try {
         return await fetchData(t)
       } catch (err) {

@@ -24,11 +24,13 @@ import { Writable } from 'node:stream'
 import fs from 'node:fs'
 import type { EntryMeta, RestoreItem } from '../../../lib/entry.js'
 import type { DamagedItem } from '../download.js'
+import type { SkippedItem } from '../overwrite.js'
 import { SluiceError, asSluiceError, isErrno } from '../../../lib/errors.js'
 import { displayPath, isUnder, joinPath, parentPath, splitPath } from '../../../lib/bytes.js'
 import { lsetxattr, mkfifo, mknod, utimens } from '../../../lib/native.js'
 import { RESTORE_FILE_JOBS, RESTORE_SMALL_FILE } from '../../../lib/limits.js'
 import { checkSafePath } from '../read-snapshot.js'
+import { systemOwners } from '../../../lib/owners.js'
 
 export { checkSafePath }
 
@@ -37,8 +39,12 @@ export interface FsWriterOptions {
   onWarning: (err: SluiceError) => void
   /** Restore owners (default: when running as root). */
   owners?: boolean
+  /** Owners by number even where the recorded names exist here (default: by name, lib/owners.ts). */
+  numericOwner?: boolean
   /** Called after each entry is finished (for progress). */
   onEntry?: (entry: EntryMeta) => void
+  /** Called for each entry restore --overwrite did not write (a SkippedItem), once done. */
+  onSkipped?: (entry: EntryMeta, reason: SkippedItem['reason']) => void
 }
 
 function openAsync(p: Buffer, flags: number): Promise<number> {
@@ -81,10 +87,12 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   // each costs a third as much as a round trip through libuv's thread pool (measured: 100k
   // files spent 20 of 53 s idle waiting for those round trips). Writes land in the page cache.
 
-  function setMeta(e: EntryMeta, p: Buffer): void {
+  function setMeta(e: EntryMeta, p: Buffer, done: ((e: EntryMeta) => void) | undefined = opts.onEntry): void {
     if (owners) {
       try {
-        fs.lchownSync(p, e.uid, e.gid)
+        // Owners-by-name hook (lib/owners.ts): a recorded name that exists here wins.
+        const o = opts.numericOwner ? e : systemOwners.owner(e)
+        fs.lchownSync(p, o.uid, o.gid)
       } catch (cause) {
         warn(e, 'cannot set owner', cause)
       }
@@ -108,7 +116,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     } catch (cause) {
       warn(e, 'cannot set times', cause)
     }
-    opts.onEntry?.(e)
+    done?.(e)
   }
 
   /** Removes what was written of a file whose content is damaged, and says so. */
@@ -303,7 +311,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     setMeta(e, p)
   }
 
-  async function handle(item: RestoreItem | DamagedItem): Promise<void> {
+  async function handle(item: RestoreItem | DamagedItem | SkippedItem): Promise<void> {
     if (stopped) return
     if (jobFailure !== undefined) throw jobFailure
     if (item.kind === 'damaged') {
@@ -340,6 +348,21 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       return
     }
     if (item.kind === 'extents') return
+    // restore --overwrite hook (overwrite.ts): an entry already restored (its metadata is set
+    // again, as restic does) or one left alone.
+    if (item.kind === 'skipped') {
+      closeFile()
+      await flushSmall()
+      if (stopped) return
+      const e = item.entry
+      checkSafePath(e.path)
+      await leaveTo(e.path)
+      ensureParents(e.path)
+      const done = (x: EntryMeta) => opts.onSkipped?.(x, item.reason)
+      if (item.reason === 'unchanged') setMeta(e, abs(e.path), done)
+      else done(e)
+      return
+    }
     closeFile()
     await flushSmall()
     if (stopped) return
