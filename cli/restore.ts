@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs'
-import { createTarWriter, displayPath, paceMemory, parseOverwriteMode, parseSnapshotRef, restore, SluiceError, OVERWRITE_MODES, type EntryMeta } from '../index.js'
+import { countSelected, createTarWriter, displayPath, paceMemory, parseOverwriteMode, parseSnapshotRef, restore, SluiceError, OVERWRITE_MODES, type EntryMeta } from '../index.js'
 import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
 import { progressLine } from './progress.js'
 import { documented, globalOptions, openRepo, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
@@ -55,7 +55,14 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     }
     // The snapshot's own counts are the totals when all of it is restored.
     const whole = ref.path.length === 0 && !args.include && !args.exclude
-    const total = whole ? { files: found.snap.stats.files, bytes: found.snap.stats.bytesTotal, done: true } : undefined
+    const quiet = !!args.quiet || !!args.json
+    // Otherwise counted beside the restore from the metadata (`(counting)` until done), as
+    // restic counts before it restores.
+    const total = whole ? { files: found.snap.stats.files, bytes: found.snap.stats.bytesTotal, done: true } : { files: 0, bytes: 0, done: false }
+    const counting = new AbortController()
+    if (!whole && !quiet) {
+      countSelected(repo, found.snap, { path: ref.path, signal: counting.signal, ...(args.include ? { include: args.include } : {}), ...(args.exclude ? { exclude: args.exclude } : {}) }, total).catch(() => {})
+    }
     let files = 0
     let bytes = 0
     let current: string | undefined
@@ -73,8 +80,8 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     // are not counted by restore(): count them here, for the exit code.
     let sinkWarnings = 0
     let warnings = 0
-    const stop = startProgress(() => progressLine({ elapsed: (Date.now() - started) / 1000, files, bytes, ...(total ? { total } : {}), errors: warnings, ...(current ? { current } : {}) }), {
-      quiet: !!args.quiet || !!args.json,
+    const stop = startProgress(() => progressLine({ elapsed: (Date.now() - started) / 1000, files, bytes, total, errors: warnings, ...(current ? { current } : {}) }), {
+      quiet,
       plainMs: PROGRESS_PLAIN_INTERVAL_MS,
     })
     let result
@@ -112,10 +119,13 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
         ...(args.exclude ? { exclude: args.exclude } : {}),
       })
       finished = true
+      // A count still going when the restore is done: what was restored is the whole.
+      if (!total.done) Object.assign(total, { files, bytes, done: true })
     } finally {
       // On a terminal the finished state is drawn once before the line is cleared (a log keeps
       // only the warnings and the summary; a tar's stderr its one line).
       stop(finished && !args.tar && !!process.stderr.isTTY)
+      counting.abort()
       await repo.close()
     }
     const durationMs = Date.now() - started

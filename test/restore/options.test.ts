@@ -306,3 +306,16 @@ test('owners by name: recorded at backup, mapped by name on restore as root, --n
   assert.equal(owner(`${dir}/by-number/f`), '4242:4343')
   assert.equal(owner(`${dir}/by-number/nameless`), '4444:4545')
 })
+
+test('on a terminal a partial restore (SNAP:PATH, --include) shows percent and ETA against its own totals', { skip: spawnSync('script', ['-qc', 'true', '/dev/null'], { stdio: 'ignore' }).status !== 0 && 'needs script (util-linux)' }, () => {
+  const target = `${BASE}/progress`
+  const args = [process.execPath, CLI, 'restore', `latest:${REL}`, '--include', 'top', '--include', 'big', '--target', target]
+  const r = spawnSync('script', ['-qec', `stty cols 200; ${args.map(a => `'${a}'`).join(' ')}`, '/dev/null'], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: `${BASE}/home`, SLUICE_REPOSITORY: `${BASE}/repo`, SLUICE_PASSWORD: 'correct horse', TERM: 'xterm' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  })
+  assert.equal(r.status, 0, r.stdout)
+  const line = r.stdout.split('\r\x1b[K').filter(d => d.startsWith('[')).at(-1)!
+  assert.match(line, /^\[\d+:\d\d\] 100\.00% {2}2 files 3\.0 MiB, total 2 files 3\.0 MiB, 0 errors ETA \d+:\d\d /, JSON.stringify(r.stdout))
+})

@@ -13,7 +13,7 @@ import { compileFilter } from '../../lib/filter-rules.js'
 import { paceMemory } from '../../lib/memory.js'
 import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 import { snapshotRecords, treeOf } from './read-snapshot.js'
-import { createSelect } from './select.js'
+import { createSelect, select } from './select.js'
 import { createDownloader } from './download.js'
 import { createFsWriter } from './sinks/fs.js'
 import { createOverwrite, looksRestored, type OverwriteMode, type SkippedItem } from './overwrite.js'
@@ -39,6 +39,35 @@ export async function* listSnapshot(repo: Repository, snap: SnapshotRoot, subpat
     yield item
   }
   if (!found) throw new SluiceError('ERR_PATH_NOT_FOUND', `no path "${displayPath(subpath!)}" in the snapshot`)
+}
+
+/** Files and bytes a restore of part of a snapshot will write; `done` once counted. */
+export interface RestoreTotals {
+  files: number
+  bytes: number
+  done: boolean
+}
+
+/**
+ * Counts what a restore of `SNAP:PATH` with include/exclude rules selects (files, and their bytes
+ * once per hardlink group), updating `totals` as it goes: the progress line's totals when the
+ * snapshot's own counts do not apply; stops early when `signal` is aborted. Reads the metadata only. Memory: a second snapshot reader
+ * and select (one metadata chunk, one node per tree level, held-back directories).
+ */
+export async function countSelected(repo: Repository, snap: SnapshotRoot, opts: { path?: Buffer; include?: string[]; exclude?: string[]; signal?: AbortSignal }, totals: RestoreTotals): Promise<RestoreTotals> {
+  const rules = compileFilter({ ...(opts.include ? { include: opts.include } : {}), ...(opts.exclude ? { exclude: opts.exclude } : {}) })
+  const sub = opts.path && opts.path.length > 0 ? opts.path : undefined
+  for await (const item of select(snapshotRecords(repo, treeOf(snap)), {
+    ...(sub ? { subtree: sub } : {}),
+    excludes: e => rules.excludes(e),
+  })) {
+    if (opts.signal?.aborted) return totals
+    if (item.kind !== 'record' || item.entry.type !== 'file') continue
+    totals.files++
+    if (!item.entry.hardlinkTo) totals.bytes += item.entry.size
+  }
+  totals.done = true
+  return totals
 }
 
 export interface RestoreOptions {
