@@ -2,7 +2,14 @@
  * write-fs: the directory sink of restore. Creates each entry under `target` as its record
  * comes, writes file content from the DataItems that follow, and sets metadata in the order
  * that keeps it: owner (root only), then mode (chown clears setuid), then xattrs, then times —
- * a directory's times after its children are written, when the walk leaves it.
+ * a directory's times after its children are written, when the walk leaves it. Owners as root
+ * by recorded name where it exists here, else by number (lib/owners.ts; numbers only with
+ * `numericOwner`).
+ *
+ * A file's times are set only once its content is complete and closed: `restore --overwrite
+ * if-changed` (overwrite.ts) relies on it to resume, as a file cut short then never carries the
+ * snapshot's mtime. A SkippedItem (an entry --overwrite does not write) gets its metadata set
+ * again when `unchanged`, nothing when `kept`.
  *
  * Safety: every path is checked (no absolute paths, no '.', '..' or empty components, no NUL);
  * an unsafe one aborts the restore with ERR_UNSAFE_PATH before anything is written for it. A
