@@ -319,3 +319,32 @@ test('on a terminal a partial restore (SNAP:PATH, --include) shows percent and E
   const line = r.stdout.split('\r\x1b[K').filter(d => d.startsWith('[')).at(-1)!
   assert.match(line, /^\[\d+:\d\d\] 100\.00% {2}2 files 3\.0 MiB, total 2 files 3\.0 MiB, 0 errors ETA \d+:\d\d /, JSON.stringify(r.stdout))
 })
+
+test('--delete refuses a snapshot out of canonical order (a tar stream) before removing what it holds', async () => {
+  const dir = `${BASE}/tar-order`
+  fs.mkdirSync(`${dir}/in`, { recursive: true })
+  fs.writeFileSync(`${dir}/in/b`, 'b')
+  fs.writeFileSync(`${dir}/in/a`, 'a')
+  // b before a: a tar keeps its members' order, the snapshot too.
+  const tarBytes = spawnSync('tar', ['-cf', '-', '--no-recursion', '-C', dir, 'in', 'in/b', 'in/a']).stdout
+  const run = cliFor(`${BASE}/home`, `${BASE}/tar-repo`)
+  ok('init', await run(['init']))
+  ok('backup --tar', await run(['backup', '--tar', '-q'], { input: tarBytes }))
+  const target = `${dir}/target`
+  fs.mkdirSync(`${target}/tar/in`, { recursive: true })
+  fs.writeFileSync(`${target}/tar/in/a`, 'older a')
+  fs.writeFileSync(`${target}/tar/in/stray`, 'stray')
+  const r = await run(['restore', 'latest', '--target', target, '--delete'])
+  assert.equal(r.code, 1)
+  assert.equal(r.stderr, 'sluice: ERR_ARGS: --delete needs a snapshot in canonical order (a walked one); "tar/in/a" comes out of order\n')
+  // a, which the snapshot holds, is still there (the older content: the restore stopped).
+  assert.equal(fs.readFileSync(`${target}/tar/in/a`, 'utf8'), 'older a')
+  assert.equal(fs.readFileSync(`${target}/tar/in/stray`, 'utf8'), 'stray')
+  // The same members in order (the tar's implicit top directory has no record): it works.
+  const ordered = spawnSync('tar', ['-cf', '-', '--no-recursion', '-C', dir, 'in', 'in/a', 'in/b']).stdout
+  ok('backup --tar', await run(['backup', '--tar', '-q'], { input: ordered }))
+  fs.writeFileSync(`${target}/stray-top`, 'stray')
+  ok('restore --delete', await run(['restore', 'latest', '--target', target, '--delete', '-q']))
+  assert.deepEqual(listTree(target).map(String).sort(), ['tar', 'tar/in', 'tar/in/a', 'tar/in/b'])
+  assert.equal(fs.readFileSync(`${target}/tar/in/a`, 'utf8'), 'a')
+})

@@ -8,9 +8,11 @@
  * Safety: only names read from a listing of a directory under the target are removed, each by
  * its full path below the target, and a listing is read only of a directory that lstat shows to
  * be a real directory (never through a symlink); a symlink is removed as a link, a directory
- * with everything below it (fs.rm, which does not follow symlinks). A snapshot whose records are
- * not in canonical order (from a tar or stdin source) stops the restore with ERR_ARGS at the
- * first record out of order, before anything is removed for it. With `dryRun`, `onRemove` is called and nothing is
+ * with everything below it (fs.rm, which does not follow symlinks). The merge needs canonical
+ * order: restore() first reads the selected records once (metadata only) with
+ * `checkCanonical`, so a snapshot out of order (from a tar or stdin source) is refused with
+ * ERR_ARGS before anything is removed; the stage checks again as it goes. Directories a tar
+ * stream names only as parents are entered as if recorded. With `dryRun`, `onRemove` is called and nothing is
  * removed.
  *
  * Memory: the sorted listings of the target directories on the current path (the walk's bound),
@@ -34,6 +36,19 @@ interface Frame {
   path: Buffer
   names: Buffer[]
   at: number
+}
+
+const outOfOrder = (p: Buffer) =>
+  new SluiceError('ERR_ARGS', `--delete needs a snapshot in canonical order (a walked one); "${displayPath(p)}" comes out of order`)
+
+/** Throws ERR_ARGS unless the records come in canonical order. Memory: the previous path. */
+export async function checkCanonical(source: AsyncIterable<RecordItem | ExtentsItem>): Promise<void> {
+  let prev: Buffer | undefined
+  for await (const item of source) {
+    if (item.kind !== 'record') continue
+    if (prev && comparePaths(prev, item.entry.path) >= 0) throw outOfOrder(item.entry.path)
+    prev = item.entry.path
+  }
 }
 
 export function createDelete(opts: DeleteOptions): Duplex {
@@ -66,6 +81,11 @@ export async function* deleteExtra(source: AsyncIterable<RecordItem | ExtentsIte
   const sweep = (f: Frame, name?: Buffer) => {
     while (f.at < f.names.length && (!name || Buffer.compare(f.names[f.at]!, name) < 0)) remove(joinPath(f.path, f.names[f.at++]!))
   }
+  // Removes the names of `f` before `name`, and passes `name` itself.
+  const keep = (f: Frame, name: Uint8Array) => {
+    sweep(f, Buffer.from(name.buffer, name.byteOffset, name.byteLength))
+    if (f.at < f.names.length && f.names[f.at]!.equals(name)) f.at++
+  }
   const stack: Frame[] = [{ path: Buffer.alloc(0), names: listing(Buffer.alloc(0)), at: 0 }]
   let prev: Buffer | undefined
   for await (const item of source) {
@@ -73,15 +93,21 @@ export async function* deleteExtra(source: AsyncIterable<RecordItem | ExtentsIte
       const p = item.entry.path
       const parent = parentPath(p)
       // Checked before anything is removed for this record.
-      if ((prev && comparePaths(prev, p) >= 0) || !stack.some(f => f.path.equals(parent))) {
-        throw new SluiceError('ERR_ARGS', `--delete needs a snapshot in canonical order (a walked one); "${displayPath(p)}" comes out of order`)
-      }
+      if (prev && comparePaths(prev, p) >= 0) throw outOfOrder(p)
       prev = p
       while (stack.length > 1 && !isUnder(parent, stack[stack.length - 1]!.path)) sweep(stack.pop()!)
-      const top = stack[stack.length - 1]!
-      const name = p.subarray(parent.length === 0 ? 0 : parent.length + 1)
-      sweep(top, name)
-      if (top.at < top.names.length && top.names[top.at]!.equals(name)) top.at++
+      let top = stack[stack.length - 1]!
+      // Directories the snapshot has no record of (a tar stream's implicit parents) are entered
+      // as if it had.
+      while (!top.path.equals(parent)) {
+        const rest = parent.subarray(top.path.length === 0 ? 0 : top.path.length + 1)
+        const slash = rest.indexOf(0x2f)
+        const name = Buffer.from(slash < 0 ? rest : rest.subarray(0, slash))
+        keep(top, name)
+        const path = joinPath(top.path, name)
+        stack.push((top = { path, names: listing(path), at: 0 }))
+      }
+      keep(top, p.subarray(parent.length === 0 ? 0 : parent.length + 1))
       if (item.entry.type === 'dir' && !item.entry.hardlinkTo) stack.push({ path: p, names: listing(p), at: 0 })
     }
     yield item

@@ -17,7 +17,7 @@ import { createSelect, select } from './select.js'
 import { createDownloader } from './download.js'
 import { createFsWriter } from './sinks/fs.js'
 import { createOverwrite, looksRestored, type OverwriteMode, type SkippedItem } from './overwrite.js'
-import { createDelete } from './delete.js'
+import { checkCanonical, createDelete } from './delete.js'
 import { createVerifier } from './verify.js'
 import { createDryRun } from './sinks/dry-run.js'
 
@@ -193,6 +193,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       onMatch: () => (matched = true),
     })
   const key = { loadChunk: (id: Uint8Array) => repo.loadChunk(id), chunkId: (d: Uint8Array) => repo.chunkId(d) }
+  // --delete merges in canonical order: a snapshot out of it is refused before anything goes.
+  if (opts.delete) await checkCanonical(select(snapshotRecords(repo, treeOf(snap)), { ...(ref.path.length > 0 ? { subtree: ref.path } : {}) }))
   // The stages present depend on the options (a spread pipeline() has no typed overload).
   const run = pipeline as unknown as (...streams: unknown[]) => Promise<void>
   try {
