@@ -22,7 +22,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
   command: 'restore <snapshot>',
   describe: 'restore a snapshot (SNAP or SNAP:PATH) into a directory',
   builder: y =>
-    latestOptions(documented(globalOptions(y), [["sluice restore latest --target /tmp/restore", "restore the newest snapshot into a directory"], ["sluice restore latest:/home/me --include '*.pdf' -t out", "only the PDFs under one path (only the directories on their way are created)"], ["sluice restore latest --tar > backup.tar", "write a tar stream instead"], ["sluice restore latest -t /srv --overwrite if-changed --delete", "resume a restore cut short, and make /srv the snapshot (rsync --delete)"]]))
+    latestOptions(documented(globalOptions(y), [["sluice restore latest --target /tmp/restore", "restore the newest snapshot into a directory"], ["sluice restore latest:/home/me --include '*.pdf' -t out", "only the PDFs under one path (only the directories on their way are created)"], ["sluice restore latest -t /srv --overwrite if-changed --delete", "resume a restore cut short, and make /srv the snapshot (rsync --delete)"]]))
       .positional('snapshot', { type: 'string', demandOption: true, describe: 'latest or an id prefix, optionally :PATH' })
       .option('target', { alias: 't', type: 'string', describe: 'directory to restore into' })
       .option('include', { type: 'string', array: true, describe: 'restore only paths matching this glob' })
