@@ -59,6 +59,13 @@ test('--tar with --target: one line saying to give one of them', async () => {
   assert.equal(r.code, 1)
   assert.equal(r.stderr, 'sluice: ERR_ARGS: give one of --target or --tar, not both\n')
   assert.equal(fs.existsSync(`${BASE}/x`), false)
+  // The directory-only options say so with --tar (before anything is written to stdout).
+  for (const flag of [['--delete'], ['--verify'], ['--dry-run'], ['--overwrite', 'if-changed']]) {
+    const t = await cli(['restore', 'latest', '--tar', ...flag])
+    assert.equal(t.code, 1)
+    assert.equal(t.stderr, `sluice: ERR_ARGS: ${flag[0]} applies to a restore into a directory (--target), not to --tar\n`)
+    assert.equal(t.stdout, '')
+  }
 })
 
 /** A module to preload that SIGKILLs the process at its `n`th fs.write (the sink's writes of
