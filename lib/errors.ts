@@ -32,6 +32,7 @@ export type ErrorCode =
   | 'ERR_LOCKED' // another prune holds the repository's prune lock
   | 'ERR_LEASE_LAPSED' // a backup's lease lapsed and a chunk it reused is gone: no snapshot
   | 'ERR_UNSAFE' // prune found something it cannot vouch for (an unreadable snapshot, a listing out of order) and deleted nothing
+  | 'ERR_VERIFY' // restore --verify: a restored file's content is not the snapshot's
 
 export class SluiceError extends Error {
   readonly code: ErrorCode

@@ -40,6 +40,9 @@ export interface FilterRules {
    *  (nothing below it can be kept). Pass it as the walk's `descend`: an entry dropped there
    *  never becomes the first link of a hardlink group that a later link would point to. */
   canDescend(entry: EntryMeta): boolean
+  /** True for a directory kept only because an include could match below it (not itself
+   *  included): restore creates it only once something below it is kept, as restic does. */
+  onTheWay?(entry: EntryMeta): boolean
   /** True when no rule was given: nothing is ever excluded, so a pipeline may leave the filter
    *  stage out (one stream hop less per entry). */
   readonly empty?: boolean
@@ -141,7 +144,12 @@ export function compileFilter(opts: FilterOptions): FilterRules {
     return true
   }
   const empty = larger === undefined && !caches && excl.length === 0 && incl.length === 0
-  return { excludes, canDescend: (entry) => !excludes(entry), empty }
+  const onTheWay = (entry: EntryMeta): boolean => {
+    if (entry.type !== 'dir' || incl.length === 0) return false
+    const rel = entry.path.toString('utf8')
+    return !incl.some(p => matches(p, rel, true)) && !excludes(entry)
+  }
+  return { excludes, canDescend: (entry) => !excludes(entry), onTheWay, empty }
 }
 
 const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }

@@ -172,6 +172,14 @@ export const RESTORE_SPARSE_MIN = 4 * KiB
 /** The tar source holds a GNU sparse member's map before its data: at most this many bytes of it
  *  (some 60,000 regions; GNU tar's own maps of real files are far smaller). */
 export const TAR_SPARSE_MAP_BYTES = 1 * MiB
+/** restore --overwrite if-changed --verify: extents of one existing file held while its content
+ *  is compared (184 bytes each decoded: 3 MB, a 16 GB file at the average chunk); a larger file
+ *  that matches that far is rewritten rather than held. */
+export const OVERWRITE_CHECK_EXTENTS = 16384
+
+/** Owner names (lib/owners.ts): lookups kept per direction (uid→name, name→uid, and the same
+ *  for groups); a tree has few owners, and a miss costs one read of /etc/passwd or /etc/group. */
+export const OWNER_NAME_CACHE = 1024
 
 /** The arena content chunks are assembled, sealed and stored in (lib/chunk-arena.ts): the open
  *  chunk plus the ~15 between chunker and upload. Too small only costs speed (chunks spill). */

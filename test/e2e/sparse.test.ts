@@ -278,3 +278,25 @@ function tarOf(tool: string, args: string[]): Buffer | null {
   assert.equal(r.status, 0, `${tool}: ${r.stderr}`)
   return r.stdout
 }
+
+test('restore --verify reads holes back as zeros; if-changed --verify rewrites a hole written into', async (t) => {
+  if (unsupported) return t.skip(unsupported)
+  const out = `${BASE}/verify`
+  const r = await cli()(['restore', `latest:${SRC}`, '--path', SRC, '--target', out, '--verify', '--exclude', 'big', '--json'])
+  assert.equal(r.code, 0, r.stderr)
+  const s = JSON.parse(r.stdout.trim().split('\n').at(-1)!)
+  assert.equal(s.verify_errors, 0)
+  assert.equal(s.files_verified, 3)
+  // A byte written into mixed's hole (at 2 MiB), its mtime put back: it looks unchanged.
+  const mixed = `${out}/mixed`
+  const st = fs.statSync(mixed)
+  const fd = fs.openSync(mixed, 'r+')
+  fs.writeSync(fd, Buffer.from([0x55]), 0, 1, 2 * MiB)
+  fs.closeSync(fd)
+  fs.utimesSync(mixed, st.atime, st.mtime)
+  const again = await cli()(['restore', `latest:${SRC}`, '--path', SRC, '--target', out, '--overwrite', 'if-changed', '--verify', '--exclude', 'big', '--json'])
+  assert.equal(again.code, 0, again.stderr)
+  const s2 = JSON.parse(again.stdout.trim().split('\n').at(-1)!)
+  assert.equal(s2.files_restored, 1, 'only mixed is rewritten')
+  assert.ok(sameContent(`${SRC}/mixed`, mixed), 'mixed: content after the rewrite')
+})

@@ -20,6 +20,7 @@ import { collectEvery } from '../../lib/memory.js'
 import { SluiceError } from '../../lib/errors.js'
 import { displayPath, hex } from '../../lib/bytes.js'
 import type { ChunkLoader } from './read-snapshot.js'
+import type { SkippedItem } from './overwrite.js'
 
 export interface DownloadOptions {
   concurrency?: number
@@ -38,7 +39,7 @@ export interface DamagedItem {
  *  (the storage is down) stops the restore. */
 const DAMAGE = new Set(['ERR_CORRUPT', 'ERR_MISSING'])
 
-type Task = RecordItem | HoleItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer }
+type Task = RecordItem | HoleItem | SkippedItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer }
 
 export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}): Duplex {
   // Counted in chunks of the largest size: a pending promise has no size yet.
@@ -55,12 +56,17 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
     return p
   }
   const collect = collectEvery('restore')
-  return stage<RecordItem | ExtentsItem, RecordItem | DataItem | HoleItem | DamagedItem>(async function* (source) {
+  return stage<RecordItem | ExtentsItem | SkippedItem, RecordItem | DataItem | HoleItem | DamagedItem | SkippedItem>(async function* (source) {
     async function* tasks(): AsyncIterable<Task> {
       let path: Buffer = Buffer.alloc(0)
       // A hole extent is passed on as a HoleItem: nothing to fetch.
       const task = (e: Extent): Task => (isHole(e) ? { kind: 'hole', length: e.length } : { kind: 'fetch', ...e, path })
       for await (const item of source) {
+        // restore --overwrite: a file not written passes on, with nothing to fetch (overwrite.ts).
+        if (item.kind === 'skipped') {
+          yield item
+          continue
+        }
         if (item.kind === 'record') {
           yield item
           path = item.entry.path
@@ -70,7 +76,7 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
         }
       }
     }
-    const fetchData = async (t: Exclude<Task, RecordItem | HoleItem>): Promise<DataItem> => {
+    const fetchData = async (t: Exclude<Task, RecordItem | HoleItem | SkippedItem>): Promise<DataItem> => {
       const chunk = await load(t.id)
       collect(t.length)
       if (t.offset + t.length > chunk.length) {
@@ -78,8 +84,8 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
       }
       return { kind: 'data', data: chunk.subarray(t.offset, t.offset + t.length) }
     }
-    const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem | HoleItem | DamagedItem> => {
-      if (t.kind === 'record' || t.kind === 'hole') return t
+    const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem | HoleItem | DamagedItem | SkippedItem> => {
+      if (t.kind === 'record' || t.kind === 'hole' || t.kind === 'skipped') return t
       try {
         return await fetchData(t)
       } catch (err) {

@@ -13,9 +13,13 @@ import { compileFilter } from '../../lib/filter-rules.js'
 import { paceMemory } from '../../lib/memory.js'
 import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 import { snapshotRecords, treeOf } from './read-snapshot.js'
-import { createSelect } from './select.js'
+import { createSelect, select } from './select.js'
 import { createDownloader } from './download.js'
 import { createFsWriter } from './sinks/fs.js'
+import { createOverwrite, looksRestored, type OverwriteMode, type SkippedItem } from './overwrite.js'
+import { checkCanonical, createDelete } from './delete.js'
+import { createVerifier } from './verify.js'
+import { createDryRun } from './sinks/dry-run.js'
 
 /** A snapshot reference: `latest` or an id prefix, optionally with `:PATH` inside it. */
 export function parseSnapshotRef(ref: string): { snapshot: string; path: Buffer } {
@@ -37,6 +41,35 @@ export async function* listSnapshot(repo: Repository, snap: SnapshotRoot, subpat
   if (!found) throw new SluiceError('ERR_PATH_NOT_FOUND', `no path "${displayPath(subpath!)}" in the snapshot`)
 }
 
+/** Files and bytes a restore of part of a snapshot will write; `done` once counted. */
+export interface RestoreTotals {
+  files: number
+  bytes: number
+  done: boolean
+}
+
+/**
+ * Counts what a restore of `SNAP:PATH` with include/exclude rules selects (files, and their bytes
+ * once per hardlink group), updating `totals` as it goes: the progress line's totals when the
+ * snapshot's own counts do not apply; stops early when `signal` is aborted. Reads the metadata only. Memory: a second snapshot reader
+ * and select (one metadata chunk, one node per tree level, held-back directories).
+ */
+export async function countSelected(repo: Repository, snap: SnapshotRoot, opts: { path?: Buffer; include?: string[]; exclude?: string[]; signal?: AbortSignal }, totals: RestoreTotals): Promise<RestoreTotals> {
+  const rules = compileFilter({ ...(opts.include ? { include: opts.include } : {}), ...(opts.exclude ? { exclude: opts.exclude } : {}) })
+  const sub = opts.path && opts.path.length > 0 ? opts.path : undefined
+  for await (const item of select(snapshotRecords(repo, treeOf(snap)), {
+    ...(sub ? { subtree: sub } : {}),
+    excludes: e => rules.excludes(e),
+  })) {
+    if (opts.signal?.aborted) return totals
+    if (item.kind !== 'record' || item.entry.type !== 'file') continue
+    totals.files++
+    if (!item.entry.hardlinkTo) totals.bytes += item.entry.size
+  }
+  totals.done = true
+  return totals
+}
+
 export interface RestoreOptions {
   repo: Repository
   /** `latest`, an id prefix, optionally `:PATH`. */
@@ -54,11 +87,38 @@ export interface RestoreOptions {
   /** Into a directory: leave holes (and all-zero runs) as holes, as restic's --sparse (default
    *  true; false writes every byte). A given sink decides for itself. */
   sparse?: boolean
+  // Into a directory only (`target`):
+  /** What to do with an entry already in the target (restic's --overwrite; default `always`). */
+  overwrite?: OverwriteMode
+  /** Remove what the target holds that the (selected) snapshot does not (restic's --delete). */
+  delete?: boolean
+  /** Read every restored file back and check it against the snapshot's chunk ids; with
+   *  `overwrite: 'if-changed'`, also compare the content of files that look unchanged. */
+  verify?: boolean
+  /** Decide and report (onEntry, onSkipped, onRemove), write and remove nothing, download nothing. */
+  dryRun?: boolean
+  /** Restore owners by number even where the recorded names exist here (GNU tar's flag). */
+  numericOwner?: boolean
+  /** An entry not written by --overwrite: already the snapshot's, or left alone. */
+  onSkipped?: (entry: EntryMeta, reason: SkippedItem['reason']) => void
+  /** An entry removed by --delete (path relative to the target). */
+  onRemove?: (path: Buffer, isDir: boolean) => void
 }
 
 export interface RestoreResult {
   snapshotId: string
   warnings: number
+  /** Files written (or, dry, that would be) and their bytes (restic's files_restored, bytes_restored). */
+  filesRestored: number
+  bytesRestored: number
+  /** Files not written by --overwrite, and their bytes (restic's files_skipped, bytes_skipped). */
+  filesSkipped: number
+  bytesSkipped: number
+  /** Entries removed by --delete (restic's files_deleted). */
+  filesDeleted: number
+  /** Files --verify checked, and how many of them differ (each also a warning, ERR_VERIFY). */
+  filesVerified: number
+  verifyErrors: number
 }
 
 /** Creates the restore target (and its parents); ERR_WRITE naming it if it cannot be. */
@@ -93,22 +153,61 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   }
   const rules = compileFilter({ ...(opts.include ? { include: opts.include } : {}), ...(opts.exclude ? { exclude: opts.exclude } : {}) })
   let matched = ref.path.length === 0
+  const counts = { filesRestored: 0, bytesRestored: 0, filesSkipped: 0, bytesSkipped: 0, filesDeleted: 0, filesVerified: 0, verifyErrors: 0 }
+  const onEntry = (e: EntryMeta) => {
+    if (e.type === 'file') {
+      counts.filesRestored++
+      if (!e.hardlinkTo) counts.bytesRestored += e.size
+    }
+    opts.onEntry?.(e)
+  }
+  const onSkipped = (e: EntryMeta, reason: SkippedItem['reason']) => {
+    if (e.type === 'file') {
+      counts.filesSkipped++
+      if (!e.hardlinkTo) counts.bytesSkipped += e.size
+    }
+    opts.onSkipped?.(e, reason)
+  }
+  const onRemove = (p: Buffer, isDir: boolean) => {
+    counts.filesDeleted++
+    opts.onRemove?.(p, isDir)
+  }
+  const mode = opts.overwrite ?? 'always'
+  const intoDir = !opts.sink
+  if (!intoDir && (opts.delete || opts.verify || opts.dryRun || mode !== 'always')) {
+    throw new SluiceError('ERR_ARGS', '--overwrite, --delete, --verify and --dry-run apply to a restore into a directory (--target)')
+  }
+  if (opts.delete && (opts.include || opts.exclude)) {
+    throw new SluiceError('ERR_ARGS', '--delete cannot be combined with --include or --exclude (it would remove what they leave out)')
+  }
   let sink = opts.sink
   if (!sink) {
     if (!opts.target) throw new SluiceError('ERR_ARGS', 'restore needs a target directory or a sink')
-    await makeTarget(opts.target)
-    sink = createFsWriter(opts.target, { onWarning, ...(opts.onEntry ? { onEntry: opts.onEntry } : {}), ...(opts.sparse !== undefined ? { sparse: opts.sparse } : {}) })
+    if (!opts.dryRun) await makeTarget(opts.target)
+    sink = opts.dryRun
+      ? createDryRun({ onEntry, onSkipped })
+      : createFsWriter(opts.target, { onWarning, onEntry, onSkipped, ...(opts.numericOwner ? { numericOwner: true } : {}), ...(opts.sparse !== undefined ? { sparse: opts.sparse } : {}) })
   }
+  const selection = () =>
+    createSelect({
+      ...(ref.path.length > 0 ? { subtree: ref.path } : {}),
+      excludes: e => rules.excludes(e),
+      onTheWay: e => rules.onTheWay?.(e) ?? false,
+      onMatch: () => (matched = true),
+    })
+  const key = { loadChunk: (id: Uint8Array) => repo.loadChunk(id), chunkId: (d: Uint8Array) => repo.chunkId(d) }
+  // --delete merges in canonical order: a snapshot out of it is refused before anything goes.
+  if (opts.delete) await checkCanonical(select(snapshotRecords(repo, treeOf(snap)), { ...(ref.path.length > 0 ? { subtree: ref.path } : {}) }))
+  // The stages present depend on the options (a spread pipeline() has no typed overload).
+  const run = pipeline as unknown as (...streams: unknown[]) => Promise<void>
   try {
-    await pipeline(
+    await run(
       snapshotRecords(repo, treeOf(snap)),
-      createSelect({
-        ...(ref.path.length > 0 ? { subtree: ref.path } : {}),
-        excludes: e => rules.excludes(e),
-        onMatch: () => (matched = true),
-      }),
+      selection(),
+      ...(opts.delete ? [createDelete({ target: opts.target!, dryRun: !!opts.dryRun, onRemove })] : []),
+      ...(intoDir ? [createOverwrite({ target: opts.target!, mode, ...(opts.verify && mode === 'if-changed' ? { check: key } : {}) })] : []),
       // Only the directory sink can leave a damaged file out and go on (see sinks/fs.ts).
-      createDownloader(repo, { skipDamaged: !opts.sink }),
+      ...(opts.dryRun ? [] : [createDownloader(repo, { skipDamaged: !opts.sink })]),
       sink,
     )
   } catch (err) {
@@ -119,6 +218,25 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     throw err
   }
   if (!matched) throw new SluiceError('ERR_PATH_NOT_FOUND', `no path "${displayPath(ref.path)}" in snapshot ${id.slice(0, 8)}`)
-  return { snapshotId: id, warnings }
+  if (opts.verify && !opts.dryRun) {
+    // A second pass over the selected snapshot, reading each restored file back. Files that
+    // --overwrite never / if-newer left alone (not the snapshot's size and mtime) are not checked.
+    const leftAlone = mode === 'never' || mode === 'if-newer'
+    await pipeline(
+      snapshotRecords(repo, treeOf(snap)),
+      selection(),
+      createVerifier({
+        target: opts.target!,
+        key,
+        onMismatch: err => {
+          counts.verifyErrors++
+          onWarning(err)
+        },
+        onChecked: () => counts.filesVerified++,
+        ...(leftAlone ? { skip: (e, st) => !!st && !looksRestored(e, st) } : {}),
+      }),
+    )
+  }
+  return { snapshotId: id, warnings, ...counts }
 }
 

@@ -6,7 +6,10 @@
  * Hardlinks: only the first link of a group carries the content. When that first link is left
  * out (outside the subtree, or excluded) and a later link is kept, the first kept link gets the
  * content (the dropped first link's extents) and the later kept ones link to it, as restic does.
- * Memory: one record, plus the extents of dropped first links whose group may still have a kept
+ * Directories on the way to an include (`onTheWay`) are held back until a kept entry below them
+ * comes (then emitted first, parents before children), and dropped when the walk leaves them
+ * with nothing kept: restore creates only the directories on the way to what matched.
+ * Memory: one record, the held-back directories on the current path, plus the extents of dropped first links whose group may still have a kept
  * link (bounded by the hardlink map of docs/DESIGN.md; a group is forgotten once all its links
  * have passed).
  */
@@ -23,6 +26,9 @@ export interface SelectOptions {
   excludes?: (entry: EntryMeta) => boolean
   /** Called once for every record kept (before rewriting): lets `ls` and `cat` count matches. */
   onMatch?: (entry: EntryMeta) => void
+  /** True for a directory kept only because something below it may be (FilterRules.onTheWay):
+   *  its record is held back until a kept entry below it comes, and dropped if none does. */
+  onTheWay?: (entry: EntryMeta) => boolean
 }
 
 export function createSelect(opts: SelectOptions): Duplex {
@@ -44,6 +50,8 @@ export async function* select(source: AsyncIterable<RecordItem | ExtentsItem>, o
   const groups = new Map<string, { left: number; batches: Extent[][]; keptAs?: Buffer }>()
   const filtering = !!sub || !!opts.excludes
   let capturing: Extent[][] | null = null
+  // Held-back directories on the current path (stored path, rewritten record), outermost first.
+  const pending: { stored: Buffer; item: RecordItem }[] = []
   for await (const item of source) {
     if (item.kind === 'extents') {
       if (keeping) yield item
@@ -53,6 +61,7 @@ export async function* select(source: AsyncIterable<RecordItem | ExtentsItem>, o
     const e = item.entry
     keeping = false
     capturing = null
+    while (pending.length > 0 && !isUnder(e.path, pending[pending.length - 1]!.stored)) pending.pop()
     const group = e.hardlinkTo ? groups.get(hex(e.hardlinkTo)) : undefined
     if (group && --group.left <= 0) groups.delete(hex(e.hardlinkTo!))
     // A dropped first link: keep its extents (and those that follow) for a later kept link.
@@ -85,7 +94,13 @@ export async function* select(source: AsyncIterable<RecordItem | ExtentsItem>, o
     const path = rewrite(e.path)
     if (!path || path.length === 0) continue
     const entry: EntryMeta = { ...e, path }
+    if (opts.onTheWay?.(e)) {
+      pending.push({ stored: e.path, item: { kind: 'record', entry, extents: item.extents } })
+      continue
+    }
     keeping = true
+    for (const d of pending) yield d.item
+    pending.length = 0
     if (group) {
       if (group.keptAs) {
         entry.hardlinkTo = group.keptAs

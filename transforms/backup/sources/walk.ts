@@ -24,6 +24,7 @@ import type { EntryType, SourceEntry } from '../../../lib/entry.js'
 import { SluiceError, isErrno } from '../../../lib/errors.js'
 import { STAGE_HWM } from '../../../lib/limits.js'
 import { readContent, statNumbers, type ContentReader } from './read-content.js'
+import { systemOwners } from '../../../lib/owners.js'
 
 /** Options of {@link createWalk}. */
 export interface WalkOptions {
@@ -388,5 +389,10 @@ function toEntry(fsPath: Buffer, st: LStat, link: Buffer | undefined, cut: numbe
   }
   if (type === 'char' || type === 'block') entry.rdev = st.rdev
   if (type === 'symlink' && link !== undefined) entry.linkTarget = link
+  // Owner names beside the numbers (lib/owners.ts), as restic records them.
+  const user = systemOwners.userName(st.uid)
+  const group = systemOwners.groupName(st.gid)
+  if (user !== undefined) entry.user = user
+  if (group !== undefined) entry.group = group
   return entry
 }

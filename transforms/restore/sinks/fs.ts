@@ -2,7 +2,14 @@
  * write-fs: the directory sink of restore. Creates each entry under `target` as its record
  * comes, writes file content from the DataItems that follow, and sets metadata in the order
  * that keeps it: owner (root only), then mode (chown clears setuid), then xattrs, then times —
- * a directory's times after its children are written, when the walk leaves it.
+ * a directory's times after its children are written, when the walk leaves it. Owners as root
+ * by recorded name where it exists here, else by number (lib/owners.ts; numbers only with
+ * `numericOwner`).
+ *
+ * A file's times are set only once its content is complete and closed: `restore --overwrite
+ * if-changed` (overwrite.ts) relies on it to resume, as a file cut short then never carries the
+ * snapshot's mtime. A SkippedItem (an entry --overwrite does not write) gets its metadata set
+ * again when `unchanged`, nothing when `kept`.
  *
  * Safety: every path is checked (no absolute paths, no '.', '..' or empty components, no NUL);
  * an unsafe one aborts the restore with ERR_UNSAFE_PATH before anything is written for it. A
@@ -28,12 +35,14 @@ import { Writable } from 'node:stream'
 import fs from 'node:fs'
 import type { EntryMeta, RestoreItem } from '../../../lib/entry.js'
 import type { DamagedItem } from '../download.js'
+import type { SkippedItem } from '../overwrite.js'
 import { SluiceError, asSluiceError, isErrno } from '../../../lib/errors.js'
 import { displayPath, isUnder, joinPath, parentPath, splitPath } from '../../../lib/bytes.js'
 import { lsetxattr, mkfifo, mknod, utimens } from '../../../lib/native.js'
 import { RESTORE_FILE_JOBS, RESTORE_SMALL_FILE } from '../../../lib/limits.js'
 import { checkSafePath } from '../read-snapshot.js'
 import { writeSparse } from './write-sparse.js'
+import { systemOwners } from '../../../lib/owners.js'
 
 export { checkSafePath }
 
@@ -42,10 +51,14 @@ export interface FsWriterOptions {
   onWarning: (err: SluiceError) => void
   /** Restore owners (default: when running as root). */
   owners?: boolean
+  /** Owners by number even where the recorded names exist here (default: by name, lib/owners.ts). */
+  numericOwner?: boolean
   /** Called after each entry is finished (for progress). */
   onEntry?: (entry: EntryMeta) => void
   /** restore --sparse (default true): holes, and all-zero runs, are left as holes (write-sparse.ts). */
   sparse?: boolean
+  /** Called for each entry restore --overwrite did not write (a SkippedItem), once done. */
+  onSkipped?: (entry: EntryMeta, reason: SkippedItem['reason']) => void
 }
 
 function openAsync(p: Buffer, flags: number): Promise<number> {
@@ -90,10 +103,12 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   // each costs a third as much as a round trip through libuv's thread pool (measured: 100k
   // files spent 20 of 53 s idle waiting for those round trips). Writes land in the page cache.
 
-  function setMeta(e: EntryMeta, p: Buffer): void {
+  function setMeta(e: EntryMeta, p: Buffer, done: ((e: EntryMeta) => void) | undefined = opts.onEntry): void {
     if (owners) {
       try {
-        fs.lchownSync(p, e.uid, e.gid)
+        // Owners-by-name hook (lib/owners.ts): a recorded name that exists here wins.
+        const o = opts.numericOwner ? e : systemOwners.owner(e)
+        fs.lchownSync(p, o.uid, o.gid)
       } catch (cause) {
         warn(e, 'cannot set owner', cause)
       }
@@ -117,7 +132,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     } catch (cause) {
       warn(e, 'cannot set times', cause)
     }
-    opts.onEntry?.(e)
+    done?.(e)
   }
 
   /** Removes what was written of a file whose content is damaged, and says so. */
@@ -311,7 +326,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     setMeta(e, p)
   }
 
-  async function handle(item: RestoreItem | DamagedItem): Promise<void> {
+  async function handle(item: RestoreItem | DamagedItem | SkippedItem): Promise<void> {
     if (stopped) return
     if (jobFailure !== undefined) throw jobFailure
     if (item.kind === 'damaged') {
@@ -347,6 +362,21 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       return
     }
     if (item.kind === 'extents') return
+    // restore --overwrite hook (overwrite.ts): an entry already restored (its metadata is set
+    // again, as restic does) or one left alone.
+    if (item.kind === 'skipped') {
+      closeFile()
+      await flushSmall()
+      if (stopped) return
+      const e = item.entry
+      checkSafePath(e.path)
+      await leaveTo(e.path)
+      ensureParents(e.path)
+      const done = (x: EntryMeta) => opts.onSkipped?.(x, item.reason)
+      if (item.reason === 'unchanged') setMeta(e, abs(e.path), done)
+      else done(e)
+      return
+    }
     closeFile()
     await flushSmall()
     if (stopped) return
