@@ -56,10 +56,11 @@ export const KNOWN_IDS_CACHE = 64 * 1024
 /** Restore: decrypted chunks kept for packed small files that share a chunk. */
 export const RESTORE_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
 
-/** Argon2id: 32 MiB with 4 passes (RFC 9106 trades memory for passes; 64 MiB would be over half
- *  of the peak budget by itself). Recorded in each key file. */
-export const KDF_MEMLIMIT = 32 * MiB
-export const KDF_OPSLIMIT = 4
+/** Argon2id for new keys: 16 MiB with 8 passes, the same memory x passes (and time) as the
+ *  32 MiB x 4 before it, for 16 MiB less at every open (the KDF's memory counts in the peak).
+ *  Recorded in each key file, so older keys open with their own. docs/TUNING.md "Argon2id". */
+export const KDF_MEMLIMIT = 16 * MiB
+export const KDF_OPSLIMIT = 8
 /** Bounds on the Argon2id parameters a key file may ask for, checked before running them: a
  *  planted key file must not cost a GiB or minutes. 64 MiB is twice the default (room for a
  *  stronger key, half the peak budget); 16 passes at that size take a second or two.
