@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { prune, SluiceError, type PruneResult } from '../index.js'
 import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
-import { formatBytes, globalOptions, openRepo, out, peakRss, startProgress, type GlobalArgs } from './common.js'
+import { formatBytes, globalOptions, memoryOf, memoryOptions, openRepo, out, peakRss, startProgress, type GlobalArgs } from './common.js'
 
 interface PruneArgs extends GlobalArgs {
   'dry-run'?: boolean
@@ -57,7 +57,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
   command: 'prune',
   describe: 'delete chunks no snapshot references (two runs: collect, then sweep), beside running backups',
   builder: y =>
-    globalOptions(y)
+    memoryOptions(globalOptions(y))
       .option('dry-run', { alias: 'n', type: 'boolean', describe: 'only say what would be moved and deleted' })
       .option('min-age', { type: 'string', describe: 'keep unreferenced chunks younger than this (default 24h)' })
       .option('lease-lifetime', { type: 'string', describe: 'a backup lease or prune lock not refreshed for this long has lapsed (default 30m)' })
@@ -78,7 +78,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
     const started = Date.now()
     let result: PruneResult
     try {
-      result = await prune({ repo, dryRun: !!args['dry-run'], ...opts, onProgress: p => (phase = p) })
+      result = await prune({ repo, ...memoryOf(args), dryRun: !!args['dry-run'], ...opts, onProgress: p => (phase = p) })
     } finally {
       stop()
       await repo.close()

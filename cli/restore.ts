@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs'
 import { createTarWriter, displayPath, paceMemory, parseSnapshotRef, restore, SluiceError, type EntryMeta } from '../index.js'
 import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
 import { progressLine } from './progress.js'
-import { documented, globalOptions, openRepo, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
+import { documented, globalOptions, memoryOf, memoryOptions, openRepo, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
 import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 
 interface RestoreArgs extends GlobalArgs, FilterArgs {
@@ -17,7 +17,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
   command: 'restore <snapshot>',
   describe: 'restore a snapshot (SNAP or SNAP:PATH) into a directory',
   builder: y =>
-    latestOptions(documented(globalOptions(y), [["sluice restore latest --target /tmp/restore", "restore the newest snapshot into a directory"], ["sluice restore latest:/home/me --include '*.pdf' -t out", "only the PDFs under one path (only the directories on their way are created)"], ["sluice restore latest --tar > backup.tar", "write a tar stream instead"]]))
+    latestOptions(documented(memoryOptions(globalOptions(y)), [["sluice restore latest --target /tmp/restore", "restore the newest snapshot into a directory"], ["sluice restore latest:/home/me --include '*.pdf' -t out", "only the PDFs under one path (only the directories on their way are created)"], ["sluice restore latest --tar > backup.tar", "write a tar stream instead"]]))
       .positional('snapshot', { type: 'string', demandOption: true, describe: 'latest or an id prefix, optionally :PATH' })
       .option('target', { alias: 't', type: 'string', describe: 'directory to restore into' })
       .option('include', { type: 'string', array: true, describe: 'restore only paths matching this glob' })
@@ -64,7 +64,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     let result
     let finished = false
     try {
-      result = await restore({
+      result = await restore({ ...memoryOf(args),
         repo,
         snapshot: found.id,
         path: ref.path,

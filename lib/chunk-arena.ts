@@ -13,9 +13,14 @@
  * Regions go into the lowest hole that holds them (first fit) and are released in whatever
  * order their chunks end (a chunk found already stored ends in dedup, before those ahead of it
  * are uploaded); a released region is free at once. When the arena has no room — more chunks in
- * flight than it holds — a region is a buffer of its own instead (a "spill"): the backup never
- * waits on the arena, so no stage can deadlock on it, and the arena's size is a matter of speed,
- * not of correctness.
+ * flight than it holds — a region is a buffer of its own instead (a "spill"): `reserve` never
+ * waits, so no stage can deadlock on it, and the arena's size is a matter of speed, not of
+ * correctness. The chunker asks `room` first, between the pieces it reads, and waits there while
+ * chunks downstream of it fill the arena: so the arena, sized by the memory budget
+ * (lib/budget.ts), bounds the content chunks in flight, and a spill is the exception (a piece
+ * that completes several chunks at once). Waiting there cannot deadlock: every other region is
+ * a chunk already handed downstream, released once stored or found stored, and with none but
+ * the caller's own open region `room` does not wait.
  *
  * Memory: at most `size` bytes, and in practice only the most ever in flight at once (first fit
  * keeps to the low end; pages above are never touched), plus spilled
@@ -47,6 +52,8 @@ export class ChunkArena {
   private readonly sab: SharedArrayBuffer
   /** Regions in flight, by position in the arena. */
   private readonly live: Span[] = []
+  /** Calls waiting in `room` for a release. */
+  private waiters: (() => void)[] = []
   /** Regions and bytes that did not fit (for the benchmark and tests). */
   spills = 0
   spilledBytes = 0
@@ -82,6 +89,7 @@ export class ChunkArena {
         if (released) return
         released = true
         arena.live.splice(arena.live.indexOf(span), 1)
+        arena.wake()
       },
     }
   }
@@ -126,6 +134,30 @@ export class ChunkArena {
     if (keep > 0) copyBytes(moved.region, 0, slot.region.subarray(0, keep))
     slot.release()
     return moved
+  }
+
+  /**
+   * Resolves once a region of `n` bytes would fit, or at once when it does already, or when no
+   * regions are in flight but the caller's own `own` (its open region, if any): those cannot be
+   * released while it waits. Wakes on each release and checks again.
+   */
+  room(n: number, own: ChunkSlot | null = null): Promise<void> | undefined {
+    const ready = () => this.place(n) >= 0 || this.live.length === 0 || (this.live.length === 1 && own !== null && !own.spilled && this.live[0]!.start === own.offset)
+    if (ready()) return undefined
+    return new Promise(resolve => {
+      const check = () => {
+        if (ready()) resolve()
+        else this.waiters.push(check)
+      }
+      this.waiters.push(check)
+    })
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return
+    const waiting = this.waiters
+    this.waiters = []
+    for (const w of waiting) w()
   }
 
   /** Bytes of the arena in regions in flight. */

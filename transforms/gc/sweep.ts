@@ -18,7 +18,7 @@ import { moveObject } from '../../lib/storage/move.js'
 import { stopPoint } from '../../lib/test-point.js'
 import type { SnapshotRoot } from '../../lib/repo/repository.js'
 import { treeOf } from '../restore/read-snapshot.js'
-import { IdSorter } from './external-sort.js'
+import { IdSorter, type SorterOptions } from './external-sort.js'
 import { markSnapshot } from './mark.js'
 import {
   compareSorted, forEachId, gcKey, getRecord, idFile, loadRoot, orderedList, readPages, rootIds,
@@ -30,6 +30,8 @@ export interface SweepOptions {
   generation: number
   lock: LockCheck
   tmpDir: string
+  /** The external sort's run size and fan-in (the memory budget's, lib/budget.ts). */
+  sort?: SorterOptions
   leaseLifetimeMs: number
   sweepGapMs: number
   now: () => number
@@ -105,7 +107,7 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
   }
   stopPoint('prune-tombstoned')
 
-  const sorter = new IdSorter(opts.tmpDir)
+  const sorter = new IdSorter(opts.tmpDir, opts.sort)
   try {
     for await (const { id, seen } of compareSorted(rootIds(repo.storage, 'snapshots/'), readPages(repo, gen, 'snapshots'))) {
       if (seen) continue

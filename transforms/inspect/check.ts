@@ -11,7 +11,7 @@ import { SluiceError } from '../../lib/errors.js'
 import { hex, displayPath } from '../../lib/bytes.js'
 import { parseSize } from '../../lib/filter-rules.js'
 import { Lru } from '../../lib/flow.js'
-import { KNOWN_IDS_CACHE } from '../../lib/limits.js'
+import { budgetOf } from '../../lib/budget.js'
 import { idFromChunkKey } from '../../lib/repo/objects.js'
 import { hasChunkOrFossil } from '../../lib/repo/fossils.js'
 import type { Repository } from '../../lib/repo/repository.js'
@@ -61,6 +61,8 @@ export function parseDataSubset(text: string): DataSubset {
 
 export interface CheckOptions {
   repo: Repository
+  /** The peak RSS, in bytes, to size the cache of ids looked up for (lib/budget.ts). */
+  memory?: number
   /** Also decrypt every chunk and verify its id. */
   readData?: boolean
   /** Decrypt and verify only this subset of the chunks (not with readData). */
@@ -96,7 +98,7 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     problems++
     opts.onProblem(m, p)
   }
-  const seen = new Lru<string, boolean>(KNOWN_IDS_CACHE)
+  const seen = new Lru<string, boolean>(budgetOf(opts.memory).check.knownIds)
   const exists = async (id: Buffer): Promise<boolean> => {
     const k = hex(id)
     const cached = seen.get(k)

@@ -11,6 +11,7 @@ import { SluiceError, asSluiceError, isErrno } from '../../lib/errors.js'
 import { displayPath, isUnder } from '../../lib/bytes.js'
 import { compileFilter } from '../../lib/filter-rules.js'
 import { paceMemory } from '../../lib/memory.js'
+import { budgetOf } from '../../lib/budget.js'
 import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 import { snapshotRecords, treeOf } from './read-snapshot.js'
 import { createSelect } from './select.js'
@@ -38,6 +39,9 @@ export async function* listSnapshot(repo: Repository, snap: SnapshotRoot, subpat
 }
 
 export interface RestoreOptions {
+  /** The peak RSS, in bytes, to size the downloads and the chunk cache for (lib/budget.ts,
+   *  `budget.restore`; default MEMORY_DEFAULT). */
+  memory?: number
   repo: Repository
   /** `latest`, an id prefix, optionally `:PATH`. */
   snapshot: string
@@ -78,6 +82,7 @@ async function makeTarget(target: string): Promise<void> {
  * (tar, stdout) cannot leave out what it has begun to emit: the restore stops with the error.
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  const budget = budgetOf(opts.memory).restore
   paceMemory('read')
   const { repo } = opts
   const ref = parseSnapshotRef(opts.snapshot)
@@ -105,7 +110,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
         onMatch: () => (matched = true),
       }),
       // Only the directory sink can leave a damaged file out and go on (see sinks/fs.ts).
-      createDownloader(repo, { skipDamaged: !opts.sink }),
+      createDownloader(repo, { skipDamaged: !opts.sink, cacheBytes: budget.cacheBytes, concurrency: budget.downloadConcurrency }),
       sink,
     )
   } catch (err) {
