@@ -36,6 +36,8 @@ const env = {
   AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
   AWS_REGION: 'us-east-1',
   AWS_EC2_METADATA_DISABLED: 'true',
+  // BENCH_SLUICE_MEMORY=64M runs every command with that --memory.
+  ...(process.env.BENCH_SLUICE_MEMORY ? { SLUICE_MEMORY: process.env.BENCH_SLUICE_MEMORY } : {}),
 }
 let step = 0
 function run(label: string, args: string[]): Measurement & { stdout: string } {
@@ -48,7 +50,8 @@ function run(label: string, args: string[]): Measurement & { stdout: string } {
   return { ...m, stdout }
 }
 const summary = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as { snapshots_copied: number; bytes_copied: number; chunks_copied: number }
-const snapshotOf = (stdout: string) => (JSON.parse(stdout) as { snapshot: string }).snapshot
+// backup --json prints status lines (once a second) before its summary: the summary is the last.
+const snapshotOf = (stdout: string) => (JSON.parse(stdout.trim().split('\n').at(-1)!) as { snapshot: string }).snapshot
 
 let failed = false
 try {

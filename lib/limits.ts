@@ -181,8 +181,8 @@ export const RESTORE_FILE_JOBS = 8
 
 /** The arena content chunks are assembled, sealed and stored in (lib/chunk-arena.ts), at the
  *  default memory budget: the chunker waits for room in it, so it bounds the chunks in flight.
- *  16 MiB backs up large files as fast as 24 did, for ~4 MB less (docs/TUNING.md). */
-export const CHUNK_ARENA_BYTES = 16 * MiB
+ *  12 MiB keeps a large file's backup through the CLI under 100 MB (16: 104 MB; TUNING.md). */
+export const CHUNK_ARENA_BYTES = 12 * MiB
 
 /** stats --mode raw-data: distinct chunk ids remembered (about 100 bytes each, ~13 MB). A
  *  repository with more referenced chunks (~128 GB at the 1 MiB average) is counted as an upper
