@@ -29,7 +29,7 @@ test('the default budget is lib/limits.ts\'s defaults', () => {
   assert.deepEqual(b.backup, {
     arenaBytes: CHUNK_ARENA_BYTES, prefetchBatches: PREFETCH_BATCHES, prefetchBatchBytes: PREFETCH_BATCH_BYTES,
     dedupConcurrency: DEDUP_CONCURRENCY, uploadConcurrency: UPLOAD_CONCURRENCY, sealWorker: false,
-    zstdHighWindowLog: ZSTD_HIGH_WINDOW_LOG, zstdHighArenaBytes: CHUNK_ARENA_BYTES - ZSTD_HIGH_RESERVE, knownIds: KNOWN_IDS_CACHE,
+    zstdHighWindowLog: ZSTD_HIGH_WINDOW_LOG, zstdHighArenaBytes: Math.max(2 * CHUNK_MAX, CHUNK_ARENA_BYTES - ZSTD_HIGH_RESERVE), knownIds: KNOWN_IDS_CACHE,
   })
   assert.deepEqual(b.restore, { cacheBytes: RESTORE_CHUNK_CACHE_BYTES, downloadConcurrency: DOWNLOAD_CONCURRENCY })
   assert.deepEqual(b.prune, { runIds: GC_RUN_IDS, fanIn: GC_MERGE_FANIN })
