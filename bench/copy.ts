@@ -36,6 +36,8 @@ const env = {
   AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
   AWS_REGION: 'us-east-1',
   AWS_EC2_METADATA_DISABLED: 'true',
+  // BENCH_SLUICE_MEMORY=64M runs every command with that --memory.
+  ...(process.env.BENCH_SLUICE_MEMORY ? { SLUICE_MEMORY: process.env.BENCH_SLUICE_MEMORY } : {}),
 }
 let step = 0
 function run(label: string, args: string[]): Measurement & { stdout: string } {

@@ -14,7 +14,8 @@
  *   npm run bench -- tiny         # 2000 files + 2 x 8 MiB: a smoke test of the harness
  *
  * Environment: BENCH_DIR (default /tmp/bench) holds data, repositories, logs and results;
- * BENCH_TOOLS=sluice,restic limits the tools; BENCH_KEEP=1 keeps repositories and restores.
+ * BENCH_TOOLS=sluice,restic limits the tools; BENCH_KEEP=1 keeps repositories and restores;
+ * BENCH_SLUICE_MEMORY=64M runs Sluice with that --memory.
  *
  * For each scenario and each tool found: a fresh repository, init (not timed), backup, restore
  * into an empty directory (checked against the source), then a second backup of the unchanged

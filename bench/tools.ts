@@ -71,6 +71,8 @@ export function newRun(tool: ToolName, dir: string): ToolRun {
     env.SLUICE_REPOSITORY = repo
     env.SLUICE_PASSWORD = PASSWORD
     env.XDG_CACHE_HOME = join(home, 'cache')
+    // BENCH_SLUICE_MEMORY=64M runs Sluice under that memory budget (--memory).
+    if (process.env.BENCH_SLUICE_MEMORY) env.SLUICE_MEMORY = process.env.BENCH_SLUICE_MEMORY
   } else if (tool === 'restic') {
     env.RESTIC_REPOSITORY = repo
     env.RESTIC_PASSWORD = PASSWORD

@@ -7,7 +7,7 @@ import {
 } from '../index.js'
 import { PROGRESS_JSON_INTERVAL_MS, PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 import { estimate, progressLine, startScanner, type Position } from './progress.js'
-import { formatBytes, documented, globalOptions, openRepo, out, peakRss, startProgress, warn, type GlobalArgs } from './common.js'
+import { formatBytes, documented, globalOptions, memoryOf, memoryOptions, openRepo, out, peakRss, startProgress, warn, type GlobalArgs } from './common.js'
 
 interface BackupArgs extends GlobalArgs {
   paths?: string[]
@@ -93,7 +93,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
   command: 'backup [paths..]',
   describe: 'back up files and directories into a new snapshot',
   builder: y =>
-    documented(globalOptions(y), [["sluice backup ~/work /etc", "back up two trees (unchanged files of the last snapshot of the same paths are not read again)"], ["sluice backup --exclude '*.tmp' --exclude-caches --tag daily,laptop ~", "leave out temporary files and cache directories, tag the snapshot daily and laptop"], ["pg_dump db | sluice backup --stdin --stdin-filename db.sql", "back up standard input as one file"]])
+    documented(memoryOptions(globalOptions(y)), [["sluice backup ~/work /etc", "back up two trees (unchanged files of the last snapshot of the same paths are not read again)"], ["sluice backup --exclude '*.tmp' --exclude-caches --tag daily,laptop ~", "leave out temporary files and cache directories, tag the snapshot daily and laptop"], ["pg_dump db | sluice backup --stdin --stdin-filename db.sql", "back up standard input as one file"]])
       .positional('paths', { type: 'string', array: true, describe: 'files and directories to back up' })
       .option('tag', { type: 'string', array: true, describe: 'tag the snapshot: --tag a,b gives two tags (repeatable)' })
       .option('host', { type: 'string', describe: 'host name to record', defaultDescription: 'this host' })
@@ -195,7 +195,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
     let result: BackupResult
     try {
       result = await backup({
-        repo,
+        repo, ...memoryOf(args),
         ...(source ?? { paths }),
         stats,
         // Once a pipe source has failed (broken tar, failed command), the backup fails with that

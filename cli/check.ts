@@ -2,13 +2,13 @@ import type { CommandModule } from 'yargs'
 import { check, parseDataSubset, SluiceError } from '../index.js'
 import { PROGRESS_JSON_INTERVAL_MS, PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 import { clock, PhaseClock } from './progress.js'
-import { formatBytes, documented, globalOptions, openRepo, out, startProgress, warnLine, type GlobalArgs } from './common.js'
+import { formatBytes, documented, globalOptions, memoryOf, memoryOptions, openRepo, out, startProgress, warnLine, type GlobalArgs } from './common.js'
 
 export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: boolean; 'read-data-subset'?: string }> = {
   command: 'check',
   describe: 'verify that every snapshot can be restored',
   builder: y =>
-    documented(globalOptions(y), [["sluice check", "check that every snapshot's metadata is readable and every chunk it names exists"], ["sluice check --read-data --json", "also decrypt and verify every chunk; one JSON line per problem"]], [["0", "no problems"], ["1", "problems found (listed above, then sluice: ERR_CHECK), or check could not run"]])
+    documented(memoryOptions(globalOptions(y)), [["sluice check", "check that every snapshot's metadata is readable and every chunk it names exists"], ["sluice check --read-data --json", "also decrypt and verify every chunk; one JSON line per problem"]], [["0", "no problems"], ["1", "problems found (listed above, then sluice: ERR_CHECK), or check could not run"]])
       .option('read-data', { type: 'boolean', describe: 'also decrypt and verify every stored chunk' })
       .option('read-data-subset', { type: 'string', describe: "read a subset of the chunks: 'n/t' for group n of t (1/t … t/t cover all once), 'x%' for a random x%, or a size (500M, 2G) for random chunks until that much is read" }),
   handler: async args => {
@@ -34,7 +34,7 @@ export const checkCommand: CommandModule<object, GlobalArgs & { 'read-data'?: bo
     statusTimer?.unref()
     let result
     try {
-      result = await check({
+      result = await check({ ...memoryOf(args),
         repo, readData: !!args['read-data'], ...(readDataSubset ? { readDataSubset } : {}),
         onProgress: phases.update,
         // --json: restic's error lines on stdout, with what each problem is about.

@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import type { Argv } from 'yargs'
-import { SluiceError, displayPath, openRepository, openStorage, parseRateLimit, type LocationOptions, type Repository, type Storage } from '../index.js'
+import { SluiceError, displayPath, openRepository, openStorage, parseMemory, parseRateLimit, type LocationOptions, type Repository, type Storage } from '../index.js'
 import { PASSWORD_MAX } from '../lib/limits.js'
 
 export interface GlobalArgs {
@@ -15,6 +15,7 @@ export interface GlobalArgs {
   verbose?: boolean
   'limit-upload'?: number
   'limit-download'?: number
+  memory?: string
 }
 
 export function globalOptions<T>(y: Argv<T>) {
@@ -30,6 +31,17 @@ export function globalOptions<T>(y: Argv<T>) {
     .option('limit-download', { type: 'number', describe: 'limits downloads to a maximum rate in KiB/s' })
 }
 
+/** `--memory` for the commands whose pipeline holds sizable buffers (lib/budget.ts). */
+export function memoryOptions<T>(y: Argv<T>) {
+  return y.option('memory', { type: 'string', describe: 'the peak memory to size buffers for, e.g. 64M (default 95M, or $SLUICE_MEMORY); less is slower' })
+}
+
+/** The budget's bytes from --memory, else $SLUICE_MEMORY, else undefined (the default). */
+export function memoryOf(args: { memory?: string }): { memory?: number } {
+  const text = args.memory ?? process.env.SLUICE_MEMORY
+  return text === undefined || text === '' ? {} : { memory: parseMemory(text) }
+}
+
 /** The environment variables the commands read, for every command's help. */
 const ENVIRONMENT: [string, string][] = [
   ['SLUICE_REPOSITORY', 'the repository, when --repo is not given'],
@@ -37,6 +49,7 @@ const ENVIRONMENT: [string, string][] = [
   ['SLUICE_PASSWORD_FILE', 'a file holding the password, when --password-file is not given'],
   ['SLUICE_PASSWORD', 'the password, when neither of the above is set (else a prompt on a terminal)'],
   ['SLUICE_FROM_REPOSITORY, SLUICE_FROM_PASSWORD', 'copy and init --from-repo: the source repository and its password'],
+  ['SLUICE_MEMORY', 'the memory budget, when --memory is not given (backup, restore, cat, check, prune, copy)'],
   ['SLUICE_DEBUG', 'when set, an internal error prints its stack after its one line'],
   ['AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE, AWS_REGION', 'credentials and region of s3: repositories (docs/S3.md)'],
 ]

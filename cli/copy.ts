@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { SluiceError, copy, openRepository, openStorage, type CopyEvent } from '../index.js'
 import { filterOf, filterOptions, type FilterArgs } from './forget.js'
-import { formatBytes, documented, globalOptions, openRepo, out, readPassword, repoWarning, storageOptions, type GlobalArgs } from './common.js'
+import { formatBytes, documented, globalOptions, memoryOf, memoryOptions, openRepo, out, readPassword, repoWarning, storageOptions, type GlobalArgs } from './common.js'
 
 interface CopyArgs extends GlobalArgs, FilterArgs {
   snapshots?: string[]
@@ -37,7 +37,7 @@ export const copyCommand: CommandModule<object, CopyArgs> = {
   command: 'copy [snapshots..]',
   describe: 'copy snapshots from one repository to another',
   builder: y =>
-    filterOptions(fromOptions(documented(globalOptions(y), [
+    filterOptions(fromOptions(documented(memoryOptions(globalOptions(y)), [
       ['sluice copy --from-repo /srv/backup -r s3:my-bucket/host1', 'copy every snapshot not yet there (SLUICE_FROM_PASSWORD or a prompt for the source)'],
       ['sluice copy --from-repo /srv/backup --from-password-file ~/.pw --host laptop latest', "copy one host's newest snapshot"],
       ['sluice init -r /mnt/usb --copy-chunker-params --from-repo /srv/backup', 'first make a repository whose chunks deduplicate with the source'],
@@ -61,7 +61,7 @@ export const copyCommand: CommandModule<object, CopyArgs> = {
             else out(`snapshot ${e.id.slice(0, 8)} of [${e.snap.paths.join(' ')}] at ${time(e.snap.time)}\nsnapshot ${e.copiedTo.slice(0, 8)} saved`)
           }
         }
-        const r = await copy({ from, to, snapshots: (args.snapshots ?? []).map(String), filter: filterOf(args), onSnapshot })
+        const r = await copy({ from, to, ...memoryOf(args), snapshots: (args.snapshots ?? []).map(String), filter: filterOf(args), onSnapshot })
         if (args.json) out(JSON.stringify({ message_type: 'summary', snapshots_copied: r.copied, snapshots_skipped: r.skipped, chunks_copied: r.chunksCopied, bytes_copied: r.bytesCopied, chunks_present: r.chunksPresent }))
         else if (!quiet) out(`copied ${r.copied} snapshots (${r.skipped} already there): ${r.chunksCopied} new chunks, ${formatBytes(r.bytesCopied)} stored; ${r.chunksPresent} chunks already there`)
       } finally {

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs'
 import { prune, SluiceError, type PruneResult } from '../index.js'
 import { PROGRESS_JSON_INTERVAL_MS, PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 import { PhaseClock } from './progress.js'
-import { formatBytes, documented, globalOptions, openRepo, out, peakRss, startProgress, type GlobalArgs } from './common.js'
+import { formatBytes, documented, globalOptions, memoryOf, memoryOptions, openRepo, out, peakRss, startProgress, type GlobalArgs } from './common.js'
 
 interface PruneArgs extends GlobalArgs {
   'dry-run'?: boolean
@@ -58,7 +58,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
   command: 'prune',
   describe: 'delete chunks no snapshot references (two runs: collect, then sweep), beside running backups',
   builder: y =>
-    documented(globalOptions(y), [
+    documented(memoryOptions(globalOptions(y)), [
       ['sluice prune', 'collect unreferenced chunks (moved aside); the next run, an hour or more later, deletes them'],
       ['sluice forget --keep-daily 7 --prune', 'forget by policy, then prune'],
       ['sluice prune --min-age 0 --lease-lifetime 0 --sweep-gap 0', 'no backup can be running: collect, and on a second run sweep, at once'],
@@ -89,7 +89,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
     statusTimer?.unref()
     let result: PruneResult
     try {
-      result = await prune({ repo, dryRun: !!args['dry-run'], ...opts, onProgress: phases.update })
+      result = await prune({ repo, ...memoryOf(args), dryRun: !!args['dry-run'], ...opts, onProgress: phases.update })
       clearInterval(statusTimer)
       // The last state once more: a log's closing line, and on a terminal the finished line.
       stop(true)

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs'
 import { countSelected, createTarWriter, displayPath, paceMemory, parseOverwriteMode, parseSnapshotRef, restore, SluiceError, OVERWRITE_MODES, type EntryMeta } from '../index.js'
 import { latestFilter, latestOptions, type FilterArgs } from './forget.js'
 import { progressLine } from './progress.js'
-import { documented, globalOptions, openRepo, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
+import { documented, globalOptions, memoryOf, memoryOptions, openRepo, out, peakRss, formatBytes, startProgress, warn, type GlobalArgs } from './common.js'
 import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 
 interface RestoreArgs extends GlobalArgs, FilterArgs {
@@ -23,7 +23,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
   command: 'restore <snapshot>',
   describe: 'restore a snapshot (SNAP or SNAP:PATH) into a directory',
   builder: y =>
-    latestOptions(documented(globalOptions(y), [["sluice restore latest --target /tmp/restore", "restore the newest snapshot into a directory"], ["sluice restore latest:/home/me --include '*.pdf' -t out", "only the PDFs under one path (only the directories on their way are created)"], ["sluice restore latest -t /srv --overwrite if-changed --delete", "resume a restore cut short, and make /srv the snapshot (rsync --delete)"]]))
+    latestOptions(documented(memoryOptions(globalOptions(y)), [["sluice restore latest --target /tmp/restore", "restore the newest snapshot into a directory"], ["sluice restore latest:/home/me --include '*.pdf' -t out", "only the PDFs under one path (only the directories on their way are created)"], ["sluice restore latest -t /srv --overwrite if-changed --delete", "resume a restore cut short, and make /srv the snapshot (rsync --delete)"]]))
       .positional('snapshot', { type: 'string', demandOption: true, describe: 'latest or an id prefix, optionally :PATH' })
       .option('target', { alias: 't', type: 'string', describe: 'directory to restore into' })
       .option('include', { type: 'string', array: true, describe: 'restore only paths matching this glob' })
@@ -89,7 +89,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     let result
     let finished = false
     try {
-      result = await restore({
+      result = await restore({ ...memoryOf(args),
         repo,
         snapshot: found.id,
         path: ref.path,

@@ -14,9 +14,15 @@
  * Regions go into the lowest hole that holds them (first fit) and are released in whatever
  * order their chunks end (a chunk found already stored ends in dedup, before those ahead of it
  * are uploaded); a released region is free at once. When the arena has no room — more chunks in
- * flight than it holds — a region is a buffer of its own instead (a "spill"): the backup never
- * waits on the arena, so no stage can deadlock on it, and the arena's size is a matter of speed,
- * not of correctness.
+ * flight than it holds — a region is a buffer of its own instead (a "spill"): `reserve` never
+ * waits, so no stage can deadlock on it, and the arena's size is a matter of speed, not of
+ * correctness. The chunker asks `room` first, between the pieces it reads, and waits there while
+ * chunks downstream of it fill the arena: so the arena, sized by the memory budget
+ * (lib/budget.ts), bounds the content chunks in flight, and a spill is the exception (a piece
+ * that completes several chunks at once). Waiting there cannot deadlock: every other region is
+ * a chunk already handed downstream, released once stored or found stored, and with none but
+ * the caller's own open region and held ones (the metadata packer's open chunk, which waits for
+ * records from the chunker) `room` does not wait.
  *
  * Memory: at most `size` bytes, and in practice only the most ever in flight at once (first fit
  * keeps to the low end; pages above are never touched), plus spilled
@@ -42,12 +48,17 @@ export interface ChunkSlot {
 interface Span {
   start: number
   end: number
+  /** Held by a stage downstream of the chunker until more records come (the metadata packer's
+   *  open chunk): its release waits on the chunker, so `room` never waits for it. */
+  held?: boolean
 }
 
 export class ChunkArena {
   private readonly sab: SharedArrayBuffer
   /** Regions in flight, by position in the arena. */
   private readonly live: Span[] = []
+  /** Calls waiting in `room` for a release. */
+  private waiters: (() => void)[] = []
   /** Regions and bytes that did not fit (for the benchmark and tests). */
   spills = 0
   spilledBytes = 0
@@ -58,8 +69,9 @@ export class ChunkArena {
     this.sab = new SharedArrayBuffer(size)
   }
 
-  /** A region of `n` bytes: from the arena when it has room, else spilled. */
-  reserve(n: number): ChunkSlot {
+  /** A region of `n` bytes: from the arena when it has room, else spilled. `held`: see Span
+   *  (cleared by `handOff` when the region's chunk goes downstream). */
+  reserve(n: number, held = false): ChunkSlot {
     const start = this.place(n)
     if (start < 0) {
       this.spills++
@@ -69,7 +81,7 @@ export class ChunkArena {
       const region = Buffer.allocUnsafeSlow(n)
       return { region, buffer: region.buffer as ArrayBuffer, offset: 0, spilled: true, release() {} }
     }
-    const span: Span = { start, end: start + n }
+    const span: Span = held ? { start, end: start + n, held } : { start, end: start + n }
     if (span.end > this.touched) this.touched = span.end
     this.live.splice(this.indexAfter(start), 0, span)
     const arena = this
@@ -83,8 +95,17 @@ export class ChunkArena {
         if (released) return
         released = true
         arena.live.splice(arena.live.indexOf(span), 1)
+        arena.wake()
       },
     }
+  }
+
+  /** A held region's chunk is handed downstream: from now on it is released like any other, so
+   *  `room` may wait for it. Wakes waiters (a region they ignored no longer is, nothing more). */
+  handOff(slot: ChunkSlot): void {
+    if (slot.spilled) return
+    const span = this.live.find(s => s.start === slot.offset)
+    if (span) delete span.held
   }
 
   /** Shrinks a region to its first `n` bytes (a chunk is reserved at its largest possible size
@@ -127,6 +148,32 @@ export class ChunkArena {
     if (keep > 0) copyBytes(moved.region, 0, slot.region.subarray(0, keep))
     slot.release()
     return moved
+  }
+
+  /**
+   * Resolves once a region of `n` bytes would fit, or at once when it does already, or when no
+   * regions are in flight but the caller's own `own` (its open region, if any) and held ones:
+   * those cannot be released while it waits. Wakes on each release and checks again.
+   */
+  room(n: number, own: ChunkSlot | null = null): Promise<void> | undefined {
+    // Ready when it fits, or when nothing in flight will be released without the caller going
+    // on: no region but its own open one and held ones (the metadata packer's open chunk).
+    const ready = () => this.place(n) >= 0 || this.live.every(s => s.held === true || (own !== null && !own.spilled && s.start === own.offset))
+    if (ready()) return undefined
+    return new Promise(resolve => {
+      const check = () => {
+        if (ready()) resolve()
+        else this.waiters.push(check)
+      }
+      this.waiters.push(check)
+    })
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return
+    const waiting = this.waiters
+    this.waiters = []
+    for (const w of waiting) w()
   }
 
   /** Bytes of the arena in regions in flight. */

@@ -108,7 +108,9 @@ class GeneratorStage extends Duplex {
 
 /**
  * Maps items with at most `concurrency` calls of `fn` in flight, yielding results in input
- * order. Holds at most `concurrency` pending results.
+ * order. Holds at most `concurrency` pending results, and yields each as soon as it and those
+ * before it are done, without waiting for more input: a result never waits on the stage
+ * upstream (the chunker waits for chunks downstream to leave the arena, lib/chunk-arena.ts).
  */
 export async function* orderedMap<I, O>(
   source: AsyncIterable<I>,
@@ -116,16 +118,39 @@ export async function* orderedMap<I, O>(
   fn: (item: I) => O | Promise<O>,
 ): AsyncIterable<Awaited<O>> {
   const queue: Promise<Awaited<O>>[] = []
+  const input = source[Symbol.asyncIterator]()
+  // The input asked for and not yet taken (kept across yields: one next() at a time).
+  let next: Promise<IteratorResult<I>> | null = null
+  let ended = false
+  const HEAD = Symbol('head')
   try {
-    for await (const item of source) {
-      const p = Promise.resolve().then(() => fn(item)) as Promise<Awaited<O>>
-      p.catch(() => {}) // handled when it reaches the head; avoid an unhandled rejection meanwhile
-      queue.push(p)
-      if (queue.length >= concurrency) yield await queue.shift()!
+    for (;;) {
+      if (!ended && queue.length < concurrency) {
+        next ??= input.next()
+        // Take the next input, or yield the head if it is done first.
+        const r = queue.length === 0 ? await next : await Promise.race([next, queue[0]!.then(() => HEAD, () => HEAD)])
+        if (r === HEAD) {
+          yield await queue.shift()!
+          continue
+        }
+        next = null
+        const res = r as IteratorResult<I>
+        if (res.done) {
+          ended = true
+          continue
+        }
+        const p = Promise.resolve().then(() => fn(res.value)) as Promise<Awaited<O>>
+        p.catch(() => {}) // handled when it reaches the head; avoid an unhandled rejection meanwhile
+        queue.push(p)
+        continue
+      }
+      if (queue.length === 0) break
+      yield await queue.shift()!
     }
-    while (queue.length > 0) yield await queue.shift()!
   } finally {
     queue.length = 0
+    // Not awaited: a next() may still be pending, and the source's return waits for it.
+    if (!ended) input.return?.()?.catch(() => {})
   }
 }
 

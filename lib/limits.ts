@@ -7,6 +7,15 @@
 export const KiB = 1024
 export const MiB = 1024 * KiB
 
+/** The memory budget (lib/budget.ts, docs/DESIGN.md "Memory budget"): `--memory`'s default, the
+ *  peak RSS every workload is sized for (just under 100 MB); the least it takes; the runtime's
+ *  share set aside before the split (Node and the loaded modules before any data moves); the
+ *  seal worker's (its V8 isolate, heap and zstd context). docs/TUNING.md "The memory budget". */
+export const MEMORY_DEFAULT = 95 * MiB
+export const MEMORY_MIN = 32 * MiB
+export const RUNTIME_RESERVE = 64 * MiB
+export const SEAL_WORKER_RESERVE = 20 * MiB
+
 /** Content chunker: min/avg/max. 4 MiB max bounds every buffer in the pipeline; 1 MiB average
  *  keeps the object count of a 1 TB repository near a million (restic: 512K/1M/8M). */
 export const CHUNK_MIN = 256 * KiB
@@ -56,10 +65,11 @@ export const KNOWN_IDS_CACHE = 64 * 1024
 /** Restore: decrypted chunks kept for packed small files that share a chunk. */
 export const RESTORE_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
 
-/** Argon2id: 32 MiB with 4 passes (RFC 9106 trades memory for passes; 64 MiB would be over half
- *  of the peak budget by itself). Recorded in each key file. */
-export const KDF_MEMLIMIT = 32 * MiB
-export const KDF_OPSLIMIT = 4
+/** Argon2id for new keys: 16 MiB with 8 passes, the same memory x passes (and time) as the
+ *  32 MiB x 4 before it, for 16 MiB less at every open (the KDF's memory counts in the peak).
+ *  Recorded in each key file, so older keys open with their own. docs/TUNING.md "Argon2id". */
+export const KDF_MEMLIMIT = 16 * MiB
+export const KDF_OPSLIMIT = 8
 /** Bounds on the Argon2id parameters a key file may ask for, checked before running them: a
  *  planted key file must not cost a GiB or minutes. 64 MiB is twice the default (room for a
  *  stronger key, half the peak budget); 16 passes at that size take a second or two.
@@ -100,6 +110,10 @@ export const ZSTD_MAX_LEVEL = 19
  *  119-125 MB, the pipeline's bound once the arena fills; level 3 peaks at 101-103 MB) for
  *  2.7 % more stored bytes than 2^20. docs/TUNING.md "Compression". */
 export const ZSTD_HIGH_WINDOW_LOG = 17
+/** What levels above ZSTD_LEVEL take from the arena's share of the memory budget (lib/budget.ts):
+ *  level 19's tables and a pipeline full behind the slow compressor. 8 MiB brought a 20k-file
+ *  `--compression max` backup from 107 MB to under 100 MB, at the same speed. */
+export const ZSTD_HIGH_RESERVE = 8 * MiB
 
 /** Chunks of at least PROBE_MIN_CHUNK bytes are probed before zstd (lib/repo/objects.ts): three
  *  samples of PROBE_SAMPLE bytes at level 1 tell incompressible chunks from the rest, cheaply. */
@@ -181,9 +195,10 @@ export const OVERWRITE_CHECK_EXTENTS = 16384
  *  for groups); a tree has few owners, and a miss costs one read of /etc/passwd or /etc/group. */
 export const OWNER_NAME_CACHE = 1024
 
-/** The arena content chunks are assembled, sealed and stored in (lib/chunk-arena.ts): the open
- *  chunk plus the ~15 between chunker and upload. Too small only costs speed (chunks spill). */
-export const CHUNK_ARENA_BYTES = 24 * MiB
+/** The arena content chunks are assembled, sealed and stored in (lib/chunk-arena.ts), at the
+ *  default memory budget: the chunker waits for room in it, so it bounds the chunks in flight.
+ *  12 MiB keeps a large file's backup through the CLI under 100 MB (16: 104 MB; TUNING.md). */
+export const CHUNK_ARENA_BYTES = 12 * MiB
 
 /** stats --mode raw-data: distinct chunk ids remembered (about 100 bytes each, ~13 MB). A
  *  repository with more referenced chunks (~128 GB at the 1 MiB average) is counted as an upper

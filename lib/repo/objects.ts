@@ -52,6 +52,7 @@ export function idFromChunkKey(key: string): Buffer | null {
 // allocations are page faults and GC work.
 let cctx: InstanceType<typeof zstd.CCtx> | undefined
 let cctxLevel = -1
+let cctxWindowLog = -1
 let scratch: Buffer | undefined
 let decompressor: Decompressor | undefined
 
@@ -111,15 +112,17 @@ function incompressible(plain: Uint8Array): boolean {
 
 /** zstd into the reused buffer: a view valid until the next call, or null when zstd does not
  *  make the payload smaller (or the probe says it would not, or `level` is COMPRESSION_OFF). */
-function compressInto(plain: Uint8Array, level: number): Buffer | null {
+function compressInto(plain: Uint8Array, level: number, windowLog: number): Buffer | null {
   if (level === COMPRESSION_OFF || incompressible(plain)) return null
-  if (!cctx || cctxLevel !== level) {
+  if (!cctx || cctxLevel !== level || cctxWindowLog !== windowLog) {
     cctx = new zstd.CCtx()
     cctx.setParameter(zstd.CParameter.compressionLevel, level)
     // Above the default level zstd's match tables grow with its window; a capped window shrinks
-    // them with it (zstd clamps hashLog and chainLog to the window). See ZSTD_HIGH_WINDOW_LOG.
-    if (level > ZSTD_LEVEL) cctx.setParameter(zstd.CParameter.windowLog, ZSTD_HIGH_WINDOW_LOG)
+    // them with it (zstd clamps hashLog and chainLog to the window). See ZSTD_HIGH_WINDOW_LOG;
+    // the memory budget (lib/budget.ts) may give a smaller window.
+    if (level > ZSTD_LEVEL) cctx.setParameter(zstd.CParameter.windowLog, windowLog)
     cctxLevel = level
+    cctxWindowLog = windowLog
   }
   const bound = zstd.compressBound(plain.length)
   if (!scratch || scratch.length < bound) scratch = Buffer.allocUnsafeSlow(bound)
@@ -128,14 +131,15 @@ function compressInto(plain: Uint8Array, level: number): Buffer | null {
 }
 
 /** zstd if it makes the payload smaller, else stored as is. */
-export function compressPayload(plain: Uint8Array, level: number): { data: Uint8Array; compression: number } {
-  const c = compressInto(plain, level)
+export function compressPayload(plain: Uint8Array, level: number, windowLog = ZSTD_HIGH_WINDOW_LOG): { data: Uint8Array; compression: number } {
+  const c = compressInto(plain, level, windowLog)
   return c ? { data: Buffer.from(c), compression: COMPRESSION_ZSTD } : { data: plain, compression: COMPRESSION_NONE }
 }
 
-/** compressPayload + sealChunk in one step, without a copy of the compressed bytes. */
-export function compressAndSeal(encKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number): { obj: Buffer; compression: number } {
-  const c = compressInto(plain, level)
+/** compressPayload + sealChunk in one step, without a copy of the compressed bytes. `windowLog`
+ *  is the zstd window of levels above ZSTD_LEVEL. */
+export function compressAndSeal(encKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number, windowLog = ZSTD_HIGH_WINDOW_LOG): { obj: Buffer; compression: number } {
+  const c = compressInto(plain, level, windowLog)
   const compression = c ? COMPRESSION_ZSTD : COMPRESSION_NONE
   return { obj: sealChunk(encKey, id, compression, c ?? plain), compression }
 }
@@ -153,10 +157,10 @@ export const CHUNK_OBJECT_OVERHEAD = CHUNK_PLAIN_OFFSET + TAG_BYTES
  * there into the region (in place when zstd does not help), so a chunk costs no allocation
  * of its size. Same bytes as compressAndSeal, but for the random nonce.
  */
-export function compressAndSealInPlace(encKey: Uint8Array, id: Uint8Array, region: Uint8Array, plainLen: number, level: number): { length: number; compression: number } {
+export function compressAndSealInPlace(encKey: Uint8Array, id: Uint8Array, region: Uint8Array, plainLen: number, level: number, windowLog = ZSTD_HIGH_WINDOW_LOG): { length: number; compression: number } {
   if (region.length < plainLen + CHUNK_OBJECT_OVERHEAD) throw new RangeError('chunk region too small')
   const plain = region.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + plainLen)
-  const c = compressInto(plain, level)
+  const c = compressInto(plain, level, windowLog)
   const compression = c ? COMPRESSION_ZSTD : COMPRESSION_NONE
   const payload = c ?? plain
   region[0] = OBJECT_VERSION

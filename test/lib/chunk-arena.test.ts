@@ -1,7 +1,8 @@
 /**
  * The chunk arena (lib/chunk-arena.ts) and sealing in place: regions in flight never overlap and
  * keep their bytes whatever order they are released in; an arena without room spills instead of
- * waiting; an object sealed in shared memory opens to the same plaintext; and backups whose
+ * waiting, and `room` waits for a release (so a small arena holds a large file's chunks without
+ * spilling); an object sealed in shared memory opens to the same plaintext; and backups whose
  * chunks spill (an arena far too small) restore exactly, sealed inline and on the worker.
  */
 import { test } from 'node:test'
@@ -90,6 +91,60 @@ test('an arena without room spills at once instead of waiting, and takes regions
   assert.equal(arena.reserve(101).spilled, true, 'larger than the arena')
 })
 
+test('room: ready at once with space or only the caller\'s own region, else waits for a release', async () => {
+  const arena = new ChunkArena(100)
+  assert.equal(arena.room(60), undefined, 'an empty arena has room')
+  const own = arena.reserve(60)
+  assert.equal(arena.room(60, own), undefined, 'only the caller\'s own region in flight: no wait (it cannot be released meanwhile)')
+  const other = arena.reserve(30)
+  let woke = false
+  const wait = arena.room(60, own)
+  assert.ok(wait, 'another region fills the arena: wait')
+  void wait.then(() => (woke = true))
+  own.release() // frees 60 at the low end: room for 60 again
+  await wait
+  assert.ok(woke)
+  const a = arena.reserve(50)
+  const w2 = arena.room(40)
+  assert.ok(w2, 'no hole of 40 while 50 + 30 are in flight')
+  other.release()
+  await w2
+  a.release()
+  assert.equal(arena.used, 0)
+})
+
+test('room does not wait for a held region (the metadata packer\'s open chunk) until it is handed off', async () => {
+  const arena = new ChunkArena(100)
+  const own = arena.reserve(50)
+  const meta = arena.reserve(30, true)
+  // 20 free: a region of 40 cannot fit, but only the caller's own and a held region are in
+  // flight, and the held one waits for the caller's records: waiting would never end.
+  assert.equal(arena.room(40, own), undefined, 'no wait on a held region')
+  arena.handOff(meta)
+  const wait = arena.room(40, own)
+  assert.ok(wait, 'handed downstream, the region is released like any other: wait for it')
+  meta.release()
+  await wait
+  own.release()
+  assert.equal(arena.used, 0)
+})
+
+test('a large file backed up through a small arena (the chunker waits for room) restores exactly', async () => {
+  const repo = await freshRepo('wait')
+  const src = `${BASE}/wait/src`
+  fs.mkdirSync(src, { recursive: true })
+  const data = seededBytes('wait', 12 * MiB)
+  fs.writeFileSync(`${src}/big.bin`, data)
+  const arena = new ChunkArena(6 * MiB)
+  const { snapshotId } = await backup({ repo, paths: [src], arena })
+  // The chunker waited for room between read blocks (a wait that never ended would hang here:
+  // every region ahead of it is released downstream without more input).
+  assert.equal(arena.used, 0, 'every region was released')
+  const target = `${BASE}/wait/out`
+  await restore({ repo, snapshot: snapshotId, target })
+  assert.deepEqual(fs.readFileSync(`${target}${src}/big.bin`), data)
+})
+
 test('a region grows in place when the bytes after it are free, else moves with its bytes', () => {
   const arena = new ChunkArena(100)
   const a = arena.reserve(10)
@@ -160,8 +215,9 @@ test('a tree backed up through an arena far too small (chunks spill) restores ex
   fs.writeFileSync(`${src}/b.bin`, big[1]!)
   fs.writeFileSync(`${src}/copy-of-a.bin`, big[0]!) // deduplicated: released in dedup
   for (let i = 0; i < 300; i++) fs.writeFileSync(`${src}/small/${i}`, seededBytes(`s${i}`, (i * 977) % 9000))
-  // Room for one open chunk region only: every chunk cut while another is in flight spills.
-  const arena = new ChunkArena(5 * MiB)
+  // Smaller than one open chunk's region (twice the average chunk): every content chunk spills,
+  // whatever the timing (the chunker never waits: nothing is ever in the arena).
+  const arena = new ChunkArena(2 * MiB)
   const res = await backup({ repo, paths: [src], arena })
   assert.ok(arena.spills > 0, 'the spill path ran')
   assert.equal(arena.used, 0, 'every region was released')
@@ -183,7 +239,7 @@ test('a stream sealed on the worker through an arena far too small restores exac
   const pieces = function* () {
     for (let p = 0; p < data.length; p += 65536) yield data.subarray(p, p + 65536)
   }
-  const arena = new ChunkArena(5 * MiB)
+  const arena = new ChunkArena(2 * MiB) // smaller than one open chunk's region: every chunk spills
   const res = await backup({ repo, source: createStdinSource(Readable.from(pieces()), { name: Buffer.from('dump.sql') }), arena })
   assert.ok(arena.spills > 0, 'the spill path ran')
   assert.equal(arena.used, 0)

@@ -323,3 +323,18 @@ test('init refuses an empty password and KDF parameters outside the bounds', asy
   await assert.rejects(initRepository(storage, PW, { kdf: { opslimit: 1, memlimit: 2 ** 40 } }), (e: unknown) => e instanceof SluiceError && e.code === 'ERR_ARGS')
   assert.equal(fs.existsSync(`${BASE}/init-refusals`), false, 'a refused init writes nothing')
 })
+
+test('a key made with the earlier default (32 MiB x 4) still opens, and new keys record their own', async () => {
+  const storage = createLocalStorage(`${BASE}/old-kdf`)
+  await (await initRepository(storage, PW, { kdf: { opslimit: 4, memlimit: 32 * 1024 * 1024 } })).close()
+  const repo = await openRepository(storage, PW)
+  await repo.addKey(PW2)
+  await repo.close()
+  const kdfs = []
+  for (const k of await keysOf(storage)) {
+    const file = JSON.parse((await storage.get(k)).toString('utf8')) as { kdf: { opslimit: number; memlimit: number } }
+    kdfs.push(`${file.kdf.memlimit / 1024 / 1024}x${file.kdf.opslimit}`)
+  }
+  assert.deepEqual(kdfs.sort(), ['16x8', '32x4'])
+  await (await openRepository(storage, PW2)).close()
+})

@@ -10,7 +10,9 @@ import type { Readable } from 'node:stream'
 import type { TreeItem } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { hex } from '../../lib/bytes.js'
-import { CHUNK_ARENA_BYTES } from '../../lib/limits.js'
+import { budgetOf, type BackupBudget } from '../../lib/budget.js'
+import { ZSTD_LEVEL } from '../../lib/limits.js'
+import { Lru } from '../../lib/flow.js'
 import { ChunkArena } from '../../lib/chunk-arena.js'
 import { paceMemory } from '../../lib/memory.js'
 import { checkCompressionLevel } from '../../lib/repo/objects.js'
@@ -55,9 +57,13 @@ export interface BackupOptions {
   onWarning?: (err: SluiceError) => void
   /** Counters to update while running (for progress); a fresh set if not given. */
   stats?: BackupStats
-  /** The arena content chunks are assembled, sealed and stored in; default a fresh one of
-   *  CHUNK_ARENA_BYTES. A smaller one costs speed (chunks that find no room take buffers of their
-   *  own), never correctness. */
+  /** The peak RSS, in bytes, the pipeline is sized for (lib/budget.ts; default MEMORY_DEFAULT,
+   *  just under 100 MB): the arena, prefetch, lookups and uploads in flight, whether the seal
+   *  worker may start, the zstd window of high levels. Less is slower, never wrong. */
+  memory?: number
+  /** The arena content chunks are assembled, sealed and stored in; default a fresh one of the
+   *  memory budget's size (CHUNK_ARENA_BYTES by default). A smaller one costs speed (chunks that
+   *  find no room take buffers of their own), never correctness. */
   arena?: ChunkArena
   /** zstd level for this backup's chunks: 1 (fastest) to ZSTD_MAX_LEVEL, or 0 to store every
    *  chunk as is (still encrypted). Default ZSTD_LEVEL. Readers need not know it. */
@@ -97,6 +103,7 @@ function chunkerKeys(repo: Repository) {
 export async function backup(opts: BackupOptions): Promise<BackupResult> {
   const { repo } = opts
   const level = checkCompressionLevel(opts.compressionLevel)
+  const budget = budgetOf(opts.memory).backup
   paceMemory('backup')
   const stats = opts.stats ?? newStats()
   const onWarning = (err: SluiceError) => {
@@ -132,7 +139,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
   // removed after the root is written or the backup failed.
   const lease = await BackupLease.start(repo, host, opts.lease)
   try {
-    return await leasedBackup(opts, lease, { stats, onWarning, rules, source, paths, keys, host, level })
+    return await leasedBackup(opts, lease, { stats, onWarning, rules, source, paths, keys, host, level, budget })
   } finally {
     await lease.release().catch(() => {})
   }
@@ -142,10 +149,10 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
 async function leasedBackup(
   opts: BackupOptions,
   lease: BackupLease,
-  ctx: { stats: BackupStats; onWarning: (err: SluiceError) => void; rules: ReturnType<typeof compileFilter>; source: Readable; paths: string[]; keys: ReturnType<typeof chunkerKeys>; host: string; level: number },
+  ctx: { stats: BackupStats; onWarning: (err: SluiceError) => void; rules: ReturnType<typeof compileFilter>; source: Readable; paths: string[]; keys: ReturnType<typeof chunkerKeys>; host: string; level: number; budget: BackupBudget },
 ): Promise<BackupResult> {
   const { repo } = opts
-  const { stats, onWarning, rules, source, paths, keys, host, level } = ctx
+  const { stats, onWarning, rules, source, paths, keys, host, level, budget } = ctx
   let parent: SnapshotInfo | undefined
   if (opts.paths && opts.parent !== false) {
     const samePaths = (s: SnapshotRoot) => s.host === host && s.paths.length === paths.length && [...s.paths].sort().every((p, i) => p === [...paths].sort()[i])
@@ -179,22 +186,22 @@ async function leasedBackup(
     await commitGuard.after(repo, lease, id, ref)
     return id
   }
-  const arena = opts.arena ?? new ChunkArena(CHUNK_ARENA_BYTES)
+  const arena = opts.arena ?? new ChunkArena(level > ZSTD_LEVEL ? budget.zstdHighArenaBytes : budget.arenaBytes)
   await pipeline([
     source,
     // Without rules the filter would pass every entry on: leave it out, one hop less per entry.
     ...(rules.empty ? [] : [createFilter(rules)]),
     ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
     createXattrReader({ onWarning }),
-    ...(opts.paths ? [createPrefetch({ onWarning })] : []),
+    ...(opts.paths ? [createPrefetch({ onWarning, batches: budget.prefetchBatches, batchBytes: budget.prefetchBatchBytes })] : []),
     createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena, ...(opts.onFile ? { onFile: opts.onFile } : {}) }),
     createMetadataPacker(keys, repo.config.metaChunker, { arena }),
-    createDedup(repo),
+    createDedup(repo, { concurrency: budget.dedupConcurrency, known: new Lru<string, true>(budget.knownIds) }),
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
     // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides
-    // by what it finds (seal.ts).
-    createSealer(repo.keys.encKey, { mode: opts.paths ? 'auto' : 'worker', stats, level }),
-    createUploader(repo, { stats }),
+    // by what it finds (seal.ts). A budget without room for the worker seals inline.
+    createSealer(repo.keys.encKey, { mode: !budget.sealWorker ? 'inline' : opts.paths ? 'auto' : 'worker', stats, level, windowLog: budget.zstdHighWindowLog }),
+    createUploader(repo, { stats, concurrency: budget.uploadConcurrency }),
     createCommit(writeSnapshot, id => (snapshotId = id)),
   ])
   return { snapshotId, snapshot: snapshot!, stats, ...(parent ? { parent: parent.id } : {}) }

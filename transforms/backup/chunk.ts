@@ -10,7 +10,10 @@
  *
  * The open chunk is assembled in a region: of the arena when one is given (lib/chunk-arena.ts;
  * seal and upload then work in the same memory), reserved at twice the average chunk size and
- * grown when a chunk gets larger; else a buffer of its own of the largest chunk size. Each piece
+ * grown when a chunk gets larger; else a buffer of its own of the largest chunk size. With an
+ * arena, the chunker waits before each piece while the arena has no room for another chunk
+ * (ChunkArena.room), so the arena's size (the memory budget's, lib/budget.ts) bounds the
+ * content chunks in flight behind it. Each piece
  * a source yields is copied there at once and hashed as it goes, so a source may reuse its read
  * buffer for the next piece.
  *
@@ -93,6 +96,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
   // In the arena the open chunk starts with room for twice the average chunk and grows, rarely,
   // to the largest (ChunkArena.grow says why).
   const firstRegionBytes = 2 * opts.params.avg + CHUNK_OBJECT_OVERHEAD
+  const nextRegionBytes = Math.min(regionBytes, firstRegionBytes)
   let region: Buffer | null = null
   let slot: ChunkSlot | null = null
   let hasher: IdHasher | null = null
@@ -267,6 +271,10 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
           stats.bytesRead += piece.length
           stats.bytesTotal += piece.length
         }
+        // Wait for the arena to have room for the next chunk while chunks downstream fill it
+        // (lib/chunk-arena.ts `room`): the arena bounds the content in flight.
+        const wait = arena?.room(nextRegionBytes, slot)
+        if (wait) await wait
         yield* feed(piece)
       }
     } catch (cause) {

@@ -75,7 +75,7 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
   const append = (piece: Uint8Array): void => {
     if (arena) {
       if (slot === null) {
-        slot = arena.reserve(params.max + CHUNK_OBJECT_OVERHEAD)
+        slot = arena.reserve(params.max + CHUNK_OBJECT_OVERHEAD, true)
         hasher = keys.idHasher?.() ?? null
       }
       copyBytes(slot.region, CHUNK_PLAIN_OFFSET + openLen, piece)
@@ -93,7 +93,9 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
       const data = slot.region.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + openLen)
       // Shared memory is not hashed directly: without a piecewise hasher, a copy is.
       const id = hasher ? hasher.digest() : keys.chunkId(Buffer.from(data))
-      chunk = { kind: 'chunk', id, data, size: openLen, meta: true, slot: arena!.shrink(slot, openLen + CHUNK_OBJECT_OVERHEAD) }
+      const cut = arena!.shrink(slot, openLen + CHUNK_OBJECT_OVERHEAD)
+      arena!.handOff(cut)
+      chunk = { kind: 'chunk', id, data, size: openLen, meta: true, slot: cut }
       slot = null
       hasher = null
     } else {

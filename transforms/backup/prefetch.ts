@@ -8,7 +8,7 @@
  * batch and goes on chunking meanwhile. Up to PREFETCH_BATCHES batches are in flight, so reads
  * of a cold disk overlap too. Entries keep their order.
  *
- * A batch ends at PREFETCH_BATCH_FILES files, PREFETCH_BATCH_BYTES bytes, or at the first entry
+ * A batch ends at PREFETCH_BATCH_FILES files, `batchBytes` bytes, or at the first entry
  * that is not a small file to read (a directory, a large or reused file), so such entries are
  * never held back behind a batch that is still filling.
  *
@@ -23,9 +23,10 @@
  * file whose lstat size is 0 but that has content (procfs, sysfs) gets size -1 and its own
  * reader: it is read to its end and the chunker records the size read, as restic does.
  *
- * Memory: at most PREFETCH_BATCHES + 2 arenas of PREFETCH_BATCH_BYTES (being read, being
+ * Memory: at most `batches` + 2 arenas of `batchBytes` (the memory budget's share, lib/budget.ts;
+ * by default PREFETCH_BATCHES and PREFETCH_BATCH_BYTES) (being read, being
  * consumed, free; a batch of one larger file, when `maxFileSize` allows one, gets an arena of
- * its own), and at most PREFETCH_BATCH_FILES × (PREFETCH_BATCHES + 1) entries waiting in order.
+ * its own), and at most PREFETCH_BATCH_FILES × (`batches` + 1) entries waiting in order.
  */
 import type { Duplex } from 'node:stream'
 import type { ExtentsItem, SourceEntry } from '../../lib/entry.js'
@@ -39,8 +40,10 @@ import { changedWhileRead, stampChange } from './sources/read-content.js'
 export interface PrefetchOptions {
   /** Only files up to this size are read ahead; larger ones stream when their turn comes. */
   maxFileSize?: number
-  /** Batches in flight. */
+  /** Batches in flight (default PREFETCH_BATCHES) and bytes per batch (PREFETCH_BATCH_BYTES):
+   *  the memory budget's share (lib/budget.ts). */
   batches?: number
+  batchBytes?: number
   /** Receives ERR_CHANGED for files that changed while they were read. */
   onWarning?: (err: SluiceError) => void
   /** The batched read (default: the addon's readFiles); tests inject delays and changes here. */
@@ -80,14 +83,15 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
   let filling: Batch | null = null
   let running = 0
   const maxQueued = PREFETCH_BATCH_FILES * (inFlight + 1)
+  const batchBytes = opts.batchBytes ?? PREFETCH_BATCH_BYTES
   const free: Buffer[] = []
   const io: Io = {
     readFiles: opts.readFiles ?? readFiles,
     lstat: opts.lstat ?? lstatNumbers,
     onWarning: opts.onWarning ?? (() => {}),
-    take: (bytes: number): Buffer => (bytes <= PREFETCH_BATCH_BYTES ? free.pop() ?? Buffer.allocUnsafeSlow(PREFETCH_BATCH_BYTES) : Buffer.allocUnsafeSlow(bytes)),
+    take: (bytes: number): Buffer => (bytes <= batchBytes ? free.pop() ?? Buffer.allocUnsafeSlow(batchBytes) : Buffer.allocUnsafeSlow(bytes)),
     give: (arena: Buffer): void => {
-      if (arena.length === PREFETCH_BATCH_BYTES && free.length <= inFlight) free.push(arena)
+      if (arena.length === batchBytes && free.length <= inFlight) free.push(arena)
     },
   }
 
@@ -119,7 +123,7 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
     if (small) {
       // One byte more than the lstat size of each file: a file that grew shows.
       const bytes = item.size + 1
-      if (filling !== null && (filling.entries.length >= PREFETCH_BATCH_FILES || filling.bytes + bytes > PREFETCH_BATCH_BYTES)) submit()
+      if (filling !== null && (filling.entries.length >= PREFETCH_BATCH_FILES || filling.bytes + bytes > batchBytes)) submit()
       filling ??= { entries: [], bytes: 0, done: false }
       filling.entries.push(item as SourceEntry)
       filling.bytes += bytes

@@ -16,14 +16,14 @@ type Job =
   | { seq: number; id: Uint8Array; data: Uint8Array }
   | { seq: number; id: Uint8Array; buffer: SharedArrayBuffer | ArrayBuffer; offset: number; capacity: number; size: number }
 
-const { encKey, level } = workerData as { encKey: Uint8Array; level: number }
+const { encKey, level, windowLog } = workerData as { encKey: Uint8Array; level: number; windowLog: number }
 const collect = collectEvery('chunks')
 
 parentPort!.on('message', (job: Job) => {
   try {
     if ('buffer' in job) {
       const region = Buffer.from(job.buffer, job.offset, job.capacity)
-      const r = compressAndSealInPlace(encKey, job.id, region, job.size, level)
+      const r = compressAndSealInPlace(encKey, job.id, region, job.size, level, windowLog)
       if (job.buffer instanceof SharedArrayBuffer) {
         parentPort!.postMessage({ seq: job.seq, length: r.length, compression: r.compression })
       } else {
@@ -32,7 +32,7 @@ parentPort!.on('message', (job: Job) => {
       }
       return
     }
-    const c = compressAndSeal(encKey, job.id, job.data, level)
+    const c = compressAndSeal(encKey, job.id, job.data, level, windowLog)
     const obj = c.obj
     const out = obj.byteOffset === 0 && obj.byteLength === obj.buffer.byteLength ? obj : Buffer.from(obj)
     parentPort!.postMessage({ seq: job.seq, obj: out, compression: c.compression }, [out.buffer as ArrayBuffer])

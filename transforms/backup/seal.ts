@@ -13,7 +13,8 @@
  * the backup's counters are given, average SEAL_WORKER_MIN_MEAN_FILE or more, or whose
  * metadata sealed outweighs the content read (`wantsWorkers`); from then on, on the workers. A stream source (stdin, tar) is all content and asks for the
  * workers from the start (mode 'worker'), so that a short stream and a long one run the same
- * pipeline in the same memory.
+ * pipeline in the same memory. backup() asks for 'inline' when its memory budget has no room
+ * for the worker (lib/budget.ts).
  *
  * A chunk assembled in the arena (lib/chunk-arena.ts) is sealed where it lies: the worker sees the
  * arena's shared memory, so only the region's place crosses between the threads, and the object
@@ -30,12 +31,14 @@ import type { BackupItem, ChunkItem } from '../../lib/entry.js'
 import type { BackupStats } from '../../lib/stats.js'
 import { orderedMap, stage } from '../../lib/flow.js'
 import { SluiceError } from '../../lib/errors.js'
-import { SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_LEVEL } from '../../lib/limits.js'
+import { SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL } from '../../lib/limits.js'
 import { compressAndSeal, compressAndSealInPlace } from '../../lib/repo/objects.js'
 
 export interface SealOptions {
   workers?: number
   level?: number
+  /** zstd window (log2) of levels above ZSTD_LEVEL; default ZSTD_HIGH_WINDOW_LOG (lib/budget.ts). */
+  windowLog?: number
   /** 'auto' (default): inline until sealing takes SEAL_WORKER_SHARE of the main thread's time;
    *  'worker': on the workers from the first chunk; 'inline': never on a worker. On a machine
    *  with one CPU a worker cannot run beside the main thread, so 'auto' stays inline. */
@@ -89,13 +92,14 @@ type Sealed = { obj: Buffer; compression: number } | { length: number; compressi
 export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex {
   const n = Math.max(1, opts.workers ?? SEAL_WORKERS)
   const level = opts.level ?? ZSTD_LEVEL
+  const windowLog = opts.windowLog ?? ZSTD_HIGH_WINDOW_LOG
   let workers: { w: Worker; pending: Map<number, Pending> }[] | undefined
   let seq = 0
   let failure: Error | undefined
   const start = () =>
     Array.from({ length: n }, () => {
       const w = new Worker(workerUrl(), {
-        workerData: { encKey: Buffer.from(encKey), level },
+        workerData: { encKey: Buffer.from(encKey), level, windowLog },
         resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 32 },
       })
       const pending = new Map<number, Pending>()
@@ -166,8 +170,8 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
       windowRead = readSoFar()
     }
     const r = item.slot
-      ? compressAndSealInPlace(encKey, item.id, item.slot.region, item.size, level)
-      : compressAndSeal(encKey, item.id, item.data, level)
+      ? compressAndSealInPlace(encKey, item.id, item.slot.region, item.size, level, windowLog)
+      : compressAndSeal(encKey, item.id, item.data, level, windowLog)
     const t1 = performance.now()
     windowSealMs += t1 - t0
     if (item.meta) windowMetaBytes += item.size

@@ -15,7 +15,8 @@
  * Resumable: chunk puts are idempotent and a root is written only after every chunk it needs,
  * so a killed copy leaves no snapshot behind, and the next one finds the chunks already there.
  *
- * Memory: one snapshot reader at a time (read-snapshot.ts), COPY_CONCURRENCY chunk objects in
+ * Memory: one snapshot reader at a time (read-snapshot.ts), the budget's `copy.concurrency`
+ * (COPY_CONCURRENCY by default, lib/budget.ts) chunk objects in
  * flight, a capped LRU of ids known present in the destination (COPY_KNOWN_IDS_CACHE), and
  * the original ids of the destination's snapshots up to COPY_ORIGINALS_CAP (beyond it, the
  * destination's roots are scanned again for each source snapshot).
@@ -24,7 +25,8 @@ import { isHole } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { hex } from '../../lib/bytes.js'
 import { Lru } from '../../lib/flow.js'
-import { CHUNK_MAX, COPY_CONCURRENCY, COPY_KNOWN_IDS_CACHE, COPY_ORIGINALS_CAP } from '../../lib/limits.js'
+import { budgetOf } from '../../lib/budget.js'
+import { CHUNK_MAX, COPY_KNOWN_IDS_CACHE, COPY_ORIGINALS_CAP } from '../../lib/limits.js'
 import { chunkKey, openChunk, resealChunk, CHUNK_OBJECT_OVERHEAD } from '../../lib/repo/objects.js'
 import { matchesFilter, type SnapshotFilter } from '../../lib/repo/retention.js'
 import type { Repository, SnapshotInfo, SnapshotRoot } from '../../lib/repo/repository.js'
@@ -41,6 +43,8 @@ export interface CopyOptions {
   filter?: SnapshotFilter
   /** Told of each source snapshot: copied (with the new id) or skipped (already there). */
   onSnapshot?: (event: CopyEvent) => void
+  /** The peak RSS, in bytes, to size the chunks in flight and the decoded-chunk cache for (lib/budget.ts, `budget.copy`; a re-chunked copy runs a backup under the same budget). */
+  memory?: number
 }
 
 export interface CopyEvent {
@@ -68,6 +72,7 @@ export function sameChunkIds(from: Repository, to: Repository): boolean {
 
 export async function copy(opts: CopyOptions): Promise<CopyResult> {
   const { from, to } = opts
+  const budget = budgetOf(opts.memory).copy
   if (from.config.id === to.config.id) {
     throw new SluiceError('ERR_ARGS', `source and destination are the same repository (${to.storage.describe()})`)
   }
@@ -83,7 +88,7 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
     const k = hex(id)
     if (known.get(k)) return Promise.resolve()
     // The same chunk named again while it is being stored (files packed into one chunk) waits
-    // for that one instead of asking and storing twice. At most COPY_CONCURRENCY + 1 entries.
+    // for that one instead of asking and storing twice. At most `budget.concurrency` + 1 entries.
     let p = inflight.get(k)
     if (!p) {
       p = store(id, k, obj).finally(() => inflight.delete(k))
@@ -133,7 +138,7 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
       return
     }
     if (!same) {
-      const r = await rechunk(from, to, { id, snap }, original)
+      const r = await rechunk(from, to, { id, snap }, original, opts.memory)
       originals.add(original)
       result.copied++
       result.chunksCopied += r.stats.chunksNew
@@ -141,7 +146,7 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
       opts.onSnapshot?.({ id, snap, copiedTo: r.snapshotId })
       return
     }
-    const pool = new Pool(COPY_CONCURRENCY)
+    const pool = new Pool(budget.concurrency)
     try {
       for await (const item of snapshotRecords(metaLoader, treeOf(snap))) {
         if (item.kind === 'record' && item.entry.hardlinkTo) continue
@@ -178,10 +183,11 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
 /** A snapshot copied by re-chunking: its records as a backup source into the destination's
  *  pipeline, the root keeping the source's time, host, user, paths and tags. Any per-file
  *  trouble would make the copy differ from the snapshot: it aborts the copy (no root). */
-function rechunk(from: Repository, to: Repository, { id, snap }: SnapshotInfo, original: string) {
+function rechunk(from: Repository, to: Repository, { id, snap }: SnapshotInfo, original: string, memory: number | undefined) {
   return backup({
     repo: to,
-    source: createSnapshotSource(from, treeOf(snap)),
+    ...(memory === undefined ? {} : { memory }),
+    source: createSnapshotSource(from, treeOf(snap), budgetOf(memory).copy.cacheBytes),
     sourcePaths: snap.paths,
     host: snap.host,
     tags: snap.tags,

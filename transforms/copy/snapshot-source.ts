@@ -7,7 +7,8 @@
  *
  * Memory: the snapshot reader's (read-snapshot.ts); a file's content() reads its further
  * extents through a fork of the reader taken at its record (shared until they part); decoded
- * chunks in an LRU of RESTORE_CHUNK_CACHE_BYTES.
+ * chunks in an LRU of `cacheBytes` (RESTORE_CHUNK_CACHE_BYTES by default; copy passes its
+ * memory budget's, lib/budget.ts).
  */
 import { Readable } from 'node:stream'
 import { Hole, isHole, type Extent, type SourceEntry } from '../../lib/entry.js'
@@ -17,11 +18,11 @@ import { Lru } from '../../lib/flow.js'
 import { CHUNK_MAX, RESTORE_CHUNK_CACHE_BYTES } from '../../lib/limits.js'
 import { snapshotRecords, type ChunkLoader, type SnapshotCursor, type TreeRef } from '../restore/read-snapshot.js'
 
-export function createSnapshotSource(source: ChunkLoader, tree: TreeRef): Readable {
+export function createSnapshotSource(source: ChunkLoader, tree: TreeRef, cacheBytes = RESTORE_CHUNK_CACHE_BYTES): Readable {
   const cursor = snapshotRecords(source, tree)
   // Small files share chunks, one after another: a few decoded chunks kept (as restore's
   // downloader keeps them) spare loading a chunk once per file.
-  const cache = new Lru<string, Promise<Buffer>>(Math.max(2, Math.floor(RESTORE_CHUNK_CACHE_BYTES / CHUNK_MAX)))
+  const cache = new Lru<string, Promise<Buffer>>(Math.max(2, Math.floor(cacheBytes / CHUNK_MAX)))
   const loader: ChunkLoader = {
     loadChunk: id => {
       const key = hex(id)

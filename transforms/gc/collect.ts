@@ -21,7 +21,7 @@ import { moveObject } from '../../lib/storage/move.js'
 import type { Storage } from '../../lib/storage/storage.js'
 import { stopPoint } from '../../lib/test-point.js'
 import { treeOf } from '../restore/read-snapshot.js'
-import { IdSorter } from './external-sort.js'
+import { IdSorter, type SorterOptions } from './external-sort.js'
 import { markSnapshot } from './mark.js'
 import {
   forEachId, gcKey, idFile, loadRoot, orderedList, PageWriter, putRecord, rootIds,
@@ -34,6 +34,8 @@ export interface CollectOptions {
   lock: LockCheck
   /** A fresh directory of this collection's own, for sorted runs and lists. */
   tmpDir: string
+  /** The external sort's run size and fan-in (the memory budget's, lib/budget.ts). */
+  sort?: SorterOptions
   minChunkAgeMs: number
   leaseLifetimeMs: number
   now: () => number
@@ -110,7 +112,7 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
     for await (const _ of rootIds(repo.storage, 'snapshots/')) n++
     if (progress.phase === 'mark') progress.total = n
   })().catch(() => {}) : undefined
-  const sorter = new IdSorter(opts.tmpDir)
+  const sorter = new IdSorter(opts.tmpDir, opts.sort)
   const seen = new PageWriter(repo, gen, 'snapshots', opts.dryRun)
   const forgotten = new PageWriter(repo, gen, 'forgotten', opts.dryRun)
   try {

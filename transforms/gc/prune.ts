@@ -13,6 +13,7 @@ import path from 'node:path'
 import type { PhaseProgress } from '../../lib/progress.js'
 import type { Repository } from '../../lib/repo/repository.js'
 import { GC_MIN_CHUNK_AGE_MS, GC_SWEEP_MIN_GAP_MS, LEASE_LIFETIME_MS } from '../../lib/limits.js'
+import { budgetOf } from '../../lib/budget.js'
 import { PruneLock } from '../../lib/repo/lease.js'
 import { collect, type CollectResult } from './collect.js'
 import { sweep, type SweepResult } from './sweep.js'
@@ -31,6 +32,8 @@ export interface PruneOptions {
   sweepGapMs?: number
   /** Parent of the temporary directory for sorted runs (default the OS's). */
   tmpDir?: string
+  /** The peak RSS, in bytes, to size the external sort for (lib/budget.ts, `budget.prune`). */
+  memory?: number
   now?: () => number
   /** Where the run stands (phases mark, collect, sweep); the object is updated in place after
    *  the call, so a caller may keep it and read it on its own clock. */
@@ -53,6 +56,8 @@ export async function prune(opts: PruneOptions): Promise<PruneResult> {
   const leaseLifetimeMs = opts.leaseLifetimeMs ?? LEASE_LIFETIME_MS
   const sweepGapMs = opts.sweepGapMs ?? GC_SWEEP_MIN_GAP_MS
   const dryRun = !!opts.dryRun
+  const { runIds, fanIn } = budgetOf(opts.memory).prune
+  const sort = { runIds, fanIn }
   const tmpRoot = fs.mkdtempSync(path.join(opts.tmpDir ?? os.tmpdir(), 'sluice-prune-'))
   const lock: PruneLock | undefined = dryRun ? undefined : await PruneLock.acquire(repo, { now })
   const held: LockCheck = lock ?? { assertHeld: async () => {} }
@@ -62,7 +67,7 @@ export async function prune(opts: PruneOptions): Promise<PruneResult> {
     const done = latest ? await getRecord<DoneRecord>(repo, gcKey(latest, 'done')) : undefined
     if (done) {
       const dir = fs.mkdtempSync(path.join(tmpRoot, 'sweep-'))
-      result.sweep = await sweep({ repo, generation: latest, lock: held, tmpDir: dir, leaseLifetimeMs, sweepGapMs, now, dryRun, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) })
+      result.sweep = await sweep({ repo, generation: latest, lock: held, tmpDir: dir, sort, leaseLifetimeMs, sweepGapMs, now, dryRun, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) })
       if (!result.sweep.swept) {
         result.nextFreeAt = Math.max(...result.sweep.waiting.map(w => w.until))
         return result
@@ -75,7 +80,7 @@ export async function prune(opts: PruneOptions): Promise<PruneResult> {
     }
     const dir = fs.mkdtempSync(path.join(tmpRoot, 'collect-'))
     result.collect = await collect({
-      repo, generation: latest + 1, lock: held, tmpDir: dir, now, dryRun, leaseLifetimeMs,
+      repo, generation: latest + 1, lock: held, tmpDir: dir, sort, now, dryRun, leaseLifetimeMs,
       minChunkAgeMs: opts.minChunkAgeMs ?? GC_MIN_CHUNK_AGE_MS,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     })

@@ -19,7 +19,7 @@ import { moveObject } from '../../lib/storage/move.js'
 import { stopPoint } from '../../lib/test-point.js'
 import type { SnapshotRoot } from '../../lib/repo/repository.js'
 import { treeOf } from '../restore/read-snapshot.js'
-import { IdSorter } from './external-sort.js'
+import { IdSorter, type SorterOptions } from './external-sort.js'
 import { markSnapshot } from './mark.js'
 import {
   compareSorted, forEachId, gcKey, getRecord, idFile, loadRoot, orderedList, readPages, rootIds,
@@ -31,6 +31,8 @@ export interface SweepOptions {
   generation: number
   lock: LockCheck
   tmpDir: string
+  /** The external sort's run size and fan-in (the memory budget's, lib/budget.ts). */
+  sort?: SorterOptions
   leaseLifetimeMs: number
   sweepGapMs: number
   now: () => number
@@ -111,7 +113,7 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
   const progress: PhaseProgress = { phase: 'sweep', step: 'marking new snapshots', done: 0, unit: 'snapshots', errors: 0 }
   const report = opts.onProgress ? () => opts.onProgress!(progress) : () => {}
   report()
-  const sorter = new IdSorter(opts.tmpDir)
+  const sorter = new IdSorter(opts.tmpDir, opts.sort)
   try {
     for await (const { id, seen } of compareSorted(rootIds(repo.storage, 'snapshots/'), readPages(repo, gen, 'snapshots'))) {
       if (seen) continue

@@ -11,7 +11,7 @@ import { SluiceError } from '../../lib/errors.js'
 import { hex, displayPath } from '../../lib/bytes.js'
 import { parseSize } from '../../lib/filter-rules.js'
 import { Lru } from '../../lib/flow.js'
-import { KNOWN_IDS_CACHE } from '../../lib/limits.js'
+import { budgetOf } from '../../lib/budget.js'
 import { idFromChunkKey } from '../../lib/repo/objects.js'
 import { hasChunkOrFossil } from '../../lib/repo/fossils.js'
 import type { PhaseProgress } from '../../lib/progress.js'
@@ -62,6 +62,8 @@ export function parseDataSubset(text: string): DataSubset {
 
 export interface CheckOptions {
   repo: Repository
+  /** The peak RSS, in bytes, to size the cache of ids looked up for (lib/budget.ts). */
+  memory?: number
   /** Also decrypt every chunk and verify its id. */
   readData?: boolean
   /** Decrypt and verify only this subset of the chunks (not with readData). */
@@ -113,7 +115,7 @@ export async function check(opts: CheckOptions): Promise<{ problems: number; sna
     })().catch(() => {}) : undefined
   report()
   const snapshotsCounted = count('snapshots/', k => /^snapshots\/[0-9a-f]{64}$/.test(k), 'snapshots')
-  const seen = new Lru<string, boolean>(KNOWN_IDS_CACHE)
+  const seen = new Lru<string, boolean>(budgetOf(opts.memory).check.knownIds)
   const exists = async (id: Buffer): Promise<boolean> => {
     const k = hex(id)
     const cached = seen.get(k)

@@ -11,6 +11,7 @@ import { SluiceError, asSluiceError, isErrno } from '../../lib/errors.js'
 import { displayPath, isUnder } from '../../lib/bytes.js'
 import { compileFilter } from '../../lib/filter-rules.js'
 import { paceMemory } from '../../lib/memory.js'
+import { budgetOf } from '../../lib/budget.js'
 import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 import { snapshotRecords, treeOf } from './read-snapshot.js'
 import { createSelect, select } from './select.js'
@@ -71,6 +72,9 @@ export async function countSelected(repo: Repository, snap: SnapshotRoot, opts: 
 }
 
 export interface RestoreOptions {
+  /** The peak RSS, in bytes, to size the downloads and the chunk cache for (lib/budget.ts,
+   *  `budget.restore`; default MEMORY_DEFAULT). */
+  memory?: number
   repo: Repository
   /** `latest`, an id prefix, optionally `:PATH`. */
   snapshot: string
@@ -141,6 +145,7 @@ async function makeTarget(target: string): Promise<void> {
  * (tar, stdout) cannot leave out what it has begun to emit: the restore stops with the error.
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
+  const budget = budgetOf(opts.memory).restore
   paceMemory('read')
   const { repo } = opts
   const ref = parseSnapshotRef(opts.snapshot)
@@ -207,7 +212,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       ...(opts.delete ? [createDelete({ target: opts.target!, dryRun: !!opts.dryRun, onRemove })] : []),
       ...(intoDir ? [createOverwrite({ target: opts.target!, mode, ...(opts.verify && mode === 'if-changed' ? { check: key } : {}) })] : []),
       // Only the directory sink can leave a damaged file out and go on (see sinks/fs.ts).
-      ...(opts.dryRun ? [] : [createDownloader(repo, { skipDamaged: !opts.sink })]),
+      ...(opts.dryRun ? [] : [createDownloader(repo, { skipDamaged: !opts.sink, cacheBytes: budget.cacheBytes, concurrency: budget.downloadConcurrency })]),
       sink,
     )
   } catch (err) {
