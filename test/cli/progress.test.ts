@@ -8,7 +8,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import { PhaseClock } from '../../cli/progress.js'
-import { backup, check, createLocalStorage, initRepository, openRepository, prune, type PhaseProgress, type Repository } from '../../index.js'
+import { backup, check, createLocalStorage, initRepository, openRepository, prune, snapshotRecords, treeOf, type PhaseProgress, type Repository } from '../../index.js'
+import type { ExtentsItem, RecordItem } from '../../lib/entry.js'
 import { forgetRoot, NO_MARGINS_API, SMALL_REPO, writeFiles, KiB } from '../helpers/gc.js'
 import { damage } from '../helpers/damage.js'
 import { scratch } from '../helpers/scratch.js'
@@ -78,12 +79,18 @@ test('prune reports mark, collect and sweep with counts that reach their totals'
 })
 
 test('prune counts referenced chunks stored nowhere as errors', async () => {
-  const { repo, dir } = await repoWithForgotten('prune-missing')
+  const { repo, dir, snapshots } = await repoWithForgotten('prune-missing')
   try {
-    // A content chunk of a kept snapshot removed by hand (the largest objects are content).
-    const files = fs.readdirSync(`${dir}/repo/chunks`, { recursive: true }).map(String).filter(p => /[0-9a-f]{64}$/.test(p))
-    const biggest = files.map(p => ({ p, size: fs.statSync(`${dir}/repo/chunks/${p}`).size })).sort((x, y) => y.size - x.size)[0]!
-    fs.rmSync(`${dir}/repo/chunks/${biggest.p}`)
+    // A content chunk of a kept snapshot, named by its records, removed by hand.
+    const { snap } = await repo.findSnapshot(snapshots[0]!)
+    let victim: string | undefined
+    for await (const item of snapshotRecords(repo, treeOf(snap)) as AsyncIterable<RecordItem | ExtentsItem>) {
+      if (item.extents.length > 0) {
+        victim = item.extents[0]!.id.toString('hex')
+        break
+      }
+    }
+    fs.rmSync(`${dir}/repo/chunks/${victim!.slice(0, 2)}/${victim}`)
     const rec = recorder()
     const r = await prune({ repo, ...NO_MARGINS_API, dryRun: true, onProgress: rec.onProgress })
     assert.ok(r.collect!.missing >= 1)
