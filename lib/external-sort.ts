@@ -32,6 +32,9 @@ export interface ExternalSortOptions {
   fanIn?: number
   /** Read and write block of the run files. */
   block?: number
+  /** The order (default bytewise, Buffer.compare). Strings that compare equal keep the order
+   *  they were added in. */
+  compare?: (a: Buffer, b: Buffer) => number
 }
 
 /** Reads a file of length-prefixed strings block by block. */
@@ -132,6 +135,7 @@ export class ExternalSorter {
   private readonly runBytes: number
   private readonly fanIn: number
   private readonly block: number
+  private readonly cmp: ((a: Buffer, b: Buffer) => number) | undefined
   private buf: Buffer
   private used = 0
   private offsets: number[] = []
@@ -145,6 +149,7 @@ export class ExternalSorter {
     this.runBytes = Math.max(64, opts.runBytes ?? EXTSORT_RUN_BYTES)
     this.fanIn = Math.max(2, opts.fanIn ?? EXTSORT_MERGE_FANIN)
     this.block = opts.block ?? EXTSORT_MERGE_BLOCK
+    this.cmp = opts.compare
     this.buf = Buffer.allocUnsafe(this.runBytes)
   }
 
@@ -170,8 +175,14 @@ export class ExternalSorter {
     const { buf, offsets } = this
     const order = new Uint32Array(n)
     for (let i = 0; i < n; i++) order[i] = i
-    // buf.compare(target, tStart, tEnd, sStart, sEnd) compares the source range with the target's.
-    order.sort((a, b) => buf.compare(buf, offsets[2 * b]!, offsets[2 * b + 1]!, offsets[2 * a]!, offsets[2 * a + 1]!))
+    const cmp = this.cmp
+    if (cmp !== undefined) {
+      const at = (i: number): Buffer => buf.subarray(offsets[2 * i]!, offsets[2 * i + 1]!)
+      order.sort((a, b) => cmp(at(a), at(b)) || a - b)
+    } else {
+      // buf.compare(target, tStart, tEnd, sStart, sEnd) compares the source range with the target's.
+      order.sort((a, b) => buf.compare(buf, offsets[2 * b]!, offsets[2 * b + 1]!, offsets[2 * a]!, offsets[2 * a + 1]!) || a - b)
+    }
     const w = this.newRun()
     try {
       for (let i = 0; i < n; i++) w.write(buf, offsets[2 * order[i]!]!, offsets[2 * order[i]! + 1]!)
@@ -187,7 +198,7 @@ export class ExternalSorter {
   private mergeInto(files: string[]): string {
     const w = this.newRun()
     try {
-      mergeRuns(files, this.block, this.runBytes, (s) => w.write(s, 0, s.length))
+      mergeRuns(files, this.block, this.runBytes, this.cmp ?? Buffer.compare, (s) => w.write(s, 0, s.length))
     } finally {
       w.close()
     }
@@ -205,9 +216,15 @@ export class ExternalSorter {
       empty.close()
       this.runs.push(empty.file)
     }
+    // Each pass merges consecutive groups of runs, so the runs stay in the order they were
+    // written (ties resolve to the older run).
     while (this.runs.length > 1) {
-      const batch = this.runs.splice(0, this.fanIn)
-      this.runs.push(this.mergeInto(batch))
+      const next: string[] = []
+      for (let i = 0; i < this.runs.length; i += this.fanIn) {
+        const batch = this.runs.slice(i, i + this.fanIn)
+        next.push(batch.length === 1 ? batch[0]! : this.mergeInto(batch))
+      }
+      this.runs = next
     }
     return new SortedReader(this.runs[0]!, this.block, this.runBytes)
   }
@@ -223,16 +240,17 @@ export class ExternalSorter {
 
 /** Merges sorted run files, calling `emit` with each string in order (a view, valid during the
  *  call). A binary min-heap of the readers by their current string. */
-function mergeRuns(files: string[], block: number, maxLen: number, emit: (s: Buffer) => void): void {
+function mergeRuns(files: string[], block: number, maxLen: number, cmp: (a: Buffer, b: Buffer) => number, emit: (s: Buffer) => void): void {
   const readers: SortedReader[] = []
   try {
     for (const f of files) readers.push(new SortedReader(f, block, maxLen))
-    const heap: { r: SortedReader; cur: Buffer }[] = []
-    for (const r of readers) {
+    // Runs are merged oldest first, and ties go to the older run: equal strings keep their order.
+    const heap: { r: SortedReader; cur: Buffer; n: number }[] = []
+    readers.forEach((r, n) => {
       const cur = r.next()
-      if (cur !== null) heap.push({ r, cur })
-    }
-    const less = (i: number, j: number): boolean => heap[i]!.cur.compare(heap[j]!.cur) < 0
+      if (cur !== null) heap.push({ r, cur, n })
+    })
+    const less = (i: number, j: number): boolean => (cmp(heap[i]!.cur, heap[j]!.cur) || heap[i]!.n - heap[j]!.n) < 0
     const down = (i: number): void => {
       for (;;) {
         const l = 2 * i + 1
