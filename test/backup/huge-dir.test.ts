@@ -172,3 +172,13 @@ test('backup, incremental backup and restore of spilled directories give the tre
   assert.deepEqual(compareTrees(TREE, `${target}${TREE}`), [])
   assert.deepEqual(fs.readdirSync(TMP), [])
 })
+
+test('a huge directory that cannot be sorted on disk stops the walk with ERR_WRITE naming it', async () => {
+  const missing = `${BASE}/no-such-dir/tmp`
+  await assert.rejects(walk({ ...SMALL, tmpDir: missing }), (err: unknown) => {
+    assert.ok(err instanceof SluiceError)
+    assert.equal(err.code, 'ERR_WRITE')
+    assert.match(err.message, /cannot sort the listing of .*\/big in .*no-such-dir/)
+    return true
+  })
+})

@@ -220,14 +220,14 @@ async function* walkPaths(paths: string[] | Buffer[], opts: WalkOptions, res: He
           return 'excluded'
         }
         if (sorter !== null) {
-          sorter.add(name)
+          spill(sorter, name, fsPath)
           continue
         }
         names!.push(name)
         bytes += name.length + WALK_NAME_OVERHEAD
         if (held + bytes > listingBudget) {
           sorter = newSorter(fsPath)
-          for (const n of names!) sorter.add(n)
+          for (const n of names!) spill(sorter, n, fsPath)
           names = null
         }
       }
@@ -267,6 +267,17 @@ async function* walkPaths(paths: string[] | Buffer[], opts: WalkOptions, res: He
     }
     if (opts.stats) opts.stats.spilledDirs = (opts.stats.spilledDirs ?? 0) + 1
     return new ExternalSorter(res.spillDir, `dir-${spills++}`, { runBytes: opts.sortRunBytes, block: WALK_SPILL_BLOCK })
+  }
+
+  /** Adds a name to an external sort; a failure there (a full disk) is the backup's, not the
+   *  directory's: ERR_WRITE. */
+  const spill = (sorter: ExternalSorter, name: Buffer, fsPath: Buffer): void => {
+    try {
+      sorter.add(name)
+    } catch (err) {
+      sorter.close()
+      throw tempError(err, res.spillDir!, fsPath)
+    }
   }
 
   /** Finishes an external sort into a frame reading the sorted file. */
