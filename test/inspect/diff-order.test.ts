@@ -100,7 +100,7 @@ test('a side out of order given as a plain iterable is refused, not diffed wrong
 })
 
 test('sluice diff of two tar backups of one tree in different member orders: no change', async () => {
-  const base = `${TMP}-cli`
+  const base = scratch('diff-order-cli')
   fs.mkdirSync(`${base}/src/a`, { recursive: true })
   fs.mkdirSync(`${base}/src/b`)
   fs.mkdirSync(`${base}/home`)
