@@ -46,7 +46,7 @@ export { createTarSource, type TarSourceOptions } from './transforms/backup/sour
 export { createStdinSource, createCommandSource } from './transforms/backup/sources/stdin.js'
 export { createTarWriter } from './transforms/restore/sinks/tar.js'
 export { createContentWriter } from './transforms/restore/sinks/stdout.js'
-export { createDiff, diffRecords, type DiffItem, type DiffOptions, type DiffChunkLoader } from './transforms/inspect/diff.js'
+export { createDiff, diffRecords, type DiffItem, type DiffOptions, type DiffChunkLoader, type DiffSide } from './transforms/inspect/diff.js'
 export { backup, type BackupOptions, type BackupResult } from './transforms/backup/backup.js'
 export { restore, listSnapshot, parseSnapshotRef, countSelected, type RestoreOptions, type RestoreResult, type RestoreTotals } from './transforms/restore/restore.js'
 export { check, parseDataSubset, SUBSET_GROUPS_MAX, type CheckOptions, type DataSubset, type Problem as CheckProblem } from './transforms/inspect/check.js'

@@ -39,6 +39,8 @@ export interface CommandSpec {
   env: NodeJS.ProcessEnv
   /** A file to feed on stdin; stdin is /dev/null otherwise. */
   stdinPath?: string
+  /** Send stdout to /dev/null instead of the log (a restored tar stream of gigabytes). */
+  discardStdout?: boolean
 }
 
 // Times the command itself, waits for it, and writes one JSON line with its rusage to argv[1].
@@ -89,7 +91,7 @@ export function measure(spec: CommandSpec, logBase: string): Measurement {
   else argv = [cmd, ...args]
 
   const stdin = spec.stdinPath === undefined ? 'ignore' : openSync(spec.stdinPath, 'r')
-  const out = openSync(stdoutPath, 'w')
+  const out = openSync(spec.discardStdout ? '/dev/null' : stdoutPath, 'w')
   const err = openSync(stderrPath, 'w')
   const load1 = loadavg()[0] ?? 0
   const t0 = process.hrtime.bigint()

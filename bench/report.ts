@@ -4,8 +4,10 @@
  */
 import type { ToolName } from './tools.js'
 
-/** A timed operation. */
-export type Op = 'backup' | 'restore' | 'incremental'
+/** The timed operations: each tool's backup, restore and second backup; for Sluice on the
+ *  huge-directory and tar scenarios also `restore --tar`, `ls`, `diff`, `check` and `prune`. */
+export const OPS = ['backup', 'restore', 'incremental', 'restore-tar', 'ls', 'diff', 'check', 'prune'] as const
+export type Op = (typeof OPS)[number]
 
 /** One measured operation of one tool on one scenario. */
 export interface OpResult {
@@ -82,11 +84,12 @@ function ratios(results: readonly OpResult[]): RatioRow[] {
   const scenarios = [...new Set(results.map((r) => r.scenario))]
   for (const s of scenarios) {
     if (!results.some((r) => r.scenario === s && r.tool === 'sluice')) continue
-    for (const op of ['backup', 'restore', 'incremental'] as const) {
+    for (const op of OPS) {
       const mine = find(s, 'sluice', op)
       for (const peer of ['restic', 'borg'] as const) {
         const theirs = find(s, peer, op)
         if (!results.some((r) => r.scenario === s && r.tool === peer)) continue
+        if (mine === undefined && theirs === undefined) continue
         rows.push({
           scenario: s, op, peer,
           time: ratio(mine?.seconds, theirs?.seconds),
@@ -98,11 +101,11 @@ function ratios(results: readonly OpResult[]): RatioRow[] {
   return rows
 }
 
-/** Peak RSS of the 1M-file scenario over the 100k one, per tool and op: 1.0 means flat. */
+/** Peak RSS of the large scenario over the small one, per tool and op: 1.0 means flat. */
 function flatness(results: readonly OpResult[], small: string, large: string): string[][] {
   const rows: string[][] = []
   for (const tool of ['sluice', 'restic', 'borg'] as const) {
-    for (const op of ['backup', 'restore', 'incremental'] as const) {
+    for (const op of OPS) {
       const a = results.find((r) => r.scenario === small && r.tool === tool && r.op === op && r.ok)
       const b = results.find((r) => r.scenario === large && r.tool === tool && r.op === op && r.ok)
       if (a === undefined && b === undefined) continue
@@ -127,7 +130,7 @@ function mdTable(header: string[], rows: string[][], right: Set<number>): string
 }
 
 /** Renders all tables, as plain text for the terminal or Markdown for the docs. */
-export function render(results: readonly OpResult[], style: 'text' | 'markdown', flat?: { small: string; large: string }): string {
+export function render(results: readonly OpResult[], style: 'text' | 'markdown', flats: readonly { small: string; large: string }[] = []): string {
   const table = style === 'text' ? textTable : mdTable
   const parts: string[] = []
   parts.push(table(HEADER, results.map(rowCells), RIGHT))
@@ -136,7 +139,7 @@ export function render(results: readonly OpResult[], style: 'text' | 'markdown',
     const rows = rr.map((r) => [r.scenario, r.op, `sluice/${r.peer}`, fmt(r.time, 2), fmt(r.rss, 2)])
     parts.push(table(['scenario', 'op', 'ratio', 'time', 'peak RSS'], rows, new Set([3, 4])))
   }
-  if (flat !== undefined) {
+  for (const flat of flats) {
     const rows = flatness(results, flat.small, flat.large)
     if (rows.length > 0) {
       parts.push(table(['tool', 'op', `RSS MB ${flat.small}`, `RSS MB ${flat.large}`, 'growth'], rows, new Set([2, 3, 4])))

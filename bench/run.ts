@@ -12,28 +12,40 @@
  *   npm run bench -- xattr        # 50k small files, each with two ~1.9 KB user xattrs
  *   npm run bench -- all          # small, many, real, big, stdin
  *   npm run bench -- tiny         # 2000 files + 2 x 8 MiB: a smoke test of the harness
+ *   npm run bench -- tar100k      # a generated tar stream of 100k entries (sluice --tar only)
+ *   npm run bench -- tar10m       # 10M entries (~10 GB, generated as it is read: no disk)
+ *   npm run bench -- dir1m        # one directory of 1M tiny files (and restic)
+ *   npm run bench -- dir5m        # one directory of 5M empty files (and restic)
+ *   npm run bench -- huge         # small, tar100k, tar10m, dir1m, dir5m: the flatness rows
+ *
+ * The tar and one-directory scenarios also time Sluice's `restore --tar` (to /dev/null), `ls`,
+ * `diff` of the two snapshots, `check` and `prune` (after forgetting the first snapshot).
  *
  * Environment: BENCH_DIR (default /tmp/bench) holds data, repositories, logs and results;
  * BENCH_TOOLS=sluice,restic limits the tools; BENCH_KEEP=1 keeps repositories and restores;
  * BENCH_SLUICE_MEMORY=64M runs Sluice with that --memory.
+ * BENCH_NO_TREE_RESTORE=1 skips restores into a directory (inodes: dir5m restores 5M files).
  *
  * For each scenario and each tool found: a fresh repository, init (not timed), backup, restore
  * into an empty directory (checked against the source), then a second backup of the unchanged
  * tree. Every timed command runs on a warm page cache and is followed by an untimed `sync`, so
  * one command's writeback does not land in the next one's time.
  */
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { logPath, measure, quiet, rssMethod, tail, type CommandSpec, type Measurement } from './measure.js'
 import { problems, render, type Op, type OpResult } from './report.js'
-import { PROJECT_ROOT, TOOLS, lastJsonLine, newRun, type Tool, type ToolRun } from './tools.js'
+import type { ChildProcess } from 'node:child_process'
+import { PROJECT_ROOT, SLUICE_CLI, TOOLS, lastJsonLine, newRun, type Tool, type ToolRun } from './tools.js'
 import { fileHash, treeBytes, verifyRestore, warmAndCount, type TreeStats } from './tree.js'
 
 const BENCH_DIR = process.env.BENCH_DIR ?? '/tmp/bench'
 const GEN_DIR = process.env.BENCH_GENERATORS ?? join(PROJECT_ROOT, 'bench', 'gen')
 const KEEP = process.env.BENCH_KEEP === '1'
+/** BENCH_NO_TREE_RESTORE=1: skip restores into a directory (a 5M-file restore takes 5M inodes). */
+const NO_TREE_RESTORE = process.env.BENCH_NO_TREE_RESTORE === '1'
 
 /** One data set the tools back up. */
 interface Scenario {
@@ -46,6 +58,11 @@ interface Scenario {
   marker: string
   /** When set, `data` is one file fed to the tool on stdin under this name. */
   stdinName?: string
+  /** When set, the source is a tar stream of this many entries from bench/gen-tar.ts, piped
+   *  through a FIFO as it is generated (`data` is unused); only Sluice reads it (`--tar`). */
+  tar?: { entries: number; perDir: number }
+  /** Also time Sluice's restore --tar, ls, diff, check and prune. */
+  moreOps?: boolean
 }
 
 function manyFiles(name: string, n: number, description: string): Scenario {
@@ -83,6 +100,19 @@ function xattrFiles(name: string, n: number, description: string): Scenario {
   return { name, description, data, marker: `${data}.complete`, generate: [join(GEN_DIR, 'gen-xattr-files.cjs'), String(n), data, '42'] }
 }
 
+/** One directory of `n` files (bench/gen/gen-one-dir.cjs), each of 0..maxBytes bytes. */
+function oneDir(name: string, n: number, maxBytes: number, description: string): Scenario {
+  const data = join(BENCH_DIR, 'data', `one-dir-${n}`)
+  return {
+    name, description, data, marker: `${data}.complete`, moreOps: true,
+    generate: [join(GEN_DIR, 'gen-one-dir.cjs'), String(n), data, '42', String(maxBytes)],
+  }
+}
+
+function tarStream(name: string, entries: number, description: string): Scenario {
+  return { name, description, data: '', marker: '', generate: [], tar: { entries, perDir: 1000 }, moreOps: true }
+}
+
 const BIG512 = bigFiles('big-2x512M', 2, 512, '2 x 512 MiB (half random, half text) + an exact copy of the first')
 
 const SCENARIOS = {
@@ -96,6 +126,11 @@ const SCENARIOS = {
   xattr: xattrFiles('xattr-50k', 50_000, '50k small files (100 B-3 KiB), 50 dirs, two ~1.9 KB user xattrs on each'),
   big: bigFiles('big-4x1G', 4, 1024, '4 x 1 GiB (half random, half text) + an exact copy of the first'),
   sparse: sparseFiles('sparse-6G', 'sparse files: 2 GiB holding 8 KiB, 4 GiB holding 64 x 1 MiB (6 GiB apparent, 64 MiB of data)'),
+  tar100k: tarStream('tar-100k', 100_000, 'a tar stream of 100k small files (0-64 bytes), 1000 per directory'),
+  tar10m: tarStream('tar-10m', 10_000_000, 'a tar stream of 10M small files (0-64 bytes), 1000 per directory'),
+  dir1m: oneDir('dir-1m', 1_000_000, 32, 'one directory of 1M tiny files (0-32 bytes)'),
+  // Empty files: 5M files of even one byte would take 20 GB of 4 KiB blocks (twice, restored).
+  dir5m: oneDir('dir-5m', 5_000_000, 0, 'one directory of 5M empty files'),
 } satisfies Record<string, Scenario>
 
 /** What each command-line word selects. */
@@ -112,6 +147,11 @@ const SELECTORS: Record<string, Scenario[]> = {
   sparse: [SCENARIOS.sparse],
   xattr: [SCENARIOS.xattr],
   all: [SCENARIOS.small, SCENARIOS.many, SCENARIOS.real, SCENARIOS.big, SCENARIOS.stdin],
+  tar100k: [SCENARIOS.tar100k],
+  tar10m: [SCENARIOS.tar10m],
+  dir1m: [SCENARIOS.dir1m],
+  dir5m: [SCENARIOS.dir5m],
+  huge: [SCENARIOS.small, SCENARIOS.tar100k, SCENARIOS.tar10m, SCENARIOS.dir1m, SCENARIOS.dir5m],
 }
 
 function selectScenarios(words: string[]): Scenario[] {
@@ -157,7 +197,7 @@ function machine(): Record<string, unknown> {
 }
 
 function generate(s: Scenario): void {
-  if (existsSync(s.marker)) return
+  if (s.tar !== undefined || existsSync(s.marker)) return
   console.log(`[${s.name}] generating ${s.description} in ${s.data} ...`)
   const env: NodeJS.ProcessEnv = { ...process.env, BENCH_DIR }
   // The xattr step needs setfattr (package "attr"); without it, generate without xattrs.
@@ -188,6 +228,25 @@ function progress(r: OpResult): void {
   console.log(`${what}: ${r.seconds?.toFixed(2)} s, ${speed}, peak RSS ${rss}${check}`)
 }
 
+/** Starts bench/gen-tar.ts writing into a FIFO in `dir`: the tar source of a `--tar` backup,
+ *  generated while it is read, so 10M entries take no disk. */
+function startTar(tar: NonNullable<Scenario['tar']>, dir: string): { fifo: string; stop: () => void } {
+  const fifo = join(dir, 'tar.fifo')
+  rmSync(fifo, { force: true })
+  if (spawnSync('mkfifo', [fifo]).status !== 0) throw new Error(`mkfifo ${fifo} failed`)
+  const gen = join(PROJECT_ROOT, 'bench', 'gen-tar.ts')
+  const child: ChildProcess = spawn('sh', ['-c', 'exec "$0" --import tsx "$1" "$2" "$3" > "$4"', process.execPath, gen, String(tar.entries), String(tar.perDir), fifo], {
+    cwd: PROJECT_ROOT, stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  return {
+    fifo,
+    stop: () => {
+      if (child.exitCode === null) child.kill()
+      rmSync(fifo, { force: true })
+    },
+  }
+}
+
 /** Runs one tool through init, backup, restore and incremental backup on one scenario. */
 function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, record: (r: OpResult) => void): void {
   const runDir = join(BENCH_DIR, 'runs', s.name, tool.name)
@@ -206,11 +265,16 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
     return
   }
 
+  const ids: string[] = []
   const backup = (op: Op): boolean => {
-    const spec: CommandSpec = s.stdinName === undefined
-      ? tool.backup(run, s.data)
-      : { ...tool.backupStdin(run, s.stdinName), stdinPath: s.data }
+    const feed = s.tar === undefined ? undefined : startTar(s.tar, runDir)
+    const spec: CommandSpec = feed !== undefined
+      ? { argv: [SLUICE_CLI, 'backup', '--tar', '--stdin-filename', 'tar', '--json'], env: run.env, stdinPath: feed.fifo }
+      : s.stdinName === undefined
+        ? tool.backup(run, s.data)
+        : { ...tool.backupStdin(run, s.stdinName), stdinPath: s.data }
     const m = measure(spec, log(op))
+    feed?.stop()
     sync()
     if (m.exitCode !== 0) {
       failed(op, describeFailure(m))
@@ -223,6 +287,7 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
       repoBytes: treeBytes(run.repo),
     }
     if (tool.name === 'sluice') r.toolReport = lastJsonLine(readFileSync(m.stdoutPath, 'utf8')) ?? undefined
+    if (typeof r.toolReport?.snapshot_id === 'string') ids.push(r.toolReport.snapshot_id)
     record(r)
     return true
   }
@@ -263,13 +328,33 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
     if (!KEEP) rmSync(m.stdoutPath, { force: true })
   }
 
+  /** Sluice's read-side commands on the two snapshots, stdout discarded. */
+  const moreOps = (): void => {
+    const timed = (op: Op, args: string[]): void => {
+      const m = measure({ argv: [SLUICE_CLI, ...args], env: run.env, discardStdout: true }, log(op))
+      sync()
+      if (m.exitCode !== 0) failed(op, describeFailure(m))
+      else record({ ...base, op, ok: true, seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes, load1: m.load1 })
+    }
+    timed('restore-tar', ['restore', '--tar', 'latest'])
+    timed('ls', ['ls', 'latest'])
+    if (ids.length === 2) timed('diff', ['diff', ids[0]!, ids[1]!])
+    timed('check', ['check'])
+    // prune walks every snapshot left (deleting nothing younger than GC_MIN_CHUNK_AGE_MS).
+    if (ids.length === 2) quiet([SLUICE_CLI, 'forget', ids[0]!], run.env)
+    timed('prune', ['prune'])
+  }
+
   if (!backup('backup')) {
     failed('restore', 'no snapshot (backup failed)')
     failed('incremental', 'no snapshot (backup failed)')
   } else {
-    if (s.stdinName === undefined) restoreTree()
+    // A tar scenario has no tree to restore into: its restore is `restore --tar` below.
+    if (s.tar !== undefined || NO_TREE_RESTORE) { /* nothing */ }
+    else if (s.stdinName === undefined) restoreTree()
     else restoreStream(s.stdinName)
     backup('incremental')
+    if (s.moreOps && tool.name === 'sluice') moreOps()
   }
   if (!KEEP) rmSync(runDir, { recursive: true, force: true })
 }
@@ -301,20 +386,26 @@ function main(): void {
     generate(s)
     let tree: TreeStats | undefined
     for (const tool of tools) {
+      // `restic backup --stdin` of a tar stores one file, not its members: not the same thing.
+      if (s.tar !== undefined && tool.name !== 'sluice') continue
       // Re-read the source before each tool: the previous tool's restore and cleanup may have
       // pushed some of it out of the page cache.
-      tree = warmAndCount(s.data)
+      tree = s.tar !== undefined ? { files: s.tar.entries, dirs: Math.ceil(s.tar.entries / s.tar.perDir), bytes: 0 } : warmAndCount(s.data)
       benchTool(s, tree, tool, logDir, record)
     }
-    tree ??= warmAndCount(s.data)
+    tree ??= s.tar !== undefined ? { files: s.tar.entries, dirs: 0, bytes: 0 } : warmAndCount(s.data)
     scenarioInfo.push({ name: s.name, description: s.description, data: s.data, ...tree })
   }
   save()
 
   const names = scenarios.map((s) => s.name)
-  const flat = names.includes(SCENARIOS.small.name) && names.includes(SCENARIOS.many.name)
-    ? { small: SCENARIOS.small.name, large: SCENARIOS.many.name }
-    : undefined
+  // Peak RSS growth: 1M files, and 1M / 5M in one directory, over 100k files; 10M tar entries
+  // over 100k.
+  const pairs = [
+    [SCENARIOS.small, SCENARIOS.many], [SCENARIOS.small, SCENARIOS.dir1m], [SCENARIOS.small, SCENARIOS.dir5m],
+    [SCENARIOS.tar100k, SCENARIOS.tar10m],
+  ] as const
+  const flat = pairs.filter(([a, b]) => names.includes(a.name) && names.includes(b.name)).map(([a, b]) => ({ small: a.name, large: b.name }))
   console.log('\n' + render(results, 'text', flat) + '\n')
   writeFileSync(resultsPath.replace(/\.json$/, '.md'), render(results, 'markdown', flat) + '\n')
   for (const p of problems(results)) console.warn(`WARNING: ${p}`)

@@ -19,7 +19,7 @@ export const diffCommand: CommandModule<object, GlobalArgs & FilterArgs & { a: s
       const a = await repo.findSnapshot(args.a, latestFilter(args))
       const b = await repo.findSnapshot(args.b, latestFilter(args))
       const counts = { added: 0, removed: 0, modified: 0 }
-      for await (const d of createDiff(snapshotRecords(repo, treeOf(a.snap)), snapshotRecords(repo, treeOf(b.snap)), { loader: repo }) as AsyncIterable<DiffItem>) {
+      for await (const d of createDiff(() => snapshotRecords(repo, treeOf(a.snap)), () => snapshotRecords(repo, treeOf(b.snap)), { loader: repo }) as AsyncIterable<DiffItem>) {
         counts[d.change]++
         const p = '/' + displayPath(d.path) + (d.type === 'dir' ? '/' : '')
         if (args.json) out(JSON.stringify({ change: d.change, path: p, type: d.type, ...(d.what.length ? { what: d.what } : {}) }))

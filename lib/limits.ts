@@ -274,3 +274,21 @@ export const COPY_CONCURRENCY = 4
 /** copy: original ids of the destination's snapshots held in a set (about 150 bytes each);
  *  a destination with more is scanned again for each source snapshot instead. */
 export const COPY_ORIGINALS_CAP = 100_000
+
+/** External sort of byte strings (lib/external-sort.ts: huge directory listings): bytes of
+ *  strings per sorted run (each string counts 16 bytes more for its index), runs merged at once
+ *  and the read/write block of each run file, so a merge holds 64 × 64 KiB. */
+export const EXTSORT_RUN_BYTES = 4 * MiB
+export const EXTSORT_MERGE_FANIN = 64
+export const EXTSORT_MERGE_BLOCK = 64 * KiB
+/** The walk: bytes of directory listings held in memory across the directories on the current
+ *  path (each name counts WALK_NAME_OVERHEAD more, its Buffer's heap cost); a listing that does
+ *  not fit what is left is sorted externally and read back WALK_SPILL_BLOCK at a time. 4 MiB is
+ *  ~40k names: every directory of the generated and real benchmark trees fits in memory. */
+export const WALK_LISTING_BYTES = 4 * MiB
+export const WALK_NAME_OVERHEAD = 96
+export const WALK_SPILL_BLOCK = 16 * KiB
+/** The walk's hardlink map: inodes (with more links to come) remembered, ~200 bytes each. When
+ *  full, the group seen longest ago is forgotten: its later links are stored as files with
+ *  their own content (deduplicated, so cheap) instead of as links. */
+export const WALK_HARDLINK_GROUPS = 16 * 1024

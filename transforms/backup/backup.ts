@@ -20,7 +20,7 @@ import { compileFilter, type FilterOptions } from '../../lib/filter-rules.js'
 import { PROGRAM, FORMAT_VERSION, type Repository, type SnapshotInfo, type SnapshotRoot } from '../../lib/repo/repository.js'
 import { newStats, type BackupStats } from '../../lib/stats.js'
 import { snapshotRecords, treeOf } from '../restore/read-snapshot.js'
-import { createWalk } from './sources/walk.js'
+import { createWalk, type WalkOptions } from './sources/walk.js'
 import { createFilter } from './filter.js'
 import { createParentJoin } from './parent-join.js'
 import { createXattrReader } from './xattr.js'
@@ -47,6 +47,9 @@ export interface BackupOptions {
   filter?: FilterOptions
   excludeIfPresent?: string[]
   oneFileSystem?: boolean
+  /** The walk's listing sort and hardlink map (sources/walk.ts): where huge directories are
+   *  sorted (`tmpDir`, default os.tmpdir()) and, for tests, lowered thresholds. */
+  walk?: Pick<WalkOptions, 'listingBytes' | 'sortRunBytes' | 'tmpDir' | 'hardlinkGroups'>
   tags?: string[]
   host?: string
   /** The snapshot whose unchanged files are not read again: an id (prefix), or false to read
@@ -124,6 +127,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
       descend: e => rules.canDescend(e),
       ...(opts.excludeIfPresent ? { excludeIfPresent: opts.excludeIfPresent } : {}),
       ...(opts.oneFileSystem ? { oneFileSystem: true } : {}),
+      ...opts.walk,
     })
   } else if (opts.source) {
     source = opts.source

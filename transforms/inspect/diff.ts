@@ -9,10 +9,24 @@
  * loader, differing ranges count as different content. Holes (hole extents) equal holes, and
  * equal data of zeros when bytes are compared.
  *
+ * Order: the join needs both sides in canonical order, which every walked snapshot is in. A
+ * snapshot from a tar stream keeps the archive's order; given as a function that reads the
+ * snapshot afresh each call, a side is first read once to check its order and, when it is not
+ * canonical, sorted externally (lib/external-sort.ts: each record and extents record keyed by
+ * its path and position, in runs under `tmpDir`), then joined from the sorted file. Given as a
+ * plain iterable, a side must be in canonical order: a record out of order stops the diff with
+ * ERR_CORRUPT rather than reporting wrong changes.
+ *
  * Memory: one record and one extent per side, plus a size-capped cache of chunk plaintexts
- * (DIFF_CHUNK_CACHE_BYTES) when bytes are compared — never a file's whole extent list.
+ * (DIFF_CHUNK_CACHE_BYTES) when bytes are compared — never a file's whole extent list; for a side
+ * sorted externally, one EXTSORT_RUN_BYTES run while sorting, then one read block.
  */
+import fs from 'node:fs'
+import os from 'node:os'
+import nodePath from 'node:path'
 import { Readable } from 'node:stream'
+import { ExternalSorter } from '../../lib/external-sort.js'
+import { decodeRecord, encodeEntry, encodeExtentsRecord } from '../../lib/repo/record.js'
 import { isHole, type EntryMeta, type Extent, type ExtentsItem, type RecordItem } from '../../lib/entry.js'
 import { comparePaths, displayPath, isAllZero } from '../../lib/bytes.js'
 import { SluiceError } from '../../lib/errors.js'
@@ -35,9 +49,16 @@ export interface DiffChunkLoader {
 export interface DiffOptions {
   /** Compares differing extents byte by byte; without it they count as different content. */
   loader?: DiffChunkLoader
+  /** Where a side out of canonical order is sorted (default os.tmpdir()). */
+  tmpDir?: string
+  /** Bytes per sorted run of that sort (default EXTSORT_RUN_BYTES); tests lower it. */
+  sortRunBytes?: number
 }
 
 type Item = RecordItem | ExtentsItem
+/** A side of the diff: its records, or a function that reads them afresh on each call (then a
+ *  side out of canonical order is sorted first). */
+export type DiffSide = AsyncIterable<Item> | (() => AsyncIterable<Item>)
 
 /** One side of the join: the current record, and its extents streamed on demand. */
 class Side {
@@ -61,6 +82,10 @@ class Side {
       if (r.done) this.ended = true
       else if (r.value.kind !== 'record') throw new SluiceError('ERR_CORRUPT', 'an extents record with no entry before it')
       else this.pending = r.value
+    }
+    const prev = this.current?.entry.path
+    if (prev !== undefined && this.pending !== undefined && comparePaths(prev, this.pending.entry.path) > 0) {
+      throw new SluiceError('ERR_CORRUPT', `snapshot records out of canonical order at ${displayPath(this.pending.entry.path)} (after ${displayPath(prev)})`, { path: this.pending.entry.path })
     }
     this.current = this.pending
     this.pending = undefined
@@ -164,7 +189,70 @@ async function sameBytes(
   }
 }
 
-export async function* diffRecords(a: AsyncIterable<Item>, b: AsyncIterable<Item>, opts: DiffOptions = {}): AsyncIterable<DiffItem> {
+/** True when the records of `items` are in canonical order (a full read). */
+async function inOrder(items: AsyncIterable<Item>): Promise<boolean> {
+  let prev: Buffer | undefined
+  for await (const it of items) {
+    if (it.kind !== 'record') continue
+    if (prev !== undefined && comparePaths(prev, it.entry.path) > 0) return false
+    prev = it.entry.path
+  }
+  return true
+}
+
+/** Sort strings: u32 path length, the path, a 6-byte position, then the record as stored. */
+const POS = 6
+function byPathThenPosition(a: Buffer, b: Buffer): number {
+  const la = a.readUInt32LE(0), lb = b.readUInt32LE(0)
+  return comparePaths(a.subarray(4, 4 + la), b.subarray(4, 4 + lb)) || a.compare(b, 4 + lb, 4 + lb + POS, 4 + la, 4 + la + POS)
+}
+
+/** The items of `items` in canonical order, sorted on disk in `dir` (removed at the end). */
+async function* sortedItems(items: AsyncIterable<Item>, opts: DiffOptions): AsyncGenerator<Item> {
+  const dir = fs.mkdtempSync(nodePath.join(opts.tmpDir ?? os.tmpdir(), 'sluice-diff-'))
+  try {
+    const sorter = new ExternalSorter(dir, 'items', { compare: byPathThenPosition, ...(opts.sortRunBytes ? { runBytes: opts.sortRunBytes } : {}) })
+    let path: Buffer | undefined
+    let pos = 0
+    for await (const it of items) {
+      if (it.kind === 'record') path = it.entry.path
+      else if (path === undefined) throw new SluiceError('ERR_CORRUPT', 'an extents record with no entry before it')
+      const body = it.kind === 'record' ? encodeEntry(it.entry, it.extents) : encodeExtentsRecord(it.extents, it.incomplete)
+      const head = Buffer.allocUnsafe(4 + path!.length + POS)
+      head.writeUInt32LE(path!.length, 0)
+      path!.copy(head, 4)
+      head.writeUIntBE(pos++, 4 + path!.length, POS)
+      sorter.add(Buffer.concat([head, body]))
+    }
+    const reader = sorter.finish()
+    try {
+      for (let s = reader.next(); s !== null; s = reader.next()) {
+        const framed = s.subarray(4 + s.readUInt32LE(0) + POS)
+        // encodeEntry's frame: a varint length, then the body.
+        let at = 0
+        while (framed[at]! >= 0x80) at++
+        const rec = decodeRecord(Buffer.from(framed.subarray(at + 1)))
+        if (rec === null) continue
+        yield rec.kind === 'record' ? { kind: 'record', entry: rec.entry, extents: rec.extents } : { kind: 'extents', extents: rec.extents, ...(rec.incomplete ? { incomplete: true } : {}) }
+      }
+    } finally {
+      reader.close()
+      sorter.close()
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** A side as records in canonical order: a function's records are checked, and sorted if need be. */
+async function canonical(side: DiffSide, opts: DiffOptions): Promise<AsyncIterable<Item>> {
+  if (typeof side !== 'function') return side
+  return (await inOrder(side())) ? side() : sortedItems(side(), opts)
+}
+
+export async function* diffRecords(sideA: DiffSide, sideB: DiffSide, opts: DiffOptions = {}): AsyncIterable<DiffItem> {
+  const a = await canonical(sideA, opts)
+  const b = await canonical(sideB, opts)
   const loader = opts.loader
   const cache = new Lru<string, Buffer>(DIFF_CHUNK_CACHE_BYTES, (v) => v.length)
   const load = loader
@@ -204,6 +292,6 @@ export async function* diffRecords(a: AsyncIterable<Item>, b: AsyncIterable<Item
   }
 }
 
-export function createDiff(a: AsyncIterable<Item>, b: AsyncIterable<Item>, opts: DiffOptions = {}): Readable {
+export function createDiff(a: DiffSide, b: DiffSide, opts: DiffOptions = {}): Readable {
   return Readable.from(diffRecords(a, b, opts), { objectMode: true, highWaterMark: 16 })
 }

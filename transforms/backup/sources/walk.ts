@@ -12,17 +12,33 @@
  * of a thread-pool round trip), one entry at a time. A file entry's content() is read by
  * read-content.ts when the chunker asks for it.
  *
- * Memory: the sorted listings of the directories on the current path, and the hardlink map
- * (inodes with a link count above one whose links have not all been seen yet: the one
- * structure that docs/DESIGN.md allows to grow with the data).
+ * Listings are read with opendir (synchronously, like lstat) and sorted in memory while the
+ * listings held for the directories on the current path fit `listingBytes` (WALK_LISTING_BYTES);
+ * a directory whose listing does not fit is sorted externally (lib/external-sort.ts: sorted runs
+ * in a temporary directory, merged into one sorted file that is read back a block at a time), so
+ * one directory of millions of entries costs what one of thousands does.
+ *
+ * Hardlinks: an inode with a link count above one is remembered (its first path) until all its
+ * links have been seen, in a map of at most WALK_HARDLINK_GROUPS inodes. When it is full the
+ * inode seen longest ago is forgotten: its later links are then stored as files with their own
+ * content (which dedup stores once) and restore as separate files, as they would from a tar
+ * split in two.
+ *
+ * Memory: at most `listingBytes` of in-memory listings, plus one WALK_SPILL_BLOCK read block per
+ * externally sorted directory on the current path, plus, while such a listing is being sorted,
+ * one EXTSORT_RUN_BYTES run (or the merge's blocks); the hardlink map (WALK_HARDLINK_GROUPS
+ * inodes). Disk: the names of the externally sorted directories on the current path.
  */
 import fs, { promises as fsp, constants as fsc } from 'node:fs'
+import os from 'node:os'
+import nodePath from 'node:path'
 import { lstatNumbers, type LStat } from '../../../lib/native.js'
 import { Readable } from 'node:stream'
 import { comparePaths, displayPath, isUnder } from '../../../lib/bytes.js'
 import type { EntryType, SourceEntry } from '../../../lib/entry.js'
 import { SluiceError, isErrno } from '../../../lib/errors.js'
-import { STAGE_HWM } from '../../../lib/limits.js'
+import { ExternalSorter, type SortedReader } from '../../../lib/external-sort.js'
+import { STAGE_HWM, WALK_HARDLINK_GROUPS, WALK_LISTING_BYTES, WALK_NAME_OVERHEAD, WALK_SPILL_BLOCK } from '../../../lib/limits.js'
 import { readContent, statNumbers, type ContentReader } from './read-content.js'
 import { systemOwners } from '../../../lib/owners.js'
 
@@ -46,6 +62,16 @@ export interface WalkOptions {
   lstat?: (fsPath: Buffer) => LStat
   /** Reads a file entry's content (default: readContent); tests inject changes here. */
   readContent?: ContentReader
+  /** Bytes of directory listings held in memory (default WALK_LISTING_BYTES); tests lower it so
+   *  that the external sort runs on small directories. */
+  listingBytes?: number
+  /** Bytes per sorted run of an external listing sort (default EXTSORT_RUN_BYTES). */
+  sortRunBytes?: number
+  /** Where externally sorted listings are kept while the walk is inside them (default
+   *  os.tmpdir(); a directory `sluice-walk-*` is made there on the first one and removed). */
+  tmpDir?: string
+  /** Inodes the hardlink map remembers (default WALK_HARDLINK_GROUPS). */
+  hardlinkGroups?: number
 }
 
 /** Counters a walk keeps up to date in a caller-owned object. */
@@ -55,6 +81,10 @@ export interface WalkStats {
   /** Hardlinked inodes whose links have not all been seen yet: the size of the hardlink map.
    *  What remains at the end are inodes with links outside the backup paths. */
   pendingHardlinks: number
+  /** Directories whose listing was sorted externally (optional: counted when present). */
+  spilledDirs?: number
+  /** Inodes forgotten by the full hardlink map (optional: counted when present). */
+  forgottenHardlinks?: number
 }
 
 const SLASH = Buffer.of(0x2f)
@@ -65,11 +95,13 @@ type Stat = { st: LStat; link?: Buffer; linkErr?: unknown }
 type Probe = Stat | { err: unknown }
 type ProbeOf = (fsPath: Buffer) => Probe
 
+/** A directory being visited: its sorted names, in memory or in a sorted file. */
 interface Frame {
   fsDir: Buffer
-  names: Buffer[]
-  /** Index in `names` of the next entry to visit. */
-  next: number
+  /** The next name (a view, valid until the next call), or null at the end. */
+  next(): Buffer | null
+  /** Releases the listing (in-memory bytes, or the sorted file). */
+  close(): void
 }
 
 type Warn = (msg: string, cause: unknown, fsPath: Buffer) => void
@@ -94,12 +126,35 @@ export function createWalk(paths: string[] | Buffer[], opts: WalkOptions): Reada
   return Readable.from(walk(paths, opts), { objectMode: true, highWaterMark: STAGE_HWM })
 }
 
+/** What the walk must release however it ends: the frames of the directories it is in, and the
+ *  temporary directory of externally sorted listings. */
+interface Held {
+  stack: Frame[]
+  spillDir: string | null
+}
+
 async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenerator<SourceEntry> {
+  const held: Held = { stack: [], spillDir: null }
+  try {
+    yield* walkPaths(paths, opts, held)
+  } finally {
+    // Also when stopped early (an error, or the consumer).
+    while (held.stack.length > 0) held.stack.pop()!.close()
+    if (held.spillDir !== null) fs.rmSync(held.spillDir, { recursive: true, force: true })
+  }
+}
+
+async function* walkPaths(paths: string[] | Buffer[], opts: WalkOptions, res: Held): AsyncGenerator<SourceEntry> {
   const probeOf = prober(opts.lstat ?? lstatNumbers)
   const read = opts.readContent ?? readContent
   const roots = checkRoots(paths, probeOf)
   const markers = (opts.excludeIfPresent ?? []).map((n) => Buffer.from(n))
   const links = new Map<string, LinkGroup>()
+  const linkCap = Math.max(1, opts.hardlinkGroups ?? WALK_HARDLINK_GROUPS)
+  const listingBudget = opts.listingBytes ?? WALK_LISTING_BYTES
+  /** Bytes of in-memory listings held by the frames on the stack. */
+  let held = 0
+  let spills = 0
   /** Ancestor directories already emitted (ok) or refused by `descend`, outermost first, by
    *  their snapshot paths. */
   let chain: { snap: Buffer; ok: boolean }[] = []
@@ -131,6 +186,11 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
         // A copy of its own: entry.path is a view that may pin a shared 8 KiB allocation pool.
         const first = Buffer.allocUnsafeSlow(entry.path.length)
         entry.path.copy(first)
+        if (links.size >= linkCap) {
+          // Full: forget the inode seen longest ago (Map keeps insertion order).
+          links.delete(links.keys().next().value!)
+          if (opts.stats) opts.stats.forgottenHardlinks = (opts.stats.forgottenHardlinks ?? 0) + 1
+        }
         links.set(key, { first, left: Number(probe.st.nlink) - 1 })
       } else {
         entry.hardlinkTo = group.first
@@ -142,14 +202,118 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
     return entry
   }
 
-  /** Reads a directory's listing, sorted; null when it cannot be listed (already warned). */
-  const list = async (fsPath: Buffer): Promise<Buffer[] | null> => {
+  /** Reads a directory's listing, sorted, as a frame; null when it cannot be listed (already
+   *  warned) or holds nothing. With `markers`, a listing holding one of them is dropped and
+   *  'excluded' returned. In memory while the listings on the path fit `listingBudget`,
+   *  otherwise sorted externally. */
+  const list = (fsPath: Buffer, markersOf: Buffer[]): Frame | null | 'excluded' => {
+    let dir: fs.Dir
     try {
-      const names = (await fsp.readdir(fsPath, { encoding: 'buffer' })) as Buffer[]
-      return names.sort(Buffer.compare)
+      dir = fs.opendirSync(fsPath, { encoding: 'buffer', bufferSize: 256 } as unknown as fs.OpenDirOptions)
     } catch (err) {
       warn('cannot list directory', err, fsPath)
       return null
+    }
+    let names: Buffer[] | null = []
+    let bytes = 0
+    let sorter: ExternalSorter | null = null
+    try {
+      for (;;) {
+        const d = dir.readSync()
+        if (d === null) break
+        const name = d.name as unknown as Buffer
+        if (markersOf.length > 0 && markersOf.some((m) => m.equals(name))) {
+          sorter?.close()
+          return 'excluded'
+        }
+        if (sorter !== null) {
+          spill(sorter, name, fsPath)
+          continue
+        }
+        names!.push(name)
+        bytes += name.length + WALK_NAME_OVERHEAD
+        if (held + bytes > listingBudget) {
+          sorter = newSorter(fsPath)
+          for (const n of names!) spill(sorter, n, fsPath)
+          names = null
+        }
+      }
+    } catch (err) {
+      sorter?.close()
+      if (err instanceof SluiceError) throw err
+      warn('cannot list directory', err, fsPath)
+      return null
+    } finally {
+      try {
+        dir.closeSync()
+      } catch {
+        // closing a directory handle cannot lose data
+      }
+    }
+    if (sorter !== null) return spilledFrame(fsPath, sorter)
+    if (names!.length === 0) return null
+    names!.sort(Buffer.compare)
+    held += bytes
+    let i = 0
+    const list = names!
+    return {
+      fsDir: fsPath,
+      next: () => (i < list.length ? list[i++]! : null),
+      close: () => {
+        held -= bytes
+        list.length = 0
+      },
+    }
+  }
+
+  const newSorter = (fsPath: Buffer): ExternalSorter => {
+    try {
+      res.spillDir ??= fs.mkdtempSync(nodePath.join(opts.tmpDir ?? os.tmpdir(), 'sluice-walk-'))
+    } catch (err) {
+      throw tempError(err, opts.tmpDir ?? os.tmpdir(), fsPath)
+    }
+    if (opts.stats) opts.stats.spilledDirs = (opts.stats.spilledDirs ?? 0) + 1
+    return new ExternalSorter(res.spillDir, `dir-${spills++}`, { runBytes: opts.sortRunBytes, block: WALK_SPILL_BLOCK })
+  }
+
+  /** Adds a name to an external sort; a failure there (a full disk) is the backup's, not the
+   *  directory's: ERR_WRITE. */
+  const spill = (sorter: ExternalSorter, name: Buffer, fsPath: Buffer): void => {
+    try {
+      sorter.add(name)
+    } catch (err) {
+      sorter.close()
+      throw tempError(err, res.spillDir!, fsPath)
+    }
+  }
+
+  /** Finishes an external sort into a frame reading the sorted file. */
+  const spilledFrame = (fsPath: Buffer, sorter: ExternalSorter): Frame | null => {
+    let reader: SortedReader
+    try {
+      reader = sorter.finish()
+    } catch (err) {
+      sorter.close()
+      throw tempError(err, res.spillDir!, fsPath)
+    }
+    const close = (): void => {
+      reader.close()
+      sorter.close()
+    }
+    if (sorter.count === 0) {
+      close()
+      return null
+    }
+    return {
+      fsDir: fsPath,
+      next: () => {
+        try {
+          return reader.next()
+        } catch (err) {
+          throw tempError(err, res.spillDir!, fsPath)
+        }
+      },
+      close,
     }
   }
 
@@ -180,7 +344,7 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
     }
     if (refused) continue
 
-    const stack: Frame[] = []
+    const stack = res.stack
     const rootDev = root.st.dev
     // Visits one entry: emits it and, for a directory, pushes its listing.
     let pending: { fsPath: Buffer; probe: Probe } | null = { fsPath: root.fsPath, probe: { st: root.st, ...root.link } }
@@ -192,8 +356,8 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
           warn(isErrno(probe.err, 'ENOENT') ? 'vanished:' : 'cannot read', probe.err, fsPath)
         } else if (fsPath.length <= cut) {
           // Backing up '/' (or '.'): the root has no snapshot path of its own, only children.
-          const names = await list(fsPath)
-          if (names !== null && names.length > 0) stack.push(frame(fsPath, names))
+          const listing = list(fsPath, [])
+          if (listing !== null && listing !== 'excluded') stack.push(listing)
         } else {
           const entry = admit(fsPath, probe, cut)
           if (entry !== null) {
@@ -202,12 +366,11 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
             } else if (opts.oneFileSystem && probe.st.dev !== rootDev) {
               yield entry
             } else {
-              const names = await list(fsPath)
-              if (names !== null && markers.length > 0 && names.some((n) => markers.some((m) => m.equals(n)))) {
-                // exclude-if-present: the directory goes with everything in it
-              } else {
+              const listing = list(fsPath, markers)
+              // exclude-if-present: the directory goes with everything in it
+              if (listing !== 'excluded') {
                 yield entry
-                if (names !== null && names.length > 0) stack.push(frame(fsPath, names))
+                if (listing !== null) stack.push(listing)
               }
             }
           }
@@ -215,14 +378,22 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
       }
       const top = stack[stack.length - 1]
       if (top === undefined) break
-      if (top.next >= top.names.length) {
-        stack.pop()
+      const name = top.next()
+      if (name === null) {
+        stack.pop()!.close()
         continue
       }
-      const fsPath = childPath(top.fsDir, top.names[top.next++]!)
+      const fsPath = childPath(top.fsDir, name)
       pending = { fsPath, probe: probeOf(fsPath) }
     }
   }
+}
+
+/** A failure of the walk's temporary files (a full disk): the backup cannot go on correctly. */
+function tempError(err: unknown, where: string, fsPath: Buffer): SluiceError {
+  if (err instanceof SluiceError) return err
+  const detail = err instanceof Error ? err.message : String(err)
+  return new SluiceError('ERR_WRITE', `cannot sort the listing of ${displayPath(fsPath)} in ${where}: ${detail}`, { cause: err, path: fsPath })
 }
 
 /**
@@ -322,10 +493,6 @@ function childPath(dir: Buffer, name: Buffer): Buffer {
   out[at] = 0x2f
   out.set(name, at + 1)
   return out
-}
-
-function frame(fsDir: Buffer, names: Buffer[]): Frame {
-  return { fsDir, names, next: 0 }
 }
 
 /** lstat (and readlink for symlinks) through `lstat`, as a result instead of a throw. */

@@ -229,6 +229,23 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     }
   }
 
+  // An entry whose parent is not the directory on top of the stack (a tar snapshot out of
+  // canonical order) may land in a directory that is already finished: that directory's mtime
+  // is read before and put back once the entry exists (small files: after their job), so its
+  // time stays the recorded one and nothing is kept per directory.
+  let touched: { p: Buffer; sec: number; nsec: number } | null = null
+  async function putBackTouched(): Promise<void> {
+    if (!touched) return
+    const t = touched
+    touched = null
+    await drain()
+    try {
+      utimens(t.p, { sec: t.sec, nsec: t.nsec }, { sec: t.sec, nsec: t.nsec })
+    } catch {
+      // the directory's own record, if it comes later, sets its times anyway
+    }
+  }
+
   /** Makes sure every ancestor of `p` is a real directory under the target (not a symlink);
    *  missing ones are created, unless `create` is false (a hardlink's source: link() would
    *  follow a symlink in its parents and link a file from outside the target). */
@@ -268,6 +285,13 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   async function create(e: EntryMeta): Promise<void> {
     checkSafePath(e.path)
     await leaveTo(e.path)
+    await putBackTouched()
+    const parent = parentPath(e.path)
+    const top = stack[stack.length - 1]
+    if (parent.length > 0 && !(top && top.path.equals(parent))) {
+      const st = fs.lstatSync(abs(parent), { bigint: true, throwIfNoEntry: false })
+      if (st?.isDirectory()) touched = { p: abs(parent), sec: Number(st.mtimeNs / 1_000_000_000n), nsec: Number(st.mtimeNs % 1_000_000_000n) }
+    }
     ensureParents(e.path)
     const p = abs(e.path)
     if (e.hardlinkTo) {
@@ -399,6 +423,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       ;(async () => {
         closeFile()
         await drain()
+        await putBackTouched()
         await leaveTo(Buffer.from([0])) // a path under no directory: finish them all
       })().then(() => cb(), err => cb(asSluiceError(err, 'ERR_WRITE', `cannot finish the restore into ${targetDir}`)))
     },
