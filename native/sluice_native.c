@@ -434,6 +434,8 @@ done:
 
 /* native/fsbatch.c: lstat and readFiles. */
 int sluice_register_fsbatch(napi_env env, napi_value exports);
+/* native/restorebatch.c: writeFiles. */
+int sluice_register_restorebatch(napi_env env, napi_value exports);
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
@@ -445,7 +447,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"cdcNext", NULL, js_cdcNext, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
-      !sluice_register_fsbatch(env, exports)) {
+      !sluice_register_fsbatch(env, exports) || !sluice_register_restorebatch(env, exports)) {
     return NULL;
   }
   return exports;

@@ -26,8 +26,8 @@ import type { EntryMeta, RestoreItem } from '../../../lib/entry.js'
 import type { DamagedItem } from '../download.js'
 import { SluiceError, asSluiceError, isErrno } from '../../../lib/errors.js'
 import { displayPath, isUnder, joinPath, parentPath, splitPath } from '../../../lib/bytes.js'
-import { lsetxattr, mkfifo, mknod, utimens } from '../../../lib/native.js'
-import { RESTORE_FILE_JOBS, RESTORE_SMALL_FILE } from '../../../lib/limits.js'
+import { WRITE_FILES_CHOWN, WRITE_FILES_META, WRITE_FILES_RESULTS, WRITE_FILES_STEPS, copyBytes, errnoError, lsetxattr, mkfifo, mknod, utimens, writeFiles } from '../../../lib/native.js'
+import { RESTORE_BATCHES, RESTORE_BATCH_BYTES, RESTORE_BATCH_FILES, RESTORE_FILE_WRITES, RESTORE_PENDING_DIRS, RESTORE_SMALL_FILE } from '../../../lib/limits.js'
 import { checkSafePath } from '../read-snapshot.js'
 
 export { checkSafePath }
@@ -54,21 +54,57 @@ interface OpenDir {
   meta: EntryMeta
 }
 
+/** A small file in a batch: its content lies in the batch's arena at `offset`. */
+interface BatchFile {
+  meta: EntryMeta
+  abs: Buffer
+  offset: number
+  length: number
+  damaged?: SluiceError
+}
+
+/** Small files created together by one writeFiles call (native/restorebatch.c). */
+interface Batch {
+  /** Its number, from 1 in the order batches are submitted (0 while it fills). */
+  n: number
+  files: BatchFile[]
+  paths: Buffer[]
+  /** Bytes of the arena given out (a file's whole size is reserved when it starts). */
+  used: number
+  arena: Buffer
+  meta: Float64Array
+  results: Int32Array
+}
+
 export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writable {
   const root = Buffer.from(targetDir.replace(/\/+$/, '') || '/')
   const owners = opts.owners ?? process.getuid?.() === 0
   const stack: OpenDir[] = []
   // Directories (snapshot-relative) known to be real directories we may write into.
-  let file: { fd: number; meta: EntryMeta; abs: Buffer; written: number; damaged?: SluiceError } | null = null
-  // The large file's write on the thread pool, while one is running: a destroy must not close
-  // its descriptor under it (the number could be reused by the next open before the write runs).
-  let writing: Promise<unknown> | null = null
-  // A small file being collected, to be created by a job of its own (see `flushSmall`).
-  let small: { meta: EntryMeta; abs: Buffer; parts: Buffer[]; damaged?: SluiceError } | null = null
-  // Small-file jobs in flight: creating a file costs the kernel 30-300 µs (inode, journal), so
-  // several run at once on the thread pool. A directory's metadata, a hardlink and the end of the
-  // restore wait for them.
-  const jobs = new Set<Promise<void>>()
+  let file: { fd: number; meta: EntryMeta; abs: Buffer; written: number; damaged?: SluiceError; failed?: unknown } | null = null
+  // The large file's positioned writes on the thread pool (up to RESTORE_FILE_WRITES at once, each
+  // at its own offset): a destroy must not close its descriptor under them (the number could be
+  // reused by the next open before a write runs). Each holds a view of a decoded chunk.
+  const writing = new Set<Promise<unknown>>()
+  // Small files are collected into a batch (their content copied into its arena) and a batch is
+  // created by one writeFiles call on the thread pool; RESTORE_BATCHES run at once, so the
+  // kernel's per-file creation cost (30-300 µs: inode, journal) overlaps itself and the main
+  // thread's decoding. `small` is the file being collected into `filling`.
+  let small: BatchFile | null = null
+  let filling: Batch | null = null
+  const spare: Batch[] = []
+  // Submitted batches not yet finished, oldest first; each settles after its results are applied.
+  const running: Promise<void>[] = []
+  // Batches are applied in submission order through this chain.
+  let chain: Promise<void> = Promise.resolve()
+  let submitted = 0
+  let applied = 0
+  // Paths (latin1) of files in unfinished batches: an entry at one of them waits for them, so a
+  // snapshot that names a path twice restores as if entries were created one after another.
+  const pendingPaths = new Set<string>()
+  // Directories left while files inside them were still in a batch: their metadata (times!) is
+  // set once batch `need` is applied, in the order they were left (children first).
+  const pendingDirs: { dir: OpenDir; need: number }[] = []
   let jobFailure: unknown
   // Set by destroy: a write still running (handle() waits on the pool) starts nothing more.
   let stopped = false
@@ -121,16 +157,19 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     opts.onWarning(new SluiceError(damage.code, `${damage.message}; the file is not restored`, { cause: damage, path: e.path }))
   }
 
-  function closeFile(): void {
+  /** Finishes the large file: waits for its writes, sizes it, closes it, sets its metadata. */
+  async function closeFile(): Promise<void> {
     if (!file) return
     const f = file
     file = null
+    await Promise.allSettled(writing)
     if (f.damaged) {
       fs.closeSync(f.fd)
       dropDamaged(f.meta, f.abs, f.damaged)
       return
     }
     try {
+      if (f.failed !== undefined) throw f.failed
       if (f.written < f.meta.size) fs.ftruncateSync(f.fd, f.meta.size) // a sparse tail stays a hole
       fs.closeSync(f.fd)
     } catch (err) {
@@ -146,64 +185,171 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     setMeta(f.meta, f.abs)
   }
 
-  /** Starts the job that creates the collected small file. */
-  async function flushSmall(): Promise<void> {
-    if (!small || stopped) return
+  /** Writes one piece of the large file at its offset, with up to RESTORE_FILE_WRITES at once. */
+  async function writeLarge(data: Uint8Array): Promise<void> {
+    const f = file!
+    const pos = f.written
+    f.written += data.length
+    const w = (async () => {
+      for (let off = 0; off < data.length; ) off += await writeAsync(f.fd, data, off, pos + off)
+    })().catch(err => {
+      f.failed ??= err
+    })
+    writing.add(w)
+    void w.finally(() => writing.delete(w))
+    while (writing.size >= RESTORE_FILE_WRITES) await Promise.race(writing)
+    if (f.failed !== undefined) throw asSluiceError(f.failed, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
+  }
+
+  const pathKey = (p: Buffer): string => p.toString('latin1')
+  const isSmall = (e: EntryMeta): boolean => e.type === 'file' && !e.hardlinkTo && e.size <= RESTORE_SMALL_FILE
+
+  /** Starts collecting small file `e` into the filling batch. */
+  async function startSmall(e: EntryMeta, p: Buffer): Promise<void> {
+    if (filling && (filling.files.length >= RESTORE_BATCH_FILES || filling.used + e.size > filling.arena.length)) await submit()
+    if (pendingPaths.has(pathKey(p))) await drain()
+    if (!filling) {
+      filling = spare.pop() ?? {
+        n: 0, files: [], paths: [], used: 0,
+        arena: Buffer.allocUnsafe(RESTORE_BATCH_BYTES),
+        meta: new Float64Array(RESTORE_BATCH_FILES * WRITE_FILES_META),
+        results: new Int32Array(RESTORE_BATCH_FILES * WRITE_FILES_RESULTS),
+      }
+    }
+    small = { meta: e, abs: p, offset: filling.used, length: 0 }
+    filling.used += e.size
+  }
+
+  /** Content of the small file being collected, copied into the batch's arena (the data is a
+   *  view of a whole decoded chunk, which must not be held for it). */
+  function addSmall(data: Uint8Array): void {
+    const f = small!
+    if (f.length + data.length > f.meta.size) {
+      throw new SluiceError('ERR_CORRUPT', `${displayPath(f.meta.path)}: content longer than its recorded size ${f.meta.size}`)
+    }
+    copyBytes(filling!.arena, f.offset + f.length, data)
+    f.length += data.length
+  }
+
+  /** Puts the collected small file into its batch (or drops it when its content is damaged). */
+  function endSmall(): void {
+    if (!small) return
     const f = small
+    const b = filling!
     small = null
     if (f.damaged) {
+      b.used = f.offset // it is the last file of the batch: give back its room
       // An older file at that path (restoring over a previous restore) would pass for this one.
       dropDamaged(f.meta, f.abs, f.damaged)
       return
     }
-    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
-    const job = (async () => {
-      let fd: number
+    const e = f.meta
+    const i = b.files.length
+    b.files.push(f)
+    b.paths.push(f.abs)
+    b.meta.set([f.offset, f.length, e.size, e.mode, e.uid, e.gid, e.mtimeSec, e.mtimeNsec, owners ? WRITE_FILES_CHOWN : 0], i * WRITE_FILES_META)
+    pendingPaths.add(pathKey(f.abs))
+  }
+
+  /** Submits the filling batch; waits while RESTORE_BATCHES are running. */
+  async function submit(): Promise<void> {
+    endSmall()
+    const b = filling
+    if (!b || b.files.length === 0 || stopped) return
+    filling = null
+    b.n = ++submitted
+    const n = b.files.length
+    const written = writeFiles(b.paths, b.meta.subarray(0, n * WRITE_FILES_META), b.arena, b.results.subarray(0, n * WRITE_FILES_RESULTS))
+    written.catch(() => {})
+    const done = (chain = chain.then(async () => {
       try {
-        fd = await openAsync(f.abs, flags)
+        await written
+        if (!stopped) applyBatch(b)
       } catch (err) {
-        if (!isErrno(err, 'EEXIST', 'ELOOP')) throw err
-        fd = replacing(f.abs, () => fs.openSync(f.abs, flags, 0o600))
+        jobFailure ??= asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(b.files[0]!.abs)}`)
+      } finally {
+        for (const f of b.files) pendingPaths.delete(pathKey(f.abs))
+        applied = b.n
+        b.files = []
+        b.paths = []
+        b.used = 0
+        spare.push(b)
+        running.shift()
       }
-      try {
-        let pos = 0
-        for (const part of f.parts) {
-          for (let off = 0; off < part.length; ) {
-            const n = await writeAsync(fd, part, off, pos)
-            off += n
-            pos += n
-          }
+      if (jobFailure === undefined && !stopped) finishDirs()
+    }))
+    running.push(done)
+    while (running.length >= RESTORE_BATCHES) await running[0]
+  }
+
+  /** Reports what writeFiles did to each file of a batch, sets xattrs, and redoes (replacing
+   *  what was there) the files whose path was taken. */
+  function applyBatch(b: Batch): void {
+    b.files.forEach((f, i) => {
+      const r = b.results.subarray(i * WRITE_FILES_RESULTS, (i + 1) * WRITE_FILES_RESULTS)
+      const e = f.meta
+      if (r[0]! < 0) {
+        const err = errnoError(-r[0]!, WRITE_FILES_STEPS[r[1]!] ?? 'write', f.abs)
+        if (r[1] !== 0 || !isErrno(err, 'EEXIST', 'ELOOP')) throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
+        rewriteSmall(f, b.arena)
+        return
+      }
+      if (r[2]) warn(e, 'cannot set owner', errnoError(r[2], 'chown', f.abs))
+      if (r[3]) warn(e, 'cannot set mode', errnoError(r[3], 'chmod', f.abs))
+      if (r[4]) warn(e, 'cannot set times', errnoError(r[4], 'utimens', f.abs))
+      for (const x of e.xattrs ?? []) {
+        try {
+          lsetxattr(f.abs, x.name, x.value)
+        } catch (cause) {
+          warn(e, `cannot set xattr ${x.name.toString()}`, cause)
         }
-        if (pos < f.meta.size) fs.ftruncateSync(fd, f.meta.size)
-      } catch (err) {
-        fs.closeSync(fd)
-        fs.rmSync(f.abs, { force: true }) // a partial file must not pass for the file
-        throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
       }
-      fs.closeSync(fd)
-      setMeta(f.meta, f.abs)
-    })().catch(err => {
-      jobFailure ??= asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(f.abs)}`)
+      opts.onEntry?.(e)
     })
-    jobs.add(job)
-    void job.finally(() => jobs.delete(job))
-    if (jobs.size >= RESTORE_FILE_JOBS) await Promise.race(jobs)
   }
 
-  /** Waits for every small-file job; rethrows the first failure. */
-  async function drain(): Promise<void> {
-    await flushSmall()
-    while (jobs.size > 0) await Promise.all(jobs)
-    if (jobFailure !== undefined) throw jobFailure
-  }
-
-  /** Finishes directories on the stack that `path` is not inside. */
-  async function leaveTo(path: Buffer): Promise<void> {
-    if (stack.length > 0 && !isUnder(path, stack[stack.length - 1]!.path)) await drain()
-    while (stack.length > 0 && !isUnder(path, stack[stack.length - 1]!.path)) {
-      const d = stack.pop()!
-      setMeta(d.meta, abs(d.path))
+  /** A small file whose path was taken (restoring over an earlier restore): replaces what is
+   *  there (a directory stays, and the file fails) and writes it on the main thread. */
+  function rewriteSmall(f: BatchFile, arena: Buffer): void {
+    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
+    const fd = replacing(f.abs, () => fs.openSync(f.abs, flags, 0o600))
+    try {
+      for (let off = 0; off < f.length; ) off += fs.writeSync(fd, arena, f.offset + off, f.length - off)
+      if (f.length < f.meta.size) fs.ftruncateSync(fd, f.meta.size)
+    } catch (err) {
+      fs.closeSync(fd)
+      fs.rmSync(f.abs, { force: true }) // a partial file must not pass for the file
+      throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
     }
+    fs.closeSync(fd)
+    setMeta(f.meta, f.abs)
+  }
+
+  /** Sets the metadata of left directories whose files are all written. */
+  function finishDirs(): void {
+    while (pendingDirs.length > 0 && pendingDirs[0]!.need <= applied) {
+      const { dir } = pendingDirs.shift()!
+      setMeta(dir.meta, abs(dir.path))
+    }
+  }
+
+  /** Waits for every batch; rethrows the first failure. */
+  async function drain(): Promise<void> {
+    await submit()
+    while (running.length > 0) await running[running.length - 1]
+    if (jobFailure !== undefined) throw jobFailure
+    finishDirs()
+  }
+
+  /** Finishes directories on the stack that `path` is not inside (once their files are written). */
+  async function leaveTo(path: Buffer): Promise<void> {
+    while (stack.length > 0 && !isUnder(path, stack[stack.length - 1]!.path)) {
+      const dir = stack.pop()!
+      const need = filling && filling.files.length > 0 ? submitted + 1 : submitted
+      if (need <= applied && pendingDirs.length === 0) setMeta(dir.meta, abs(dir.path))
+      else pendingDirs.push({ dir, need })
+    }
+    if (pendingDirs.length > RESTORE_PENDING_DIRS) await drain()
   }
 
   /** Makes sure every ancestor of `p` is a real directory under the target (not a symlink);
@@ -245,8 +391,15 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   async function create(e: EntryMeta): Promise<void> {
     checkSafePath(e.path)
     await leaveTo(e.path)
-    ensureParents(e.path)
     const p = abs(e.path)
+    if (pendingPaths.size > 0) {
+      // Checking parents other than the current directory, or an entry at a path a batch has
+      // yet to create: as if every earlier entry were already there.
+      const top = stack[stack.length - 1]
+      const parent = parentPath(e.path)
+      if ((parent.length > 0 && !top?.path.equals(parent)) || (!isSmall(e) && pendingPaths.has(pathKey(p)))) await drain()
+    }
+    ensureParents(e.path)
     if (e.hardlinkTo) {
       checkSafePath(e.hardlinkTo)
       await drain() // the first link may still be being written
@@ -273,8 +426,8 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
         stack.push({ path: e.path, meta: e })
         return
       case 'file': {
-        if (e.size <= RESTORE_SMALL_FILE) {
-          small = { meta: e, abs: p, parts: [] }
+        if (isSmall(e)) {
+          await startSmall(e, p)
           return
         }
         const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW
@@ -314,34 +467,17 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     }
     if (item.kind === 'data') {
       if (small) {
-        if (small.damaged) return
-        // A copy: the data is a view of a whole decoded chunk, which must not be held for it.
-        small.parts.push(Buffer.from(item.data))
+        if (!small.damaged) addSmall(item.data)
         return
       }
       if (!file || file.damaged) return
       // On the thread pool: the main thread decrypts and decompresses the next chunks meanwhile.
-      // The data is a view of a decoded chunk; the write completes before the next item comes.
-      const f = file
-      const data = item.data
-      let off = 0
-      while (off < data.length) {
-        const w = writeAsync(f.fd, data, off, f.written)
-        writing = w
-        let n: number
-        try {
-          n = await w.finally(() => (writing = null))
-        } catch (err) {
-          throw asSluiceError(err, 'ERR_WRITE', `cannot write ${displayPath(f.abs)}`)
-        }
-        off += n
-        f.written += n
-      }
+      await writeLarge(item.data)
       return
     }
     if (item.kind === 'extents') return
-    closeFile()
-    await flushSmall()
+    await closeFile()
+    endSmall()
     if (stopped) return
     try {
       await create(item.entry)
@@ -360,7 +496,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     },
     final(cb) {
       ;(async () => {
-        closeFile()
+        await closeFile()
         await drain()
         await leaveTo(Buffer.from([0])) // a path under no directory: finish them all
       })().then(() => cb(), err => cb(asSluiceError(err, 'ERR_WRITE', `cannot finish the restore into ${targetDir}`)))
@@ -384,7 +520,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
           // already failing
         }
       }
-      Promise.allSettled([writing, ...jobs]).then(close).then(() => cb(err))
+      Promise.allSettled([...writing, ...running]).then(close).then(() => cb(err))
     },
   })
 }
