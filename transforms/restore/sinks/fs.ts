@@ -16,9 +16,23 @@
  * A write that fails (a full disk) stops the restore with ERR_WRITE naming the file, and the
  * file being written is removed.
  *
+ * Writing: files up to RESTORE_SMALL_FILE are copied into a batch (an arena of
+ * RESTORE_BATCH_BYTES, at most RESTORE_BATCH_FILES files) and each batch is created, written
+ * and finished (owner, mode, times) by one addon call on the thread pool
+ * (native/restorebatch.c), RESTORE_BATCHES at once; their xattrs and warnings are applied when
+ * a batch returns, in order. A directory left while its files are still in a batch gets its
+ * metadata once that batch is done; an entry at a path a batch has yet to create, or whose
+ * parents must be checked, waits for the batches first, so the result is as if every entry
+ * were created in turn. A larger file is opened in place and written by positioned writes on
+ * the thread pool, RESTORE_FILE_WRITES at once. `startSmall`/`endSmall`/`submit` and the large
+ * file's `create`/`writeLarge`/`closeFile` are where a file is written; `setMeta` (and the
+ * batch's own metadata steps) where its metadata is applied.
+ *
  * Memory: the stack of directories on the current path (their metadata, to finish them when
- * left), one open large file, and RESTORE_FILE_JOBS small files (copies of at most
- * RESTORE_SMALL_FILE bytes each) being created concurrently.
+ * left) and at most RESTORE_PENDING_DIRS left directories waiting for their batches; one open
+ * large file and RESTORE_FILE_WRITES views of decoded chunks being written; RESTORE_BATCHES + 1
+ * batch arenas (RESTORE_BATCH_BYTES each, allocated once and reused) with their files' records
+ * and paths (RESTORE_BATCH_FILES each).
  */
 import { Writable } from 'node:stream'
 import fs from 'node:fs'
