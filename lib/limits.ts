@@ -167,8 +167,9 @@ export const RESTORE_SMALL_FILE = 256 * KiB
  *  per this much work (tens of ms of file creation) without holding much. */
 export const RESTORE_BATCH_BYTES = 1 * MiB
 export const RESTORE_BATCH_FILES = 256
-/** Batches being created at once: the thread pool has 4 threads, one left for chunk reads. */
-export const RESTORE_BATCHES = 3
+/** Batches submitted and not yet done (one is created at a time, the next waits; one more
+ *  fills): creating several at once contends for the directory's lock (docs/TUNING.md). */
+export const RESTORE_BATCHES = 2
 /** Directories left whose times wait for their files' batch; beyond this the restore waits. */
 export const RESTORE_PENDING_DIRS = 1024
 /** A large file's positioned writes in flight at once (each holds a view of a decoded chunk). */

@@ -101,9 +101,10 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   // reused by the next open before a write runs). Each holds a view of a decoded chunk.
   const writing = new Set<Promise<unknown>>()
   // Small files are collected into a batch (their content copied into its arena) and a batch is
-  // created by one writeFiles call on the thread pool; RESTORE_BATCHES run at once, so the
-  // kernel's per-file creation cost (30-300 µs: inode, journal) overlaps itself and the main
-  // thread's decoding. `small` is the file being collected into `filling`.
+  // created by one writeFiles call on the thread pool, one batch at a time (several at once
+  // contend for the directory's lock: measured, docs/TUNING.md), while the main thread decodes
+  // and fills the next; at most RESTORE_BATCHES wait or run. `small` is the file being collected
+  // into `filling`.
   let small: BatchFile | null = null
   let filling: Batch | null = null
   const spare: Batch[] = []
@@ -273,11 +274,10 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     filling = null
     b.n = ++submitted
     const n = b.files.length
-    const written = writeFiles(b.paths, b.meta.subarray(0, n * WRITE_FILES_META), b.arena, b.results.subarray(0, n * WRITE_FILES_RESULTS))
-    written.catch(() => {})
+    // One batch in the kernel at a time: the next one fills (and waits) meanwhile.
     const done = (chain = chain.then(async () => {
       try {
-        await written
+        if (!stopped) await writeFiles(b.paths, b.meta.subarray(0, n * WRITE_FILES_META), b.arena, b.results.subarray(0, n * WRITE_FILES_RESULTS))
         if (!stopped) applyBatch(b)
       } catch (err) {
         jobFailure ??= asSluiceError(err, 'ERR_WRITE', `cannot restore ${displayPath(b.files[0]!.abs)}`)
