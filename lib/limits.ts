@@ -174,10 +174,20 @@ export const SEAL_WORKER_WINDOW_MS = 500
 export const SEAL_WORKER_FIRST_WINDOW_MS = 100
 export const SEAL_WORKER_MIN_MEAN_FILE = 64 * KiB
 
-/** Restore: files up to this size are collected (copied) and created by jobs that run
- *  RESTORE_FILE_JOBS at a time, so the kernel's per-file creation cost overlaps. */
+/** Restore: files up to this size are copied into a batch's arena and created, written and
+ *  finished by one addon call per batch (native/restorebatch.c); a larger file is written in place. */
 export const RESTORE_SMALL_FILE = 256 * KiB
-export const RESTORE_FILE_JOBS = 8
+/** A batch's arena (at least RESTORE_SMALL_FILE) and its most files: one thread-pool round trip
+ *  per this much work (tens of ms of file creation) without holding much. */
+export const RESTORE_BATCH_BYTES = 1 * MiB
+export const RESTORE_BATCH_FILES = 256
+/** Batches submitted and not yet done (one is created at a time, the next waits; one more
+ *  fills): creating several at once contends for the directory's lock (docs/TUNING.md). */
+export const RESTORE_BATCHES = 2
+/** Directories left whose times wait for their files' batch; beyond this the restore waits. */
+export const RESTORE_PENDING_DIRS = 1024
+/** A large file's positioned writes in flight at once (each holds a view of a decoded chunk). */
+export const RESTORE_FILE_WRITES = 3
 
 /** Restore --sparse: content is looked at in blocks of this size (a filesystem block), and a block
  *  of zeros is left as a hole instead of written (restic's --sparse); a smaller one saves nothing. */

@@ -56,6 +56,7 @@ export interface Addon {
   /** Writes twelve stat fields into `out` and returns 0, or returns the errno. */
   lstat(path: Buffer, out: Float64Array): number
   readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
+  writeFiles(paths: Buffer[], meta: Float64Array, arena: Buffer, results: Int32Array): Promise<void>
   copy: CopyInto
   seekData(fd: number, offset: number, hole: boolean): number
 }
@@ -230,4 +231,23 @@ export function lstatNumbers(path: Buffer): LStat {
  */
 export function readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void> {
   return loadAddon().readFiles(paths, sizes, arena, results)
+}
+
+/** Numbers per file in writeFiles' `meta`: content offset and length in the arena, size, mode,
+ *  uid, gid, mtime seconds and nanoseconds, flags (WRITE_FILES_CHOWN). */
+export const WRITE_FILES_META = 9
+/** Numbers per file in writeFiles' `results`: -errno of the step that lost the file (0 when it
+ *  was written) and that step (WRITE_FILES_STEPS), then the errnos of chown, chmod and utimens. */
+export const WRITE_FILES_RESULTS = 5
+export const WRITE_FILES_STEPS = ['create', 'write', 'truncate', 'close'] as const
+export const WRITE_FILES_CHOWN = 1
+
+/**
+ * Creates (O_EXCL, O_NOFOLLOW), writes and finishes each file `paths[i]` on one thread-pool
+ * thread (native/restorebatch.c): content from `arena`, then truncate to the size, owner (flag
+ * WRITE_FILES_CHOWN), mode, times, close. A file whose write fails is removed. See
+ * WRITE_FILES_META and WRITE_FILES_RESULTS for the layout of `meta` and `results`.
+ */
+export function writeFiles(paths: Buffer[], meta: Float64Array, arena: Buffer, results: Int32Array): Promise<void> {
+  return loadAddon().writeFiles(paths, meta, arena, results)
 }

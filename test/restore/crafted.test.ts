@@ -223,3 +223,91 @@ test('hole extents: an honest one restores as a hole; overlong, huge, empty or o
     forget(id)
   }
 })
+
+test('a path named twice: the restore ends as if each entry were created in turn, nothing escapes', async () => {
+  // Small files are created in batches after their records pass (sinks/fs.ts): a later entry at
+  // the same path, or below it, must still meet what the earlier one made.
+  const sentinel = `${BASE}/twice-sentinel`
+  fs.mkdirSync(sentinel, { recursive: true })
+  fs.writeFileSync(`${sentinel}/victim`, 'untouched')
+  const one = { id: cid, offset: 0, length: 100 }
+  const two = { id: cid, offset: 100, length: 200 }
+  const mtime = { mtimeSec: 1_600_000_000, mtimeNsec: 123_456_789 }
+  const id = await craftSnapshot(repo, [
+    { entry: meta('d', 'dir', mtime) },
+    { entry: meta('d/f', 'file', { size: 100 }), extents: [one] },
+    { entry: meta('d/f', 'file', { size: 200, mode: 0o600, ...mtime }), extents: [two] },
+    { entry: meta('d/l', 'file', { size: 100 }), extents: [one] },
+    { entry: meta('d/l', 'symlink', { linkTarget: Buffer.from(sentinel) }) },
+    { entry: meta('d/x', 'file', { size: 100, ...mtime }), extents: [one] },
+  ])
+  const target = `${BASE}/twice`
+  // Restoring twice: the second run finds every path taken and replaces what is there.
+  for (let run = 0; run < 2; run++) {
+    await restore({ repo, snapshot: id, target, onWarning: e => assert.fail(e.message) })
+    assert.ok(fs.readFileSync(`${target}/d/f`).equals(content.subarray(100, 300)), `run ${run}: d/f holds the later entry's content`)
+    assert.equal(fs.statSync(`${target}/d/f`).mode & 0o777, 0o600)
+    assert.equal(fs.statSync(`${target}/d/f`, { bigint: true }).mtimeNs, 1_600_000_000_123_456_789n)
+    assert.equal(fs.readlinkSync(`${target}/d/l`), sentinel)
+    assert.ok(fs.readFileSync(`${target}/d/x`).equals(content.subarray(0, 100)))
+    // The directory's times are set after its last file is written.
+    assert.equal(fs.statSync(`${target}/d`, { bigint: true }).mtimeNs, 1_600_000_000_123_456_789n, `run ${run}: d's mtime`)
+    assert.deepEqual(fs.readdirSync(sentinel), ['victim'])
+    assert.equal(fs.readFileSync(`${sentinel}/victim`, 'utf8'), 'untouched')
+  }
+  // A small file, then a directory at its path and a file in it: the directory replaces it.
+  const redo = await craftSnapshot(repo, [
+    { entry: meta('g', 'file', { size: 100 }), extents: [one] },
+    { entry: meta('g', 'dir') },
+    { entry: meta('g/x', 'file', { size: 100 }), extents: [one] },
+  ])
+  await restore({ repo, snapshot: redo, target: `${BASE}/twice-dir`, onWarning: e => assert.fail(e.message) })
+  assert.ok(fs.readFileSync(`${BASE}/twice-dir/g/x`).equals(content.subarray(0, 100)))
+  // A small file, then a file below it: refused as before, nothing written through it.
+  const below = await craftSnapshot(repo, [
+    { entry: meta('s', 'file', { size: 100 }), extents: [one] },
+    { entry: meta('s/x', 'file', { size: 100 }), extents: [one] },
+  ])
+  await assert.rejects(restore({ repo, snapshot: below, target: `${BASE}/twice-below`, onWarning: () => {} }), { code: 'ERR_UNSAFE_PATH' })
+  assert.ok(fs.readFileSync(`${BASE}/twice-below/s`).equals(content.subarray(0, 100)))
+  forget(id)
+  forget(redo)
+  forget(below)
+})
+
+test('small files with holes or zero blocks between batched ones: the same bytes, holes kept with sparse, every block without', async () => {
+  // Small files go to the fs sink's write batches, which write every byte they are given; one
+  // with a hole or a block of zeros is written apart so that it keeps its holes.
+  const zid = await putChunk(repo, Buffer.alloc(8192))
+  const hole = (length: number) => ({ id: HOLE_ID, offset: 0, length })
+  const whole = { id: cid, offset: 0, length: content.length }
+  const mtime = { mtimeSec: 1_600_000_000, mtimeNsec: 123_456_789 }
+  const id = await craftSnapshot(repo, [
+    { entry: meta('d', 'dir', mtime) },
+    { entry: meta('d/a', 'file', { size: 100, ...mtime }), extents: [{ id: cid, offset: 0, length: 100 }] },
+    { entry: meta('d/h', 'file', { size: 2 * content.length + 16384, mode: 0o640, ...mtime }), extents: [whole, hole(8192), whole, hole(8192)] },
+    { entry: meta('d/m', 'file', { size: 8192 + content.length, ...mtime }), extents: [{ id: zid, offset: 0, length: 8192 }, whole] },
+    { entry: meta('d/z', 'file', { size: 100, ...mtime }), extents: [{ id: cid, offset: 100, length: 100 }] },
+  ])
+  const wantH = Buffer.concat([content, Buffer.alloc(8192), content, Buffer.alloc(8192)])
+  const wantM = Buffer.concat([Buffer.alloc(8192), content])
+  for (const sparse of [true, false]) {
+    const target = `${BASE}/small-holes-${sparse}`
+    await restore({ repo, snapshot: id, target, sparse, onWarning: e => assert.fail(e.message) })
+    const blocks = (name: string) => fs.statSync(`${target}/d/${name}`).blocks * 512
+    assert.ok(fs.readFileSync(`${target}/d/a`).equals(content.subarray(0, 100)))
+    assert.ok(fs.readFileSync(`${target}/d/h`).equals(wantH), `sparse ${sparse}: h's bytes`)
+    assert.ok(fs.readFileSync(`${target}/d/m`).equals(wantM), `sparse ${sparse}: m's bytes`)
+    assert.ok(fs.readFileSync(`${target}/d/z`).equals(content.subarray(100, 200)))
+    if (sparse) {
+      assert.ok(blocks('h') <= 2 * content.length, `h: ${blocks('h')} bytes of blocks`)
+      assert.ok(blocks('m') <= content.length, `m: ${blocks('m')} bytes of blocks`)
+    } else {
+      assert.ok(blocks('h') >= wantH.length, `h: ${blocks('h')} bytes of blocks`)
+      assert.ok(blocks('m') >= wantM.length, `m: ${blocks('m')} bytes of blocks`)
+    }
+    assert.equal(fs.statSync(`${target}/d/h`).mode & 0o777, 0o640)
+    for (const p of ['d', 'd/a', 'd/h', 'd/m', 'd/z']) assert.equal(fs.statSync(`${target}/${p}`, { bigint: true }).mtimeNs, 1_600_000_000_123_456_789n, `sparse ${sparse}: ${p}'s mtime`)
+  }
+  forget(id)
+})

@@ -11,7 +11,8 @@ import { CLI, cliFor } from '../helpers/cli.js'
 import { scratch } from '../helpers/scratch.js'
 import { compareTrees, isRoot, listTree, seededBytes } from '../helpers/tree.js'
 import { mixedRng } from '../helpers/rng.js'
-import { utimens } from '../../lib/native.js'
+import { ADDON_PATH, WRITE_FILES_META, WRITE_FILES_RESULTS, utimens } from '../../lib/native.js'
+import { fileURLToPath } from 'node:url'
 
 const BASE = `${scratch('restoreopts')}/opts`
 const SRC = `${BASE}/src`
@@ -68,13 +69,17 @@ test('--tar with --target: one line saying to give one of them', async () => {
   }
 })
 
-/** A module to preload that SIGKILLs the process at its `n`th fs.write (the sink's writes of
- *  file content): a kill at an exact, seeded step, whatever the machine's speed. */
+/** A module to preload that SIGKILLs the process at its `n`th write of file content, whatever
+ *  the machine's speed: a large file's fs.write calls, and each small file of a write batch
+ *  (the addon's writeFiles, sinks/fs.ts). A batch holding the `n`th file has the files before it
+ *  written by the addon, that one cut short as a kill inside its write leaves it (created 0600,
+ *  half its content), and the process killed there. */
 function killAtWriteHook(n: number): string {
   const file = `${BASE}/kill-at-write-${n}.mjs`
+  const addonFile = fileURLToPath(new URL(`../../${ADDON_PATH}`, import.meta.url))
   fs.writeFileSync(file, `
 import fs from 'node:fs'
-import { syncBuiltinESMExports } from 'node:module'
+import { createRequire, syncBuiltinESMExports } from 'node:module'
 const write = fs.write
 let calls = 0
 fs.write = function (...args) {
@@ -82,6 +87,17 @@ fs.write = function (...args) {
   return write.apply(this, args)
 }
 syncBuiltinESMExports()
+const addon = createRequire(import.meta.url)(${JSON.stringify(addonFile)})
+const writeFiles = addon.writeFiles
+addon.writeFiles = async function (paths, meta, arena, results) {
+  const k = ${n} - calls - 1
+  calls += paths.length
+  if (k >= paths.length) return writeFiles.call(this, paths, meta, arena, results)
+  if (k > 0) await writeFiles.call(this, paths.slice(0, k), meta.subarray(0, k * ${WRITE_FILES_META}), arena, results.subarray(0, k * ${WRITE_FILES_RESULTS}))
+  const at = meta[k * ${WRITE_FILES_META}], length = meta[k * ${WRITE_FILES_META} + 1]
+  fs.writeFileSync(paths[k], arena.subarray(at, at + Math.floor(length / 2)), { flag: 'wx', mode: 0o600 })
+  process.kill(process.pid, 'SIGKILL')
+}
 `)
   return file
 }
@@ -106,7 +122,7 @@ test('a restore SIGKILLed at seeded points, rerun with --overwrite if-changed, i
   ok('backup', await run(['backup', '-q', src]))
   const files = [...listTree(src)].map(String).filter(p => fs.lstatSync(`${src}/${p}`).isFile())
   // Content is written in path order: the two large files (a write per chunk piece, about eight
-  // in all) come first, then 120 small ones (one write each). One kill point is drawn among the
+  // in all) come first, then 120 small ones (one write each, in batches). One kill point is drawn among the
   // first writes, so it lands inside a large file; two among all of them.
   for (const [seed, range] of [[1, 125], [2, 125], [3, 6]] as const) {
     const n = 1 + Math.floor(mixedRng(seed)() * range)
