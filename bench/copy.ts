@@ -11,7 +11,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { measure, type Measurement } from './measure.js'
 import { PROJECT_ROOT, SLUICE_CLI } from './tools.js'
-import { startS3rver, S3RVER_CREDENTIALS } from '../test/helpers/s3rver.js'
+import { startS3rver } from '../test/helpers/s3rver.js'
+import { s3BenchEnv } from './s3-env.js'
 
 const N = Number(process.argv[2] ?? 100_000)
 const BASE = join(process.env.BENCH_DIR ?? '/tmp/bench-copy', `copy-${N}`)
@@ -27,18 +28,7 @@ if (gen.status !== 0) throw new Error('tree generation failed')
 
 const server = await startS3rver({ bucket: 'bench-copy' })
 const repos = { a: join(BASE, 'repo-a'), s3: `s3:${server.endpoint}/bench-copy/repo`, c: join(BASE, 'repo-c') }
-const env = {
-  PATH: process.env.PATH,
-  HOME: BASE,
-  SLUICE_PASSWORD: 'bench',
-  SLUICE_FROM_PASSWORD: 'bench',
-  AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-  AWS_REGION: 'us-east-1',
-  AWS_EC2_METADATA_DISABLED: 'true',
-  // BENCH_SLUICE_MEMORY=64M runs every command with that --memory.
-  ...(process.env.BENCH_SLUICE_MEMORY ? { SLUICE_MEMORY: process.env.BENCH_SLUICE_MEMORY } : {}),
-}
+const env = s3BenchEnv(BASE)
 let step = 0
 function run(label: string, args: string[]): Measurement & { stdout: string } {
   // Run as an executable, as a user's `sluice` is, so the V8 flags of its shebang apply.

@@ -14,7 +14,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { measure, type Measurement } from './measure.js'
 import { PROJECT_ROOT, SLUICE_CLI } from './tools.js'
-import { startS3rver, S3RVER_CREDENTIALS } from '../test/helpers/s3rver.js'
+import { startS3rver } from '../test/helpers/s3rver.js'
+import { s3BenchEnv } from './s3-env.js'
 
 const BENCH_DIR = process.env.BENCH_DIR ?? '/tmp/bench'
 const BASE = join(BENCH_DIR, 's3-restore')
@@ -33,16 +34,7 @@ rmSync(BASE, { recursive: true, force: true })
 mkdirSync(join(BASE, 'logs'), { recursive: true })
 const server = await startS3rver({ bucket: 'bench-restore' })
 const repos = { local: join(BASE, 'repo'), s3: `s3:${server.endpoint}/bench-restore/repo` }
-const env = {
-  PATH: process.env.PATH,
-  HOME: BASE,
-  SLUICE_PASSWORD: 'bench',
-  SLUICE_FROM_PASSWORD: 'bench',
-  AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
-  AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
-  AWS_REGION: 'us-east-1',
-  AWS_EC2_METADATA_DISABLED: 'true',
-}
+const env = s3BenchEnv(BASE)
 let step = 0
 function run(label: string, args: string[]): Measurement {
   // Run as an executable, as a user's `sluice` is, so the V8 flags of its shebang apply.

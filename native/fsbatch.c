@@ -140,16 +140,7 @@ static void batch_execute(napi_env env, void *data) {
 
 static void batch_complete(napi_env env, napi_status status, void *data) {
   batch_t *b = (batch_t *)data;
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  if (status == napi_ok) {
-    napi_resolve_deferred(env, b->deferred, undef);
-  } else {
-    napi_value msg, err;
-    napi_create_string_utf8(env, "readFiles was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, b->deferred, err);
-  }
+  sn_settle(env, status, b->deferred, "readFiles");
   napi_delete_reference(env, b->arena_ref);
   napi_delete_reference(env, b->results_ref);
   napi_delete_async_work(env, b->work);

@@ -86,6 +86,23 @@ static inline int sn_int_in(napi_env env, double d, double lo, double hi, const 
 
 /* calloc that throws an Error (code ENOMEM, naming `what`) instead of returning NULL unnoticed.
  * Never asks for 0 bytes (calloc may answer NULL to that). */
+/* Resolves `deferred` with undefined when the async work ran, or rejects it with "<what> was
+ * cancelled" when it did not (the only failure napi reports to a complete callback). */
+static inline void sn_settle(napi_env env, napi_status status, napi_deferred deferred, const char *what) {
+  napi_value v;
+  if (status == napi_ok) {
+    napi_get_undefined(env, &v);
+    napi_resolve_deferred(env, deferred, v);
+    return;
+  }
+  char text[96];
+  snprintf(text, sizeof text, "%s was cancelled", what);
+  napi_value msg;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
+  napi_create_error(env, NULL, msg, &v);
+  napi_reject_deferred(env, deferred, v);
+}
+
 static inline void *sn_calloc(napi_env env, size_t count, size_t size, const char *what) {
   void *p = calloc(count ? count : 1, size ? size : 1);
   if (p == NULL) sn_throw(env, SN_ERROR, "ENOMEM", what, "could not be allocated: out of memory");

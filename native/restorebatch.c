@@ -118,16 +118,7 @@ static void wbatch_free(napi_env env, wbatch_t *b) {
 
 static void wbatch_complete(napi_env env, napi_status status, void *data) {
   wbatch_t *b = (wbatch_t *)data;
-  napi_value undef;
-  napi_get_undefined(env, &undef);
-  if (status == napi_ok) {
-    napi_resolve_deferred(env, b->deferred, undef);
-  } else {
-    napi_value msg, err;
-    napi_create_string_utf8(env, "writeFiles was cancelled", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, b->deferred, err);
-  }
+  sn_settle(env, status, b->deferred, "writeFiles");
   napi_delete_async_work(env, b->work);
   wbatch_free(env, b);
 }

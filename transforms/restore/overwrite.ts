@@ -89,6 +89,15 @@ export async function* overwrite(source: AsyncIterable<RecordItem | ExtentsItem>
       fs.closeSync(h.fd)
     } catch {}
   }
+  /** The held file's records are all in: skipped when every byte matched, else written. */
+  const finishHeld = function* (): Generator<RecordItem | ExtentsItem | SkippedItem> {
+    if (!held) return
+    const h = held
+    held = null
+    close(h)
+    if (h.checker.pos === h.item.entry.size) yield { kind: 'skipped', entry: h.item.entry, reason: 'unchanged' }
+    else yield* release(h)
+  }
   try {
     for await (const item of source) {
       if (item.kind === 'extents') {
@@ -106,13 +115,7 @@ export async function* overwrite(source: AsyncIterable<RecordItem | ExtentsItem>
         if (!dropping) yield item
         continue
       }
-      if (held) {
-        const h = held
-        held = null
-        close(h)
-        if (h.checker.pos === h.item.entry.size) yield { kind: 'skipped', entry: h.item.entry, reason: 'unchanged' }
-        else yield* release(h)
-      }
+      yield* finishHeld()
       dropping = false
       const e = item.entry
       while (dirs.length > 0 && !isUnder(e.path, dirs[dirs.length - 1]!.path)) dirs.pop()
@@ -168,13 +171,7 @@ export async function* overwrite(source: AsyncIterable<RecordItem | ExtentsItem>
         yield item
       }
     }
-    if (held) {
-      const h = held
-      held = null
-      close(h)
-      if (h.checker.pos === h.item.entry.size) yield { kind: 'skipped', entry: h.item.entry, reason: 'unchanged' }
-      else yield* release(h)
-    }
+    yield* finishHeld()
   } finally {
     if (held) close(held)
   }
