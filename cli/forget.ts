@@ -6,8 +6,10 @@ import {
   type ForgetGroup, type ForgetSummary, type KeepReason, type RetentionPolicy, type SnapshotFilter,
 } from '../index.js'
 import { jsonSnapshot, showTime, snapshotTable } from './table.js'
-import { documented, globalOptions, openRepo, out, warn, type GlobalArgs } from './common.js'
+import { documented, globalOptions, openRepo, out, startProgress, warn, type GlobalArgs } from './common.js'
 import { pruneSummary } from './prune.js'
+import { PhaseClock } from './progress.js'
+import { PROGRESS_PLAIN_INTERVAL_MS } from '../lib/limits.js'
 
 /** restic's snapshot filter flags, shared with stats. */
 export interface FilterArgs {
@@ -171,7 +173,16 @@ export const forgetCommand: CommandModule<object, ForgetArgs> = {
       // Each failure was one warning line; exit 3 as restic 0.19 does.
       if (r.failed > 0) process.exitCode = 3
       if (args.prune && r.removed > 0 && !args['dry-run']) {
-        const p = await prune({ repo })
+        // The same progress line as `sluice prune` (on stderr; --json keeps stdout to forget's groups).
+        const phases = new PhaseClock(Date.now())
+        const stop = startProgress(() => phases.line(phases.p?.phase ?? 'prune'), { quiet: quiet || !!args.json, plainMs: PROGRESS_PLAIN_INTERVAL_MS })
+        let p
+        try {
+          p = await prune({ repo, onProgress: phases.update })
+          stop(true)
+        } finally {
+          stop()
+        }
         if (!args.json && !quiet) for (const line of pruneSummary(p)) out(line)
       }
     } finally {

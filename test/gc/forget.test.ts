@@ -369,4 +369,6 @@ test('CLI: forget --prune runs prune after removing snapshots and prints its sum
   assert.match(r.stdout, /removed snapshot/)
   assert.match(r.stdout, /collection \d+: \d+ snapshots reference \d+ of \d+ stored chunks/)
   assert.ok(fs.existsSync(`${dir}/gc`), 'prune recorded its collection')
+  // prune's progress, as `sluice prune` shows it: on a log (stderr not a terminal) its last state.
+  assert.match(r.stderr, /\] (mark|collect|sweep)/, r.stderr)
 })
