@@ -24,7 +24,7 @@ import { treeOf } from '../restore/read-snapshot.js'
 import { IdSorter, type SorterOptions } from './external-sort.js'
 import { markSnapshot } from './mark.js'
 import {
-  forEachId, gcKey, idFile, loadRoot, orderedList, PageWriter, putRecord, rootIds,
+  forEachId, gcKey, moveBack, idFile, loadRoot, orderedList, PageWriter, putRecord, rootIds,
   type CollectionRecord, type DoneRecord, type LockCheck,
 } from './state.js'
 
@@ -196,13 +196,7 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
     await putRecord(repo, gcKey(gen, 'collection'), record)
     stopPoint('prune-recorded')
 
-    Object.assign(progress, { step: 'moving back', done: 0, total: result.resurrected })
-    report()
-    await forEachId(back.path, opts.lock, async id => {
-      await moveObject(repo.storage, fossilKey(id), chunkKey(id))
-      progress.done++
-    })
-    report()
+    await moveBack(repo.storage, back.path, opts.lock, progress, result.resurrected, report)
     Object.assign(progress, { step: 'moving aside', done: 0, total: result.candidates })
     report()
     await forEachId(

@@ -17,7 +17,10 @@ import { SluiceError } from '../../lib/errors.js'
 import { GC_CONCURRENCY, GC_LOCK_CHECK_EVERY, GC_SEEN_PAGE_IDS } from '../../lib/limits.js'
 import { IdFileReader, IdFileWriter } from './external-sort.js'
 import type { Storage } from '../../lib/storage/storage.js'
-import { openRecord, pad, sealRecord } from '../../lib/repo/gc-objects.js'
+import { fossilKey, openRecord, pad, sealRecord } from '../../lib/repo/gc-objects.js'
+import { chunkKey } from '../../lib/repo/objects.js'
+import { moveObject } from '../../lib/storage/move.js'
+import type { PhaseProgress } from '../../lib/progress.js'
 import type { LeaseInfo } from '../../lib/repo/lease.js'
 import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 
@@ -196,4 +199,16 @@ export async function loadRoot(repo: Repository, id: string): Promise<SnapshotRo
     if (err instanceof SluiceError && err.code === 'ERR_SNAPSHOT_NOT_FOUND') return undefined
     throw new SluiceError('ERR_UNSAFE', `snapshot ${id.slice(0, 8)} cannot be read (${(err as Error).message}); prune deleted nothing`, { cause: err })
   }
+}
+
+/** Moves the fossils listed in an id file back to chunks (collect's and sweep's "moving back"
+ *  step), counting them in `progress` against `total`. */
+export async function moveBack(storage: Storage, file: string, lock: LockCheck, progress: PhaseProgress, total: number, report: () => void): Promise<void> {
+  Object.assign(progress, { step: 'moving back', done: 0, total })
+  report()
+  await forEachId(file, lock, async id => {
+    await moveObject(storage, fossilKey(id), chunkKey(id))
+    progress.done++
+  })
+  report()
 }

@@ -22,7 +22,7 @@ import { treeOf } from '../restore/read-snapshot.js'
 import { IdSorter, type SorterOptions } from './external-sort.js'
 import { markSnapshot } from './mark.js'
 import {
-  compareSorted, forEachId, gcKey, getRecord, idFile, loadRoot, orderedList, readPages, rootIds,
+  compareSorted, forEachId, gcKey, getRecord, moveBack, idFile, loadRoot, orderedList, readPages, rootIds,
   type DoneRecord, type LockCheck,
 } from './state.js'
 
@@ -177,13 +177,7 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
     }
     if (opts.dryRun) return { ...result, swept: true }
 
-    Object.assign(progress, { step: 'moving back', done: 0, total: result.movedBack })
-    report()
-    await forEachId(back.path, opts.lock, async id => {
-      await moveObject(repo.storage, fossilKey(id), chunkKey(id))
-      progress.done++
-    })
-    report()
+    await moveBack(repo.storage, back.path, opts.lock, progress, result.movedBack, report)
     // The forgotten roots before their chunks: once a chunk may be gone, no `forget --undo` can
     // bring back a root that needs it.
     await forEachId(roots.path, opts.lock, async id => {
