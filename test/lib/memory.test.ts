@@ -26,7 +26,8 @@ describe('paceHeap', () => {
     const free = inFreshNode(`const before = youngKiB(); churn(); console.log(JSON.stringify({ before, after: youngKiB() }))`) as Record<string, number>
     assert.ok(free.after! > free.before!, `without the policy V8 grows it (${free.before} -> ${free.after} KiB)`)
     const paced = inFreshNode(`m.paceHeap(); const before = youngKiB(); churn(); console.log(JSON.stringify({ before, after: youngKiB() }))`) as Record<string, number>
-    assert.equal(paced.after, paced.before)
+    // V8 may still shrink it (it does when a scavenge finds little alive); it must not grow.
+    assert.ok(paced.after! <= paced.before!, `paced, it grew (${paced.before} -> ${paced.after} KiB)`)
   })
 
   test('still holds after a worker thread starts (a new isolate resets the growth factor)', () => {
@@ -39,7 +40,7 @@ describe('paceHeap', () => {
       const after = youngKiB()
       await w.terminate()
       console.log(JSON.stringify({ before, after }))`) as Record<string, number>
-    assert.equal(r.after, r.before)
+    assert.ok(r.after! <= r.before!, `paced, it grew after the worker started (${r.before} -> ${r.after} KiB)`)
   })
 })
 
