@@ -36,17 +36,25 @@ interface BackupArgs extends GlobalArgs {
 }
 
 /** Paths listed in files: one a line ('#' comments and blank lines skipped), or NUL-separated
- *  with `raw` (restic's --files-from and --files-from-raw). Held as a list, like paths given as
- *  arguments. */
-function filesFrom(files: string[], raw: boolean): string[] {
-  return files.flatMap(f => {
-    let text: string
+ *  raw bytes with `raw` (restic's --files-from and --files-from-raw: a name that is not UTF-8
+ *  stays as it is on disk). Held as a list, like paths given as arguments. */
+function filesFrom(files: string[], raw: boolean): (string | Buffer)[] {
+  return files.flatMap((f): (string | Buffer)[] => {
+    let bytes: Buffer
     try {
-      text = fs.readFileSync(f === '-' ? 0 : f, 'utf8')
+      bytes = fs.readFileSync(f === '-' ? 0 : f)
     } catch (cause) {
       throw new SluiceError('ERR_ARGS', `cannot read ${raw ? '--files-from-raw' : '--files-from'} file ${f}: ${(cause as Error).message}`, { cause })
     }
-    return raw ? text.split('\0').filter(l => l !== '') : text.split(/\r?\n/).map(l => l.trim()).filter(l => l !== '' && !l.startsWith('#'))
+    if (!raw) return bytes.toString('utf8').split(/\r?\n/).map(l => l.trim()).filter(l => l !== '' && !l.startsWith('#'))
+    const out: Buffer[] = []
+    for (let start = 0; start < bytes.length;) {
+      let end = bytes.indexOf(0, start)
+      if (end < 0) end = bytes.length
+      if (end > start) out.push(bytes.subarray(start, end))
+      start = end + 1
+    }
+    return out
   })
 }
 
@@ -149,7 +157,7 @@ export const backupCommand: CommandModule<object, BackupArgs> = {
         source = { source: createStdinSource(0, { name }), sourcePaths: [shown] }
       } else {
         // yargs leaves what follows `--` in `_` (after the command name), not in the positionals.
-        const cmd = createCommandSource([...paths, ...args._.slice(1).map(String)], { name })
+        const cmd = createCommandSource([...paths.map(String), ...args._.slice(1).map(String)], { name })
         commandDone = cmd.done
         source = { source: cmd.source, sourcePaths: [shown] }
       }

@@ -28,7 +28,7 @@ export interface ScanOptions {
  * backup to report. Memory: the walk's (the listings on the current path and its hardlink map):
  * it counts, it keeps no list. Returns the live totals and a stop function.
  */
-export function startScanner(paths: string[], opts: ScanOptions): { totals: ScanTotals; stop: () => void } {
+export function startScanner(paths: readonly (string | Buffer)[], opts: ScanOptions): { totals: ScanTotals; stop: () => void } {
   const totals: ScanTotals = { files: 0, dirs: 0, bytes: 0, done: false }
   const rules = compileFilter(opts.filter)
   const walk = createWalk(paths, {

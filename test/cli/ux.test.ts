@@ -435,6 +435,22 @@ test('backup --dry-run writes nothing and says what would be stored', async () =
   assert.deepEqual(fs.readdirSync(dir, { recursive: true }).map(String).sort(), before)
 })
 
+test('--files-from-raw backs up a name that is not UTF-8 as its bytes', async () => {
+  const run = await freshRepo(`${BASE}/repo-raw-names`)
+  const dir = Buffer.from(`${BASE}/raw-names`)
+  fs.mkdirSync(dir, { recursive: true })
+  const name = Buffer.from([0x66, 0xff, 0xfe, 0x6f]) // not UTF-8: decoding it would change it
+  const file = Buffer.concat([dir, Buffer.from('/'), name])
+  fs.writeFileSync(file, 'raw')
+  fs.writeFileSync(`${BASE}/list-bytes.raw`, Buffer.concat([file, Buffer.from([0])]))
+  const id = backupSummary<{ snapshot_id: string }>(ok(await run(['backup', '--json', '--files-from-raw', `${BASE}/list-bytes.raw`]), 'backup').stdout).snapshot_id
+  const target = `${BASE}/raw-names-restored`
+  ok(await run(['restore', id.slice(0, 12), '--target', target]), 'restore')
+  const restoredDir = Buffer.concat([Buffer.from(target), dir])
+  assert.deepEqual(fs.readdirSync(restoredDir, { encoding: 'buffer' }), [name])
+  assert.equal(fs.readFileSync(Buffer.concat([restoredDir, Buffer.from('/'), name]), 'utf8'), 'raw')
+})
+
 test('--files-from, --files-from-raw, --exclude-caches, --iexclude, --iinclude, --time', async () => {
   const run = await freshRepo(`${BASE}/repo-flags`)
   const paths = async (args: string[]) => {

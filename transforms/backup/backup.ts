@@ -38,8 +38,10 @@ import { commitGuard } from '../gc/mark.js'
 export interface BackupOptions {
   repo: Repository
   /** Paths to walk: the snapshot lists them absolute; a relative one is stored as given, as
-   *  restic stores it (sources/walk.ts). Exactly one of `paths` and `source` is given. */
-  paths?: string[]
+   *  restic stores it (sources/walk.ts). A Buffer is a path's raw bytes (a name that is not
+   *  UTF-8); the snapshot's list of paths shows it decoded. Exactly one of `paths` and `source`
+   *  is given. */
+  paths?: (string | Buffer)[]
   /** Any stream of SourceEntry objects (tar, stdin, a script's own source). */
   source?: Readable
   /** What the snapshot lists as its paths when `source` is used. */
@@ -121,7 +123,7 @@ export async function backup(opts: BackupOptions): Promise<BackupResult> {
     if (opts.paths.length === 0) throw new SluiceError('ERR_ARGS', 'nothing to back up: give at least one path')
     // The snapshot records absolute paths; the walk takes them as given, so that a relative one
     // is stored relative, as restic stores it (sources/walk.ts).
-    paths = opts.paths.map(p => path.resolve(p))
+    paths = opts.paths.map(p => path.resolve(typeof p === 'string' ? p : p.toString()))
     source = createWalk(opts.paths, {
       onWarning,
       descend: e => rules.canDescend(e),

@@ -122,7 +122,7 @@ interface LinkGroup {
  * backup path that does not exist fails the stream with ERR_PATH_NOT_FOUND before anything is
  * emitted.
  */
-export function createWalk(paths: string[] | Buffer[], opts: WalkOptions): Readable {
+export function createWalk(paths: readonly (string | Buffer)[], opts: WalkOptions): Readable {
   return Readable.from(walk(paths, opts), { objectMode: true, highWaterMark: STAGE_HWM })
 }
 
@@ -133,7 +133,7 @@ interface Held {
   spillDir: string | null
 }
 
-async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenerator<SourceEntry> {
+async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): AsyncGenerator<SourceEntry> {
   const held: Held = { stack: [], spillDir: null }
   try {
     yield* walkPaths(paths, opts, held)
@@ -144,7 +144,7 @@ async function* walk(paths: string[] | Buffer[], opts: WalkOptions): AsyncGenera
   }
 }
 
-async function* walkPaths(paths: string[] | Buffer[], opts: WalkOptions, res: Held): AsyncGenerator<SourceEntry> {
+async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions, res: Held): AsyncGenerator<SourceEntry> {
   const probeOf = prober(opts.lstat ?? lstatNumbers)
   const read = opts.readContent ?? readContent
   const roots = checkRoots(paths, probeOf)
@@ -410,7 +410,7 @@ interface Root {
 
 /** The backup paths, resolved, sorted by snapshot path, with nested ones dropped, each
  *  lstat'ed up front. */
-function checkRoots(paths: string[] | Buffer[], probeOf: ProbeOf): Root[] {
+function checkRoots(paths: readonly (string | Buffer)[], probeOf: ProbeOf): Root[] {
   if (paths.length === 0) throw new SluiceError('ERR_ARGS', 'no backup path given')
   const resolved = paths.map((given) => {
     const p = typeof given === 'string' ? Buffer.from(given) : given
