@@ -89,8 +89,9 @@ export function progressLine(p: Position): string {
   const total = p.total ? `, total ${p.total.files} files ${formatBytes(p.total.bytes)}${p.total.done ? '' : ' (counting)'}` : ''
   return [
     `[${clock(p.elapsed)}]`,
-    fraction !== undefined ? `${(fraction * 100).toFixed(2)}%` : '',
-    ` ${p.files} files ${formatBytes(p.bytes)}${total}, ${p.errors} errors`,
+    // restic's two spaces after the percent, one when there is none to show
+    fraction !== undefined ? `${(fraction * 100).toFixed(2)}% ` : '',
+    `${p.files} files ${formatBytes(p.bytes)}${total}, ${p.errors} errors`,
     remaining !== undefined ? `ETA ${clock(remaining)}` : '',
     rate,
     p.current ?? '',
@@ -148,8 +149,8 @@ export class PhaseClock {
     return [
       `[${clock(elapsed)}]`,
       `${label} (${p.step})`,
-      fraction !== undefined ? `${(fraction * 100).toFixed(2)}%` : '',
-      ` ${p.done} ${p.unit}${bytes}${total}, ${p.errors} errors`,
+      fraction !== undefined ? `${(fraction * 100).toFixed(2)}% ` : '',
+      `${p.done} ${p.unit}${bytes}${total}, ${p.errors} errors`,
       remaining !== undefined ? `ETA ${clock(remaining)}` : '',
       rate !== undefined ? (p.bytes !== undefined ? `${formatBytes(rate)}/s` : `${rate.toFixed(rate < 10 ? 1 : 0)} ${p.unit}/s`) : '',
       p.current ?? '',
