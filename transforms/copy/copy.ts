@@ -49,7 +49,7 @@ export interface CopyOptions {
   filter?: SnapshotFilter
   /** Told of each source snapshot: copied (with the new id) or skipped (already there). */
   onSnapshot?: (event: CopyEvent) => void
-  /** The peak RSS, in bytes, to size the chunks in flight and the decoded-chunk cache for (lib/budget.ts, `budget.copy`; a re-chunked copy runs a backup under the same budget). */
+  /** The peak RSS, in bytes, to size the chunks in flight, the decoded-chunk cache and the ids known present for (lib/budget.ts, `budget.copy`; a re-chunked copy runs a backup under the same budget). */
   memory?: number
 }
 
