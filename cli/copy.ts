@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs'
-import { SluiceError, copy, openRepository, openStorage, type CopyEvent } from '../index.js'
+import { SluiceError, copy, openRepository, openStorage, paceMemory, type CopyEvent } from '../index.js'
 import { filterOf, filterOptions, type FilterArgs } from './forget.js'
 import { formatBytes, documented, globalOptions, memoryOf, memoryOptions, openRepo, out, readPassword, repoWarning, storageOptions, type GlobalArgs } from './common.js'
 
@@ -47,6 +47,9 @@ export const copyCommand: CommandModule<object, CopyArgs> = {
       describe: 'snapshots to copy (ids or latest; default: all that match the filters)',
     }),
   handler: async args => {
+    // copy()'s memory policy, before anything is loaded or derived: malloc's arenas are set
+    // when the threads that derive the keys and load the AWS SDK first allocate.
+    paceMemory('backup')
     const from = await openSourceRepo(args)
     try {
       const to = await openRepo(args)

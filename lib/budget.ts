@@ -18,7 +18,7 @@
  *   read by transforms/restore, which decides how to use them);
  * - check: the cache of chunk ids already looked up;
  * - prune: the external sort's run buffer and merge fan-in;
- * - copy: the chunks in flight and the decoded-chunk cache.
+ * - copy: the chunks in flight, the decoded-chunk cache and the ids known in the destination.
  *
  * At the default the split is exactly the defaults in lib/limits.ts (CHUNK_ARENA_BYTES,
  * PREFETCH_*, ...), which are its numbers, not knobs of their own; a smaller budget moves each
@@ -31,7 +31,7 @@
 import { SluiceError } from './errors.js'
 import { parseSize } from './filter-rules.js'
 import {
-  CHUNK_ARENA_BYTES, CHUNK_MAX, COPY_CONCURRENCY, DEDUP_CONCURRENCY, DOWNLOAD_CONCURRENCY, GC_MERGE_FANIN, GC_RUN_IDS, KNOWN_IDS_CACHE, MEMORY_DEFAULT,
+  CHUNK_ARENA_BYTES, CHUNK_MAX, COPY_CONCURRENCY, COPY_KNOWN_IDS_CACHE, DEDUP_CONCURRENCY, DOWNLOAD_CONCURRENCY, GC_MERGE_FANIN, GC_RUN_IDS, KNOWN_IDS_CACHE, MEMORY_DEFAULT,
   MEMORY_MIN, MiB, PREFETCH_BATCH_BYTES, PREFETCH_BATCHES, READ_BLOCK, RESTORE_CHUNK_CACHE_BYTES, RUNTIME_RESERVE, SEAL_WORKER_RESERVE,
   UPLOAD_CONCURRENCY, ZSTD_HIGH_RESERVE, ZSTD_HIGH_WINDOW_LOG,
 } from './limits.js'
@@ -73,6 +73,8 @@ export interface CopyBudget {
   /** Chunks fetched, resealed and stored at a time; decoded chunks cached. */
   concurrency: number
   cacheBytes: number
+  /** Chunk ids known present in the destination, cached (about 100 bytes each). */
+  knownIds: number
 }
 
 export interface MemoryBudget {
@@ -156,6 +158,7 @@ export function memoryBudget(memory: number = MEMORY_DEFAULT): MemoryBudget {
     copy: {
       concurrency: share(FLOOR.copyConcurrency, COPY_CONCURRENCY, f),
       cacheBytes: share(FLOOR.restoreCacheBytes, RESTORE_CHUNK_CACHE_BYTES, f, CHUNK_MAX),
+      knownIds: share(FLOOR.knownIds, COPY_KNOWN_IDS_CACHE, f, 1024),
     },
   }
 }

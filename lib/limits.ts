@@ -78,6 +78,10 @@ export const KDF_MEMLIMIT_MIN = 8 * KiB
 export const KDF_MEMLIMIT_MAX = 64 * MiB
 export const KDF_OPSLIMIT_MIN = 1
 export const KDF_OPSLIMIT_MAX = 16
+/** A key derivation of at least this much memory first gives back what the process holds free
+ *  (lib/memory.ts releaseMemory: a collection and malloc_trim, ~10 ms); below it the KDF does
+ *  not move the peak. docs/TUNING.md "Argon2id". */
+export const KDF_RELEASE_MIN = 1 * MiB
 
 /** The config, a key file or a snapshot root is read whole only up to this size: each is a few
  *  hundred bytes to a few KB (a root lists the backup's paths and tags), so a larger one was

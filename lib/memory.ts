@@ -28,7 +28,7 @@ import {
   V8_HEAP_GROWING_PERCENT,
   V8_SEMI_SPACE_GROWTH_FACTOR,
 } from './limits.js'
-import { tuneMalloc } from './native.js'
+import { trimMalloc, tuneMalloc } from './native.js'
 
 /** What a process is about to do: write chunks (backup) or read them (restore, cat, check). */
 export type Workload = 'backup' | 'read'
@@ -77,6 +77,19 @@ export function paceHeap(): void {
 function heapFlags(): void {
   v8.setFlagsFromString(`--semi-space-growth-factor=${V8_SEMI_SPACE_GROWTH_FACTOR}`)
   v8.setFlagsFromString(`--heap-growing-percent=${V8_HEAP_GROWING_PERCENT}`)
+}
+
+/**
+ * Gives back what the process holds but no longer uses, for a moment whose peak counts: a full
+ * collection, then glibc's malloc_trim (the free pages inside its heaps; free() returns only a
+ * heap's top). Called before each key derivation (lib/repo/keys.ts), whose Argon2id memory
+ * (16 MiB by default) comes on top of whatever the process holds: loading the AWS SDK and
+ * parsing modules leave several MB free but resident (docs/TUNING.md "Key derivation").
+ * Safe without the addon (the collection alone).
+ */
+export function releaseMemory(): void {
+  collector()?.()
+  trimMalloc()
 }
 
 /** Garbage outside V8's heap, by where it comes from; each kind has its own pace (limits.ts). */

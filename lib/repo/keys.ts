@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto'
 import os from 'node:os'
 import { SluiceError } from '../errors.js'
-import { KDF_MEMLIMIT_MAX, KDF_MEMLIMIT_MIN, KDF_OPSLIMIT_MAX, KDF_OPSLIMIT_MIN } from '../limits.js'
+import { releaseMemory } from '../memory.js'
+import { KDF_MEMLIMIT_MAX, KDF_MEMLIMIT_MIN, KDF_RELEASE_MIN, KDF_OPSLIMIT_MAX, KDF_OPSLIMIT_MIN } from '../limits.js'
 import { deriveKey, open, randomBytes, seal, KEY_BYTES, NONCE_BYTES, SALT_BYTES, TAG_BYTES, type MasterKeys } from './crypto.js'
 
 /** Version of key files and snapshot roots. */
@@ -121,9 +122,16 @@ export function parseKeyFile(key: string, buf: Buffer): ParsedKeyFile {
   }
 }
 
+/** Argon2id's memory comes on top of what the process holds: when it is large enough to set the
+ *  peak (opening a repository), what the process holds free is given back first. */
+function derive(pw: Uint8Array, salt: Uint8Array, kdf: KdfParams): Promise<Buffer> {
+  if (kdf.memlimit >= KDF_RELEASE_MIN) releaseMemory()
+  return deriveKey(pw, salt, kdf.opslimit, kdf.memlimit)
+}
+
 /** The master keys in `file` when `pw` opens it, else null. */
 export async function openKeyFile(file: ParsedKeyFile, pw: string | Uint8Array, key: string): Promise<MasterKeys | null> {
-  const kek = await deriveKey(password(pw), file.salt, file.kdf.opslimit, file.kdf.memlimit)
+  const kek = await derive(password(pw), file.salt, file.kdf)
   let plain: Buffer
   try {
     plain = open(kek, file.data, KEY_AD, key)
@@ -140,7 +148,7 @@ export async function openKeyFile(file: ParsedKeyFile, pw: string | Uint8Array, 
 export async function makeKeyFile(keys: MasterKeys, pw: string | Uint8Array, kdf: KdfParams, owner: KeyOwner = {}): Promise<Buffer> {
   assertKdfParams(kdf, 'the KDF parameters')
   const salt = randomBytes(SALT_BYTES)
-  const kek = await deriveKey(password(pw), salt, kdf.opslimit, kdf.memlimit)
+  const kek = await derive(password(pw), salt, kdf)
   const data = seal(kek, Buffer.concat([keys.encKey, keys.idKey, keys.chunkerKey]), KEY_AD)
   const file: KeyFile = {
     version: FORMAT_VERSION,

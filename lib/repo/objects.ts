@@ -184,14 +184,22 @@ function chunkAd(id: Uint8Array, compression: number): Buffer {
   return b
 }
 
-/** A chunk object sealed again under another encryption key, its payload left compressed as it
- *  was (copy between repositories that share chunk ids); ERR_CORRUPT if it does not open. */
-export function resealChunk(fromKey: Uint8Array, toKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
+/** A chunk object sealed again under another encryption key, in place: `obj` is decrypted and
+ *  encrypted again with a new nonce where it lies, its payload left compressed as it was (copy
+ *  between repositories that share chunk ids), so a chunk being copied is one buffer, not three.
+ *  Returns `obj`. ERR_CORRUPT if it does not open (libsodium then zeroes the payload). */
+export function resealChunk(fromKey: Uint8Array, toKey: Uint8Array, id: Uint8Array, obj: Buffer): Buffer {
   const what = `chunk ${hex(id)}`
   if (obj.length < 2) throw new SluiceError('ERR_CORRUPT', `${what} is truncated`)
   if (obj[0] !== OBJECT_VERSION) throw new SluiceError('ERR_CORRUPT', `${what} has unknown format ${obj[0]}`)
   const compression = obj[1]!
-  return sealChunk(toKey, id, compression, open(fromKey, obj.subarray(2), chunkAd(id, compression), what))
+  const ad = chunkAd(id, compression)
+  const body = obj.subarray(2)
+  // The plaintext lands where its ciphertext was, and the new ciphertext where the plaintext is
+  // (libsodium's AEAD works in place when input and output start at the same byte).
+  const payload = open(fromKey, body, ad, what, n => body.subarray(NONCE_BYTES, NONCE_BYTES + n))
+  sealInto(toKey, body, payload, ad)
+  return obj
 }
 
 /** Opens and decompresses a chunk object; ERR_CORRUPT if it was altered or does not decode. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { ADDON_PATH, lgetxattrs, loadAddon, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, seekData, tuneMalloc, utimens } from '../../lib/native.js'
+import { ADDON_PATH, lgetxattrs, loadAddon, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, seekData, trimMalloc, tuneMalloc, utimens } from '../../lib/native.js'
 import { scratch } from '../helpers/scratch.js'
 
 const ROOT = scratch('native-task')
@@ -396,6 +396,12 @@ describe('tuneMalloc', () => {
     for (const [label, args, code] of bad) assert.throws(() => call(...args), { code }, label)
     assert.throws(() => Reflect.apply(loadAddon().tuneMalloc, undefined, [128]), { code: 'ERR_MISSING_ARGS' })
   })
+
+  test('trimMalloc gives free pages back on glibc, and what is live stays as it was', () => {
+    const kept = Array.from({ length: 64 }, (_, i) => Buffer.alloc(64 * 1024, i))
+    assert.equal(trimMalloc(), true)
+    for (const [i, b] of kept.entries()) assert.equal(b[b.length - 1], i)
+  })
 })
 
 describe('the loader', () => {
@@ -405,7 +411,7 @@ describe('the loader', () => {
       const m = await import(${JSON.stringify(join(PACKAGE, 'dist/lib/native.js'))})
       process.stdout.write(Object.keys(m.loadAddon()).sort().join(','))`], { encoding: 'utf8' })
     assert.equal(fromDist.status, 0, fromDist.stderr)
-    assert.equal(fromDist.stdout, 'cdcNext,copy,lgetxattrs,lsetxattr,lstat,mknod,readFiles,seekData,tuneMalloc,utimens,writeFiles')
+    assert.equal(fromDist.stdout, 'cdcNext,copy,lgetxattrs,lsetxattr,lstat,mknod,readFiles,seekData,trimMalloc,tuneMalloc,utimens,writeFiles')
   })
 
   test('a missing addon is one ERR_NATIVE line naming it, not a read error', { skip: !existsSync(join(PACKAGE, 'dist/cli/main.js')) && 'not built' }, () => {

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { chunkId } from '../../lib/repo/crypto.js'
-import { compressAndSeal, compressAndSealInPlace, openChunk, CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET } from '../../lib/repo/objects.js'
+import { compressAndSeal, compressAndSealInPlace, openChunk, resealChunk, CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET } from '../../lib/repo/objects.js'
 import { PROBE_MIN_CHUNK, PROBE_SAMPLE } from '../../lib/limits.js'
 import { seededBytes } from '../helpers/tree.js'
 
@@ -57,4 +57,23 @@ test('an opened chunk is its own buffer: opening the next one leaves it as it wa
   // Sealing more after opening must not touch what was opened either.
   compressAndSeal(encKey, idKey, text(400_000), 3)
   opened.forEach((o, i) => assert.deepEqual(o, plains[i], `chunk ${i}`))
+})
+
+// copy reseals a chunk object where it lies: the result opens under the new key to the same
+// plaintext (compressed or not), no longer under the old one, and a damaged object is refused.
+test('a chunk resealed in place opens under the new key only; a damaged one is refused', () => {
+  const toKey = randomBytes(32)
+  for (const plain of [text(MiB), seededBytes('reseal', 300 * 1024)]) {
+    const id = chunkId(idKey, plain)
+    const { obj } = compressAndSeal(encKey, id, plain, 3)
+    const before = Buffer.from(obj)
+    const sealed = resealChunk(encKey, toKey, id, obj)
+    assert.equal(sealed, obj)
+    assert.notDeepEqual(sealed, before)
+    assert.deepEqual(openChunk(toKey, id, sealed), plain)
+    assert.throws(() => openChunk(encKey, id, sealed), { code: 'ERR_CORRUPT' })
+    const damaged = Buffer.from(before)
+    damaged[damaged.length - 1]! ^= 1
+    assert.throws(() => resealChunk(encKey, toKey, id, damaged), { code: 'ERR_CORRUPT' })
+  }
 })

@@ -15,18 +15,24 @@
  * Resumable: chunk puts are idempotent and a root is written only after every chunk it needs,
  * so a killed copy leaves no snapshot behind, and the next one finds the chunks already there.
  *
- * Memory: one snapshot reader at a time (read-snapshot.ts), the budget's `copy.concurrency`
- * (COPY_CONCURRENCY by default, lib/budget.ts) chunk objects in
- * flight, a capped LRU of ids known present in the destination (COPY_KNOWN_IDS_CACHE), and
- * the original ids of the destination's snapshots up to COPY_ORIGINALS_CAP (beyond it, the
- * destination's roots are scanned again for each source snapshot).
+ * Memory (same chunk ids): one snapshot reader at a time (read-snapshot.ts: a tree node per
+ * level, a metadata chunk and the next); the budget's `copy.concurrency` (COPY_CONCURRENCY by
+ * default, lib/budget.ts) chunk objects in flight, each a single buffer of at most CHUNK_MAX +
+ * CHUNK_OBJECT_OVERHEAD, as a chunk is resealed in place; an LRU of `copy.knownIds` ids known
+ * present in the destination (COPY_KNOWN_IDS_CACHE by default, ~100 bytes each); and the
+ * original ids of the destination's snapshots up to COPY_ORIGINALS_CAP (beyond it, the
+ * destination's roots are scanned again for each source snapshot). Nothing grows with the
+ * number of files, chunks or bytes. The process's memory policy is backup's (paceMemory), with
+ * the chunks dropped counted towards a collection. Re-chunking: a backup's bound, plus the
+ * snapshot source's decoded-chunk cache (`copy.cacheBytes`).
  */
 import { isHole } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { hex } from '../../lib/bytes.js'
 import { Lru } from '../../lib/flow.js'
 import { budgetOf } from '../../lib/budget.js'
-import { CHUNK_MAX, COPY_KNOWN_IDS_CACHE, COPY_ORIGINALS_CAP } from '../../lib/limits.js'
+import { collectEvery, paceMemory } from '../../lib/memory.js'
+import { CHUNK_MAX, COPY_ORIGINALS_CAP } from '../../lib/limits.js'
 import { chunkKey, openChunk, resealChunk, CHUNK_OBJECT_OVERHEAD } from '../../lib/repo/objects.js'
 import { matchesFilter, type SnapshotFilter } from '../../lib/repo/retention.js'
 import type { Repository, SnapshotInfo, SnapshotRoot } from '../../lib/repo/repository.js'
@@ -43,7 +49,7 @@ export interface CopyOptions {
   filter?: SnapshotFilter
   /** Told of each source snapshot: copied (with the new id) or skipped (already there). */
   onSnapshot?: (event: CopyEvent) => void
-  /** The peak RSS, in bytes, to size the chunks in flight and the decoded-chunk cache for (lib/budget.ts, `budget.copy`; a re-chunked copy runs a backup under the same budget). */
+  /** The peak RSS, in bytes, to size the chunks in flight, the decoded-chunk cache and the ids known present for (lib/budget.ts, `budget.copy`; a re-chunked copy runs a backup under the same budget). */
   memory?: number
 }
 
@@ -73,14 +79,17 @@ export function sameChunkIds(from: Repository, to: Repository): boolean {
 export async function copy(opts: CopyOptions): Promise<CopyResult> {
   const { from, to } = opts
   const budget = budgetOf(opts.memory).copy
+  paceMemory('backup')
   if (from.config.id === to.config.id) {
     throw new SluiceError('ERR_ARGS', `source and destination are the same repository (${to.storage.describe()})`)
   }
   const same = sameChunkIds(from, to)
   const result: CopyResult = { copied: 0, skipped: 0, chunksCopied: 0, bytesCopied: 0, chunksPresent: 0 }
   const originals = await destinationOriginals(to)
-  const known = new Lru<string, true>(COPY_KNOWN_IDS_CACHE)
+  const known = new Lru<string, true>(budget.knownIds)
   const maxObject = CHUNK_MAX + CHUNK_OBJECT_OVERHEAD
+  // Chunk objects and decoded metadata chunks die outside V8's heap: collect at backup's pace.
+  const dropped = collectEvery('chunks')
 
   /** Stores the chunk in the destination unless it is there; `obj` is its source object when
    *  already fetched. */
@@ -101,8 +110,11 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
     if (await to.hasChunk(id)) {
       result.chunksPresent++
     } else {
+      // Resealed in place: a chunk being copied is one buffer.
       const sealed = resealChunk(from.keys.encKey, to.keys.encKey, id, obj ?? (await sourceObject(id)))
-      if (await to.putChunk(id, sealed)) {
+      const stored = await to.putChunk(id, sealed)
+      dropped(sealed.length)
+      if (stored) {
         result.chunksCopied++
         result.bytesCopied += sealed.length
       } else {
@@ -125,8 +137,12 @@ export async function copy(opts: CopyOptions): Promise<CopyResult> {
   const metaLoader: ChunkLoader = {
     loadChunk: async id => {
       const obj = await sourceObject(Buffer.from(id))
+      // Opened before it is stored: storing reseals it in place.
+      const plain = openChunk(from.keys.encKey, id, obj)
       await ensure(Buffer.from(id), obj)
-      return openChunk(from.keys.encKey, id, obj)
+      // Dead once the reader moves past it.
+      dropped(plain.length)
+      return plain
     },
   }
 
