@@ -153,6 +153,14 @@ export const S3_REQUEST_TIMEOUT_MS = 120_000
 export const PREFETCH_BATCH_FILES = 64
 export const PREFETCH_BATCH_BYTES = 1 * MiB
 export const PREFETCH_BATCHES = 3
+/** Extended attributes are read in batches on the thread pool (transforms/backup/xattr.ts):
+ *  entries and arena bytes per batch (two 1.9 KB attributes per file fill 128 KiB at ~32
+ *  files; a path that does not fit is read alone), and batches in flight. */
+export const XATTR_BATCH_FILES = 64
+export const XATTR_BATCH_BYTES = 128 * KiB
+export const XATTR_BATCHES = 2
+/** A batch of fewer entries is read on the main thread: a round trip costs more. */
+export const XATTR_SYNC_BELOW = 8
 
 /** Storage `has` lookups in flight in dedup; each holds one chunk's plaintext meanwhile. */
 export const DEDUP_CONCURRENCY = 2
