@@ -172,6 +172,9 @@ export const DIFF_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
 /** Worker threads that compress and seal (transforms/backup/seal.ts): one beside the main
  *  thread's read, chunk and hash is what two CPUs allow. */
 export const SEAL_WORKERS = 1
+/** Arena chunks from this size are compressed on the thread pool when the workers are off
+ *  (transforms/backup/seal.ts); smaller ones inline, where a round trip would cost more. */
+export const SEAL_POOL_MIN_CHUNK = 64 * KiB
 
 /** Sealing moves to the workers (transforms/backup/seal.ts) once it takes this share of the main
  *  thread's time over a window (the first one shorter, so large files get a worker sooner) and

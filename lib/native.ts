@@ -6,8 +6,8 @@
  * UTF-8 cannot be reached.
  *
  * Every call is synchronous (one or a few syscalls, microseconds) except the batches
- * (`readFiles`, `readXattrs`, `writeFiles`), which run on a thread-pool thread and return a
- * promise. None follows a final symlink. Errors are
+ * (`readFiles`, `readXattrs`, `writeFiles`) and `zstdCompress`, which run on a thread-pool
+ * thread and return a promise. None follows a final symlink. Errors are
  * shaped like Node's fs errors: `code` is the errno name ('ENOENT', 'EACCES', 'ENOTSUP', ...),
  * `errno` the negated errno number, `syscall` the failing call; test them with `isErrno` from
  * lib/errors.ts. Bad arguments throw a TypeError or RangeError with Node's codes
@@ -45,8 +45,11 @@ export type CdcNext = (gear: Int32Array, buf: Uint8Array, start: number, state: 
 /** Copies all of `src` into `dst` at `offset` (native/fsbatch.c copy). */
 export type CopyInto = (dst: Uint8Array, offset: number, src: Uint8Array) => void
 
-/** The whole addon interface, as native/sluice_native.c, fsbatch.c, restorebatch.c and
- *  xattrbatch.c export it. */
+/** An opaque zstd compression context of native/zstdpool.c. */
+export type ZstdContext = { readonly __zstdContext: unique symbol }
+
+/** The whole addon interface, as native/sluice_native.c, fsbatch.c, restorebatch.c,
+ *  xattrbatch.c and zstdpool.c export it. */
 export interface Addon {
   utimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void
   lgetxattrs(path: Buffer): Array<[Buffer, Buffer]>
@@ -59,6 +62,9 @@ export interface Addon {
   lstat(path: Buffer, out: Float64Array): number
   readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
   readXattrs(paths: Buffer[], arena: Buffer, results: Int32Array): Promise<void>
+  zstdContext(level: number, windowLog: number): ZstdContext
+  zstdCompress(ctx: ZstdContext, src: Uint8Array, dst: Uint8Array): Promise<number>
+  zstdBound(length: number): number
   writeFiles(paths: Buffer[], meta: Float64Array, arena: Buffer, results: Int32Array): Promise<void>
   copy: CopyInto
   seekData(fd: number, offset: number, hole: boolean): number
@@ -276,6 +282,26 @@ export function xattrsAt(arena: Buffer, offset: number, length: number, count: n
     at = valueAt + 4 + valueLen
   }
   return sortXattrs(out)
+}
+
+/**
+ * zstd on the thread pool (native/zstdpool.c, the zstd zstd-napi vendors): one context at
+ * `level` (and window `windowLog` when above 0), one job at a time. `compress` compresses all of
+ * `src` into `dst` (at least `bound(src.length)` bytes never fails) as one frame and resolves
+ * with its length; neither buffer may be touched until it settles. Memory: the zstd context
+ * (level 3: ~1-2 MB, sized by the largest chunk) and the caller's buffers.
+ */
+export class PoolZstd {
+  private readonly ctx: ZstdContext
+  constructor(level: number, windowLog: number) {
+    this.ctx = loadAddon().zstdContext(level, windowLog)
+  }
+  compress(src: Uint8Array, dst: Uint8Array): Promise<number> {
+    return loadAddon().zstdCompress(this.ctx, src, dst)
+  }
+  static bound(length: number): number {
+    return loadAddon().zstdBound(length)
+  }
 }
 
 /** Numbers per file in writeFiles' `meta`: content offset and length in the arena, size, mode,
