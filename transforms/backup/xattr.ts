@@ -6,11 +6,11 @@
  * (native/xattrbatch.c), which lists and reads them all on a thread-pool thread into one arena,
  * so the kernel's path walks (llistxattr, then lgetxattr per name, each resolving the path again)
  * run beside the main thread's chunking and hashing, for one round trip per batch. Up to
- * XATTR_BATCHES batches are in flight. Entries keep their order: one that needs no read
- * (reused, not walked) waits behind the batch being filled, which is sent when
- * XATTR_BATCH_FILES items have queued since it opened, or at the end of the input. A batch of
- * fewer than XATTR_SYNC_BELOW entries (an incremental backup's directories among reused files)
- * is read here, synchronously: a thread-pool round trip costs more than a few syscalls.
+ * XATTR_BATCHES batches are in flight. Entries keep their order; an entry that needs no read
+ * (reused, not walked) closes the batch being filled, so it is never held back behind one. A
+ * batch of fewer than XATTR_SYNC_BELOW entries (an incremental backup's directories between
+ * reused files) is read here, synchronously: a thread-pool round trip costs more than a few
+ * syscalls, and entries held for a batch outlive V8's young generation.
  * When the arena fills, the batch's remaining entries are read by another call into the same
  * arena (the attributes read are copied out first); a path whose attributes do not fit in the
  * empty arena is read alone, synchronously (lgetxattrs), as every path was before batching.
@@ -73,8 +73,6 @@ interface Batch {
   /** Settles (never rejects) once every entry of the batch has its attributes or its warning. */
   read?: Promise<void>
   done: boolean
-  /** Items queued since the batch opened, its own entries included. */
-  span: number
   /** A failure that is not a per-entry problem (a bug): the stream fails with it. */
   failure?: Error
 }
@@ -128,17 +126,15 @@ async function* xattrStream(source: AsyncIterable<BackupItem>, opts: XattrReader
   for await (const item of source) {
     if (needsRead(item)) {
       if (filling !== null && filling.entries.length >= XATTR_BATCH_FILES) submit()
-      filling ??= { entries: [], done: false, span: 0 }
+      filling ??= { entries: [], done: false }
       filling.entries.push(item)
       queue.push({ item, batch: filling })
     } else {
-      // Queued behind the batch being filled, which goes on filling: in an incremental backup
-      // most entries are reused, and closing a batch at each would cost a round trip per
-      // directory.
+      // An item that needs no read closes the batch, so it is not held behind one: in an
+      // incremental backup the batches between reused files are a directory or two, read here.
+      submit()
       queue.push({ item, batch: null })
     }
-    // A batch is sent once XATTR_BATCH_FILES items (read or not) have queued since it opened.
-    if (filling !== null && ++filling.span >= XATTR_BATCH_FILES) submit()
     yield* ready()
     // Enough reads in flight, or enough entries waiting behind the oldest one: wait for it.
     while (queue.length > 0 && (running >= XATTR_BATCHES || queue.length >= maxQueued)) {
