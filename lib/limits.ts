@@ -157,6 +157,14 @@ export const S3_REQUEST_TIMEOUT_MS = 120_000
 export const PREFETCH_BATCH_FILES = 64
 export const PREFETCH_BATCH_BYTES = 1 * MiB
 export const PREFETCH_BATCHES = 3
+/** Extended attributes are read in batches on the thread pool (transforms/backup/xattr.ts):
+ *  entries and arena bytes per batch (two 1.9 KB attributes per file fill 128 KiB at ~32
+ *  files; a path that does not fit is read alone), and batches in flight. */
+export const XATTR_BATCH_FILES = 64
+export const XATTR_BATCH_BYTES = 128 * KiB
+export const XATTR_BATCHES = 2
+/** A batch of fewer entries is read on the main thread: a round trip costs more. */
+export const XATTR_SYNC_BELOW = 8
 
 /** Storage `has` lookups in flight in dedup; each holds one chunk's plaintext meanwhile. */
 export const DEDUP_CONCURRENCY = 2
@@ -168,6 +176,9 @@ export const DIFF_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
 /** Worker threads that compress and seal (transforms/backup/seal.ts): one beside the main
  *  thread's read, chunk and hash is what two CPUs allow. */
 export const SEAL_WORKERS = 1
+/** Arena chunks from this size are compressed on the thread pool when the workers are off
+ *  (transforms/backup/seal.ts); smaller ones inline, where a round trip would cost more. */
+export const SEAL_POOL_MIN_CHUNK = 64 * KiB
 
 /** Sealing moves to the workers (transforms/backup/seal.ts) once it takes this share of the main
  *  thread's time over a window (the first one shorter, so large files get a worker sooner) and

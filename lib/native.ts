@@ -5,8 +5,9 @@
  * own times, fs has no mknod, and the xattr packages take string paths, so names that are not
  * UTF-8 cannot be reached.
  *
- * Every call is synchronous (one or a few syscalls, microseconds) except `readFiles`, which
- * reads on a thread-pool thread and returns a promise. None follows a final symlink. Errors are
+ * Every call is synchronous (one or a few syscalls, microseconds) except the batches
+ * (`readFiles`, `readXattrs`, `writeFiles`) and `zstdCompress`, which run on a thread-pool
+ * thread and return a promise. None follows a final symlink. Errors are
  * shaped like Node's fs errors: `code` is the errno name ('ENOENT', 'EACCES', 'ENOTSUP', ...),
  * `errno` the negated errno number, `syscall` the failing call; test them with `isErrno` from
  * lib/errors.ts. Bad arguments throw a TypeError or RangeError with Node's codes
@@ -44,7 +45,11 @@ export type CdcNext = (gear: Int32Array, buf: Uint8Array, start: number, state: 
 /** Copies all of `src` into `dst` at `offset` (native/fsbatch.c copy). */
 export type CopyInto = (dst: Uint8Array, offset: number, src: Uint8Array) => void
 
-/** The whole addon interface, as native/sluice_native.c and native/fsbatch.c export it. */
+/** An opaque zstd compression context of native/zstdpool.c. */
+export type ZstdContext = { readonly __zstdContext: unique symbol }
+
+/** The whole addon interface, as native/sluice_native.c, fsbatch.c, restorebatch.c,
+ *  xattrbatch.c and zstdpool.c export it. */
 export interface Addon {
   utimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void
   lgetxattrs(path: Buffer): Array<[Buffer, Buffer]>
@@ -58,6 +63,10 @@ export interface Addon {
   /** Writes twelve stat fields into `out` and returns 0, or returns the errno. */
   lstat(path: Buffer, out: Float64Array): number
   readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
+  readXattrs(paths: Buffer[], arena: Buffer, results: Int32Array): Promise<void>
+  zstdContext(level: number, windowLog: number): ZstdContext
+  zstdCompress(ctx: ZstdContext, src: Uint8Array, dst: Uint8Array): Promise<number>
+  zstdBound(length: number): number
   writeFiles(paths: Buffer[], meta: Float64Array, arena: Buffer, results: Int32Array): Promise<void>
   copy: CopyInto
   seekData(fd: number, offset: number, hole: boolean): number
@@ -108,9 +117,13 @@ export function utimens(path: Buffer, atime: Timespec, mtime: Timespec): void {
 export function lgetxattrs(path: Buffer): Xattr[] {
   const pairs = loadAddon().lgetxattrs(path)
   if (pairs.length === 0) return [] // most files: nothing to map or sort
-  const out = pairs.map(([name, value]): Xattr => ({ name, value }))
-  // Insertion sort in place: a file has a few names, and Array.prototype.sort allocates a work
-  // array per call (~1 KB per file on a tree where every file has two xattrs).
+  return sortXattrs(pairs.map(([name, value]): Xattr => ({ name, value })))
+}
+
+/** Sorts `out` by name bytes, in place, and returns it. Insertion sort: a file has a few names,
+ *  and Array.prototype.sort allocates a work array per call (~1 KB per file on a tree where
+ *  every file has two xattrs). */
+function sortXattrs(out: Xattr[]): Xattr[] {
   for (let i = 1; i < out.length; i++) {
     const x = out[i]!
     let j = i - 1
@@ -239,6 +252,64 @@ export function lstatNumbers(path: Buffer): LStat {
  */
 export function readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void> {
   return loadAddon().readFiles(paths, sizes, arena, results)
+}
+
+/** Numbers per path in readXattrs' `results`: the attribute count or -errno, the failing step
+ *  (READ_XATTRS_STEPS), the bytes used in the arena. */
+export const READ_XATTRS_RESULTS = 3
+/** Steps of readXattrs; 'room' means the arena's rest (or 64 KiB of names) was too small: that
+ *  path and every later one of the call were left unread. */
+export const READ_XATTRS_STEPS = ['llistxattr', 'lgetxattr', 'room'] as const
+
+/**
+ * Reads every extended attribute of each of `paths` (not following a final symlink) into
+ * `arena`, path after path, on one thread-pool thread (native/xattrbatch.c). Per path,
+ * `results[3i]` is the number of attributes (0 without xattr support) or -errno,
+ * `results[3i+1]` the failing step (READ_XATTRS_STEPS) and `results[3i+2]` the bytes it used
+ * in the arena, which {@link xattrsAt} decodes. The first path that does not fit in the rest of
+ * the arena ends the call: it and the paths after it get step 'room' and are not read. The promise rejects only on misuse.
+ */
+export function readXattrs(paths: Buffer[], arena: Buffer, results: Int32Array): Promise<void> {
+  return loadAddon().readXattrs(paths, arena, results)
+}
+
+/** The `count` attributes readXattrs wrote at `arena[offset, offset + length)`, copied out of
+ *  the arena and sorted by name bytes (as lgetxattrs returns them). */
+export function xattrsAt(arena: Buffer, offset: number, length: number, count: number): Xattr[] {
+  const out: Xattr[] = []
+  let at = offset
+  const end = offset + length
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > end) throw new RangeError('readXattrs: attribute list overruns its bytes')
+    const nameLen = arena.readUInt32LE(at)
+    const valueAt = at + 4 + nameLen
+    if (valueAt + 4 > end) throw new RangeError('readXattrs: attribute list overruns its bytes')
+    const valueLen = arena.readUInt32LE(valueAt)
+    if (valueAt + 4 + valueLen > end) throw new RangeError('readXattrs: attribute list overruns its bytes')
+    out.push({ name: Buffer.from(arena.subarray(at + 4, valueAt)), value: Buffer.from(arena.subarray(valueAt + 4, valueAt + 4 + valueLen)) })
+    at = valueAt + 4 + valueLen
+  }
+  return sortXattrs(out)
+}
+
+/**
+ * zstd on the thread pool (native/zstdpool.c, the zstd zstd-napi vendors): one context at
+ * `level` (and window `windowLog` when above 0), one job at a time. `compress` compresses all of
+ * `src` into `dst` (at least `bound(src.length)` bytes never fails) as one frame and resolves
+ * with its length; neither buffer may be touched until it settles. Memory: the zstd context
+ * (level 3: ~1-2 MB, sized by the largest chunk) and the caller's buffers.
+ */
+export class PoolZstd {
+  private readonly ctx: ZstdContext
+  constructor(level: number, windowLog: number) {
+    this.ctx = loadAddon().zstdContext(level, windowLog)
+  }
+  compress(src: Uint8Array, dst: Uint8Array): Promise<number> {
+    return loadAddon().zstdCompress(this.ctx, src, dst)
+  }
+  static bound(length: number): number {
+    return loadAddon().zstdBound(length)
+  }
 }
 
 /** Numbers per file in writeFiles' `meta`: content offset and length in the arena, size, mode,

@@ -481,6 +481,10 @@ done:
 int sluice_register_fsbatch(napi_env env, napi_value exports);
 /* native/restorebatch.c: writeFiles. */
 int sluice_register_restorebatch(napi_env env, napi_value exports);
+/* native/xattrbatch.c: readXattrs. */
+int sluice_register_xattrbatch(napi_env env, napi_value exports);
+/* native/zstdpool.c: zstdContext, zstdCompress, zstdBound. */
+int sluice_register_zstdpool(napi_env env, napi_value exports);
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
@@ -494,7 +498,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"seekData", NULL, js_seekData, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
-      !sluice_register_fsbatch(env, exports) || !sluice_register_restorebatch(env, exports)) {
+      !sluice_register_fsbatch(env, exports) || !sluice_register_restorebatch(env, exports) ||
+      !sluice_register_xattrbatch(env, exports) || !sluice_register_zstdpool(env, exports)) {
     return NULL;
   }
   return exports;

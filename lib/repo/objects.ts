@@ -16,6 +16,7 @@ import zstdBinding from 'zstd-napi/binding.js'
 const zstd = zstdBinding as typeof import('zstd-napi/binding.js')
 import { open, seal, sealInto, ID_BYTES, NONCE_BYTES, TAG_BYTES } from './crypto.js'
 import { SluiceError } from '../errors.js'
+import type { PoolZstd } from '../native.js'
 import { hex } from '../bytes.js'
 import { PROBE_MIN_CHUNK, PROBE_SAMPLE, TREE_FANOUT, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from '../limits.js'
 
@@ -160,9 +161,43 @@ export const CHUNK_OBJECT_OVERHEAD = CHUNK_PLAIN_OFFSET + TAG_BYTES
 export function compressAndSealInPlace(encKey: Uint8Array, id: Uint8Array, region: Uint8Array, plainLen: number, level: number, windowLog = ZSTD_HIGH_WINDOW_LOG): { length: number; compression: number } {
   if (region.length < plainLen + CHUNK_OBJECT_OVERHEAD) throw new RangeError('chunk region too small')
   const plain = region.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + plainLen)
-  const c = compressInto(plain, level, windowLog)
+  return sealInPlace(encKey, id, region, plain, compressInto(plain, level, windowLog))
+}
+
+/**
+ * compressAndSealInPlace with zstd on the thread pool (lib/native.ts PoolZstd), the calling
+ * thread free meanwhile; the probe for incompressible data and the cipher run on the calling
+ * thread. zstd writes into `out` (at least PoolZstd.bound(plainLen) bytes), which, like the
+ * region, must not be touched until this settles. Same bytes as compressAndSealInPlace, but for
+ * the random nonce.
+ */
+export async function compressAndSealInPlacePooled(encKey: Uint8Array, id: Uint8Array, region: Uint8Array, plainLen: number, level: number, zstdPool: PoolZstd, out: Buffer): Promise<{ length: number; compression: number }> {
+  if (region.length < plainLen + CHUNK_OBJECT_OVERHEAD) throw new RangeError('chunk region too small')
+  const plain = region.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + plainLen)
+  let c: Buffer | null = null
+  if (level !== COMPRESSION_OFF && !incompressible(plain)) {
+    const n = await zstdPool.compress(plain, out)
+    if (n < plainLen) c = out.subarray(0, n)
+  }
+  return sealInPlace(encKey, id, region, plain, c)
+}
+
+/** compressAndSeal with zstd on the thread pool, as compressAndSealInPlacePooled does it. */
+export async function compressAndSealPooled(encKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number, zstdPool: PoolZstd, out: Buffer): Promise<{ obj: Buffer; compression: number }> {
+  let c: Buffer | null = null
+  if (level !== COMPRESSION_OFF && !incompressible(plain)) {
+    const n = await zstdPool.compress(plain, out)
+    if (n < plain.length) c = out.subarray(0, n)
+  }
   const compression = c ? COMPRESSION_ZSTD : COMPRESSION_NONE
-  const payload = c ?? plain
+  return { obj: sealChunk(encKey, id, compression, c ?? plain), compression }
+}
+
+/** The object header and the cipher of compressAndSealInPlace: `compressed` (or, when null, the
+ *  plaintext in place) sealed into the region. */
+function sealInPlace(encKey: Uint8Array, id: Uint8Array, region: Uint8Array, plain: Uint8Array, compressed: Uint8Array | null): { length: number; compression: number } {
+  const compression = compressed ? COMPRESSION_ZSTD : COMPRESSION_NONE
+  const payload = compressed ?? plain
   region[0] = OBJECT_VERSION
   region[1] = compression
   const length = CHUNK_OBJECT_OVERHEAD + payload.length

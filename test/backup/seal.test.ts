@@ -1,7 +1,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { wantsWorkers } from '../../transforms/backup/seal.js'
-import { SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE } from '../../lib/limits.js'
+import { randomBytes } from 'node:crypto'
+import { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { createSealer, wantsWorkers } from '../../transforms/backup/seal.js'
+import { SEAL_POOL_MIN_CHUNK, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE } from '../../lib/limits.js'
+import { ChunkArena } from '../../lib/chunk-arena.js'
+import type { ChunkItem } from '../../lib/entry.js'
+import { CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET, COMPRESSION_NONE, COMPRESSION_ZSTD, openChunk } from '../../lib/repo/objects.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -32,4 +38,41 @@ test('the seal worker starts where metadata outweighs content (small files with 
   assert.equal(wantsWorkers({ ms: 512, sealMs: 220, files: 2769, bytes: 7_943_981, metaBytes: 2769 * 150 }), false)
   // Metadata-heavy but sealing is not where the time goes (empty files): no worker.
   assert.equal(wantsWorkers({ ms: 500, sealMs: 500 * SEAL_WORKER_SHARE - 1, files: 5000, bytes: 0, metaBytes: 5000 * 150 }), false)
+})
+
+// Chunks of SEAL_POOL_MIN_CHUNK and more are compressed on the thread pool when the workers are
+// off (the default budget): what comes out opens to the same bytes, compressed or stored as is.
+test('the sealer without workers compresses on the thread pool: every chunk opens to its bytes, in order', async () => {
+  const encKey = randomBytes(32)
+  const arena = new ChunkArena(8 * MiB)
+  const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(8000)) // compressible
+  const noise = randomBytes(300 * KiB) // incompressible: the probe stores it as is
+  const small = Buffer.from('a small chunk, sealed inline')
+  const plains = [text, noise, small, text.subarray(0, SEAL_POOL_MIN_CHUNK), Buffer.concat([noise, text])]
+  const items: ChunkItem[] = plains.map((p, i) => {
+    const id = Buffer.alloc(32, i)
+    if (i === 2) return { kind: 'chunk', id, data: Buffer.from(p), size: p.length, meta: false } // a buffer of its own
+    const slot = arena.reserve(p.length + CHUNK_OBJECT_OVERHEAD)
+    slot.region.set(p, CHUNK_PLAIN_OFFSET)
+    arena.handOff(slot)
+    return { kind: 'chunk', id, data: slot.region.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + p.length), size: p.length, meta: false, slot }
+  })
+  // A large chunk with a buffer of its own goes to the pool too.
+  items.push({ kind: 'chunk', id: Buffer.alloc(32, 9), data: Buffer.from(text), size: text.length, meta: false })
+  plains.push(text)
+  const out: ChunkItem[] = []
+  await pipeline(
+    Readable.from(items),
+    createSealer(encKey, { mode: 'inline' }),
+    new Writable({ objectMode: true, write: (item: ChunkItem, _e, done) => { out.push(item); done() } }),
+  )
+  assert.equal(out.length, plains.length)
+  out.forEach((o, i) => {
+    assert.equal(o.id, items[i]!.id, 'in order')
+    assert.deepEqual(openChunk(encKey, o.id, o.data), plains[i])
+  })
+  assert.equal(out[0]!.compression, COMPRESSION_ZSTD)
+  assert.ok(out[0]!.data.length < text.length / 10)
+  assert.equal(out[1]!.compression, COMPRESSION_NONE)
+  assert.equal(out[5]!.compression, COMPRESSION_ZSTD)
 })

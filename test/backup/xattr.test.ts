@@ -5,7 +5,8 @@ import { pipeline } from 'node:stream/promises'
 import { after, before, test } from 'node:test'
 import type { BackupItem, ChunkItem, RecordItem, SourceEntry, TreeItem } from '../../lib/entry.js'
 import type { SluiceError } from '../../lib/errors.js'
-import { lsetxattr } from '../../lib/native.js'
+import { XATTR_BATCH_FILES, XATTR_BATCHES, XATTR_SYNC_BELOW } from '../../lib/limits.js'
+import { lsetxattr, READ_XATTRS_RESULTS, readXattrs } from '../../lib/native.js'
 import { createXattrReader, defaultXattrFilter } from '../../transforms/backup/xattr.js'
 import { scratch } from '../helpers/scratch.js'
 
@@ -47,12 +48,13 @@ function entry(name: Buffer | string, opts: { walked?: boolean; type?: SourceEnt
 async function run(
   items: Iterable<BackupItem> | AsyncIterable<BackupItem>,
   filter?: (name: Buffer) => boolean,
+  read?: typeof readXattrs,
 ): Promise<{ out: BackupItem[]; warnings: SluiceError[] }> {
   const out: BackupItem[] = []
   const warnings: SluiceError[] = []
   await pipeline(
     Readable.from(items),
-    createXattrReader({ onWarning: (w) => warnings.push(w), ...(filter ? { filter } : {}) }),
+    createXattrReader({ onWarning: (w) => warnings.push(w), ...(filter ? { filter } : {}), ...(read ? { readXattrs: read } : {}) }),
     new Writable({
       objectMode: true,
       write(item: BackupItem, _enc, done) {
@@ -162,8 +164,9 @@ test('reads only the entries in flight, never the whole list up front', async ()
     await new Promise((r) => setImmediate(r))
   }
   assert.equal(seen.length, 5)
-  // Readable.from's and the stage's buffers only: a few dozen at most, whatever the source.
-  assert.ok(produced < 5 + 40, `source was drained ahead: ${produced} entries produced`)
+  // The batches in flight and Readable.from's and the stage's buffers only, whatever the source.
+  const bound = 5 + XATTR_BATCH_FILES * (XATTR_BATCHES + 1) + 40
+  assert.ok(produced < bound, `source was drained ahead: ${produced} entries produced`)
 })
 
 test('an onWarning that throws fails the stream with that error', async () => {
@@ -180,4 +183,88 @@ test('an onWarning that throws fails the stream with that error', async () => {
     ),
     boom,
   )
+})
+
+test('many entries keep their order and each its own attributes, reused ones in between', async () => {
+  const items: SourceEntry[] = []
+  for (let i = 0; i < 2 * XATTR_BATCH_FILES + 7; i++) {
+    const name = `order-${i}`
+    writeFileSync(fsPath(name), 'x')
+    lsetxattr(fsPath(name), Buffer.from('user.i'), Buffer.from(String(i)))
+    const e = entry(name)
+    // A reused entry keeps the parent's attributes and is not read.
+    if (i % 10 === 3) e.reuse = []
+    items.push(e)
+  }
+  const { out, warnings } = await run(items)
+  assert.deepEqual(warnings, [])
+  assert.equal(out.length, items.length)
+  out.forEach((o, i) => {
+    assert.equal(o, items[i])
+    assert.deepEqual(userAttrs(o), i % 10 === 3 ? undefined : [['user.i', Buffer.from(String(i)).toString('hex')]])
+  })
+})
+
+test('a path that does not fit in the batch arena is read alone, with the same result', async () => {
+  writeFileSync(fsPath('big-one'), 'x')
+  lsetxattr(fsPath('big-one'), Buffer.from('user.v'), Buffer.alloc(1000, 7))
+  writeFileSync(fsPath('small-one'), 'x')
+  lsetxattr(fsPath('small-one'), Buffer.from('user.s'), Buffer.from('s'))
+  // The batch read with an arena too small for the first path's value.
+  const tight: typeof readXattrs = (paths, arena, results) => readXattrs(paths, arena.subarray(0, 200), results)
+  const seen: Int32Array[] = []
+  const spy: typeof readXattrs = async (paths, arena, results) => {
+    await tight(paths, arena, results)
+    seen.push(results.slice())
+  }
+  // Enough entries for a batch (fewer are read on the main thread).
+  const items = [entry('big-one'), ...Array.from({ length: XATTR_SYNC_BELOW }, () => entry('small-one'))]
+  const { out, warnings } = await run(items, undefined, spy)
+  assert.deepEqual(warnings, [])
+  assert.equal(seen[0]![1], 2, 'the first path was out of room in the batch')
+  assert.equal(seen.length, 2, 'the paths after it were read by a second call')
+  assert.deepEqual(userAttrs(out[0]!), [['user.v', Buffer.alloc(1000, 7).toString('hex')]])
+  for (const o of out.slice(1)) assert.deepEqual(userAttrs(o), [['user.s', '73']])
+})
+
+test('the batched read reports each path: count, failing step and bytes', async () => {
+  writeFileSync(fsPath('two'), 'x')
+  lsetxattr(fsPath('two'), Buffer.from('user.a'), Buffer.from('12'))
+  lsetxattr(fsPath('two'), Buffer.from('user.b'), Buffer.from('345'))
+  const paths = [fsPath('two'), fsPath('missing-path'), Buffer.from('a\0b')]
+  const results = new Int32Array(READ_XATTRS_RESULTS * paths.length)
+  await readXattrs(paths, Buffer.alloc(4096), results)
+  assert.equal(results[0], 2)
+  // Two names of 6 bytes and values of 2 and 3 bytes, each with two u32 lengths.
+  assert.equal(results[2], 2 * 8 + 12 + 5)
+  assert.equal(results[3], -2, 'ENOENT')
+  assert.equal(results[4], 0, 'at llistxattr')
+  assert.equal(results[6], -22, 'a path holding a NUL is refused (EINVAL), not shortened')
+  assert.throws(() => readXattrs([fsPath('two')], Buffer.alloc(16), new Int32Array(1)), RangeError)
+})
+
+test('a batched read that fails as a whole (a bug) fails the stream', async () => {
+  const bug = new Error('misuse')
+  const items = Array.from({ length: XATTR_SYNC_BELOW }, () => entry('bare'))
+  await assert.rejects(run(items, undefined, () => Promise.reject(bug)), bug)
+})
+
+test('a batch that outgrows its arena is read by further calls, every entry in full', async () => {
+  const names: string[] = []
+  for (let i = 0; i < 9; i++) {
+    const name = `fill-${i}`
+    writeFileSync(fsPath(name), 'x')
+    lsetxattr(fsPath(name), Buffer.from('user.v'), Buffer.alloc(1000, i))
+    names.push(name)
+  }
+  // Room for two entries per call.
+  let calls = 0
+  const tight: typeof readXattrs = (paths, arena, results) => {
+    calls++
+    return readXattrs(paths, arena.subarray(0, 2100), results)
+  }
+  const { out, warnings } = await run(names.map(n => entry(n)), undefined, tight)
+  assert.deepEqual(warnings, [])
+  assert.equal(calls, 5)
+  out.forEach((o, i) => assert.deepEqual(userAttrs(o), [['user.v', Buffer.alloc(1000, i).toString('hex')]]))
 })

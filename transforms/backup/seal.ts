@@ -21,8 +21,16 @@
  * replaces the plaintext in the same region. Other chunks (metadata, a script's own) are
  * transferred or copied to the worker and back, as before the arena.
  *
- * Memory: up to 2 chunks per worker in flight, each worker's own heap (capped), and one zstd
- * context and output buffer per thread that seals.
+ * While the workers are off (the default budget has no room for them: lib/budget.ts), a chunk
+ * of SEAL_POOL_MIN_CHUNK or more is compressed on libuv's thread pool instead
+ * (native/zstdpool.c, PoolZstd), one chunk at a time, and encrypted on the main thread when that
+ * returns: the main thread reads, chunks and hashes the next chunks meanwhile, and the second
+ * CPU compresses without a worker's isolate. Smaller chunks are sealed inline: a round trip
+ * costs more than compressing them.
+ *
+ * Memory: up to 2 chunks in flight (per worker, with workers), in the arena; each worker's own
+ * heap (capped); one zstd context and output buffer per thread that seals (the pool's: one
+ * context and one output buffer of the largest chunk's compress bound, ~4 MiB).
  */
 import os from 'node:os'
 import type { Duplex } from 'node:stream'
@@ -31,8 +39,9 @@ import type { BackupItem, ChunkItem } from '../../lib/entry.js'
 import type { BackupStats } from '../../lib/stats.js'
 import { orderedMap, stage } from '../../lib/flow.js'
 import { SluiceError } from '../../lib/errors.js'
-import { SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL } from '../../lib/limits.js'
-import { compressAndSeal, compressAndSealInPlace } from '../../lib/repo/objects.js'
+import { SEAL_POOL_MIN_CHUNK, SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL } from '../../lib/limits.js'
+import { compressAndSeal, compressAndSealInPlace, compressAndSealInPlacePooled, compressAndSealPooled } from '../../lib/repo/objects.js'
+import { PoolZstd } from '../../lib/native.js'
 
 export interface SealOptions {
   workers?: number
@@ -188,16 +197,37 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
     }
     return r
   }
+  // zstd on the thread pool for chunks when the workers are off: one job at a time,
+  // its context and output buffer made on first use (the output grows to the largest chunk's
+  // bound). The chain keeps jobs one after another.
+  let zstdPool: PoolZstd | undefined
+  let poolOut: Buffer | undefined
+  let poolTail: Promise<unknown> = Promise.resolve()
+  const pooled = (item: ChunkItem): Promise<Sealed> => {
+    const job = poolTail.then((): Promise<Sealed> => {
+      zstdPool ??= new PoolZstd(level, level > ZSTD_LEVEL ? windowLog : 0)
+      const bound = PoolZstd.bound(item.size)
+      if (!poolOut || poolOut.length < bound) poolOut = Buffer.allocUnsafeSlow(bound)
+      return item.slot
+        ? compressAndSealInPlacePooled(encKey, item.id, item.slot.region, item.size, level, zstdPool, poolOut)
+        : compressAndSealPooled(encKey, item.id, item.data, level, zstdPool, poolOut)
+    })
+    poolTail = job.catch(() => {})
+    return job
+  }
+  const usePool = (item: ChunkItem): boolean => item.size >= SEAL_POOL_MIN_CHUNK && level !== 0
   return stage<BackupItem, BackupItem>(async function* (source) {
     try {
       yield* orderedMap(source, n * 2, async item => {
         if (item.kind !== 'chunk') return item
-        const r = useWorkers ? await seal(item) : inline(item)
+        const r = useWorkers ? await seal(item) : usePool(item) ? await pooled(item) : inline(item)
         item.data = 'obj' in r ? r.obj : item.slot!.region.subarray(0, r.length)
         item.compression = r.compression
         return item
       })
     } finally {
+      // A pool job still running writes into its region and output: let it finish first.
+      await poolTail
       if (workers) await Promise.all(workers.map(({ w }) => w.terminate()))
     }
   })

@@ -1,19 +1,33 @@
 /**
  * xattr-read: the backup stage that reads extended attributes of the entries in flight.
  *
- * Attributes are read when an entry passes, never up front, so this stage holds at most the
- * entries buffered on its two sides (STAGE_HWM each) plus the attributes of the one entry being
- * read, which Linux bounds (a name list and each value are at most 64 KiB). The reads are
- * synchronous syscalls of a few microseconds each; a slow filesystem stalls this stage and
- * backpressure does the rest.
+ * Attributes are read when an entry passes, never up front, in batches: up to
+ * XATTR_BATCH_FILES consecutive entries to read become one `readXattrs` call of the addon
+ * (native/xattrbatch.c), which lists and reads them all on a thread-pool thread into one arena,
+ * so the kernel's path walks (llistxattr, then lgetxattr per name, each resolving the path again)
+ * run beside the main thread's chunking and hashing, for one round trip per batch. Up to
+ * XATTR_BATCHES batches are in flight. Entries keep their order; an entry that needs no read
+ * (reused, not walked) closes the batch being filled, so it is never held back behind one. A
+ * batch of fewer than XATTR_SYNC_BELOW entries (an incremental backup's directories between
+ * reused files) is read here, synchronously: a thread-pool round trip costs more than a few
+ * syscalls, and entries held for a batch outlive V8's young generation.
+ * When the arena fills, the batch's remaining entries are read by another call into the same
+ * arena (the attributes read are copied out first); a path whose attributes do not fit in the
+ * empty arena is read alone, synchronously (lgetxattrs), as every path was before batching.
+ *
+ * Memory: XATTR_BATCHES + 1 arenas of XATTR_BATCH_BYTES (being read, being decoded, free), at
+ * most XATTR_BATCH_FILES × (XATTR_BATCHES + 1) entries waiting in order with their attributes,
+ * and the attributes of one entry read alone, which Linux bounds (a name list and each value are
+ * at most 64 KiB).
  */
 
-import { Transform } from 'node:stream'
+import type { Duplex } from 'node:stream'
 import { displayPath } from '../../lib/bytes.js'
-import type { BackupItem, Xattr } from '../../lib/entry.js'
+import type { BackupItem, SourceEntry, Xattr } from '../../lib/entry.js'
 import { isErrno, SluiceError } from '../../lib/errors.js'
-import { STAGE_HWM } from '../../lib/limits.js'
-import { lgetxattrs } from '../../lib/native.js'
+import { stage } from '../../lib/flow.js'
+import { XATTR_BATCH_BYTES, XATTR_BATCH_FILES, XATTR_BATCHES, XATTR_SYNC_BELOW } from '../../lib/limits.js'
+import { errnoError, lgetxattrs, READ_XATTRS_RESULTS, READ_XATTRS_STEPS, readXattrs, xattrsAt } from '../../lib/native.js'
 
 /** Options of {@link createXattrReader}. */
 export interface XattrReaderOptions {
@@ -22,6 +36,8 @@ export interface XattrReaderOptions {
   onWarning: (err: SluiceError) => void
   /** Which attribute names to keep; {@link defaultXattrFilter} when absent. */
   filter?: (name: Buffer) => boolean
+  /** The batched read (default: the addon's readXattrs); tests inject failures here. */
+  readXattrs?: typeof readXattrs
 }
 
 const KEPT_NAMESPACES = ['user.', 'trusted.', 'security.'].map((p) => Buffer.from(p))
@@ -48,46 +64,156 @@ export function defaultXattrFilter(name: Buffer): boolean {
  * the entry passes without xattrs; a filesystem without xattr support (ENOTSUP) is no warning.
  * Holds only the entries in flight; see the module comment for the bound.
  */
-export function createXattrReader(opts: XattrReaderOptions): Transform {
+export function createXattrReader(opts: XattrReaderOptions): Duplex {
+  return stage<BackupItem, BackupItem>(source => xattrStream(source, opts))
+}
+
+interface Batch {
+  entries: SourceEntry[]
+  /** Settles (never rejects) once every entry of the batch has its attributes or its warning. */
+  read?: Promise<void>
+  done: boolean
+  /** A failure that is not a per-entry problem (a bug): the stream fails with it. */
+  failure?: Error
+}
+
+const needsRead = (item: BackupItem): item is SourceEntry => item.kind === 'entry' && item.fsPath !== undefined && !item.reuse
+
+async function* xattrStream(source: AsyncIterable<BackupItem>, opts: XattrReaderOptions): AsyncIterable<BackupItem> {
   const keep = opts.filter ?? defaultXattrFilter
-  return new Transform({
-    objectMode: true,
-    readableHighWaterMark: STAGE_HWM,
-    writableHighWaterMark: STAGE_HWM,
-    transform(item: BackupItem, _enc, done) {
-      if (item.kind !== 'entry' || item.fsPath === undefined || item.reuse) {
-        done(null, item)
-        return
-      }
-      let attrs: Xattr[]
+  const read = opts.readXattrs ?? readXattrs
+  const queue: { item: BackupItem; batch: Batch | null }[] = []
+  const free: Buffer[] = []
+  let filling: Batch | null = null
+  let running = 0
+  const maxQueued = XATTR_BATCH_FILES * (XATTR_BATCHES + 1)
+
+  const submit = (): void => {
+    const b = filling
+    if (b === null) return
+    filling = null
+    if (b.entries.length < XATTR_SYNC_BELOW) {
+      // A few entries (directories between reused files): cheaper read here than sent away.
+      b.read = Promise.resolve()
       try {
-        attrs = lgetxattrs(item.fsPath).filter((a) => keep(a.name))
-      } catch (cause) {
-        if (isErrno(cause, 'ENOTSUP', 'EOPNOTSUPP')) {
-          done(null, item)
-          return
-        }
-        if (typeof (cause as { syscall?: unknown })?.syscall !== 'string') {
-          done(cause as Error) // not a syscall failure: a bug, not a per-entry problem
-          return
-        }
-        try {
-          const detail = cause instanceof Error ? cause.message : String(cause)
-          opts.onWarning(
-            new SluiceError('ERR_READ', `cannot read extended attributes of ${displayPath(item.path)}: ${detail}`, {
-              cause,
-              path: item.path,
-            }),
-          )
-        } catch (err) {
-          done(err as Error)
-          return
-        }
-        done(null, item)
-        return
+        for (const e of b.entries) readAlone(e, keep, opts.onWarning)
+      } catch (err) {
+        b.failure = err as Error
       }
-      if (attrs.length > 0) item.xattrs = attrs
-      done(null, item)
-    },
-  })
+      b.done = true
+      return
+    }
+    running++
+    b.read = readBatch(b, read, keep, opts.onWarning, free).finally(() => {
+      b.done = true
+      running--
+    })
+  }
+
+  /** Items at the head whose attributes are in place (or that need none). */
+  function* ready(): Generator<BackupItem> {
+    while (queue.length > 0) {
+      const head = queue[0]!
+      if (head.batch !== null) {
+        if (!head.batch.done) return
+        if (head.batch.failure) throw head.batch.failure
+      }
+      queue.shift()
+      yield head.item
+    }
+  }
+
+  for await (const item of source) {
+    if (needsRead(item)) {
+      if (filling !== null && filling.entries.length >= XATTR_BATCH_FILES) submit()
+      filling ??= { entries: [], done: false }
+      filling.entries.push(item)
+      queue.push({ item, batch: filling })
+    } else {
+      // An item that needs no read closes the batch, so it is not held behind one: in an
+      // incremental backup the batches between reused files are a directory or two, read here.
+      submit()
+      queue.push({ item, batch: null })
+    }
+    yield* ready()
+    // Enough reads in flight, or enough entries waiting behind the oldest one: wait for it.
+    while (queue.length > 0 && (running >= XATTR_BATCHES || queue.length >= maxQueued)) {
+      const head = queue[0]!.batch!
+      if (head === filling) submit()
+      await head.read
+      yield* ready()
+    }
+  }
+  submit()
+  while (queue.length > 0) {
+    await queue[0]!.batch?.read
+    yield* ready()
+  }
+}
+
+/** Reads the attributes of every entry of `b` (readXattrs calls until all are read; lgetxattrs
+ *  for a path that does not fit the arena alone) and sets them. Never rejects: a bug is kept in
+ *  `b.failure`. */
+async function readBatch(b: Batch, read: typeof readXattrs, keep: (name: Buffer) => boolean, onWarning: XattrReaderOptions['onWarning'], free: Buffer[]): Promise<void> {
+  const arena = free.pop() ?? Buffer.allocUnsafeSlow(XATTR_BATCH_BYTES)
+  const results = new Int32Array(READ_XATTRS_RESULTS * b.entries.length)
+  try {
+    // Each call reads the entries from `start` until the arena is full; the attributes are copied
+    // out, and the next call reads the rest into the same arena.
+    for (let start = 0; start < b.entries.length; ) {
+      const entries = start === 0 ? b.entries : b.entries.slice(start)
+      await read(entries.map(e => e.fsPath!), arena, results)
+      let off = 0
+      let next = b.entries.length
+      for (let i = 0; i < entries.length; i++) {
+        const e = entries[i]!
+        const r = READ_XATTRS_RESULTS * i
+        const count = results[r]!
+        const step = READ_XATTRS_STEPS[results[r + 1]!]
+        const used = results[r + 2]!
+        if (count >= 0) {
+          if (count > 0) setXattrs(e, xattrsAt(arena, off, used, count), keep)
+        } else if (step === 'room') {
+          // The first entry of a call that does not fit an empty arena is read alone.
+          if (i === 0) readAlone(e, keep, onWarning)
+          next = start + Math.max(i, 1)
+          break
+        } else {
+          warn(e, errnoError(-count, step ?? 'llistxattr', e.fsPath!), onWarning)
+        }
+        off += used
+      }
+      start = next
+    }
+  } catch (err) {
+    b.failure = err as Error
+  } finally {
+    if (free.length < XATTR_BATCHES) free.push(arena)
+  }
+}
+
+function setXattrs(e: SourceEntry, attrs: Xattr[], keep: (name: Buffer) => boolean): void {
+  const kept = attrs.filter(a => keep(a.name))
+  if (kept.length > 0) e.xattrs = kept
+}
+
+/** One entry's attributes read on the main thread (they did not fit in the batch's arena). */
+function readAlone(e: SourceEntry, keep: (name: Buffer) => boolean, onWarning: XattrReaderOptions['onWarning']): void {
+  let attrs: Xattr[]
+  try {
+    attrs = lgetxattrs(e.fsPath!)
+  } catch (cause) {
+    if (isErrno(cause, 'ENOTSUP', 'EOPNOTSUPP')) return
+    if (typeof (cause as { syscall?: unknown })?.syscall !== 'string') throw cause // not a syscall failure: a bug
+    warn(e, cause, onWarning)
+    return
+  }
+  setXattrs(e, attrs, keep)
+}
+
+/** ERR_READ naming the entry's path; the entry goes on without xattrs. If `onWarning` throws,
+ *  the stream fails with that error. */
+function warn(e: SourceEntry, cause: unknown, onWarning: XattrReaderOptions['onWarning']): void {
+  const detail = cause instanceof Error ? cause.message : String(cause)
+  onWarning(new SluiceError('ERR_READ', `cannot read extended attributes of ${displayPath(e.path)}: ${detail}`, { cause, path: e.path }))
 }
