@@ -15,22 +15,6 @@ export function stage<I, O>(fn: (source: AsyncIterable<I>) => AsyncIterable<O>):
   return new GeneratorStage(fn as (source: AsyncIterable<unknown>) => AsyncIterable<unknown>)
 }
 
-/**
- * One stage that runs `stages` (each made by {@link stage}) back to back, each generator pulling
- * straight from the one before: one stream hop for the whole run instead of one per stage. A
- * stream hop (push, pipe, write, callback) costs about a microsecond of the main thread per
- * item; a generator hop a fraction of it, and a backup's entries cross seven stages. Each
- * generator still runs only when the next asks, and holds what it held as a stage; the
- * one-item buffers between the stages are gone. The given stages themselves are left unused.
- */
-export function fuse(...stages: Duplex[]): Duplex {
-  const fns = stages.map(s => {
-    if (!(s instanceof GeneratorStage)) throw new TypeError('fuse: every stage must be made by stage()')
-    return s.fn
-  })
-  return new GeneratorStage(source => fns.reduce((input, fn) => fn(input), source))
-}
-
 class GeneratorStage extends Duplex {
   private slot: { item: unknown; cb: (err?: Error | null) => void } | null = null
   private taker: { resolve: (r: IteratorResult<unknown>) => void; reject: (e: Error) => void } | null = null
@@ -40,7 +24,7 @@ class GeneratorStage extends Duplex {
   private wakeReader: (() => void) | null = null
   private readonly output: AsyncIterator<unknown>
 
-  constructor(readonly fn: (source: AsyncIterable<unknown>) => AsyncIterable<unknown>) {
+  constructor(fn: (source: AsyncIterable<unknown>) => AsyncIterable<unknown>) {
     super({ objectMode: true, readableHighWaterMark: 1, writableHighWaterMark: 1 })
     const input: AsyncIterable<unknown> = { [Symbol.asyncIterator]: () => ({ next: () => this.takeInput() }) }
     this.output = fn(input)[Symbol.asyncIterator]()

@@ -12,7 +12,7 @@ import { SluiceError } from '../../lib/errors.js'
 import { hex } from '../../lib/bytes.js'
 import { budgetOf, type BackupBudget } from '../../lib/budget.js'
 import { ZSTD_LEVEL } from '../../lib/limits.js'
-import { fuse, Lru } from '../../lib/flow.js'
+import { Lru } from '../../lib/flow.js'
 import { ChunkArena } from '../../lib/chunk-arena.js'
 import { paceMemory } from '../../lib/memory.js'
 import { checkCompressionLevel } from '../../lib/repo/objects.js'
@@ -197,22 +197,17 @@ async function leasedBackup(
     source,
     // Without rules the filter would pass every entry on: leave it out, one hop less per entry.
     ...(rules.empty ? [] : [createFilter(rules)]),
-    // The stages from parent-join to upload run as one (lib/flow.ts fuse): generator hops
-    // between them, not stream hops, for every entry and chunk.
-    fuse(
-      ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
-      createXattrReader({ onWarning }),
-      ...(opts.paths ? [createPrefetch({ onWarning, batches: budget.prefetchBatches, batchBytes: budget.prefetchBatchBytes })] : []),
-      createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena, ...(opts.onFile ? { onFile: opts.onFile } : {}) }),
-      createMetadataPacker(keys, repo.config.metaChunker, { arena }),
-      createDedup(repo, { concurrency: budget.dedupConcurrency, known: new Lru<string, true>(budget.knownIds) }),
-      // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
-      // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides
-      // by what it finds (seal.ts). A budget without room for the worker compresses on the
-      // thread pool.
-      createSealer(repo.keys.encKey, { mode: !budget.sealWorker ? 'inline' : opts.paths ? 'auto' : 'worker', stats, level, windowLog: budget.zstdHighWindowLog }),
-      createUploader(repo, { stats, concurrency: budget.uploadConcurrency }),
-    ),
+    ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
+    createXattrReader({ onWarning }),
+    ...(opts.paths ? [createPrefetch({ onWarning, batches: budget.prefetchBatches, batchBytes: budget.prefetchBatchBytes })] : []),
+    createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena, ...(opts.onFile ? { onFile: opts.onFile } : {}) }),
+    createMetadataPacker(keys, repo.config.metaChunker, { arena }),
+    createDedup(repo, { concurrency: budget.dedupConcurrency, known: new Lru<string, true>(budget.knownIds) }),
+    // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
+    // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides
+    // by what it finds (seal.ts). A budget without room for the worker seals inline.
+    createSealer(repo.keys.encKey, { mode: !budget.sealWorker ? 'inline' : opts.paths ? 'auto' : 'worker', stats, level, windowLog: budget.zstdHighWindowLog }),
+    createUploader(repo, { stats, concurrency: budget.uploadConcurrency }),
     createCommit(writeSnapshot, id => (snapshotId = id)),
   ])
   return { snapshotId, snapshot: snapshot!, stats, ...(parent ? { parent: parent.id } : {}) }
