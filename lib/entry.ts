@@ -145,6 +145,10 @@ export type BackupItem = SourceEntry | ExtentsItem | RecordItem | ChunkItem | Tr
 export interface DataItem {
   kind: 'data'
   data: Uint8Array
+  /** Restore's download: call once `data` is written (or copied) and no longer needed, so its
+   *  memory is reused (transforms/restore/chunk-pool.ts). A sink that never calls it is correct,
+   *  only slower. */
+  done?: () => void
 }
 /** Restore side: a hole of the file's content (a hole extent), `length` zero bytes. */
 export interface HoleItem {

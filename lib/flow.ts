@@ -157,7 +157,12 @@ export async function* orderedMap<I, O>(
 /** An LRU set/map with a size cap, for caches that must not grow with the data. */
 export class Lru<K, V> {
   private readonly map = new Map<K, V>()
-  constructor(private readonly cap: number, private readonly weigh: (v: V) => number = () => 1) {}
+  constructor(
+    private readonly cap: number,
+    private readonly weigh: (v: V) => number = () => 1,
+    /** Told of each value the cap pushes out. */
+    private readonly onEvict?: (v: V) => void,
+  ) {}
   private weight = 0
 
   get(k: K): V | undefined {
@@ -184,6 +189,7 @@ export class Lru<K, V> {
       const [first, fv] = this.map.entries().next().value as [K, V]
       this.map.delete(first)
       this.weight -= this.weigh(fv)
+      this.onEvict?.(fv)
     }
   }
 

@@ -64,6 +64,9 @@ export const KNOWN_IDS_CACHE = 64 * 1024
 
 /** Restore: decrypted chunks kept for packed small files that share a chunk. */
 export const RESTORE_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
+/** Restore: free chunk memory kept for reuse (transforms/restore/chunk-pool.ts), at most the
+ *  chunk cache's size; more reuses more but holds it as RSS (24 MiB: +10 MB on real-tree). */
+export const RESTORE_POOL_BYTES = 6 * MiB
 
 /** Argon2id for new keys: 16 MiB with 8 passes, the same memory x passes (and time) as the
  *  32 MiB x 4 before it, for 16 MiB less at every open (the KDF's memory counts in the peak).
@@ -242,6 +245,10 @@ export const STREAM_GC_EVERY_BYTES = 16 * MiB
 /** Restore: bytes restored between two forced collections (lib/memory.ts). Each restored chunk
  *  leaves its plaintext behind; 8 MiB restores faster than 4 at the same peak, 16 peaks higher. */
 export const RESTORE_GC_EVERY_BYTES = 8 * MiB
+/** Restore: a large file's bytes (decoded in the chunk pool, no buffer left behind) count this
+ *  many times less towards RESTORE_GC_EVERY_BYTES; measured on real-tree, 4 holds the peak where
+ *  counting them fully had it, not counting them at all let it grow ~8 MB. */
+export const RESTORE_POOLED_GC_DIVISOR = 4
 
 /** glibc malloc during a backup (lib/memory.ts): blocks from this size on are mmapped and go back
  *  to the OS when freed, so chunk-sized buffers cannot fragment the heap and hold RSS up. */

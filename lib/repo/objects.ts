@@ -18,7 +18,7 @@ import { open, seal, sealInto, ID_BYTES, NONCE_BYTES, TAG_BYTES } from './crypto
 import { SluiceError } from '../errors.js'
 import type { PoolZstd } from '../native.js'
 import { hex } from '../bytes.js'
-import { PROBE_MIN_CHUNK, PROBE_SAMPLE, TREE_FANOUT, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from '../limits.js'
+import { CHUNK_MAX, PROBE_MIN_CHUNK, PROBE_SAMPLE, TREE_FANOUT, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from '../limits.js'
 
 export const OBJECT_VERSION = 1
 export const COMPRESSION_NONE = 0
@@ -56,6 +56,7 @@ let cctxLevel = -1
 let cctxWindowLog = -1
 let scratch: Buffer | undefined
 let decompressor: Decompressor | undefined
+let dctx: InstanceType<typeof zstd.DCtx> | undefined
 
 let probeCtx: InstanceType<typeof zstd.CCtx> | undefined
 
@@ -237,27 +238,44 @@ export function resealChunk(fromKey: Uint8Array, toKey: Uint8Array, id: Uint8Arr
   return obj
 }
 
-/** Opens and decompresses a chunk object; ERR_CORRUPT if it was altered or does not decode. */
-export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array): Buffer {
+/** Opens and decompresses a chunk object; ERR_CORRUPT if it was altered or does not decode.
+ *  The plaintext goes into `alloc(length)` when given (restore's chunk pool), else into a fresh
+ *  buffer. No honest chunk decodes to more than CHUNK_MAX bytes: a frame that says it would is
+ *  refused before anything that size is allocated. */
+export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array, alloc?: (length: number) => Buffer): Buffer {
   const what = `chunk ${hex(id)}`
   if (obj.length < 2) throw new SluiceError('ERR_CORRUPT', `${what} is truncated`)
   if (obj[0] !== OBJECT_VERSION) throw new SluiceError('ERR_CORRUPT', `${what} has unknown format ${obj[0]}`)
   const compression = obj[1]!
   // A compressed payload is only read by zstd: it is decrypted into the reused scratch buffer,
   // so a chunk leaves one buffer behind (its plaintext), not two.
-  const payload = open(encKey, obj.subarray(2), chunkAd(id, compression), what, compression === COMPRESSION_ZSTD ? scratchOf : undefined)
+  const payload = open(encKey, obj.subarray(2), chunkAd(id, compression), what, compression === COMPRESSION_ZSTD ? scratchOf : alloc)
   switch (compression) {
     case COMPRESSION_NONE:
       return payload
     case COMPRESSION_ZSTD:
       try {
-        return (decompressor ??= new Decompressor()).decompress(payload)
+        return decompressChunk(payload, what, alloc)
       } catch (cause) {
+        if (cause instanceof SluiceError) throw cause
         throw new SluiceError('ERR_CORRUPT', `${what} does not decompress`, { cause })
       }
     default:
       throw new SluiceError('ERR_CORRUPT', `${what} has unknown compression ${compression}`)
   }
+}
+
+/** One zstd frame into a buffer of exactly its content size (written in every frame Sluice
+ *  makes) with one reused context: no streaming pieces to join. A frame without its size (none
+ *  Sluice writes) goes through the streaming decompressor. */
+function decompressChunk(payload: Uint8Array, what: string, alloc?: (length: number) => Buffer): Buffer {
+  const size = zstd.getFrameContentSize(payload)
+  if (size === null) return (decompressor ??= new Decompressor()).decompress(payload)
+  if (size > CHUNK_MAX) throw new SluiceError('ERR_CORRUPT', `${what} says it decodes to ${size} bytes (at most ${CHUNK_MAX})`)
+  const out = alloc ? alloc(size) : Buffer.allocUnsafe(size)
+  const n = (dctx ??= new zstd.DCtx()).decompress(out, payload)
+  if (n !== size) throw new SluiceError('ERR_CORRUPT', `${what} decodes to ${n} bytes, not the ${size} its frame says`)
+  return out
 }
 
 export function sealSnapshot(encKey: Uint8Array, id: Uint8Array, json: Uint8Array): Buffer {

@@ -157,6 +157,17 @@ export interface SnapshotInfo {
   snap: SnapshotRoot
 }
 
+/** Reused memory to decode chunks into (transforms/restore/chunk-pool.ts is the one there is). */
+export interface ChunkMemory {
+  /** A buffer of exactly `length` bytes. */
+  take(length: number): Buffer
+  /** Hands `b` back: nothing uses it any more. Buffers the pool did not make are ignored. */
+  give(b: Uint8Array): void
+  owns(b: Uint8Array): boolean
+  /** Counts bytes of a buffer that was not the pool's and now dies. */
+  addGarbage(bytes: number): void
+}
+
 export class Repository {
   readonly gear: Int32Array
   /** Where damaged snapshots (and key files, while opening) are reported. */
@@ -198,12 +209,14 @@ export class Repository {
     return this.storage.put(chunkKey(id), obj)
   }
 
-  /** The plaintext of a chunk; ERR_MISSING when it is not stored, ERR_CORRUPT when altered. */
-  async loadChunk(id: Uint8Array): Promise<Buffer> {
+  /** The plaintext of a chunk; ERR_MISSING when it is not stored, ERR_CORRUPT when altered.
+   *  With `pool` (restore's download), the object is read into and the plaintext decoded into
+   *  the pool's reused memory, and the object's buffer goes back to it. */
+  async loadChunk(id: Uint8Array, pool?: ChunkMemory): Promise<Buffer> {
     let obj: Buffer
     try {
       // No honest chunk object is larger (content and metadata chunks, tree nodes alike).
-      obj = await this.storage.get(chunkKey(id), CHUNK_MAX + CHUNK_OBJECT_OVERHEAD)
+      obj = await this.storage.get(chunkKey(id), CHUNK_MAX + CHUNK_OBJECT_OVERHEAD, pool?.take)
     } catch (err) {
       if (!(err instanceof SluiceError && err.code === 'ERR_NOT_FOUND')) throw err
       // Moved aside by a prune's collection (lib/repo/fossils.ts): readers still find it.
@@ -211,7 +224,13 @@ export class Repository {
       if (!fossil) throw new SluiceError('ERR_MISSING', `chunk ${hex(id)} is missing from the repository`, { cause: err })
       obj = fossil
     }
-    return openChunk(this.keys.encKey, id, obj)
+    if (!pool) return openChunk(this.keys.encKey, id, obj)
+    if (!pool.owns(obj)) pool.addGarbage(obj.length)
+    try {
+      return openChunk(this.keys.encKey, id, obj, pool.take)
+    } finally {
+      pool.give(obj)
+    }
   }
 
   async saveSnapshot(snap: SnapshotRoot): Promise<string> {

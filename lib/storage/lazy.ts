@@ -11,7 +11,7 @@ export function lazyStorage(description: string, make: () => Promise<Storage>): 
   const get = () => (inner ??= make())
   return {
     put: async (k, d) => (await get()).put(k, d),
-    get: async (k, max) => (await get()).get(k, max),
+    get: async (k, max, into) => (await get()).get(k, max, into),
     has: async k => (await get()).has(k),
     async *list(prefix) {
       yield* (await get()).list(prefix)

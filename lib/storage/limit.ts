@@ -74,8 +74,8 @@ export function withLimit(inner: Storage, opts: LimitOptions): Storage {
       }
       return inner.put(key, data)
     },
-    get: async (key, maxBytes) => {
-      const data = await inner.get(key, maxBytes)
+    get: async (key, maxBytes, into) => {
+      const data = await inner.get(key, maxBytes, into)
       if (down) {
         const ms = down.take(data.length)
         if (ms > 0) await wait(ms)

@@ -142,7 +142,7 @@ export function createLocalStorage(dir: string): Storage {
     }
   }
 
-  async function get(key: string, maxBytes?: number): Promise<Buffer> {
+  async function get(key: string, maxBytes?: number, into?: (length: number) => Buffer): Promise<Buffer> {
     const path = pathOf(key)
     try {
       if (maxBytes === undefined) return await readFile(path)
@@ -150,7 +150,16 @@ export function createLocalStorage(dir: string): Storage {
       try {
         const { size } = await fh.stat()
         if (size > maxBytes) throw tooLarge(key, size, maxBytes, root)
-        return await fh.readFile()
+        if (!into) return await fh.readFile()
+        // Objects are never rewritten in place, so the size holds; a short read is returned short.
+        const buf = into(size)
+        let got = 0
+        while (got < size) {
+          const { bytesRead } = await fh.read(buf, got, size - got, got)
+          if (bytesRead === 0) break
+          got += bytesRead
+        }
+        return buf.subarray(0, got)
       } finally {
         await fh.close()
       }

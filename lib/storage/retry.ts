@@ -118,7 +118,7 @@ export function withRetry(inner: Storage, opts: RetryOptions): Storage {
 
   return {
     put: (key, data) => attempt(() => inner.put(key, data)),
-    get: (key, maxBytes) => attempt(() => inner.get(key, maxBytes)),
+    get: (key, maxBytes, into) => attempt(() => inner.get(key, maxBytes, into)),
     has: (key) => attempt(() => inner.has(key)),
     delete: (key) => attempt(() => inner.delete(key)),
     list,

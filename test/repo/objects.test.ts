@@ -77,3 +77,32 @@ test('a chunk resealed in place opens under the new key only; a damaged one is r
     assert.throws(() => resealChunk(encKey, toKey, id, damaged), { code: 'ERR_CORRUPT' })
   }
 })
+
+// Restore decodes into reused memory (transforms/restore/chunk-pool.ts): the plaintext lands in
+// the buffer `alloc` gives, and a frame that claims more than any honest chunk holds is refused
+// before memory of that size is asked for.
+test('openChunk decodes into the memory it is given and refuses a frame larger than CHUNK_MAX', async () => {
+  const { sealChunk, COMPRESSION_ZSTD } = await import('../../lib/repo/objects.js')
+  const { CHUNK_MAX } = await import('../../lib/limits.js')
+  const zstd = (await import('zstd-napi')).compress
+  for (const plain of [text(MiB), seededBytes('alloc', MiB)]) {
+    const id = chunkId(idKey, plain)
+    const { obj } = compressAndSeal(encKey, id, plain, 3)
+    const asked: number[] = []
+    const region = Buffer.alloc(2 * MiB)
+    const out = openChunk(encKey, id, obj, n => {
+      asked.push(n)
+      return region.subarray(0, n)
+    })
+    assert.deepEqual(out, plain)
+    assert.equal(out.buffer, region.buffer, 'the plaintext is in the given memory')
+    assert.deepEqual(asked, [plain.length])
+  }
+  const huge = Buffer.alloc(CHUNK_MAX + 1)
+  const id = chunkId(idKey, huge)
+  const obj = sealChunk(encKey, id, COMPRESSION_ZSTD, zstd(huge))
+  let asked = 0
+  assert.throws(() => openChunk(encKey, id, obj, n => ((asked += n), Buffer.alloc(n))), (e: Error & { code?: string }) => e.code === 'ERR_CORRUPT' && /decodes to 4194305 bytes/.test(e.message))
+  assert.throws(() => openChunk(encKey, id, obj), (e: Error & { code?: string }) => e.code === 'ERR_CORRUPT')
+  assert.equal(asked, 0)
+})

@@ -2,9 +2,14 @@
  * download: turns the extents of each file into its content, in order. Fetches (and decrypts
  * and decompresses, through the ChunkLoader) up to `concurrency` chunks ahead, and keeps a
  * byte-capped LRU of decoded chunks because packed small files share chunks. Emits each
- * record followed by DataItems of its content. Memory: `concurrency` chunks in flight plus the
- * cache (RESTORE_CHUNK_CACHE_BYTES), and dead chunk buffers until the collection forced every
- * RESTORE_GC_EVERY_BYTES of content. A hole extent becomes a HoleItem (nothing fetched): each
+ * record followed by DataItems of its content. Chunk objects are read, and chunks decoded, into
+ * reused memory (chunk-pool.ts): a DataItem's `done()` (the directory sink calls it once the
+ * bytes are written or copied) and the cache letting go of a chunk hand its memory back.
+ * Memory: `concurrency` chunks in flight plus the cache (RESTORE_CHUNK_CACHE_BYTES) plus the
+ * chunks behind DataItems not yet done (the sink's writes in flight), at most
+ * RESTORE_POOL_BYTES of free pool memory, and the garbage the pool could not avoid (objects a
+ * backend read on its own, chunks of a sink that never calls done) until the collection forced
+ * every RESTORE_GC_EVERY_BYTES of it. A hole extent becomes a HoleItem (nothing fetched): each
  * sink decides how to make its zeros (a hole, zeros written, a tar sparse map).
  *
  * A chunk that cannot be had (missing, or it fails authentication or decoding, or an extent lies
@@ -15,7 +20,8 @@
 import type { Duplex } from 'node:stream'
 import { isHole, type DataItem, type Extent, type ExtentsItem, type HoleItem, type RecordItem } from '../../lib/entry.js'
 import { Lru, orderedMap, stage } from '../../lib/flow.js'
-import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_CHUNK_CACHE_BYTES } from '../../lib/limits.js'
+import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_CHUNK_CACHE_BYTES, RESTORE_POOL_BYTES, RESTORE_POOLED_GC_DIVISOR, RESTORE_SMALL_FILE } from '../../lib/limits.js'
+import { ChunkPool } from './chunk-pool.js'
 import { collectEvery } from '../../lib/memory.js'
 import { SluiceError } from '../../lib/errors.js'
 import { displayPath, hex } from '../../lib/bytes.js'
@@ -39,28 +45,42 @@ export interface DamagedItem {
  *  (the storage is down) stops the restore. */
 const DAMAGE = new Set(['ERR_CORRUPT', 'ERR_MISSING'])
 
-type Task = RecordItem | HoleItem | SkippedItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer }
+type Task = RecordItem | HoleItem | SkippedItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer; large: boolean }
 
 export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}): Duplex {
+  const cacheBytes = opts.cacheBytes ?? RESTORE_CHUNK_CACHE_BYTES
   // Counted in chunks of the largest size: a pending promise has no size yet.
-  const slots = Math.max(2, Math.floor((opts.cacheBytes ?? RESTORE_CHUNK_CACHE_BYTES) / CHUNK_MAX))
-  const cache = new Lru<string, Promise<Buffer>>(slots)
-  const load = (id: Buffer): Promise<Buffer> => {
+  const slots = Math.max(2, Math.floor(cacheBytes / CHUNK_MAX))
+  const pool = new ChunkPool(Math.min(RESTORE_POOL_BYTES, cacheBytes))
+  // A chunk's memory goes back to the pool when the cache has let it go and every DataItem cut
+  // from it is done (refs counts both, taken synchronously so none is missed).
+  interface Loaded {
+    refs: number
+    chunk: Promise<Buffer>
+  }
+  const release = (l: Loaded): void => {
+    if (--l.refs === 0) l.chunk.then(pool.give, () => {})
+  }
+  const cache = new Lru<string, Loaded>(slots, undefined, release)
+  /** The chunk, with one reference the caller must release. */
+  const load = (id: Buffer, pooled: boolean): Loaded => {
     const key = hex(id)
-    let p = cache.get(key)
-    if (!p) {
-      p = loader.loadChunk(id)
-      p.catch(() => {})
-      cache.set(key, p)
+    let l = cache.get(key)
+    if (!l) {
+      l = { refs: 1, chunk: pooled ? loader.loadChunk(id, pool) : loader.loadChunk(id) }
+      l.chunk.catch(() => {})
+      cache.set(key, l)
     }
-    return p
+    l.refs++
+    return l
   }
   const collect = collectEvery('restore')
   return stage<RecordItem | ExtentsItem | SkippedItem, RecordItem | DataItem | HoleItem | DamagedItem | SkippedItem>(async function* (source) {
     async function* tasks(): AsyncIterable<Task> {
       let path: Buffer = Buffer.alloc(0)
+      let large = false
       // A hole extent is passed on as a HoleItem: nothing to fetch.
-      const task = (e: Extent): Task => (isHole(e) ? { kind: 'hole', length: e.length } : { kind: 'fetch', ...e, path })
+      const task = (e: Extent): Task => (isHole(e) ? { kind: 'hole', length: e.length } : { kind: 'fetch', ...e, path, large })
       for await (const item of source) {
         // restore --overwrite: a file not written passes on, with nothing to fetch (overwrite.ts).
         if (item.kind === 'skipped') {
@@ -70,6 +90,7 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
         if (item.kind === 'record') {
           yield item
           path = item.entry.path
+          large = item.entry.size > RESTORE_SMALL_FILE
           if (item.entry.type === 'file' && !item.entry.hardlinkTo) for (const e of item.extents) yield task(e)
         } else {
           for (const e of item.extents) yield task(e)
@@ -77,12 +98,32 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
       }
     }
     const fetchData = async (t: Exclude<Task, RecordItem | HoleItem | SkippedItem>): Promise<DataItem> => {
-      const chunk = await load(t.id)
-      collect(t.length)
+      const l = load(t.id, t.large)
+      let chunk: Buffer
+      try {
+        chunk = await l.chunk
+      } catch (err) {
+        release(l)
+        throw err
+      } finally {
+        collect(pool.garbage())
+      }
+      // A small file's chunk is a fresh buffer (packed small files share chunks, which the
+      // cache keeps), and a small file leaves garbage of its own behind (its record, paths, its
+      // place in a batch): counted by its size, as before the pool. A large file's chunk is in
+      // the pool's memory, but its writes still leave some: counted at a share of its size.
+      collect(t.large ? t.length / RESTORE_POOLED_GC_DIVISOR : t.length)
       if (t.offset + t.length > chunk.length) {
+        release(l)
         throw new SluiceError('ERR_CORRUPT', `extent ${t.offset}+${t.length} lies outside chunk ${hex(t.id)} of ${chunk.length} bytes`)
       }
-      return { kind: 'data', data: chunk.subarray(t.offset, t.offset + t.length) }
+      let released = false
+      const done = (): void => {
+        if (released) return
+        released = true
+        release(l)
+      }
+      return { kind: 'data', data: chunk.subarray(t.offset, t.offset + t.length), done }
     }
     const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem | HoleItem | DamagedItem | SkippedItem> => {
       if (t.kind === 'record' || t.kind === 'hole' || t.kind === 'skipped') return t

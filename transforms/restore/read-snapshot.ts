@@ -24,7 +24,7 @@ import { RecordDecoder } from '../../lib/repo/record.js'
 import { SluiceError } from '../../lib/errors.js'
 import { displayPath, hex, splitPath } from '../../lib/bytes.js'
 import { META_TREE_OBJECTS_MAX, META_TREE_REPEATS } from '../../lib/limits.js'
-import type { SnapshotRoot } from '../../lib/repo/repository.js'
+import type { ChunkMemory, SnapshotRoot } from '../../lib/repo/repository.js'
 
 /** Throws ERR_UNSAFE_PATH unless `p` is a relative path of plain components. */
 export function checkSafePath(p: Buffer): void {
@@ -93,7 +93,8 @@ class RecordRules {
 
 /** What reading a snapshot needs of a repository: chunk plaintexts by id. */
 export interface ChunkLoader {
-  loadChunk(id: Uint8Array): Promise<Buffer>
+  /** With `pool`, the plaintext may lie in the pool's memory (restore's download gives it back). */
+  loadChunk(id: Uint8Array, pool?: ChunkMemory): Promise<Buffer>
 }
 
 export interface TreeRef {

@@ -10,10 +10,10 @@ import fs from 'node:fs/promises'
 import { SluiceError, asSluiceError, isErrno } from '../../lib/errors.js'
 import { displayPath, isUnder } from '../../lib/bytes.js'
 import { compileFilter } from '../../lib/filter-rules.js'
-import { paceMemory } from '../../lib/memory.js'
+import { collectEvery, paceMemory } from '../../lib/memory.js'
 import { budgetOf } from '../../lib/budget.js'
 import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
-import { snapshotRecords, treeOf } from './read-snapshot.js'
+import { snapshotRecords, treeOf, type ChunkLoader } from './read-snapshot.js'
 import { createSelect, select } from './select.js'
 import { createDownloader } from './download.js'
 import { createFsWriter } from './sinks/fs.js'
@@ -205,9 +205,19 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   if (opts.delete) await checkCanonical(select(snapshotRecords(repo, treeOf(snap)), { ...(ref.path.length > 0 ? { subtree: ref.path } : {}) }))
   // The stages present depend on the options (a spread pipeline() has no typed overload).
   const run = pipeline as unknown as (...streams: unknown[]) => Promise<void>
+  // The snapshot's metadata chunks are fresh buffers each: their garbage counts towards the
+  // forced collections as download's does (download reuses the memory of large files' chunks).
+  const collect = collectEvery('restore')
+  const metadata: ChunkLoader = {
+    loadChunk: async id => {
+      const b = await repo.loadChunk(id)
+      collect(b.length)
+      return b
+    },
+  }
   try {
     await run(
-      snapshotRecords(repo, treeOf(snap)),
+      snapshotRecords(metadata, treeOf(snap)),
       selection(),
       ...(opts.delete ? [createDelete({ target: opts.target!, dryRun: !!opts.dryRun, onRemove })] : []),
       ...(intoDir ? [createOverwrite({ target: opts.target!, mode, ...(opts.verify && mode === 'if-changed' ? { check: key } : {}) })] : []),

@@ -230,7 +230,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
 
   /** Writes one piece of the large file (data, or a hole's length) at its offset, with up to
    *  RESTORE_FILE_WRITES at once; holes and zero blocks skipped under `sparse` (write-sparse.ts). */
-  async function writeLarge(piece: Uint8Array | number): Promise<void> {
+  async function writeLarge(piece: Uint8Array | number, done?: () => void): Promise<void> {
     const f = file!
     const pos = f.written
     f.written += typeof piece === 'number' ? piece : piece.length
@@ -245,7 +245,7 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       err => {
         f.failed ??= err
       },
-    )
+    ).finally(done)
     writing.add(w)
     void w.finally(() => writing.delete(w))
     while (writing.size >= RESTORE_FILE_WRITES) await Promise.race(writing)
@@ -566,6 +566,22 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   }
 
   async function handle(item: RestoreItem | DamagedItem | SkippedItem): Promise<void> {
+    if (item.kind === 'data') {
+      // The chunk's memory goes back to download's pool once its bytes are copied or written.
+      const done = item.done
+      if (stopped || jobFailure !== undefined || (small ? small.damaged : !file || file.damaged)) done?.()
+      else if (small) {
+        try {
+          addSmall(item.data)
+        } finally {
+          done?.()
+        }
+        return
+      } else {
+        await writeLarge(item.data, done)
+        return
+      }
+    }
     if (stopped) return
     if (jobFailure !== undefined) throw jobFailure
     if (item.kind === 'damaged') {
