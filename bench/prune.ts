@@ -4,7 +4,7 @@
  * data in restic's own repository.
  *
  *   npm run build && node --import tsx bench/prune.ts --chunks 100000 [--dir DIR] [--no-restic]
- *     [--default-kdf] [--no-sluice] [--restic-files N]
+ *     [--default-kdf] [--no-sluice] [--restic-files N] [--keep | --reuse]
  *
  * Data: three stdin snapshots of seeded streams (bench/gen-stream.ts), A, B and A again (every
  * chunk of the third is a dedup hit: snapshots sharing chunks). B is forgotten, then prune runs
@@ -13,7 +13,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { measure, type Measurement } from './measure.js'
 import { newRun, SLUICE_CLI } from './tools.js'
@@ -29,13 +29,19 @@ const withRestic = !process.argv.includes('--no-restic')
 const defaultKdf = process.argv.includes('--default-kdf')
 const resticFiles = Number(arg('restic-files', '0'))
 const skipSluice = process.argv.includes('--no-sluice')
+/** Keep a hard-linked copy of Sluice's repository as it was before the first prune (DIR/sluice/
+ *  repo.before), for profiling prune again on the same data: `cp -al` it back and rerun. */
+const keep = process.argv.includes('--keep')
+/** Prune a copy (`cp -al`) of the repository an earlier `--keep` run left in DIR, instead of
+ *  building it again (an hour at 1M chunks on a loaded machine); the streams stay in DIR too. */
+const reuse = process.argv.includes('--reuse')
 /** Chunker parameters: a mean chunk of about 340 bytes (measured), so a MiB of stream is about
  *  3,000 chunks. */
 const CHUNKER = { min: 128, avg: 256, max: 1024 }
 const CHUNKS_PER_MIB = 3080
 const GEN = join(import.meta.dirname, 'gen-stream.ts')
 
-rmSync(dir, { recursive: true, force: true })
+if (!reuse) rmSync(dir, { recursive: true, force: true })
 mkdirSync(dir, { recursive: true })
 const mib = Math.max(1, Math.round(chunks / 2 / CHUNKS_PER_MIB))
 const streams: { name: string; seed: string; file: string }[] = [
@@ -43,7 +49,9 @@ const streams: { name: string; seed: string; file: string }[] = [
   { name: 'b', seed: 'prune-b', file: join(dir, 'b.bin') },
   { name: 'a', seed: 'prune-a', file: join(dir, 'a.bin') },
 ]
-for (const s of streams.slice(0, 2)) writeFileSync(s.file, execFileSync(process.execPath, ['--import', 'tsx', GEN, String(mib), s.seed], { maxBuffer: 1 << 30 }))
+for (const s of streams.slice(0, 2)) {
+  if (!reuse || !existsSync(s.file)) writeFileSync(s.file, execFileSync(process.execPath, ['--import', 'tsx', GEN, String(mib), s.seed], { maxBuffer: 1 << 30 }))
+}
 
 function show(label: string, m: Measurement): string {
   if (m.exitCode !== 0) throw new Error(`${label} failed (exit ${m.exitCode}): see ${m.stderrPath}`)
@@ -86,7 +94,14 @@ function fastLocal(root: string): Storage {
 }
 
 const out: Record<string, unknown> = { chunks, mib, kdf: defaultKdf ? 'default' : 'cheap' }
-if (!skipSluice) {
+if (!skipSluice && reuse) {
+  const run = newRun('sluice', join(dir, 'sluice'))
+  rmSync(run.repo, { recursive: true, force: true })
+  execFileSync('cp', ['-al', `${run.repo}.before`, run.repo])
+  const stored = count(join(run.repo, 'chunks'))
+  console.log(`sluice repository (a copy of ${run.repo}.before): ${stored} chunks`)
+  out.sluice = pruneTwice(run.env, run.repo, stored)
+} else if (!skipSluice) {
   const run = newRun('sluice', join(dir, 'sluice'))
   // The default key derivation alone peaks at ~98 MB when a command opens the repository
   // (Argon2id's 32 MiB); --default-kdf measures that, the default run measures prune's own.
@@ -109,15 +124,22 @@ if (!skipSluice) {
   const storage = createLocalStorage(run.repo)
   await storage.put(`forgotten/${ids[1]}`, await storage.get(`snapshots/${ids[1]}`))
   await storage.delete(`snapshots/${ids[1]}`)
+  if (keep) execFileSync('cp', ['-al', run.repo, `${run.repo}.before`])
+  out.sluice = pruneTwice(run.env, run.repo, stored)
+}
+
+/** The two prunes every margin at zero: the first collects, the second sweeps and collects. */
+function pruneTwice(env: NodeJS.ProcessEnv, repo: string, stored: number): Record<string, unknown> {
   const margins = ['--min-age', '0', '--lease-lifetime', '0', '--sweep-gap', '0', '--json']
-  const collect = measure({ argv: [SLUICE_CLI, 'prune', ...margins], env: run.env }, join(dir, 'sluice-prune-1'))
+  const collect = measure({ argv: [SLUICE_CLI, 'prune', ...margins], env }, join(dir, 'sluice-prune-1'))
   console.log(show('sluice prune (collect)', collect))
-  const sweep = measure({ argv: [SLUICE_CLI, 'prune', ...margins], env: run.env }, join(dir, 'sluice-prune-2'))
+  const sweep = measure({ argv: [SLUICE_CLI, 'prune', ...margins], env }, join(dir, 'sluice-prune-2'))
   console.log(show('sluice prune (sweep + collect)', sweep))
-  out.sluice = { stored, collect: { s: collect.seconds, cpu: collect.cpuSeconds, rss: collect.peakRssBytes }, sweep: { s: sweep.seconds, cpu: sweep.cpuSeconds, rss: sweep.peakRssBytes }, left: count(join(run.repo, 'chunks')) }
+  return { stored, collect: { s: collect.seconds, cpu: collect.cpuSeconds, rss: collect.peakRssBytes }, sweep: { s: sweep.seconds, cpu: sweep.cpuSeconds, rss: sweep.peakRssBytes }, left: count(join(repo, 'chunks')) }
 }
 if (withRestic) {
   const run = newRun('restic', join(dir, 'restic'))
+  rmSync(run.repo, { recursive: true, force: true }) // a --reuse run's
   execFileSync('restic', ['init'], { env: run.env, stdio: 'ignore' })
   for (const s of streams) {
     const m = measure({ argv: ['restic', 'backup', '--stdin', '--stdin-filename', s.name, '--host', s.seed], env: run.env, stdinPath: s.file }, join(dir, `restic-backup-${s.seed}`))
@@ -133,6 +155,8 @@ if (resticFiles > 0) {
   // restic cannot cut 340-byte chunks; a tree of small files gives its repository about as many
   // blobs (one per file) as sluice's has chunks: the object-count comparison.
   const run = newRun('restic', join(dir, 'restic-files'))
+  rmSync(run.repo, { recursive: true, force: true })
+  rmSync(join(dir, 'files'), { recursive: true, force: true })
   execFileSync('restic', ['init'], { env: run.env, stdio: 'ignore' })
   for (const set of ['a', 'b']) {
     const d = join(dir, 'files', set)

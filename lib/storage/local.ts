@@ -9,11 +9,16 @@
  * A writer holds its temp file for one object's write, fsync and link; a killed one leaves it
  * behind. leftovers() counts and removes those older than an age no live write reaches.
  *
+ * stat, move and delete make their system calls synchronously: prune makes them once per chunk
+ * (hundreds of thousands in a row), each takes microseconds on a local disk, and the thread-pool
+ * hop of an async call cost twice the call's own CPU (docs/BENCHMARKS.md, prune). The event loop
+ * waits that long; nothing else in a prune needs it meanwhile.
+ *
  * Memory: get holds one object; list holds one directory listing per level of the path being
  * walked (for `chunks/ab/<hex>` at most the listing of one `chunks/ab`).
  */
 import { randomBytes } from 'node:crypto'
-import { constants as fsConstants, type Dirent } from 'node:fs'
+import { constants as fsConstants, linkSync, mkdirSync, statSync, unlinkSync, type Dirent } from 'node:fs'
 import { copyFile, link, lstat, mkdir, open, opendir, readdir, readFile, stat, unlink } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { asSluiceError, isErrno, SluiceError } from '../errors.js'
@@ -184,7 +189,7 @@ export function createLocalStorage(dir: string): Storage {
   async function del(key: string): Promise<void> {
     const path = pathOf(key)
     try {
-      await unlink(path)
+      unlinkSync(path)
     } catch (err) {
       // A directory under that name is not an object either.
       if (isErrno(err, 'ENOENT', 'ENOTDIR', 'EISDIR')) return
@@ -195,11 +200,32 @@ export function createLocalStorage(dir: string): Storage {
   async function statKey(key: string): Promise<{ size: number; mtimeMs: number } | null> {
     const path = pathOf(key)
     try {
-      const st = await stat(path)
-      return st.isFile() ? { size: st.size, mtimeMs: st.mtimeMs } : null
+      const st = statSync(path, { throwIfNoEntry: false })
+      return st?.isFile() ? { size: st.size, mtimeMs: st.mtimeMs } : null
     } catch (err) {
       if (isErrno(err, 'ENOENT', 'ENOTDIR')) return null
       throw asSluiceError(err, 'ERR_STORAGE', `cannot stat ${key} in ${root}`)
+    }
+  }
+
+  /** linkExclusive, synchronously: true when linked, false when `final` exists, null when this
+   *  filesystem cannot hard-link (the caller goes the async way, which copies). */
+  function linkExclusiveNow(src: string, final: string): boolean | null {
+    let madeParent = false
+    for (;;) {
+      try {
+        linkSync(src, final)
+        return true
+      } catch (err) {
+        if (isErrno(err, 'EEXIST')) return false
+        if (!madeParent && isErrno(err, 'ENOENT')) {
+          mkdirSync(dirname(final), { recursive: true })
+          madeParent = true
+          continue
+        }
+        if (isErrno(err, ...NO_LINK)) return null
+        throw err
+      }
     }
   }
 
@@ -210,14 +236,16 @@ export function createLocalStorage(dir: string): Storage {
     const dst = pathOf(to)
     try {
       try {
-        await linkExclusive(src, dst)
+        if (linkExclusiveNow(src, dst) === null) await linkExclusive(src, dst)
       } catch (err) {
         if (isErrno(err, 'ENOENT')) return false
         throw err
       }
-      await unlink(src).catch(err => {
+      try {
+        unlinkSync(src)
+      } catch (err) {
         if (!isErrno(err, 'ENOENT')) throw err
-      })
+      }
       // No directory fsync: a move lost to a crash leaves the object under its old name, or
       // under both, and the next prune finishes it.
       return true

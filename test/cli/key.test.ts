@@ -136,6 +136,14 @@ for (const name of ['link', 'unlink', 'open']) {
     return real.apply(this, args)
   }
 }
+// The local storage links and unlinks synchronously when it moves or deletes.
+for (const name of ['linkSync', 'unlinkSync']) {
+  const real = fs[name]
+  fs[name] = function (...args) {
+    before()
+    return real.apply(this, args)
+  }
+}
 syncBuiltinESMExports()
 `)
     return file

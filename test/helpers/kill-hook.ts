@@ -15,6 +15,11 @@ fs.promises.unlink = function (p, ...rest) {
   if (String(p).includes(${JSON.stringify(marker)})) process.kill(process.pid, 'SIGKILL')
   return unlink.call(this, p, ...rest)
 }
+const unlinkSync = fs.unlinkSync
+fs.unlinkSync = function (p, ...rest) {
+  if (String(p).includes(${JSON.stringify(marker)})) process.kill(process.pid, 'SIGKILL')
+  return unlinkSync.call(this, p, ...rest)
+}
 syncBuiltinESMExports()
 `)
   return file

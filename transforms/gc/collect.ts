@@ -20,6 +20,8 @@ import { lapsed, listLeases } from '../../lib/repo/lease.js'
 import { moveObject } from '../../lib/storage/move.js'
 import type { Storage } from '../../lib/storage/storage.js'
 import { stopPoint } from '../../lib/test-point.js'
+import { collectEvery } from '../../lib/memory.js'
+import { GC_LISTED_KEY_GARBAGE } from '../../lib/limits.js'
 import { treeOf } from '../restore/read-snapshot.js'
 import { IdSorter, type SorterOptions } from './external-sort.js'
 import { markSnapshot } from './mark.js'
@@ -144,7 +146,9 @@ export async function collect(opts: CollectOptions): Promise<CollectResult> {
     try {
       const refs = sorter.sorted()
       let ref = refs.next()
+      const listed = collectEvery('restore')
       for await (const s of storedIds(repo.storage)) {
+        listed(GC_LISTED_KEY_GARBAGE)
         while (!ref.done && ref.value.compare(s.id) < 0) {
           result.missing++
           ref = refs.next()

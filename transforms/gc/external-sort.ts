@@ -25,7 +25,8 @@ export interface SorterOptions {
 
 /** A file of ids read block by block (a run, or a list prune wrote). */
 export class IdFileReader {
-  private readonly buf: Buffer
+  /** The block read; the current id is at `pos` once current() said there is one. */
+  readonly buf: Buffer
   private len = 0
   pos = 0
   private done = false
@@ -51,6 +52,16 @@ export class IdFileReader {
 
   advance(): void {
     this.pos += ID
+  }
+
+  /** Whether there is a current id (loading the next block if needed), without a view of it. */
+  has(): boolean {
+    return this.pos < this.len || this.current() !== null
+  }
+
+  /** Compares the current ids of this reader and `other` (both has()). */
+  compare(other: IdFileReader): number {
+    return this.buf.compare(other.buf, other.pos, other.pos + ID, this.pos, this.pos + ID)
   }
 
   close(): void {
@@ -172,8 +183,8 @@ export class IdSorter {
     const readers = files.map(f => new IdFileReader(fs.openSync(f, 'r'), this.block))
     try {
       // A binary min-heap of the readers by their current id.
-      const heap = readers.filter(r => r.current() !== null)
-      const less = (a: IdFileReader, b: IdFileReader) => a.current()!.compare(b.current()!) < 0
+      const heap = readers.filter(r => r.has())
+      const less = (a: IdFileReader, b: IdFileReader) => a.compare(b) < 0
       const down = (i: number) => {
         for (;;) {
           const l = 2 * i + 1
@@ -191,14 +202,13 @@ export class IdSorter {
       let any = false
       while (heap.length > 0) {
         const top = heap[0]!
-        const id = top.current()!
-        if (!any || !id.equals(last)) {
-          id.copy(last)
+        if (!any || top.buf.compare(last, 0, ID, top.pos, top.pos + ID) !== 0) {
+          top.buf.copy(last, 0, top.pos, top.pos + ID)
           any = true
           yield last
         }
         top.advance()
-        if (top.current() === null) {
+        if (!top.has()) {
           heap[0] = heap[heap.length - 1]!
           heap.pop()
         }

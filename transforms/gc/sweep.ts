@@ -16,6 +16,8 @@ import { openSnapshot } from '../../lib/repo/objects.js'
 import { fossilKey, idFromFossilKey, sealRecord } from '../../lib/repo/gc-objects.js'
 import { lapsed, listLeases, tombstoneKey } from '../../lib/repo/lease.js'
 import { stopPoint } from '../../lib/test-point.js'
+import { collectEvery } from '../../lib/memory.js'
+import { GC_LISTED_KEY_GARBAGE } from '../../lib/limits.js'
 import type { SnapshotRoot } from '../../lib/repo/repository.js'
 import { treeOf } from '../restore/read-snapshot.js'
 import { IdSorter, type SorterOptions } from './external-sort.js'
@@ -154,7 +156,9 @@ export async function sweep(opts: SweepOptions): Promise<SweepResult> {
       const count = (n: unknown) => (Number.isSafeInteger(n) && (n as number) >= 0 ? (n as number) : undefined)
       Object.assign(progress, { step: 'listing moved-aside chunks', done: 0, unit: 'chunks', total: count(done.moved), current: undefined })
       report()
+      const listed = collectEvery('restore')
       for await (const key of orderedList(repo.storage, 'fossils/')) {
+        listed(GC_LISTED_KEY_GARBAGE)
         const id = idFromFossilKey(key)
         if (!id) continue
         progress.done++
