@@ -52,6 +52,8 @@ export interface Addon {
   mknod(path: Buffer, mode: number, dev: number): void
   /** glibc mallopt; false off glibc or when glibc refused a value. */
   tuneMalloc(mmapThreshold: number, arenaMax: number): boolean
+  /** glibc malloc_trim(0); false off glibc. */
+  trimMalloc(): boolean
   cdcNext: CdcNext
   /** Writes twelve stat fields into `out` and returns 0, or returns the errno. */
   lstat(path: Buffer, out: Float64Array): number
@@ -150,6 +152,12 @@ export function seekData(fd: number, offset: number, hole: boolean): number {
  *  and its numbers, are in lib/memory.ts. */
 export function tuneMalloc(mmapThreshold: number, arenaMax: number): boolean {
   return loadAddon().tuneMalloc(mmapThreshold, arenaMax)
+}
+
+/** glibc malloc_trim(0): returns the free pages of every malloc arena to the OS (what parsing the
+ *  modules and the key derivation left behind). False off glibc. lib/memory.ts calls it. */
+export function trimMalloc(): boolean {
+  return loadAddon().trimMalloc()
 }
 
 /** The native chunker step, or undefined when the addon cannot be loaded: the chunker then

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { ADDON_PATH, lgetxattrs, loadAddon, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, seekData, tuneMalloc, utimens } from '../../lib/native.js'
+import { ADDON_PATH, lgetxattrs, loadAddon, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, seekData, trimMalloc, tuneMalloc, utimens } from '../../lib/native.js'
 import { scratch } from '../helpers/scratch.js'
 
 const ROOT = scratch('native-task')
@@ -398,6 +398,13 @@ describe('tuneMalloc', () => {
   })
 })
 
+describe('trimMalloc', () => {
+  test('trims where glibc is the allocator, and says so', () => {
+    const glibc = Boolean((process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime)
+    assert.equal(trimMalloc(), glibc)
+  })
+})
+
 describe('the loader', () => {
   test('finds the addon from the sources (tsx) and from dist/', { skip: !existsSync(join(PACKAGE, 'dist/lib/native.js')) && 'not built' }, () => {
     assert.equal(typeof loadAddon().readFiles, 'function')
@@ -405,7 +412,7 @@ describe('the loader', () => {
       const m = await import(${JSON.stringify(join(PACKAGE, 'dist/lib/native.js'))})
       process.stdout.write(Object.keys(m.loadAddon()).sort().join(','))`], { encoding: 'utf8' })
     assert.equal(fromDist.status, 0, fromDist.stderr)
-    assert.equal(fromDist.stdout, 'cdcNext,copy,lgetxattrs,lsetxattr,lstat,mknod,readFiles,seekData,tuneMalloc,utimens,writeFiles')
+    assert.equal(fromDist.stdout, 'cdcNext,copy,lgetxattrs,lsetxattr,lstat,mknod,readFiles,seekData,trimMalloc,tuneMalloc,utimens,writeFiles')
   })
 
   test('a missing addon is one ERR_NATIVE line naming it, not a read error', { skip: !existsSync(join(PACKAGE, 'dist/cli/main.js')) && 'not built' }, () => {
