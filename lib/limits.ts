@@ -55,6 +55,9 @@ export const DOWNLOAD_CONCURRENCY = 4
 
 /** Files read into memory whole below this size; larger ones are streamed in READ_BLOCK pieces. */
 export const READ_BLOCK = 1 * MiB
+/** Read blocks kept between files for the next file to read into (transforms/backup/sources/
+ *  read-content.ts): a reader uses two, so two spare ones make a tree of large files allocate none. */
+export const READ_BLOCKS_KEPT = 2
 /** A file whose lstat size is 0 but that has content (procfs, sysfs) is read to its end, first
  *  into this much: such files are a page or two, so a READ_BLOCK each would be waste. */
 export const READ_UNSIZED_FIRST = 16 * KiB
