@@ -295,11 +295,12 @@ export const EXTSORT_RUN_BYTES = 4 * MiB
 export const EXTSORT_MERGE_FANIN = 64
 export const EXTSORT_MERGE_BLOCK = 64 * KiB
 /** The walk: bytes of directory listings held in memory across the directories on the current
- *  path (each name counts WALK_NAME_OVERHEAD more, its Buffer's heap cost); a listing that does
- *  not fit what is left is sorted externally and read back WALK_SPILL_BLOCK at a time. 4 MiB is
- *  ~40k names: every directory of the generated and real benchmark trees fits in memory. */
+ *  path (each name counts WALK_NAME_OVERHEAD more, its Buffer's cost: 268 bytes of V8 heap
+ *  measured per name); a listing that does not fit what is left is sorted externally and read
+ *  back WALK_SPILL_BLOCK at a time. 4 MiB is ~15k names: the generated trees' directories
+ *  (1,000 files) fit in memory, a real tree's man1 (18k names) is sorted on disk. */
 export const WALK_LISTING_BYTES = 4 * MiB
-export const WALK_NAME_OVERHEAD = 96
+export const WALK_NAME_OVERHEAD = 256
 export const WALK_SPILL_BLOCK = 16 * KiB
 /** The walk's hardlink map: inodes (with more links to come) remembered, ~200 bytes each. When
  *  full, the group seen longest ago is forgotten: its later links are stored as files with
