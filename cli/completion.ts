@@ -1,4 +1,4 @@
-import yargs from 'yargs'
+import yargs from './yargs.js'
 import type { CommandModule } from 'yargs'
 import { SluiceError } from '../index.js'
 import { documented } from './common.js'

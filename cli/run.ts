@@ -1,8 +1,8 @@
 /** The sluice command: yargs commands over the public API. Errors end as one line with a code.
  *  Loaded by cli/main.ts once V8's heap policy is in place. */
-import yargs, { type CommandModule } from 'yargs'
-import { hideBin } from 'yargs/helpers'
+import type { CommandModule } from 'yargs'
 import { SluiceError } from '../index.js'
+import yargs, { hideBin, loadHelp } from './yargs.js'
 import { init } from './init.js'
 import { backupCommand } from './backup.js'
 import { snapshotsCommand } from './snapshots.js'
@@ -64,6 +64,9 @@ function commandLine(given: string[]): string[] {
 
 try {
   const argv = commandLine(hideBin(process.argv))
+  // Help, usage and shell completions (`sluice` alone, --help, -h also inside a group of short
+  // flags, --get-yargs-completions) need yargs' help renderer, loaded only then (cli/yargs.ts).
+  if (argv.length === 0 || argv.some(a => a === '--help' || a === '--get-yargs-completions' || /^-[^-]*h/.test(a))) await loadHelp()
   const cli = yargs(argv)
     .scriptName('sluice')
     .usage('$0 <command> [options]\n\nA backup tool whose memory is set by the pipeline, not by the data.\nsluice help COMMAND (or sluice COMMAND --help) shows its options and examples.')

@@ -55,6 +55,9 @@ export const DOWNLOAD_CONCURRENCY = 4
 
 /** Files read into memory whole below this size; larger ones are streamed in READ_BLOCK pieces. */
 export const READ_BLOCK = 1 * MiB
+/** Read blocks kept between files for the next file to read into (transforms/backup/sources/
+ *  read-content.ts): a reader uses two, so two spare ones make a tree of large files allocate none. */
+export const READ_BLOCKS_KEPT = 2
 /** A file whose lstat size is 0 but that has content (procfs, sysfs) is read to its end, first
  *  into this much: such files are a page or two, so a READ_BLOCK each would be waste. */
 export const READ_UNSIZED_FIRST = 16 * KiB
@@ -322,11 +325,12 @@ export const EXTSORT_RUN_BYTES = 4 * MiB
 export const EXTSORT_MERGE_FANIN = 64
 export const EXTSORT_MERGE_BLOCK = 64 * KiB
 /** The walk: bytes of directory listings held in memory across the directories on the current
- *  path (each name counts WALK_NAME_OVERHEAD more, its Buffer's heap cost); a listing that does
- *  not fit what is left is sorted externally and read back WALK_SPILL_BLOCK at a time. 4 MiB is
- *  ~40k names: every directory of the generated and real benchmark trees fits in memory. */
+ *  path (each name counts WALK_NAME_OVERHEAD more, its Buffer's cost: 268 bytes of V8 heap
+ *  measured per name); a listing that does not fit what is left is sorted externally and read
+ *  back WALK_SPILL_BLOCK at a time. 4 MiB is ~15k names: the generated trees' directories
+ *  (1,000 files) fit in memory, a real tree's man1 (18k names) is sorted on disk. */
 export const WALK_LISTING_BYTES = 4 * MiB
-export const WALK_NAME_OVERHEAD = 96
+export const WALK_NAME_OVERHEAD = 256
 export const WALK_SPILL_BLOCK = 16 * KiB
 /** The walk's hardlink map: inodes (with more links to come) remembered, ~200 bytes each. When
  *  full, the group seen longest ago is forgotten: its later links are stored as files with

@@ -11,7 +11,8 @@
  *   flags that size the heap, --max-semi-space-size and --max-old-space-size, are read only when
  *   the heap is set up and do nothing here; these two are read at every resize.)
  * - glibc malloc: a fixed mmap threshold and few arenas, chosen by workload: chunks written
- *   (backup) or chunks read (restore, cat, check).
+ *   (backup) or chunks read (restore, cat, check); and the free pages that parsing the modules
+ *   and the key derivation left in malloc's arenas given back before the work starts (trim).
  * - Forced full collections for the garbage V8 does not see: buffers outside its heap (chunks,
  *   stream pieces) die without the heap growing, so the stages that drop them count their bytes
  *   and force a collection every so many (`collectEvery`).
@@ -51,13 +52,15 @@ function collector(): (() => void) | null {
 
 /**
  * Applies the memory policy for `workload` to this process: V8's heap flags (once; they stay),
- * then glibc malloc's thresholds for the workload (the last call wins). Called by backup(),
+ * then glibc malloc's thresholds for the workload (the last call wins), then a trim of malloc's
+ * free pages (~4 MB after the CLI's modules load; docs/TUNING.md "The memory budget"). Called by backup(),
  * restore() and check() before they start; a script running stages by hand calls it itself.
  * Throws ERR_NATIVE when the native addon is missing (every workload needs it).
  */
 export function paceMemory(workload: Workload): void {
   paceHeap()
   tuneMalloc(workload === 'read' ? READ_MALLOC_MMAP_THRESHOLD : MALLOC_MMAP_THRESHOLD, MALLOC_ARENA_MAX)
+  trimMalloc()
 }
 
 /** The V8 part of the policy alone, once per process (it needs no addon). paceMemory calls it;

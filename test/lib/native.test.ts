@@ -404,6 +404,13 @@ describe('tuneMalloc', () => {
   })
 })
 
+describe('trimMalloc', () => {
+  test('trims where glibc is the allocator, and says so', () => {
+    const glibc = Boolean((process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime)
+    assert.equal(trimMalloc(), glibc)
+  })
+})
+
 describe('the loader', () => {
   test('finds the addon from the sources (tsx) and from dist/', { skip: !existsSync(join(PACKAGE, 'dist/lib/native.js')) && 'not built' }, () => {
     assert.equal(typeof loadAddon().readFiles, 'function')

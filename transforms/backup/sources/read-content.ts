@@ -16,13 +16,16 @@
  * whole: a hole in a file of at most 1 MiB saves little, and probing every small file would cost
  * a syscall each.
  *
- * Memory: two READ_BLOCK buffers per file being read (a smaller first one for a file of unknown
- * size), one block read ahead of the consumer.
+ * Memory: two READ_BLOCK buffers per file being read, one block read ahead of the consumer, and
+ * at most READ_BLOCKS_KEPT more between files: a finished reader gives its blocks back and the
+ * next file reads into them. Fresh blocks per file would leave 2 MiB of dead buffers outside
+ * V8's heap for every file over READ_BLOCK until a full collection (a real tree's hundreds of
+ * shared libraries: docs/TUNING.md "The memory budget").
  */
 import fs, { constants as fsc, type BigIntStats } from 'node:fs'
 import { displayPath } from '../../../lib/bytes.js'
 import { SluiceError } from '../../../lib/errors.js'
-import { READ_BLOCK, READ_UNSIZED_FIRST } from '../../../lib/limits.js'
+import { READ_BLOCK, READ_BLOCKS_KEPT, READ_UNSIZED_FIRST } from '../../../lib/limits.js'
 import { seekData, type LStat } from '../../../lib/native.js'
 import { Hole } from '../../../lib/entry.js'
 
@@ -78,6 +81,13 @@ export function statNumbers(st: BigIntStats): LStat {
   }
 }
 
+/** Read blocks (READ_BLOCK bytes each) of finished readers, for the next file's. */
+const freeBlocks: Buffer[] = []
+const takeBlock = (): Buffer => freeBlocks.pop() ?? Buffer.allocUnsafeSlow(READ_BLOCK)
+const giveBlocks = (blocks: Buffer[]): void => {
+  for (const b of blocks) if (b.length === READ_BLOCK && freeBlocks.length < READ_BLOCKS_KEPT) freeBlocks.push(b)
+}
+
 /**
  * The default ContentReader. Yields at most `size` bytes (the size the snapshot records), in
  * pieces of at most READ_BLOCK, read into two buffers in turn; a file up to READ_BLOCK is one
@@ -113,11 +123,13 @@ export async function* readContent(file: FileToRead, onWarning: (err: SluiceErro
     if (firstHole !== Infinity) seekData(fd, 0, false) // back to 0: SEEK_HOLE moved the position
   }
   // Read one block ahead, into the other of two buffers: the next read runs on the thread pool
-  // while the consumer works on this piece. A file of unknown size starts with a small buffer
-  // (most are empty or a page long) and goes on in READ_BLOCKs.
+  // while the consumer works on this piece. A file of unknown size starts with a small read
+  // (most are empty or a page long) and goes on in READ_BLOCKs. The blocks are the free list's
+  // and go back to it when the file is done (a piece is the consumer's only until it asks for
+  // the next: SourceEntry.content).
   const blocks: Buffer[] = []
   const bufferFor = (i: number, want: number): Buffer => {
-    if (!blocks[i] || blocks[i]!.length < want) blocks[i] = Buffer.allocUnsafeSlow(want)
+    blocks[i] ??= takeBlock()
     return blocks[i]!.subarray(0, want)
   }
   let left = toEnd ? Infinity : size
@@ -162,6 +174,7 @@ export async function* readContent(file: FileToRead, onWarning: (err: SluiceErro
     // A read still in flight must end before its descriptor is closed (and maybe reused).
     if (ahead) await ahead.catch(() => {})
     await cb<void>((cbDone) => fs.close(fd, cbDone))
+    giveBlocks(blocks)
   }
 }
 
@@ -182,7 +195,7 @@ function holeAt(fd: number, pos: number): number {
  * read: a 2 GiB file holding 8 KiB costs a few syscalls and one 8 KiB read. A region that
  * changes between the seeks reads as what is there (a hole reads as zeros). Shrinking, growing
  * and changes are reported as by readContent (an fstat first: SEEK_HOLE cannot tell a file that
- * shrank from one that ends in a hole). Memory: one READ_BLOCK buffer.
+ * shrank from one that ends in a hole). Memory: one READ_BLOCK buffer (of the free list).
  */
 async function* readSparse(fd: number, file: FileToRead, firstHole: number, onWarning: (err: SluiceError) => void): AsyncGenerator<Uint8Array> {
   const { fsPath, size } = file
@@ -190,7 +203,16 @@ async function* readSparse(fd: number, file: FileToRead, firstHole: number, onWa
   // content; the rest is reported as shrunk (and padded by the chunker), not taken for a hole.
   const opened = await cb<BigIntStats>((cbDone) => fs.fstat(fd, { bigint: true }, cbDone))
   const end = Math.min(size, Number(opened.size))
-  const buf = Buffer.allocUnsafeSlow(READ_BLOCK)
+  const buf = takeBlock()
+  try {
+    yield* sparseRegions(fd, file, buf, firstHole, end, onWarning)
+  } finally {
+    giveBlocks([buf])
+  }
+}
+
+async function* sparseRegions(fd: number, file: FileToRead, buf: Buffer, firstHole: number, end: number, onWarning: (err: SluiceError) => void): AsyncGenerator<Uint8Array> {
+  const { fsPath, size } = file
   let pos = 0
   let hole = Math.min(firstHole, end)
   while (pos < end) {
