@@ -28,15 +28,13 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-/* The kernel refuses longer paths (ENAMETOOLONG); we refuse them before copying. */
-#define PATH_BYTES_MAX 4096
 /* Fields written by lstat, in this order (lib/native.ts reads them by these indexes). */
 #define STAT_FIELDS 12
 
-/* Copies a path into `out` (PATH_BYTES_MAX + 1 bytes) with a terminating NUL. Returns 0 when
+/* Copies a path into `out` (SN_PATH_BYTES_MAX + 1 bytes) with a terminating NUL. Returns 0 when
  * fine, ENAMETOOLONG when too long, EINVAL when it holds a NUL (it would name another file). */
 static int copy_path(const uint8_t *p, size_t len, char *out) {
-  if (len > PATH_BYTES_MAX) return ENAMETOOLONG;
+  if (len > SN_PATH_BYTES_MAX) return ENAMETOOLONG;
   if (len > 0 && memchr(p, 0, len) != NULL) return EINVAL;
   memcpy(out, p, len);
   out[len] = 0;
@@ -62,7 +60,7 @@ static napi_value js_lstat(napi_env env, napi_callback_info info) {
   if (p == NULL) return NULL;
   double *o = sn_typed(env, argv[1], napi_float64_array, STAT_FIELDS, "lstat: out", NULL);
   if (o == NULL) return NULL;
-  char path[PATH_BYTES_MAX + 1];
+  char path[SN_PATH_BYTES_MAX + 1];
   int e = copy_path(p, len, path);
   if (e != 0) return number(env, e);
   struct stat st;
@@ -105,7 +103,7 @@ static void batch_execute(napi_env env, void *data) {
     int64_t want = b->sizes[i];
     int32_t *r = b->results + 2 * i;
     if (path[0] == 0) {
-      /* A path that copy_path refused (NUL inside, too long): its errno was stored up front. */
+      /* A path sn_pack_paths refused (empty, NUL inside, too long): its errno was stored up front. */
       at += want;
       path += plen + 1;
       continue;
@@ -171,8 +169,7 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
   if (b == NULL) return NULL;
   b->sizes = sn_calloc(env, count, sizeof *b->sizes, "readFiles: sizes");
   if (b->sizes == NULL) goto fail;
-  /* First pass: sizes and total path bytes. */
-  size_t path_total = 0;
+  /* The sizes, which must fit the arena together. */
   int64_t arena_need = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value v;
@@ -184,72 +181,32 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
     }
     b->sizes[i] = (int64_t)d;
     arena_need += b->sizes[i];
-    size_t len;
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok ||
-        sn_typed(env, v, napi_uint8_array, 0, "readFiles: a path", &len) == NULL) {
-      goto fail;
-    }
-    path_total += (len > PATH_BYTES_MAX ? 0 : len) + 1;
   }
   if ((uint64_t)arena_need > (uint64_t)arena_len) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "readFiles: the arena is smaller than the sizes add up to");
     goto fail;
   }
-  b->paths = sn_calloc(env, path_total, 1, "readFiles: paths");
+  /* A path that cannot name a file is packed empty (the worker skips it) with its -errno. */
+  b->paths = sn_pack_paths(env, argv[0], count, "readFiles: a path", results, 2);
   if (b->paths == NULL) goto fail;
-  char *at = b->paths;
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value v;
-    size_t len;
-    const uint8_t *p;
-    /* Read again: the first pass checked these, and nothing ran in between. */
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok ||
-        (p = sn_typed(env, v, napi_uint8_array, 0, "readFiles: a path", &len)) == NULL) {
-      goto fail;
-    }
-    char tmp[PATH_BYTES_MAX + 1];
-    int e = copy_path(p, len, tmp);
-    results[2 * i] = 0;
-    results[2 * i + 1] = 0;
-    if (e != 0 || len == 0) {
-      results[2 * i] = -(e != 0 ? e : ENOENT);
-      *at++ = 0; /* an empty path: the worker skips it */
-    } else {
-      memcpy(at, tmp, len + 1);
-      at += len + 1;
-    }
-  }
+  for (uint32_t i = 0; i < count; i++) results[2 * i + 1] = 0;
   b->count = count;
   b->arena = arena;
   b->results = results;
-  napi_value promise, name;
+  napi_value promise;
   if (napi_create_reference(env, argv[2], 1, &b->arena_ref) != napi_ok) goto fail;
   if (napi_create_reference(env, argv[3], 1, &b->results_ref) != napi_ok) goto fail;
   if (napi_create_promise(env, &b->deferred, &promise) != napi_ok) goto fail;
-  if (napi_create_string_utf8(env, "sluice.readFiles", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, batch_execute, batch_complete, b, &b->work) != napi_ok) {
-    goto fail_deferred;
-  }
-  if (napi_queue_async_work(env, b->work) != napi_ok) {
-    napi_delete_async_work(env, b->work);
-    goto fail_deferred;
-  }
-  return promise;
-
-fail_deferred: {
-    /* The promise exists: it rejects (which releases its deferred), and the caller hears it. */
-    napi_value msg, err;
-    if (napi_create_string_utf8(env, "readFiles could not be queued", NAPI_AUTO_LENGTH, &msg) == napi_ok &&
-        napi_create_error(env, NULL, msg, &err) == napi_ok) {
-      napi_reject_deferred(env, b->deferred, err);
-    }
+  if (!sn_queue(env, "readFiles", batch_execute, batch_complete, b, &b->work, b->deferred)) {
+    /* The promise exists: it rejected (which releases its deferred), and the caller hears it. */
     napi_delete_reference(env, b->arena_ref);
     napi_delete_reference(env, b->results_ref);
     free(b->paths);
     free(b->sizes);
     free(b);
-    return promise;
   }
+  return promise;
+
 fail: {
     bool pending = false;
     if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, NULL, "readFiles could not be set up");

@@ -1,7 +1,8 @@
 /*
- * Argument and error helpers shared by the addon's C files (sluice_native.c, fsbatch.c).
- * Each reads one argument or throws a JS error shaped like Node's own (ERR_MISSING_ARGS,
- * ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE) and tells the caller to return at once.
+ * Argument, error and batch helpers shared by the addon's C files (sluice_native.c, fsbatch.c,
+ * xattrbatch.c, restorebatch.c, zstdpool.c). Each reads one argument or throws a JS error shaped
+ * like Node's own (ERR_MISSING_ARGS, ERR_INVALID_ARG_TYPE, ERR_OUT_OF_RANGE) and tells the
+ * caller to return at once.
  */
 #ifndef SLUICE_NAPI_HELPERS_H
 #define SLUICE_NAPI_HELPERS_H
@@ -11,9 +12,14 @@
 #endif
 #include <node_api.h>
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* The kernel refuses longer paths (ENAMETOOLONG); the batches refuse them before copying. */
+#define SN_PATH_BYTES_MAX 4096
 
 typedef enum { SN_TYPE_ERROR, SN_RANGE_ERROR, SN_ERROR } sn_kind;
 
@@ -107,6 +113,68 @@ static inline void *sn_calloc(napi_env env, size_t count, size_t size, const cha
   void *p = calloc(count ? count : 1, size ? size : 1);
   if (p == NULL) sn_throw(env, SN_ERROR, "ENOMEM", what, "could not be allocated: out of memory");
   return p;
+}
+
+/*
+ * The paths of a batch call (`arr`, `count` Uint8Arrays) packed into one calloc'd block, each
+ * followed by a NUL, for a thread-pool worker that must not touch JS values. A path that cannot
+ * name a file (empty, longer than SN_PATH_BYTES_MAX, holding a NUL, which would name another
+ * file) is packed as an empty string and its -errno (ENOENT, ENAMETOOLONG, EINVAL) written to
+ * errs[stride * i]; errs[stride * i] is 0 for the others. NULL after throwing (a path that is not
+ * a Uint8Array, no memory). The caller frees the block.
+ */
+static inline char *sn_pack_paths(napi_env env, napi_value arr, uint32_t count, const char *what, int32_t *errs, size_t stride) {
+  size_t total = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    char *block = NULL, *at = NULL;
+    if (pass == 1) {
+      block = at = sn_calloc(env, total, 1, what);
+      if (block == NULL) return NULL;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+      napi_value v;
+      size_t len;
+      const uint8_t *p;
+      if (napi_get_element(env, arr, i, &v) != napi_ok || (p = sn_typed(env, v, napi_uint8_array, 0, what, &len)) == NULL) {
+        free(block);
+        return NULL;
+      }
+      int e = len == 0 ? ENOENT : len > SN_PATH_BYTES_MAX ? ENAMETOOLONG : memchr(p, 0, len) != NULL ? EINVAL : 0;
+      if (pass == 0) {
+        total += (e != 0 ? 0 : len) + 1;
+        continue;
+      }
+      /* Read again: the first pass measured these, and nothing ran in between. */
+      errs[stride * i] = -e;
+      if (e == 0) memcpy(at, p, len);
+      at += (e != 0 ? 0 : len) + 1;
+    }
+    if (pass == 1) return block;
+  }
+  return NULL;
+}
+
+/*
+ * Queues `data`'s async work (named "sluice.<name>" for async hooks) whose promise's `deferred`
+ * the caller made. 1 when queued; 0 when it could not be: the work is deleted, the promise
+ * rejected with "<name> could not be queued", and the caller frees `data` and returns the promise.
+ */
+static inline int sn_queue(napi_env env, const char *name, napi_async_execute_callback execute,
+                           napi_async_complete_callback complete, void *data, napi_async_work *work, napi_deferred deferred) {
+  char text[96];
+  napi_value resource, msg, err;
+  snprintf(text, sizeof text, "sluice.%s", name);
+  if (napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &resource) == napi_ok &&
+      napi_create_async_work(env, NULL, resource, execute, complete, data, work) == napi_ok) {
+    if (napi_queue_async_work(env, *work) == napi_ok) return 1;
+    napi_delete_async_work(env, *work);
+  }
+  *work = NULL;
+  snprintf(text, sizeof text, "%s could not be queued", name);
+  if (napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg) == napi_ok && napi_create_error(env, NULL, msg, &err) == napi_ok) {
+    napi_reject_deferred(env, deferred, err);
+  }
+  return 0;
 }
 
 #endif

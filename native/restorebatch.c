@@ -31,7 +31,6 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#define PATH_BYTES_MAX 4096
 /* Per file in `meta` (lib/native.ts writes them in this order). */
 #define WF_META 9
 enum { M_OFFSET, M_LENGTH, M_SIZE, M_MODE, M_UID, M_GID, M_MTIME_SEC, M_MTIME_NSEC, M_FLAGS };
@@ -142,7 +141,6 @@ static napi_value js_writeFiles(napi_env env, napi_callback_info info) {
   if (arena == NULL) return NULL;
   int32_t *results = sn_typed(env, argv[3], napi_int32_array, WF_RESULTS * (size_t)count, "writeFiles: results", NULL);
   if (results == NULL) return NULL;
-  size_t path_total = 0;
   for (uint32_t i = 0; i < count; i++) {
     const double *m = meta + WF_META * i;
     if (!sn_is_int_in(m[M_OFFSET], 0, (double)arena_len) || !sn_is_int_in(m[M_LENGTH], 0, (double)arena_len - m[M_OFFSET]) ||
@@ -152,59 +150,26 @@ static napi_value js_writeFiles(napi_env env, napi_callback_info info) {
       napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "writeFiles: a file's numbers are out of range");
       return NULL;
     }
-    napi_value v;
-    size_t len;
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok || sn_typed(env, v, napi_uint8_array, 0, "writeFiles: a path", &len) == NULL) {
-      return NULL;
-    }
-    path_total += (len > PATH_BYTES_MAX ? 0 : len) + 1;
   }
   wbatch_t *b = sn_calloc(env, 1, sizeof *b, "writeFiles: batch");
   if (b == NULL) return NULL;
-  b->paths = sn_calloc(env, path_total > 0 ? path_total : 1, 1, "writeFiles: paths");
-  if (b->paths == NULL) goto fail;
-  char *at = b->paths;
   memset(results, 0, sizeof *results * WF_RESULTS * (size_t)count);
+  /* A path that cannot name a file is packed empty (the worker skips it) and lost at open. */
+  b->paths = sn_pack_paths(env, argv[0], count, "writeFiles: a path", results, WF_RESULTS);
+  if (b->paths == NULL) goto fail;
   for (uint32_t i = 0; i < count; i++) {
-    napi_value v;
-    size_t len;
-    const uint8_t *p;
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok ||
-        (p = sn_typed(env, v, napi_uint8_array, 0, "writeFiles: a path", &len)) == NULL) {
-      goto fail;
-    }
-    int e = len > PATH_BYTES_MAX ? ENAMETOOLONG : len == 0 ? ENOENT : memchr(p, 0, len) != NULL ? EINVAL : 0;
-    if (e != 0) {
-      results[WF_RESULTS * i] = -e;
-      results[WF_RESULTS * i + 1] = STEP_OPEN;
-      *at++ = 0;
-    } else {
-      memcpy(at, p, len);
-      at[len] = 0;
-      at += len + 1;
-    }
+    if (results[WF_RESULTS * i] != 0) results[WF_RESULTS * i + 1] = STEP_OPEN;
   }
   b->count = count;
   b->arena = arena;
   b->meta = meta;
   b->results = results;
-  napi_value promise, name;
+  napi_value promise;
   if (napi_create_reference(env, argv[1], 1, &b->meta_ref) != napi_ok) goto fail;
   if (napi_create_reference(env, argv[2], 1, &b->arena_ref) != napi_ok) goto fail;
   if (napi_create_reference(env, argv[3], 1, &b->results_ref) != napi_ok) goto fail;
   if (napi_create_promise(env, &b->deferred, &promise) != napi_ok) goto fail;
-  if (napi_create_string_utf8(env, "sluice.writeFiles", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, wbatch_execute, wbatch_complete, b, &b->work) != napi_ok ||
-      napi_queue_async_work(env, b->work) != napi_ok) {
-    napi_value msg, err;
-    if (napi_create_string_utf8(env, "writeFiles could not be queued", NAPI_AUTO_LENGTH, &msg) == napi_ok &&
-        napi_create_error(env, NULL, msg, &err) == napi_ok) {
-      napi_reject_deferred(env, b->deferred, err);
-    }
-    if (b->work != NULL) napi_delete_async_work(env, b->work);
-    wbatch_free(env, b);
-    return promise;
-  }
+  if (!sn_queue(env, "writeFiles", wbatch_execute, wbatch_complete, b, &b->work, b->deferred)) wbatch_free(env, b);
   return promise;
 
 fail: {

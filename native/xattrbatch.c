@@ -27,8 +27,6 @@
 #define ENOATTR ENODATA
 #endif
 
-/* The kernel refuses longer paths (ENAMETOOLONG); we refuse them before copying. */
-#define PATH_BYTES_MAX 4096
 /* Linux caps a name list at 64 KiB (XATTR_LIST_MAX): one buffer of that size never needs a
  * second llistxattr. */
 #define LIST_BYTES 65536
@@ -171,63 +169,26 @@ static napi_value js_readXattrs(napi_env env, napi_callback_info info) {
   if (results == NULL) return NULL;
   xbatch_t *b = sn_calloc(env, 1, sizeof *b, "readXattrs: batch");
   if (b == NULL) return NULL;
-  size_t path_total = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value v;
-    size_t len;
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok ||
-        sn_typed(env, v, napi_uint8_array, 0, "readXattrs: a path", &len) == NULL) {
-      goto fail;
-    }
-    path_total += (len > PATH_BYTES_MAX ? 0 : len) + 1;
-  }
-  b->paths = sn_calloc(env, path_total, 1, "readXattrs: paths");
+  /* A path that cannot name a file is packed empty (the worker skips it) with its -errno. */
+  b->paths = sn_pack_paths(env, argv[0], count, "readXattrs: a path", results, XR_FIELDS);
   if (b->paths == NULL) goto fail;
-  char *at = b->paths;
   for (uint32_t i = 0; i < count; i++) {
-    napi_value v;
-    size_t len;
-    const uint8_t *p;
-    /* Read again: the first pass checked these, and nothing ran in between. */
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok ||
-        (p = sn_typed(env, v, napi_uint8_array, 0, "readXattrs: a path", &len)) == NULL) {
-      goto fail;
-    }
-    int32_t *r = results + XR_FIELDS * i;
-    r[0] = 0;
-    r[1] = STEP_LIST;
-    r[2] = 0;
-    if (len == 0 || len > PATH_BYTES_MAX || memchr(p, 0, len) != NULL) {
-      r[0] = -(len == 0 ? ENOENT : len > PATH_BYTES_MAX ? ENAMETOOLONG : EINVAL);
-      *at++ = 0; /* an empty path: the worker skips it */
-    } else {
-      memcpy(at, p, len);
-      at[len] = 0;
-      at += len + 1;
-    }
+    results[XR_FIELDS * i + 1] = STEP_LIST;
+    results[XR_FIELDS * i + 2] = 0;
   }
   b->count = count;
   b->arena = arena;
   b->arena_len = arena_len;
   b->results = results;
-  napi_value promise, name;
+  napi_value promise;
   if (napi_create_reference(env, argv[1], 1, &b->arena_ref) != napi_ok) goto fail;
   if (napi_create_reference(env, argv[2], 1, &b->results_ref) != napi_ok) goto fail;
   if (napi_create_promise(env, &b->deferred, &promise) != napi_ok) goto fail;
-  if (napi_create_string_utf8(env, "sluice.readXattrs", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, xbatch_execute, xbatch_complete, b, &b->work) != napi_ok ||
-      napi_queue_async_work(env, b->work) != napi_ok) {
-    if (b->work != NULL) napi_delete_async_work(env, b->work);
-    napi_value msg, err;
-    if (napi_create_string_utf8(env, "readXattrs could not be queued", NAPI_AUTO_LENGTH, &msg) == napi_ok &&
-        napi_create_error(env, NULL, msg, &err) == napi_ok) {
-      napi_reject_deferred(env, b->deferred, err);
-    }
+  if (!sn_queue(env, "readXattrs", xbatch_execute, xbatch_complete, b, &b->work, b->deferred)) {
     napi_delete_reference(env, b->arena_ref);
     napi_delete_reference(env, b->results_ref);
     free(b->paths);
     free(b);
-    return promise;
   }
   return promise;
 

@@ -132,16 +132,18 @@ static napi_value js_zstdCompress(napi_env env, napi_callback_info info) {
   j->src_len = src_len;
   j->dst = dst;
   j->dst_len = dst_len;
-  napi_value promise, name;
+  napi_value promise;
   if (napi_create_reference(env, argv[0], 1, &j->ctx_ref) != napi_ok || napi_create_reference(env, argv[1], 1, &j->src_ref) != napi_ok ||
-      napi_create_reference(env, argv[2], 1, &j->dst_ref) != napi_ok || napi_create_promise(env, &j->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "sluice.zstdCompress", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, zjob_execute, zjob_complete, j, &j->work) != napi_ok) {
+      napi_create_reference(env, argv[2], 1, &j->dst_ref) != napi_ok || napi_create_promise(env, &j->deferred, &promise) != napi_ok) {
     goto fail;
   }
-  if (napi_queue_async_work(env, j->work) != napi_ok) {
-    napi_delete_async_work(env, j->work);
-    goto fail;
+  if (!sn_queue(env, "zstdCompress", zjob_execute, zjob_complete, j, &j->work, j->deferred)) {
+    /* The promise rejected: the caller hears it. */
+    napi_delete_reference(env, j->ctx_ref);
+    napi_delete_reference(env, j->src_ref);
+    napi_delete_reference(env, j->dst_ref);
+    free(j);
+    return promise;
   }
   z->busy = 1;
   return promise;
@@ -149,14 +151,6 @@ fail:
   if (j->ctx_ref != NULL) napi_delete_reference(env, j->ctx_ref);
   if (j->src_ref != NULL) napi_delete_reference(env, j->src_ref);
   if (j->dst_ref != NULL) napi_delete_reference(env, j->dst_ref);
-  if (j->deferred != NULL) {
-    napi_value msg, err;
-    napi_create_string_utf8(env, "zstdCompress could not be queued", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, j->deferred, err);
-    free(j);
-    return promise;
-  }
   free(j);
   sn_throw(env, SN_ERROR, "ERR_NATIVE", "zstdCompress", "could not be set up");
   return NULL;
