@@ -6,7 +6,8 @@
  * becomes one `readFiles` call of the addon (native/fsbatch.c), which opens, reads and closes them
  * all on one thread-pool thread into one arena buffer; the main thread pays one round trip per
  * batch and goes on chunking meanwhile. Up to PREFETCH_BATCHES batches are in flight, so reads
- * of a cold disk overlap too. Entries keep their order.
+ * of a cold disk overlap too. Entries keep their order (lib/ordered-batches.ts, shared with
+ * xattr-read).
  *
  * A batch ends at PREFETCH_BATCH_FILES files, `batchBytes` bytes, or at the first entry
  * that is not a small file to read (a directory, a large or reused file), so such entries are
@@ -31,6 +32,7 @@
 import type { Duplex } from 'node:stream'
 import type { ExtentsItem, SourceEntry } from '../../lib/entry.js'
 import { stage } from '../../lib/flow.js'
+import { orderedBatches } from '../../lib/ordered-batches.js'
 import { SluiceError } from '../../lib/errors.js'
 import { displayPath } from '../../lib/bytes.js'
 import { PREFETCH_BATCH_BYTES, PREFETCH_BATCH_FILES, PREFETCH_BATCHES, READ_BLOCK } from '../../lib/limits.js'
@@ -64,11 +66,7 @@ interface Io {
 type Item = SourceEntry | ExtentsItem
 
 interface Batch {
-  entries: SourceEntry[]
-  bytes: number
-  /** Set when the read has completed (the entries' content is then in place). */
-  done: boolean
-  read?: Promise<void>
+  items: SourceEntry[]
 }
 
 export function createPrefetch(opts: PrefetchOptions = {}): Duplex {
@@ -77,12 +75,7 @@ export function createPrefetch(opts: PrefetchOptions = {}): Duplex {
   return stage<Item, Item>(source => prefetchStream(source, max, inFlight, opts))
 }
 
-async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFlight: number, opts: PrefetchOptions): AsyncIterable<Item> {
-  /** Items in output order, each with the batch that reads it (null: nothing to read). */
-  const queue: { item: Item; batch: Batch | null }[] = []
-  let filling: Batch | null = null
-  let running = 0
-  const maxQueued = PREFETCH_BATCH_FILES * (inFlight + 1)
+function prefetchStream(source: AsyncIterable<Item>, max: number, inFlight: number, opts: PrefetchOptions): AsyncIterable<Item> {
   const batchBytes = opts.batchBytes ?? PREFETCH_BATCH_BYTES
   const free: Buffer[] = []
   const io: Io = {
@@ -94,71 +87,32 @@ async function* prefetchStream(source: AsyncIterable<Item>, max: number, inFligh
       if (arena.length === batchBytes && free.length <= inFlight) free.push(arena)
     },
   }
-
-  const submit = (): void => {
-    const b = filling
-    if (b === null) return
-    filling = null
-    running++
-    b.read = readBatch(b, io).finally(() => {
-      b.done = true
-      running--
-    })
-  }
-
-  /** Items at the head whose content is in place (or that need none). */
-  function* ready(): Generator<Item> {
-    while (queue.length > 0) {
-      const head = queue[0]!
-      if (head.batch !== null && !head.batch.done) return
-      queue.shift()
-      yield head.item
-    }
-  }
-
-  for await (const item of source) {
-    const small =
+  return orderedBatches<Item, { items: Item[] }>(source, {
+    // One byte more than the lstat size of each file: a file that grew shows.
+    weigh: item =>
       item.kind === 'entry' && item.type === 'file' && item.content !== undefined && item.reuse === undefined &&
       item.fsPath !== undefined && item.hardlinkTo === undefined && item.size >= 0 && item.size <= max
-    if (small) {
-      // One byte more than the lstat size of each file: a file that grew shows.
-      const bytes = item.size + 1
-      if (filling !== null && (filling.entries.length >= PREFETCH_BATCH_FILES || filling.bytes + bytes > batchBytes)) submit()
-      filling ??= { entries: [], bytes: 0, done: false }
-      filling.entries.push(item as SourceEntry)
-      filling.bytes += bytes
-      queue.push({ item, batch: filling })
-    } else {
-      submit()
-      queue.push({ item, batch: null })
-    }
-    yield* ready()
-    // Enough reads in flight, or enough entries waiting behind the oldest one: wait for it
-    // before taking more entries. (Without the second bound, a slow read at the head would let
-    // a fast walk queue entries without limit.)
-    while (queue.length > 0 && (running >= inFlight || queue.length >= maxQueued)) {
-      const head = queue[0]!.batch!
-      if (head === filling) submit()
-      await head.read
-      yield* ready()
-    }
-  }
-  submit()
-  while (queue.length > 0) {
-    await queue[0]!.batch?.read
-    yield* ready()
-  }
+        ? item.size + 1
+        : undefined,
+    open: () => ({ items: [] }),
+    full: (b, bytes, next) => b.items.length >= PREFETCH_BATCH_FILES || bytes + next > batchBytes,
+    read: b => readBatch(b as Batch, io),
+    inFlight,
+    maxQueued: PREFETCH_BATCH_FILES * (inFlight + 1),
+  })
 }
 
 /** Reads every file of the batch and gives each entry a `content` that yields its bytes (or
  *  throws ERR_READ as a direct read would). The arena goes back to `io` once every file's
  *  content has been consumed. Never rejects. */
 async function readBatch(b: Batch, io: Io): Promise<void> {
-  const n = b.entries.length
-  const arena = io.take(b.bytes)
+  const n = b.items.length
+  let bytes = 0
+  for (const e of b.items) bytes += e.size + 1
+  const arena = io.take(bytes)
   const results = new Int32Array(2 * n)
-  const paths = b.entries.map(e => e.fsPath!)
-  const sizes = b.entries.map(e => e.size + 1)
+  const paths = b.items.map(e => e.fsPath!)
+  const sizes = b.items.map(e => e.size + 1)
   let failure: unknown
   try {
     await io.readFiles(paths, sizes, arena, results)
@@ -172,7 +126,7 @@ async function readBatch(b: Batch, io: Io): Promise<void> {
   }
   let off = 0
   for (let i = 0; i < n; i++) {
-    const e = b.entries[i]!
+    const e = b.items[i]!
     const got = results[2 * i]!
     if (failure !== undefined) {
       const err = new SluiceError('ERR_READ', `cannot read ${displayPath(e.fsPath!)}: ${(failure as Error).message}`, { cause: failure, path: e.fsPath })

@@ -6,7 +6,8 @@
  * (native/xattrbatch.c), which lists and reads them all on a thread-pool thread into one arena,
  * so the kernel's path walks (llistxattr, then lgetxattr per name, each resolving the path again)
  * run beside the main thread's chunking and hashing, for one round trip per batch. Up to
- * XATTR_BATCHES batches are in flight. Entries keep their order; an entry that needs no read
+ * XATTR_BATCHES batches are in flight. Entries keep their order (lib/ordered-batches.ts, shared
+ * with prefetch); an entry that needs no read
  * (reused, not walked) closes the batch being filled, so it is never held back behind one. A
  * batch of fewer than XATTR_SYNC_BELOW entries (an incremental backup's directories between
  * reused files) is read here, synchronously: a thread-pool round trip costs more than a few
@@ -26,6 +27,7 @@ import { displayPath } from '../../lib/bytes.js'
 import type { BackupItem, SourceEntry, Xattr } from '../../lib/entry.js'
 import { isErrno, SluiceError } from '../../lib/errors.js'
 import { stage } from '../../lib/flow.js'
+import { orderedBatches } from '../../lib/ordered-batches.js'
 import { XATTR_BATCH_BYTES, XATTR_BATCH_FILES, XATTR_BATCHES, XATTR_SYNC_BELOW } from '../../lib/limits.js'
 import { errnoError, lgetxattrs, READ_XATTRS_RESULTS, READ_XATTRS_STEPS, readXattrs, xattrsAt } from '../../lib/native.js'
 
@@ -69,102 +71,46 @@ export function createXattrReader(opts: XattrReaderOptions): Duplex {
 }
 
 interface Batch {
-  entries: SourceEntry[]
-  /** Settles (never rejects) once every entry of the batch has its attributes or its warning. */
-  read?: Promise<void>
-  done: boolean
-  /** A failure that is not a per-entry problem (a bug): the stream fails with it. */
-  failure?: Error
+  items: SourceEntry[]
 }
 
 const needsRead = (item: BackupItem): item is SourceEntry => item.kind === 'entry' && item.fsPath !== undefined && !item.reuse
 
-async function* xattrStream(source: AsyncIterable<BackupItem>, opts: XattrReaderOptions): AsyncIterable<BackupItem> {
+function xattrStream(source: AsyncIterable<BackupItem>, opts: XattrReaderOptions): AsyncIterable<BackupItem> {
   const keep = opts.filter ?? defaultXattrFilter
   const read = opts.readXattrs ?? readXattrs
-  const queue: { item: BackupItem; batch: Batch | null }[] = []
   const free: Buffer[] = []
-  let filling: Batch | null = null
-  let running = 0
-  const maxQueued = XATTR_BATCH_FILES * (XATTR_BATCHES + 1)
-
-  const submit = (): void => {
-    const b = filling
-    if (b === null) return
-    filling = null
-    if (b.entries.length < XATTR_SYNC_BELOW) {
+  return orderedBatches<BackupItem, { items: BackupItem[] }>(source, {
+    // An item that needs no read closes the batch, so it is not held behind one: in an
+    // incremental backup the batches between reused files are a directory or two, read here.
+    weigh: item => (needsRead(item) ? 1 : undefined),
+    open: () => ({ items: [] }),
+    full: b => b.items.length >= XATTR_BATCH_FILES,
+    read: b => {
+      const batch = b as Batch
+      if (batch.items.length >= XATTR_SYNC_BELOW) return readBatch(batch, read, keep, opts.onWarning, free)
       // A few entries (directories between reused files): cheaper read here than sent away.
-      b.read = Promise.resolve()
-      try {
-        for (const e of b.entries) readAlone(e, keep, opts.onWarning)
-      } catch (err) {
-        b.failure = err as Error
-      }
-      b.done = true
-      return
-    }
-    running++
-    b.read = readBatch(b, read, keep, opts.onWarning, free).finally(() => {
-      b.done = true
-      running--
-    })
-  }
-
-  /** Items at the head whose attributes are in place (or that need none). */
-  function* ready(): Generator<BackupItem> {
-    while (queue.length > 0) {
-      const head = queue[0]!
-      if (head.batch !== null) {
-        if (!head.batch.done) return
-        if (head.batch.failure) throw head.batch.failure
-      }
-      queue.shift()
-      yield head.item
-    }
-  }
-
-  for await (const item of source) {
-    if (needsRead(item)) {
-      if (filling !== null && filling.entries.length >= XATTR_BATCH_FILES) submit()
-      filling ??= { entries: [], done: false }
-      filling.entries.push(item)
-      queue.push({ item, batch: filling })
-    } else {
-      // An item that needs no read closes the batch, so it is not held behind one: in an
-      // incremental backup the batches between reused files are a directory or two, read here.
-      submit()
-      queue.push({ item, batch: null })
-    }
-    yield* ready()
-    // Enough reads in flight, or enough entries waiting behind the oldest one: wait for it.
-    while (queue.length > 0 && (running >= XATTR_BATCHES || queue.length >= maxQueued)) {
-      const head = queue[0]!.batch!
-      if (head === filling) submit()
-      await head.read
-      yield* ready()
-    }
-  }
-  submit()
-  while (queue.length > 0) {
-    await queue[0]!.batch?.read
-    yield* ready()
-  }
+      for (const e of batch.items) readAlone(e, keep, opts.onWarning)
+    },
+    inFlight: XATTR_BATCHES,
+    maxQueued: XATTR_BATCH_FILES * (XATTR_BATCHES + 1),
+  })
 }
 
 /** Reads the attributes of every entry of `b` (readXattrs calls until all are read; lgetxattrs
- *  for a path that does not fit the arena alone) and sets them. Never rejects: a bug is kept in
- *  `b.failure`. */
+ *  for a path that does not fit the arena alone) and sets them. Rejects only on a bug (or when
+ *  onWarning throws): the stream then fails with it. */
 async function readBatch(b: Batch, read: typeof readXattrs, keep: (name: Buffer) => boolean, onWarning: XattrReaderOptions['onWarning'], free: Buffer[]): Promise<void> {
   const arena = free.pop() ?? Buffer.allocUnsafeSlow(XATTR_BATCH_BYTES)
-  const results = new Int32Array(READ_XATTRS_RESULTS * b.entries.length)
+  const results = new Int32Array(READ_XATTRS_RESULTS * b.items.length)
   try {
     // Each call reads the entries from `start` until the arena is full; the attributes are copied
     // out, and the next call reads the rest into the same arena.
-    for (let start = 0; start < b.entries.length; ) {
-      const entries = start === 0 ? b.entries : b.entries.slice(start)
+    for (let start = 0; start < b.items.length; ) {
+      const entries = start === 0 ? b.items : b.items.slice(start)
       await read(entries.map(e => e.fsPath!), arena, results)
       let off = 0
-      let next = b.entries.length
+      let next = b.items.length
       for (let i = 0; i < entries.length; i++) {
         const e = entries[i]!
         const r = READ_XATTRS_RESULTS * i
@@ -185,8 +131,6 @@ async function readBatch(b: Batch, read: typeof readXattrs, keep: (name: Buffer)
       }
       start = next
     }
-  } catch (err) {
-    b.failure = err as Error
   } finally {
     if (free.length < XATTR_BATCHES) free.push(arena)
   }
