@@ -136,15 +136,20 @@ static void batch_execute(napi_env env, void *data) {
   }
 }
 
-static void batch_complete(napi_env env, napi_status status, void *data) {
-  batch_t *b = (batch_t *)data;
-  sn_settle(env, status, b->deferred, "readFiles");
-  napi_delete_reference(env, b->arena_ref);
-  napi_delete_reference(env, b->results_ref);
-  napi_delete_async_work(env, b->work);
+/* Releases what a batch holds (its references may not have been made yet). */
+static void batch_free(napi_env env, batch_t *b) {
+  if (b->arena_ref != NULL) napi_delete_reference(env, b->arena_ref);
+  if (b->results_ref != NULL) napi_delete_reference(env, b->results_ref);
   free(b->paths);
   free(b->sizes);
   free(b);
+}
+
+static void batch_complete(napi_env env, napi_status status, void *data) {
+  batch_t *b = (batch_t *)data;
+  sn_settle(env, status, b->deferred, "readFiles");
+  napi_delete_async_work(env, b->work);
+  batch_free(env, b);
 }
 
 /* readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>.
@@ -197,25 +202,12 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
   if (napi_create_reference(env, argv[2], 1, &b->arena_ref) != napi_ok) goto fail;
   if (napi_create_reference(env, argv[3], 1, &b->results_ref) != napi_ok) goto fail;
   if (napi_create_promise(env, &b->deferred, &promise) != napi_ok) goto fail;
-  if (!sn_queue(env, "readFiles", batch_execute, batch_complete, b, &b->work, b->deferred)) {
-    /* The promise exists: it rejected (which releases its deferred), and the caller hears it. */
-    napi_delete_reference(env, b->arena_ref);
-    napi_delete_reference(env, b->results_ref);
-    free(b->paths);
-    free(b->sizes);
-    free(b);
-  }
+  if (!sn_queue(env, "readFiles", batch_execute, batch_complete, b, &b->work, b->deferred)) batch_free(env, b); /* the promise rejected: the caller hears it */
   return promise;
 
-fail: {
-    bool pending = false;
-    if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, NULL, "readFiles could not be set up");
-  }
-  if (b->arena_ref != NULL) napi_delete_reference(env, b->arena_ref);
-  if (b->results_ref != NULL) napi_delete_reference(env, b->results_ref);
-  free(b->paths);
-  free(b->sizes);
-  free(b);
+fail:
+  sn_setup_failed(env, "readFiles");
+  batch_free(env, b);
   return NULL;
 }
 

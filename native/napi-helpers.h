@@ -115,6 +115,16 @@ static inline void *sn_calloc(napi_env env, size_t count, size_t size, const cha
   return p;
 }
 
+/* Throws "<what> could not be set up" unless an error is already pending (a helper above threw). */
+static inline void sn_setup_failed(napi_env env, const char *what) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) {
+    char text[96];
+    snprintf(text, sizeof text, "%s could not be set up", what);
+    napi_throw_error(env, NULL, text);
+  }
+}
+
 /*
  * The paths of a batch call (`arr`, `count` Uint8Arrays) packed into one calloc'd block, each
  * followed by a NUL, for a thread-pool worker that must not touch JS values. A path that cannot

@@ -172,10 +172,8 @@ static napi_value js_writeFiles(napi_env env, napi_callback_info info) {
   if (!sn_queue(env, "writeFiles", wbatch_execute, wbatch_complete, b, &b->work, b->deferred)) wbatch_free(env, b);
   return promise;
 
-fail: {
-    bool pending = false;
-    if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, NULL, "writeFiles could not be set up");
-  }
+fail:
+  sn_setup_failed(env, "writeFiles");
   wbatch_free(env, b);
   return NULL;
 }

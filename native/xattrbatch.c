@@ -135,14 +135,19 @@ static void xbatch_execute(napi_env env, void *data) {
   free(list);
 }
 
+/* Releases what a batch holds (its references may not have been made yet). */
+static void xbatch_free(napi_env env, xbatch_t *b) {
+  if (b->arena_ref != NULL) napi_delete_reference(env, b->arena_ref);
+  if (b->results_ref != NULL) napi_delete_reference(env, b->results_ref);
+  free(b->paths);
+  free(b);
+}
+
 static void xbatch_complete(napi_env env, napi_status status, void *data) {
   xbatch_t *b = (xbatch_t *)data;
   sn_settle(env, status, b->deferred, "readXattrs");
-  napi_delete_reference(env, b->arena_ref);
-  napi_delete_reference(env, b->results_ref);
   napi_delete_async_work(env, b->work);
-  free(b->paths);
-  free(b);
+  xbatch_free(env, b);
 }
 
 /* readXattrs(paths: Buffer[], arena: Buffer, results: Int32Array): Promise<void>.
@@ -184,22 +189,12 @@ static napi_value js_readXattrs(napi_env env, napi_callback_info info) {
   if (napi_create_reference(env, argv[1], 1, &b->arena_ref) != napi_ok) goto fail;
   if (napi_create_reference(env, argv[2], 1, &b->results_ref) != napi_ok) goto fail;
   if (napi_create_promise(env, &b->deferred, &promise) != napi_ok) goto fail;
-  if (!sn_queue(env, "readXattrs", xbatch_execute, xbatch_complete, b, &b->work, b->deferred)) {
-    napi_delete_reference(env, b->arena_ref);
-    napi_delete_reference(env, b->results_ref);
-    free(b->paths);
-    free(b);
-  }
+  if (!sn_queue(env, "readXattrs", xbatch_execute, xbatch_complete, b, &b->work, b->deferred)) xbatch_free(env, b); /* the promise rejected: the caller hears it */
   return promise;
 
-fail: {
-    bool pending = false;
-    if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) napi_throw_error(env, NULL, "readXattrs could not be set up");
-  }
-  if (b->arena_ref != NULL) napi_delete_reference(env, b->arena_ref);
-  if (b->results_ref != NULL) napi_delete_reference(env, b->results_ref);
-  free(b->paths);
-  free(b);
+fail:
+  sn_setup_failed(env, "readXattrs");
+  xbatch_free(env, b);
   return NULL;
 }
 
