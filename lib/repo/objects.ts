@@ -175,23 +175,22 @@ export function compressAndSealInPlace(encKey: Uint8Array, id: Uint8Array, regio
 export async function compressAndSealInPlacePooled(encKey: Uint8Array, id: Uint8Array, region: Uint8Array, plainLen: number, level: number, zstdPool: PoolZstd, out: Buffer): Promise<{ length: number; compression: number }> {
   if (region.length < plainLen + CHUNK_OBJECT_OVERHEAD) throw new RangeError('chunk region too small')
   const plain = region.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + plainLen)
-  let c: Buffer | null = null
-  if (level !== COMPRESSION_OFF && !incompressible(plain)) {
-    const n = await zstdPool.compress(plain, out)
-    if (n < plainLen) c = out.subarray(0, n)
-  }
-  return sealInPlace(encKey, id, region, plain, c)
+  return sealInPlace(encKey, id, region, plain, await compressPooled(plain, level, zstdPool, out))
 }
 
 /** compressAndSeal with zstd on the thread pool, as compressAndSealInPlacePooled does it. */
 export async function compressAndSealPooled(encKey: Uint8Array, id: Uint8Array, plain: Uint8Array, level: number, zstdPool: PoolZstd, out: Buffer): Promise<{ obj: Buffer; compression: number }> {
-  let c: Buffer | null = null
-  if (level !== COMPRESSION_OFF && !incompressible(plain)) {
-    const n = await zstdPool.compress(plain, out)
-    if (n < plain.length) c = out.subarray(0, n)
-  }
+  const c = await compressPooled(plain, level, zstdPool, out)
   const compression = c ? COMPRESSION_ZSTD : COMPRESSION_NONE
   return { obj: sealChunk(encKey, id, compression, c ?? plain), compression }
+}
+
+/** compressInto on the thread pool: the zstd frame in `out` when it is smaller than `plain`,
+ *  else null (compression off, the probe says incompressible, or zstd did not help). */
+async function compressPooled(plain: Uint8Array, level: number, zstdPool: PoolZstd, out: Buffer): Promise<Buffer | null> {
+  if (level === COMPRESSION_OFF || incompressible(plain)) return null
+  const n = await zstdPool.compress(plain, out)
+  return n < plain.length ? out.subarray(0, n) : null
 }
 
 /** The object header and the cipher of compressAndSealInPlace: `compressed` (or, when null, the
