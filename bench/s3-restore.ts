@@ -64,7 +64,7 @@ function run(label: string, args: string[]): Measurement {
 }
 
 /** Every chunk object, S3_READ_AHEAD at a time, through `read` into one reused buffer. */
-async function fetchAll(label: string, keys: string[], read: (key: string, buf: Buffer) => Promise<number>): Promise<void> {
+async function fetchAll(label: string, fromServer: boolean, keys: string[], read: (key: string, buf: Buffer) => Promise<number>): Promise<void> {
   const buf = Buffer.allocUnsafe(8 * MB)
   const t0 = performance.now()
   const c0 = process.cpuUsage()
@@ -72,11 +72,14 @@ async function fetchAll(label: string, keys: string[], read: (key: string, buf: 
   let bytes = 0
   let next = 0
   await Promise.all(Array.from({ length: S3_READ_AHEAD }, async () => {
-    while (next < keys.length) bytes += await read(keys[next++]!, buf)
+    while (next < keys.length) {
+      const n = await read(keys[next++]!, buf)
+      bytes += n
+    }
   }))
   const c = process.cpuUsage(c0)
   const cpu = `${((c.user + c.system) / 1e6).toFixed(1)} s CPU`
-  const server = label.includes('S3') ? `  s3rver ${(serverCpu() - s0).toFixed(1)} s CPU` : ''
+  const server = fromServer ? `  s3rver ${(serverCpu() - s0).toFixed(1)} s CPU` : ''
   console.log(`${label.padEnd(28)} ${((performance.now() - t0) / 1e3).toFixed(1).padStart(7)} s  ${cpu.padStart(12)}  ${keys.length} objects, ${(bytes / MB).toFixed(0)} MB${server}  (load ${load()})`)
 }
 
@@ -88,7 +91,7 @@ async function rawReads(): Promise<void> {
   const keys: string[] = []
   for (const dir of await readdir(join(repos.local, 'chunks'))) for (const name of await readdir(join(repos.local, 'chunks', dir))) keys.push(`chunks/${dir}/${name}`)
   for (let round = 1; round <= 2; round++) {
-    await fetchAll(`raw SDK GETs (${round})`, keys, async (key, buf) => {
+    await fetchAll(`raw SDK GETs (${round})`, true, keys, async (key, buf) => {
       const res = await client.send(new GetObjectCommand({ Bucket: 'bench-restore', Key: `repo/${key}` }))
       let got = 0
       for await (const piece of res.Body as AsyncIterable<Uint8Array>) {
@@ -97,7 +100,7 @@ async function rawReads(): Promise<void> {
       }
       return got
     })
-    await fetchAll(`raw local reads (${round})`, keys, async (key, buf) => {
+    await fetchAll(`raw local reads (${round})`, false, keys, async (key, buf) => {
       const fh = await open(join(repos.local, key))
       try {
         let got = 0
