@@ -12,7 +12,7 @@ import { displayPath, isUnder } from '../../lib/bytes.js'
 import { compileFilter } from '../../lib/filter-rules.js'
 import { collectEvery, paceMemory } from '../../lib/memory.js'
 import { budgetOf, type RestoreBudget } from '../../lib/budget.js'
-import { RESTORE_POOL_BYTES } from '../../lib/limits.js'
+import { DOWNLOAD_CONCURRENCY, RESTORE_POOL_BYTES } from '../../lib/limits.js'
 import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 import { snapshotRecords, treeOf, type ChunkLoader } from './read-snapshot.js'
 import { createSelect, select } from './select.js'
@@ -127,12 +127,16 @@ export interface RestoreResult {
 }
 
 /** How many gets the download keeps in flight, and the free chunk memory it keeps: a storage
- *  with a readAhead of its own (S3) gets that many, within the budget's bytes, and the pool
- *  keeps those bytes free besides RESTORE_POOL_BYTES (download.ts `poolBytes`). */
+ *  with a readAhead of its own (S3) gets that many at the default budget (scaled down with it as
+ *  DOWNLOAD_CONCURRENCY is), within the budget's bytes, and the pool keeps those bytes free
+ *  besides RESTORE_POOL_BYTES (download.ts `poolBytes`). */
 function downloads(repo: Repository, budget: RestoreBudget): { concurrency: number; poolBytes?: number } {
   const ahead = repo.storage.readAhead
   if (!ahead) return { concurrency: budget.downloadConcurrency }
-  return { concurrency: ahead, poolBytes: Math.min(RESTORE_POOL_BYTES, budget.cacheBytes) + budget.aheadBytes }
+  return {
+    concurrency: Math.max(1, Math.round((ahead * budget.downloadConcurrency) / DOWNLOAD_CONCURRENCY)),
+    poolBytes: Math.min(RESTORE_POOL_BYTES, budget.cacheBytes) + budget.aheadBytes,
+  }
 }
 
 /** Creates the restore target (and its parents); ERR_WRITE naming it if it cannot be. */
