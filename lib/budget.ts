@@ -32,7 +32,7 @@ import { SluiceError } from './errors.js'
 import { parseSize } from './filter-rules.js'
 import {
   CHUNK_ARENA_BYTES, CHUNK_MAX, COPY_CONCURRENCY, COPY_KNOWN_IDS_CACHE, DEDUP_CONCURRENCY, DOWNLOAD_CONCURRENCY, GC_MERGE_FANIN, GC_RUN_IDS, KNOWN_IDS_CACHE, MEMORY_DEFAULT,
-  MEMORY_MIN, MiB, PREFETCH_BATCH_BYTES, PREFETCH_BATCHES, READ_BLOCK, RESTORE_CHUNK_CACHE_BYTES, RUNTIME_RESERVE, SEAL_WORKER_RESERVE,
+  MEMORY_MIN, MiB, PREFETCH_BATCH_BYTES, PREFETCH_BATCHES, READ_BLOCK, RESTORE_AHEAD_BYTES, RESTORE_CHUNK_CACHE_BYTES, RUNTIME_RESERVE, SEAL_WORKER_RESERVE,
   UPLOAD_CONCURRENCY, ZSTD_HIGH_RESERVE, ZSTD_HIGH_WINDOW_LOG,
 } from './limits.js'
 
@@ -59,8 +59,10 @@ export interface BackupBudget {
 export interface RestoreBudget {
   /** Bytes of decoded chunks kept for small files that share a chunk. */
   cacheBytes: number
-  /** Chunks downloaded and decoded ahead. */
+  /** Chunks downloaded and decoded ahead (a storage's readAhead replaces it)... */
   downloadConcurrency: number
+  /** ...and at most this many of their bytes (by their extents). */
+  aheadBytes: number
 }
 
 export interface PruneBudget {
@@ -104,6 +106,7 @@ const FLOOR = {
   uploadConcurrency: 1,
   restoreCacheBytes: 2 * CHUNK_MAX,
   downloadConcurrency: 1,
+  restoreAheadBytes: CHUNK_MAX,
   runIds: 8 * 1024,
   fanIn: 16,
   copyConcurrency: 1,
@@ -149,6 +152,7 @@ export function memoryBudget(memory: number = MEMORY_DEFAULT): MemoryBudget {
     restore: {
       cacheBytes: share(FLOOR.restoreCacheBytes, RESTORE_CHUNK_CACHE_BYTES, f, CHUNK_MAX),
       downloadConcurrency: share(FLOOR.downloadConcurrency, DOWNLOAD_CONCURRENCY, f),
+      aheadBytes: share(FLOOR.restoreAheadBytes, RESTORE_AHEAD_BYTES, f, MiB),
     },
     check: { knownIds: share(FLOOR.knownIds, KNOWN_IDS_CACHE, f, 1024) },
     prune: {

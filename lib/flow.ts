@@ -111,13 +111,23 @@ class GeneratorStage extends Duplex {
  * order. Holds at most `concurrency` pending results, and yields each as soon as it and those
  * before it are done, without waiting for more input: a result never waits on the stage
  * upstream (the chunker waits for chunks downstream to leave the arena, lib/chunk-arena.ts).
+ * With `within`, it also takes no more input once the pending items' weights (`weigh`, say their
+ * bytes) reach `bytes`: at most `bytes` plus one item's weight is pending, however many items
+ * `concurrency` allows (one item is always taken, whatever its weight).
  */
 export async function* orderedMap<I, O>(
   source: AsyncIterable<I>,
   concurrency: number,
   fn: (item: I) => O | Promise<O>,
+  within?: { bytes: number; weigh: (item: I) => number },
 ): AsyncIterable<Awaited<O>> {
   const queue: Promise<Awaited<O>>[] = []
+  const weights: number[] = []
+  let pending = 0
+  const take = (): Promise<Awaited<O>> => {
+    pending -= weights.shift()!
+    return queue.shift()!
+  }
   const input = source[Symbol.asyncIterator]()
   // The input asked for and not yet taken (kept across yields: one next() at a time).
   let next: Promise<IteratorResult<I>> | null = null
@@ -125,12 +135,12 @@ export async function* orderedMap<I, O>(
   const HEAD = Symbol('head')
   try {
     for (;;) {
-      if (!ended && queue.length < concurrency) {
+      if (!ended && queue.length < concurrency && (!within || queue.length === 0 || pending < within.bytes)) {
         next ??= input.next()
         // Take the next input, or yield the head if it is done first.
         const r = queue.length === 0 ? await next : await Promise.race([next, queue[0]!.then(() => HEAD, () => HEAD)])
         if (r === HEAD) {
-          yield await queue.shift()!
+          yield await take()
           continue
         }
         next = null
@@ -141,14 +151,18 @@ export async function* orderedMap<I, O>(
         }
         const p = Promise.resolve().then(() => fn(res.value)) as Promise<Awaited<O>>
         p.catch(() => {}) // handled when it reaches the head; avoid an unhandled rejection meanwhile
+        const w = within ? within.weigh(res.value) : 0
         queue.push(p)
+        weights.push(w)
+        pending += w
         continue
       }
       if (queue.length === 0) break
-      yield await queue.shift()!
+      yield await take()
     }
   } finally {
     queue.length = 0
+    weights.length = 0
     // Not awaited: a next() may still be pending, and the source's return waits for it.
     if (!ended) input.return?.()?.catch(() => {})
   }

@@ -52,6 +52,10 @@ export const STAGE_HWM = 2
 /** Concurrent uploads / downloads. Each holds one chunk object. */
 export const UPLOAD_CONCURRENCY = 3
 export const DOWNLOAD_CONCURRENCY = 4
+/** Restore: bytes of chunks (counted by their extents) fetched ahead of the writer, however many
+ *  gets the storage keeps in flight: bounds a deep fetch-ahead (docs/TUNING.md "Restore's
+ *  fetch-ahead from S3"). */
+export const RESTORE_AHEAD_BYTES = 16 * MiB
 
 /** Files read into memory whole below this size; larger ones are streamed in READ_BLOCK pieces. */
 export const READ_BLOCK = 1 * MiB
@@ -143,6 +147,10 @@ export const S3_PART_SIZE = 5 * MiB
 export const S3_PART_QUEUE = 2
 /** S3 keys per list page: the most S3 returns in one; one page is held at a time. */
 export const S3_LIST_PAGE = 1000
+/** S3: GETs a restore keeps in flight ahead of its writer (each waits on a round trip), within
+ *  RESTORE_AHEAD_BYTES, at the default --memory (fewer below it); local reads keep
+ *  DOWNLOAD_CONCURRENCY. docs/TUNING.md "Restore's fetch-ahead from S3". */
+export const S3_READ_AHEAD = 8
 /** S3 attempts per request for transient failures (throttling, 5xx, reset connections), with
  *  exponential backoff and full jitter between them: at most ~13 s of waiting in all. */
 export const S3_MAX_ATTEMPTS = 8

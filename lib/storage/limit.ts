@@ -88,6 +88,7 @@ export function withLimit(inner: Storage, opts: LimitOptions): Storage {
     describe: () => inner.describe(),
     close: () => inner.close(),
   }
+  if (inner.readAhead) limited.readAhead = inner.readAhead
   if (inner.leftovers) limited.leftovers = (maxAgeMs, remove) => inner.leftovers!(maxAgeMs, remove)
   return limited
 }

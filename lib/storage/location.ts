@@ -23,6 +23,7 @@ import {
   S3_BACKOFF_BASE_MS,
   S3_BACKOFF_CAP_MS,
   S3_MAX_ATTEMPTS,
+  S3_READ_AHEAD,
   S3_UNREACHABLE_ATTEMPTS,
   S3_UNREACHABLE_BACKOFF_CAP_MS,
 } from '../limits.js'
@@ -121,7 +122,10 @@ export function openS3Storage(options: S3Options, retry: Partial<RetryOptions> =
     unreachableCapMs: S3_UNREACHABLE_BACKOFF_CAP_MS,
     ...retry,
   }
-  return withRetry(lazyStorage(describeS3(options), async () => (await import('./s3.js')).createS3Storage(options)), policy)
+  const storage = withRetry(lazyStorage(describeS3(options), async () => (await import('./s3.js')).createS3Storage(options)), policy)
+  // Every GET waits on a round trip: a restore keeps more of them in flight (limits.ts).
+  storage.readAhead = S3_READ_AHEAD
+  return storage
 }
 
 /** How messages name an S3 location: `s3:[ENDPOINT/]BUCKET[/PREFIX]`. */

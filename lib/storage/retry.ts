@@ -130,5 +130,6 @@ export function withRetry(inner: Storage, opts: RetryOptions): Storage {
     ...(inner.stat ? { stat: (key: string) => attempt(() => inner.stat!(key)) } : {}),
     ...(inner.move ? { move: (from: string, to: string) => attempt(() => inner.move!(from, to)) } : {}),
     ...(inner.leftovers ? { leftovers: inner.leftovers.bind(inner) } : {}),
+    ...(inner.readAhead ? { readAhead: inner.readAhead } : {}),
   }
 }

@@ -16,7 +16,7 @@
  * endpoint that does not answer) are TransientErrors, which the retry wrapper (retry.ts, applied
  * by location.ts) retries; a missing bucket or refused credentials fail at once.
  *
- * Memory: get holds one object; put holds the caller's buffer (plus at most
+ * Memory: get holds one object (read into the caller's memory when it gives some); put holds the caller's buffer (plus at most
  * S3_PART_SIZE × S3_PART_QUEUE for a multipart upload); list holds one page of keys.
  */
 import {
@@ -321,7 +321,7 @@ export function createS3Storage(opts: S3Options): Storage {
     )
   }
 
-  async function get(key: string, maxBytes?: number): Promise<Buffer> {
+  async function get(key: string, maxBytes?: number, into?: (length: number) => Buffer): Promise<Buffer> {
     assertKey(key)
     return attempt(`GET ${key}`, async () => {
       let res
@@ -331,17 +331,49 @@ export function createS3Storage(opts: S3Options): Storage {
         if (isMissingKey(err)) throw new SluiceError('ERR_NOT_FOUND', `no object ${key} in ${where}`, { cause: err })
         throw err
       }
-      if (!res.Body) throw new TransientError('retry', `S3 GET ${key}`, where, 'returned no body')
-      if (maxBytes !== undefined && res.ContentLength !== undefined && res.ContentLength > maxBytes) {
-        ;(res.Body as { destroy?: () => void }).destroy?.()
-        throw tooLarge(key, res.ContentLength, maxBytes, where)
+      const body = res.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined
+      if (!body) throw new TransientError('retry', `S3 GET ${key}`, where, 'returned no body')
+      const size = res.ContentLength
+      if (maxBytes !== undefined && size !== undefined && size > maxBytes) {
+        body.destroy?.()
+        throw tooLarge(key, size, maxBytes, where)
       }
-      const bytes = await res.Body.transformToByteArray()
-      if (res.ContentLength !== undefined && bytes.length !== res.ContentLength) {
-        throw new TransientError('retry', `S3 GET ${key}`, where, `returned ${bytes.length} of ${res.ContentLength} bytes`)
-      }
-      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      return readBody(body, key, size, maxBytes, into)
     })
+  }
+
+  /**
+   * A GET's body, read piece by piece as the socket delivers it: into `into(size)` (restore's
+   * reused chunk memory) or one buffer of the announced size, so no object is held twice and
+   * none is concatenated (the SDK's transformToByteArray keeps every piece, then copies them
+   * into a fresh buffer: an object's worth of garbage per GET). Without a Content-Length the
+   * pieces are kept, up to `maxBytes`, and joined. A body longer or shorter than announced is a
+   * TransientError (a cut connection); the body is destroyed on every way out but the end.
+   */
+  async function readBody(body: AsyncIterable<Uint8Array> & { destroy?: () => void }, key: string, size: number | undefined, maxBytes: number | undefined, into?: (length: number) => Buffer): Promise<Buffer> {
+    let got = 0
+    try {
+      if (size === undefined) {
+        const pieces: Uint8Array[] = []
+        for await (const piece of body) {
+          got += piece.length
+          if (maxBytes !== undefined && got > maxBytes) throw tooLarge(key, got, maxBytes, where)
+          pieces.push(piece)
+        }
+        return Buffer.concat(pieces, got)
+      }
+      const buf = into ? into(size) : Buffer.allocUnsafe(size)
+      for await (const piece of body) {
+        if (got + piece.length > size) throw new TransientError('retry', `S3 GET ${key}`, where, `returned more than the ${size} bytes announced`)
+        buf.set(piece, got)
+        got += piece.length
+      }
+      if (got !== size) throw new TransientError('retry', `S3 GET ${key}`, where, `returned ${got} of ${size} bytes`)
+      return buf
+    } catch (err) {
+      body.destroy?.()
+      throw err
+    }
   }
 
   async function has(key: string): Promise<boolean> {

@@ -31,6 +31,10 @@ export interface Storage {
   /** Moves `from` to `to` unless `to` exists (then `from` is just removed); false if `from` is
    *  absent. Optional: lib/storage/move.ts falls back to get, put and delete. */
   move?(from: string, to: string): Promise<boolean>
+  /** Gets worth having in flight at once to keep a reader busy (restore's download), for a
+   *  backend whose every request waits on a round trip (S3: S3_READ_AHEAD); absent, the
+   *  reader's own default. The reader still bounds the bytes in flight. */
+  readAhead?: number
   /** Where this storage is, for messages. */
   describe(): string
   close(): Promise<void>

@@ -18,6 +18,8 @@ export interface S3rverHandle {
   /** `http://127.0.0.1:PORT` */
   endpoint: string
   bucket: string
+  /** The server's process (benches read its CPU time). */
+  pid: number
   stop(): Promise<void>
 }
 
@@ -64,6 +66,7 @@ export async function startS3rver(opts: { bucket?: string } = {}): Promise<S3rve
   return {
     endpoint: `http://127.0.0.1:${port}`,
     bucket,
+    pid: child.pid!,
     async stop() {
       child.stdin.end()
       const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)

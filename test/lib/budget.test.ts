@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { memoryBudget, parseMemory, type MemoryBudget } from '../../lib/budget.js'
 import { SluiceError } from '../../lib/errors.js'
 import {
-  CHUNK_ARENA_BYTES, CHUNK_MAX, COPY_CONCURRENCY, COPY_KNOWN_IDS_CACHE, DEDUP_CONCURRENCY, DOWNLOAD_CONCURRENCY, GC_MERGE_FANIN, GC_RUN_IDS, KNOWN_IDS_CACHE,
+  CHUNK_ARENA_BYTES, CHUNK_MAX, COPY_CONCURRENCY, COPY_KNOWN_IDS_CACHE, DEDUP_CONCURRENCY, DOWNLOAD_CONCURRENCY, RESTORE_AHEAD_BYTES, GC_MERGE_FANIN, GC_RUN_IDS, KNOWN_IDS_CACHE,
   MEMORY_DEFAULT, MEMORY_MIN, MiB, PREFETCH_BATCH_BYTES, PREFETCH_BATCHES, RESTORE_CHUNK_CACHE_BYTES, RUNTIME_RESERVE, SEAL_WORKER_RESERVE,
   UPLOAD_CONCURRENCY, ZSTD_HIGH_RESERVE, ZSTD_HIGH_WINDOW_LOG,
 } from '../../lib/limits.js'
@@ -31,7 +31,7 @@ test('the default budget is lib/limits.ts\'s defaults', () => {
     dedupConcurrency: DEDUP_CONCURRENCY, uploadConcurrency: UPLOAD_CONCURRENCY, sealWorker: false,
     zstdHighWindowLog: ZSTD_HIGH_WINDOW_LOG, zstdHighArenaBytes: Math.max(2 * CHUNK_MAX, CHUNK_ARENA_BYTES - ZSTD_HIGH_RESERVE), knownIds: KNOWN_IDS_CACHE,
   })
-  assert.deepEqual(b.restore, { cacheBytes: RESTORE_CHUNK_CACHE_BYTES, downloadConcurrency: DOWNLOAD_CONCURRENCY })
+  assert.deepEqual(b.restore, { cacheBytes: RESTORE_CHUNK_CACHE_BYTES, downloadConcurrency: DOWNLOAD_CONCURRENCY, aheadBytes: RESTORE_AHEAD_BYTES })
   assert.deepEqual(b.prune, { runIds: GC_RUN_IDS, fanIn: GC_MERGE_FANIN })
   assert.deepEqual(b.copy, { concurrency: COPY_CONCURRENCY, cacheBytes: RESTORE_CHUNK_CACHE_BYTES, knownIds: COPY_KNOWN_IDS_CACHE })
   assert.equal(b.check.knownIds, KNOWN_IDS_CACHE)

@@ -44,10 +44,10 @@ function flaky(inner: Storage, faults: Faults, seed = 1): Storage & { calls: num
       if (random() < faults.after) throw fail(`PUT ${key}`)
       return wrote
     },
-    async get(key: string) {
+    async get(key: string, maxBytes?: number, into?: (length: number) => Buffer) {
       self.calls++
       if (faults.always || random() < faults.before) throw fail(`GET ${key}`)
-      return inner.get(key)
+      return inner.get(key, maxBytes, into)
     },
     async has(key: string) {
       self.calls++

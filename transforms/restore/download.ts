@@ -5,9 +5,11 @@
  * record followed by DataItems of its content. Chunk objects are read, and chunks decoded, into
  * reused memory (chunk-pool.ts): a DataItem's `done()` (the directory sink calls it once the
  * bytes are written or copied) and the cache letting go of a chunk hand its memory back.
- * Memory: `concurrency` chunks in flight plus the cache (RESTORE_CHUNK_CACHE_BYTES) plus the
- * chunks behind DataItems not yet done (the sink's writes in flight), at most
- * RESTORE_POOL_BYTES of free pool memory, and the garbage the pool could not avoid (objects a
+ * Memory: `concurrency` chunks in flight, within `aheadBytes` of their extents plus one chunk
+ * (an extent smaller than its chunk, as packed small files' are, holds more: at most
+ * `concurrency` × CHUNK_MAX), plus the cache (RESTORE_CHUNK_CACHE_BYTES) plus the
+ * chunks behind DataItems not yet done (the sink's writes in flight), at most `poolBytes`
+ * of free pool memory, and the garbage the pool could not avoid (objects a
  * backend read on its own, chunks of a sink that never calls done) until the collection forced
  * every RESTORE_GC_EVERY_BYTES of it. A hole extent becomes a HoleItem (nothing fetched): each
  * sink decides how to make its zeros (a hole, zeros written, a tar sparse map).
@@ -20,7 +22,7 @@
 import type { Duplex } from 'node:stream'
 import { isHole, type DataItem, type Extent, type ExtentsItem, type HoleItem, type RecordItem } from '../../lib/entry.js'
 import { Lru, orderedMap, stage } from '../../lib/flow.js'
-import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_CHUNK_CACHE_BYTES, RESTORE_POOL_BYTES, RESTORE_POOLED_GC_DIVISOR, RESTORE_SMALL_FILE } from '../../lib/limits.js'
+import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_AHEAD_BYTES, RESTORE_CHUNK_CACHE_BYTES, RESTORE_POOL_BYTES, RESTORE_POOLED_GC_DIVISOR, RESTORE_SMALL_FILE } from '../../lib/limits.js'
 import { ChunkPool } from './chunk-pool.js'
 import { collectEvery } from '../../lib/memory.js'
 import { SluiceError } from '../../lib/errors.js'
@@ -29,7 +31,14 @@ import type { ChunkLoader } from './read-snapshot.js'
 import type { SkippedItem } from './overwrite.js'
 
 export interface DownloadOptions {
+  /** Chunks fetched ahead at once (default DOWNLOAD_CONCURRENCY; S3 gives more, S3_READ_AHEAD)... */
   concurrency?: number
+  /** ...within this many bytes of their extents (default RESTORE_AHEAD_BYTES). */
+  aheadBytes?: number
+  /** Free chunk memory kept for reuse (default RESTORE_POOL_BYTES, at most cacheBytes). A deep
+   *  fetch-ahead swings the chunk memory in use by up to its bytes, twice over (object and
+   *  plaintext): with less kept free each swing drops buffers as garbage and allocates anew. */
+  poolBytes?: number
   cacheBytes?: number
   /** Emit a DamagedItem for a chunk that cannot be had, instead of failing. */
   skipDamaged?: boolean
@@ -51,7 +60,7 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
   const cacheBytes = opts.cacheBytes ?? RESTORE_CHUNK_CACHE_BYTES
   // Counted in chunks of the largest size: a pending promise has no size yet.
   const slots = Math.max(2, Math.floor(cacheBytes / CHUNK_MAX))
-  const pool = new ChunkPool(Math.min(RESTORE_POOL_BYTES, cacheBytes))
+  const pool = new ChunkPool(opts.poolBytes ?? Math.min(RESTORE_POOL_BYTES, cacheBytes))
   // A chunk's memory goes back to the pool when the cache has let it go and every DataItem cut
   // from it is done (refs counts both, taken synchronously so none is missed).
   interface Loaded {
@@ -125,6 +134,10 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
       }
       return { kind: 'data', data: chunk.subarray(t.offset, t.offset + t.length), done }
     }
+    // Fetch-ahead: up to `concurrency` chunks in flight or waiting for the writer, within
+    // `aheadBytes` of their extents (what they hold when an extent is its whole chunk, as a large
+    // file's are).
+    const within = { bytes: opts.aheadBytes ?? RESTORE_AHEAD_BYTES, weigh: (t: Task) => (t.kind === 'fetch' ? t.length : 0) }
     const mapped = orderedMap(tasks(), opts.concurrency ?? DOWNLOAD_CONCURRENCY, async (t): Promise<RecordItem | DataItem | HoleItem | DamagedItem | SkippedItem> => {
       if (t.kind === 'record' || t.kind === 'hole' || t.kind === 'skipped') return t
       try {
@@ -136,7 +149,7 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
         if (!opts.skipDamaged) throw error
         return { kind: 'damaged', error }
       }
-    })
+    }, within)
     yield* mapped
   })
 }

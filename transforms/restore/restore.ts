@@ -11,7 +11,8 @@ import { SluiceError, asSluiceError, isErrno } from '../../lib/errors.js'
 import { displayPath, isUnder } from '../../lib/bytes.js'
 import { compileFilter } from '../../lib/filter-rules.js'
 import { collectEvery, paceMemory } from '../../lib/memory.js'
-import { budgetOf } from '../../lib/budget.js'
+import { budgetOf, type RestoreBudget } from '../../lib/budget.js'
+import { DOWNLOAD_CONCURRENCY, RESTORE_POOL_BYTES } from '../../lib/limits.js'
 import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 import { snapshotRecords, treeOf, type ChunkLoader } from './read-snapshot.js'
 import { createSelect, select } from './select.js'
@@ -125,6 +126,19 @@ export interface RestoreResult {
   verifyErrors: number
 }
 
+/** How many gets the download keeps in flight, and the free chunk memory it keeps: a storage
+ *  with a readAhead of its own (S3) gets that many at the default budget (scaled down with it as
+ *  DOWNLOAD_CONCURRENCY is), within the budget's bytes, and the pool keeps those bytes free
+ *  besides RESTORE_POOL_BYTES (download.ts `poolBytes`). */
+function downloads(repo: Repository, budget: RestoreBudget): { concurrency: number; poolBytes?: number } {
+  const ahead = repo.storage.readAhead
+  if (!ahead) return { concurrency: budget.downloadConcurrency }
+  return {
+    concurrency: Math.max(1, Math.round((ahead * budget.downloadConcurrency) / DOWNLOAD_CONCURRENCY)),
+    poolBytes: Math.min(RESTORE_POOL_BYTES, budget.cacheBytes) + budget.aheadBytes,
+  }
+}
+
 /** Creates the restore target (and its parents); ERR_WRITE naming it if it cannot be. */
 async function makeTarget(target: string): Promise<void> {
   try {
@@ -222,7 +236,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       ...(opts.delete ? [createDelete({ target: opts.target!, dryRun: !!opts.dryRun, onRemove })] : []),
       ...(intoDir ? [createOverwrite({ target: opts.target!, mode, ...(opts.verify && mode === 'if-changed' ? { check: key } : {}) })] : []),
       // Only the directory sink can leave a damaged file out and go on (see sinks/fs.ts).
-      ...(opts.dryRun ? [] : [createDownloader(repo, { skipDamaged: !opts.sink, cacheBytes: budget.cacheBytes, concurrency: budget.downloadConcurrency })]),
+      ...(opts.dryRun ? [] : [createDownloader(repo, { skipDamaged: !opts.sink, cacheBytes: budget.cacheBytes, aheadBytes: budget.aheadBytes, ...downloads(repo, budget) })]),
       sink,
     )
   } catch (err) {
