@@ -219,10 +219,12 @@ describe('s3 storage', () => {
   })
 
   test('a response slower than the request timeout is retried', async () => {
-    const proxy = await startFaultProxy(server.endpoint, { seed: 7, delay: 0.3, delayMs: 800 })
-    const s = openS3Storage(fresh({ endpoint: proxy.endpoint, timeouts: { requestMs: 250 } }))
+    // Held responses wait 5 s, far past the 1.5 s timeout; an answer that is not held comes back
+    // well inside it even on a loaded machine (and a slow one is only one more retry).
+    const proxy = await startFaultProxy(server.endpoint, { seed: 7, delay: 0.3, delayMs: 5000 })
+    const s = openS3Storage(fresh({ endpoint: proxy.endpoint, timeouts: { requestMs: 1500 } }))
     try {
-      for (let i = 0; i < 6; i++) {
+      for (let i = 0; i < 4; i++) {
         const data = seededBytes(`slow-${i}`, 100)
         await s.put(`slow/${i}`, data)
         assert.ok((await s.get(`slow/${i}`)).equals(data))
