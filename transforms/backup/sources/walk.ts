@@ -32,13 +32,13 @@
 import fs, { promises as fsp, constants as fsc } from 'node:fs'
 import os from 'node:os'
 import nodePath from 'node:path'
-import { lstatNumbers, type LStat } from '../../../lib/native.js'
+import { DT_DIR, DT_UNKNOWN, errnoError, listDir, lstatNumbers, STAT_AT_FIELDS, statAt, statAtResult, type Listing, type LStat } from '../../../lib/native.js'
 import { Readable } from 'node:stream'
 import { comparePaths, displayPath, isUnder } from '../../../lib/bytes.js'
 import type { EntryType, SourceEntry } from '../../../lib/entry.js'
 import { SluiceError, isErrno } from '../../../lib/errors.js'
 import { ExternalSorter, type SortedReader } from '../../../lib/external-sort.js'
-import { STAGE_HWM, WALK_HARDLINK_GROUPS, WALK_LISTING_BYTES, WALK_NAME_OVERHEAD, WALK_SPILL_BLOCK } from '../../../lib/limits.js'
+import { STAGE_HWM, WALK_HARDLINK_GROUPS, WALK_LINKS_BYTES, WALK_LISTING_BYTES, WALK_SPILL_BLOCK, WALK_STAT_BATCH, WALK_STAT_SYNC_BELOW } from '../../../lib/limits.js'
 import { readContent, statNumbers, type ContentReader } from './read-content.js'
 import { systemOwners } from '../../../lib/owners.js'
 
@@ -95,13 +95,36 @@ type Stat = { st: LStat; link?: Buffer; linkErr?: unknown }
 type Probe = Stat | { err: unknown }
 type ProbeOf = (fsPath: Buffer) => Probe
 
+/** A child of the directory being visited: its path and its lstat. */
+interface Child {
+  fsPath: Buffer
+  probe: Probe
+}
+
 /** A directory being visited: its sorted names, in memory or in a sorted file. */
 interface Frame {
   fsDir: Buffer
-  /** The next name (a view, valid until the next call), or null at the end. */
-  next(): Buffer | null
+  /** The next child, null at the end, or a promise to await before asking again (its lstat is
+   *  still on the thread pool). */
+  next(): Child | null | Promise<void>
+  /** The walk goes into the child just taken: lstats already made of later names are dropped
+   *  (they are made again on the way back, so none is older than the subtree's walk). */
+  descend(): void
   /** Releases the listing (in-memory bytes, or the sorted file). */
   close(): void
+}
+
+/** lstats of a run of names of an in-memory listing: made on the thread pool (statAt), or here
+ *  when the run is short. */
+interface StatRun {
+  from: number
+  to: number
+  /** Filled when the run is done. */
+  probes: Probe[] | null
+  read: Promise<void>
+  failure?: unknown
+  /** Dropped by descend(): its results are not used. */
+  dropped: boolean
 }
 
 type Warn = (msg: string, cause: unknown, fsPath: Buffer) => void
@@ -152,6 +175,11 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
   const links = new Map<string, LinkGroup>()
   const linkCap = Math.max(1, opts.hardlinkGroups ?? WALK_HARDLINK_GROUPS)
   const listingBudget = opts.listingBytes ?? WALK_LISTING_BYTES
+  // An injected lstat (tests) sees every name: every run is lstat'ed here, through it.
+  const syncBelow = opts.lstat ? Infinity : WALK_STAT_SYNC_BELOW
+  /** statAt's result arrays not in use. */
+  const outs: Float64Array[] = []
+  const linkArenas: Buffer[] = []
   /** Bytes of in-memory listings held by the frames on the stack. */
   let held = 0
   let spills = 0
@@ -204,9 +232,93 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
 
   /** Reads a directory's listing, sorted, as a frame; null when it cannot be listed (already
    *  warned) or holds nothing. With `markers`, a listing holding one of them is dropped and
-   *  'excluded' returned. In memory while the listings on the path fit `listingBudget`,
-   *  otherwise sorted externally. */
-  const list = (fsPath: Buffer, markersOf: Buffer[]): Frame | null | 'excluded' => {
+   *  'excluded' returned. In memory (one buffer, listed on the thread pool) while the listings on
+   *  the path fit `listingBudget`, otherwise sorted externally. */
+  const list = async (fsPath: Buffer, markersOf: Buffer[]): Promise<Frame | null | 'excluded'> => {
+    let listing: Listing | 'too big'
+    try {
+      listing = await listDir(fsPath, listingBudget - held)
+    } catch (err) {
+      warn('cannot list directory', err, fsPath)
+      return null
+    }
+    if (listing === 'too big') return spillList(fsPath, markersOf)
+    if (markersOf.some((m) => hasName(listing, m))) return 'excluded'
+    if (listing.count === 0) return null
+    held += listing.bytes
+    return memoryFrame(fsPath, listing)
+  }
+
+  /** A listing held in memory; its names are lstat'ed a run at a time (see StatRun), the next
+   *  run while this one is being emitted, unless a directory ends this one. */
+  const memoryFrame = (fsDir: Buffer, listing: Listing): Frame => {
+    const { count, offsets, types, names } = listing
+    let i = 0
+    let cur: StatRun | null = null
+    let ahead: StatRun | null = null
+    const pathOf = (k: number): Buffer => childPath(fsDir, names, offsets[k]!, offsets[k + 1]! - 1)
+    const maybeDir = (k: number): boolean => types[k] === DT_DIR || types[k] === DT_UNKNOWN
+    /** The run from `from`: up to WALK_STAT_BATCH names, ending at the first (maybe) directory. */
+    const run = (from: number): StatRun => {
+      let to = from
+      while (to < count && to - from < WALK_STAT_BATCH) if (maybeDir(to++)) break
+      const r: StatRun = { from, to, probes: null, read: DONE, dropped: false }
+      if (to - from < syncBelow) {
+        const probes: Probe[] = []
+        for (let k = from; k < to; k++) probes.push(probeOf(pathOf(k)))
+        r.probes = probes
+        return r
+      }
+      const out = outs.pop() ?? new Float64Array(STAT_AT_FIELDS * WALK_STAT_BATCH)
+      const links = linkArenas.pop() ?? Buffer.allocUnsafeSlow(WALK_LINKS_BYTES)
+      r.read = statAt(fsDir, listing, from, to, out, links).then(
+        () => {
+          if (!r.dropped) r.probes = probesOf(out, links, from, to, pathOf)
+        },
+        (err: unknown) => {
+          r.failure = err ?? new Error('statAt failed')
+        },
+      ).finally(() => {
+        if (outs.length < 4) outs.push(out)
+        if (linkArenas.length < 4) linkArenas.push(links)
+      })
+      return r
+    }
+    return {
+      fsDir,
+      next: () => {
+        if (i >= count) return null
+        if (cur === null || i >= cur.to) {
+          cur = ahead !== null && ahead.from === i ? ahead : run(i)
+          ahead = null
+        }
+        if (cur.failure !== undefined) throw cur.failure
+        if (cur.probes === null) return cur.read
+        if (ahead === null && cur.to < count && !maybeDir(cur.to - 1)) ahead = run(cur.to)
+        const k = i++
+        return { fsPath: pathOf(k), probe: cur.probes[k - cur.from]! }
+      },
+      descend: () => {
+        if (cur !== null && i < cur.to) {
+          cur.dropped = true
+          cur = null
+        }
+        if (ahead !== null) {
+          ahead.dropped = true
+          ahead = null
+        }
+      },
+      close: () => {
+        if (ahead !== null) ahead.dropped = true
+        cur = ahead = null
+        held -= listing.bytes
+      },
+    }
+  }
+
+  /** A listing too large for what is left of `listingBudget`: read with opendir into an
+   *  external sort. */
+  const spillList = (fsPath: Buffer, markersOf: Buffer[]): Frame | null | 'excluded' => {
     let dir: fs.Dir
     try {
       dir = fs.opendirSync(fsPath, { encoding: 'buffer', bufferSize: 256 } as unknown as fs.OpenDirOptions)
@@ -214,32 +326,20 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
       warn('cannot list directory', err, fsPath)
       return null
     }
-    let names: Buffer[] | null = []
-    let bytes = 0
-    let sorter: ExternalSorter | null = null
+    const sorter = newSorter(fsPath)
     try {
       for (;;) {
         const d = dir.readSync()
         if (d === null) break
         const name = d.name as unknown as Buffer
         if (markersOf.length > 0 && markersOf.some((m) => m.equals(name))) {
-          sorter?.close()
+          sorter.close()
           return 'excluded'
         }
-        if (sorter !== null) {
-          spill(sorter, name, fsPath)
-          continue
-        }
-        names!.push(name)
-        bytes += name.length + WALK_NAME_OVERHEAD
-        if (held + bytes > listingBudget) {
-          sorter = newSorter(fsPath)
-          for (const n of names!) spill(sorter, n, fsPath)
-          names = null
-        }
+        spill(sorter, name, fsPath)
       }
     } catch (err) {
-      sorter?.close()
+      sorter.close()
       if (err instanceof SluiceError) throw err
       warn('cannot list directory', err, fsPath)
       return null
@@ -250,20 +350,7 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
         // closing a directory handle cannot lose data
       }
     }
-    if (sorter !== null) return spilledFrame(fsPath, sorter)
-    if (names!.length === 0) return null
-    names!.sort(Buffer.compare)
-    held += bytes
-    let i = 0
-    const list = names!
-    return {
-      fsDir: fsPath,
-      next: () => (i < list.length ? list[i++]! : null),
-      close: () => {
-        held -= bytes
-        list.length = 0
-      },
-    }
+    return spilledFrame(fsPath, sorter)
   }
 
   const newSorter = (fsPath: Buffer): ExternalSorter => {
@@ -307,12 +394,17 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
     return {
       fsDir: fsPath,
       next: () => {
+        let name: Buffer | null
         try {
-          return reader.next()
+          name = reader.next()
         } catch (err) {
           throw tempError(err, res.spillDir!, fsPath)
         }
+        if (name === null) return null
+        const child = childPath(fsPath, name, 0, name.length)
+        return { fsPath: child, probe: probeOf(child) }
       },
+      descend: () => {},
       close,
     }
   }
@@ -356,7 +448,7 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
           warn(isErrno(probe.err, 'ENOENT') ? 'vanished:' : 'cannot read', probe.err, fsPath)
         } else if (fsPath.length <= cut) {
           // Backing up '/' (or '.'): the root has no snapshot path of its own, only children.
-          const listing = list(fsPath, [])
+          const listing = await list(fsPath, [])
           if (listing !== null && listing !== 'excluded') stack.push(listing)
         } else {
           const entry = admit(fsPath, probe, cut)
@@ -366,11 +458,14 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
             } else if (opts.oneFileSystem && probe.st.dev !== rootDev) {
               yield entry
             } else {
-              const listing = list(fsPath, markers)
+              const listing = await list(fsPath, markers)
               // exclude-if-present: the directory goes with everything in it
               if (listing !== 'excluded') {
                 yield entry
-                if (listing !== null) stack.push(listing)
+                if (listing !== null) {
+                  stack[stack.length - 1]?.descend()
+                  stack.push(listing)
+                }
               }
             }
           }
@@ -378,13 +473,16 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
       }
       const top = stack[stack.length - 1]
       if (top === undefined) break
-      const name = top.next()
-      if (name === null) {
+      let child = top.next()
+      while (child instanceof Promise) {
+        await child
+        child = top.next()
+      }
+      if (child === null) {
         stack.pop()!.close()
         continue
       }
-      const fsPath = childPath(top.fsDir, name)
-      pending = { fsPath, probe: probeOf(fsPath) }
+      pending = child
     }
   }
 }
@@ -486,14 +584,67 @@ function ancestors(fsPath: Buffer): Buffer[] {
   return out
 }
 
-function childPath(dir: Buffer, name: Buffer): Buffer {
+/** dir/name, name being names[start, end). */
+function childPath(dir: Buffer, names: Buffer, start: number, end: number): Buffer {
   const at = dir.length === 1 ? 0 : dir.length
-  const out = Buffer.allocUnsafe(at + 1 + name.length)
-  out.set(dir.subarray(0, at), 0)
+  const out = Buffer.allocUnsafe(at + 1 + end - start)
+  dir.copy(out, 0, 0, at)
   out[at] = 0x2f
-  out.set(name, at + 1)
+  names.copy(out, at + 1, start, end)
   return out
 }
+
+/** Whether a listing holds `name` (a binary search: its names are sorted by raw bytes). */
+function hasName(listing: Listing, name: Buffer): boolean {
+  const { offsets, names } = listing
+  let lo = 0
+  let hi = listing.count
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    const c = name.compare(names, offsets[mid]!, offsets[mid + 1]! - 1)
+    if (c === 0) return true
+    if (c > 0) lo = mid + 1
+    else hi = mid
+  }
+  return false
+}
+
+const DONE = Promise.resolve()
+
+/** The probes of names [from, to) from statAt's results (a symlink's target copied out of
+ *  `links`, or read here when it did not fit there). */
+function probesOf(out: Float64Array, links: Buffer, from: number, to: number, pathOf: (k: number) => Buffer): Probe[] {
+  const probes: Probe[] = []
+  for (let k = from; k < to; k++) {
+    const b = STAT_AT_FIELDS * (k - from)
+    const errno = out[b]!
+    if (errno !== 0) {
+      probes.push({ err: errnoError(errno, 'lstat', pathOf(k)) })
+      continue
+    }
+    const st = statAtResult(out, k - from)
+    if ((st.mode & S_IFMT) !== fsc.S_IFLNK) {
+      probes.push({ st })
+      continue
+    }
+    const at = out[b + 13]!
+    const len = out[b + 14]!
+    if (len >= 0) {
+      probes.push({ st, link: Buffer.from(links.subarray(at, at + len)) })
+    } else if (len === -ERANGE) {
+      try {
+        probes.push({ st, link: fs.readlinkSync(pathOf(k), { encoding: 'buffer' }) })
+      } catch (linkErr) {
+        probes.push({ st, linkErr })
+      }
+    } else {
+      probes.push({ st, linkErr: errnoError(-len, 'readlink', pathOf(k)) })
+    }
+  }
+  return probes
+}
+
+const ERANGE = os.constants.errno.ERANGE
 
 /** lstat (and readlink for symlinks) through `lstat`, as a result instead of a throw. */
 function prober(lstat: (fsPath: Buffer) => LStat): ProbeOf {
