@@ -8,15 +8,20 @@
  * Names are raw bytes from first to last: listings are read with `encoding: 'buffer'` and never
  * decoded. Symlinks are never followed (lstat only; a symlink to a directory is a symlink entry).
  *
- * lstat is synchronous (the addon's, without a Stats object: on a warm cache a third of the CPU
- * of a thread-pool round trip), one entry at a time. A file entry's content() is read by
- * read-content.ts when the chunker asks for it.
+ * Listings and lstats run on libuv's thread pool (native/walkbatch.c): `listDir` reads a
+ * directory's names into one buffer, sorted, with offsets and dirent types; `statAt` lstats a run
+ * of up to WALK_STAT_BATCH of them (numbers only, symlink targets too), the next run while this
+ * one is emitted. A run ends at a directory, and what was read for the names after a directory
+ * the walk enters is dropped, so no lstat is older than the walk of the subtree before it; a run
+ * shorter than WALK_STAT_SYNC_BELOW is lstat'ed here (cheaper than a round trip). The listing of
+ * a directory that ends a run is read as soon as its lstat is in. A file entry's content() is
+ * read by read-content.ts when the chunker asks for it.
  *
- * Listings are read with opendir (synchronously, like lstat) and sorted in memory while the
- * listings held for the directories on the current path fit `listingBytes` (WALK_LISTING_BYTES);
- * a directory whose listing does not fit is sorted externally (lib/external-sort.ts: sorted runs
- * in a temporary directory, merged into one sorted file that is read back a block at a time), so
- * one directory of millions of entries costs what one of thousands does.
+ * Listings are held in memory while the listings held for the directories on the current path
+ * fit `listingBytes` (WALK_LISTING_BYTES); a directory whose listing does not fit is read with
+ * opendir and sorted externally (lib/external-sort.ts: sorted runs in a temporary directory,
+ * merged into one sorted file that is read back a block at a time; its names are lstat'ed one at
+ * a time, here), so one directory of millions of entries costs what one of thousands does.
  *
  * Hardlinks: an inode with a link count above one is remembered (its first path) until all its
  * links have been seen, in a map of at most WALK_HARDLINK_GROUPS inodes. When it is full the
@@ -24,7 +29,9 @@
  * content (which dedup stores once) and restore as separate files, as they would from a tar
  * split in two.
  *
- * Memory: at most `listingBytes` of in-memory listings, plus one WALK_SPILL_BLOCK read block per
+ * Memory: at most `listingBytes` of in-memory listings (plus, while one is read, about twice its
+ * size in the addon's arrays), for the directory being emitted two runs of lstats (WALK_STAT_BATCH
+ * results, WALK_LINKS_BYTES of targets each) and one listing read early, plus one WALK_SPILL_BLOCK read block per
  * externally sorted directory on the current path, plus, while such a listing is being sorted,
  * one EXTSORT_RUN_BYTES run (or the merge's blocks); the hardlink map (WALK_HARDLINK_GROUPS
  * inodes). Disk: the names of the externally sorted directories on the current path.
@@ -107,11 +114,24 @@ interface Frame {
   /** The next child, null at the end, or a promise to await before asking again (its lstat is
    *  still on the thread pool). */
   next(): Child | null | Promise<void>
+  /** The listing of child `fsPath` if it was started early (see memoryFrame), and forgets it. */
+  listed(fsPath: Buffer): Promise<Listed> | undefined
   /** The walk goes into the child just taken: lstats already made of later names are dropped
    *  (they are made again on the way back, so none is older than the subtree's walk). */
   descend(): void
   /** Releases the listing (in-memory bytes, or the sorted file). */
   close(): void
+}
+
+/** A listing read (listDir), or why it could not be. */
+type Listed = { listing: Listing | 'too big' } | { err: unknown }
+
+/** listDir as a result instead of a rejection (a listing started early may never be awaited). */
+function readListing(fsPath: Buffer, maxBytes: number): Promise<Listed> {
+  return listDir(fsPath, maxBytes).then(
+    (l) => ({ listing: l }),
+    (err: unknown) => ({ err }),
+  )
 }
 
 /** lstats of a run of names of an in-memory listing: made on the thread pool (statAt), or here
@@ -235,13 +255,15 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
    *  'excluded' returned. In memory (one buffer, listed on the thread pool) while the listings on
    *  the path fit `listingBudget`, otherwise sorted externally. */
   const list = async (fsPath: Buffer, markersOf: Buffer[]): Promise<Frame | null | 'excluded'> => {
-    let listing: Listing | 'too big'
-    try {
-      listing = await listDir(fsPath, listingBudget - held)
-    } catch (err) {
-      warn('cannot list directory', err, fsPath)
+    const early = res.stack[res.stack.length - 1]?.listed(fsPath)
+    const got = await (early ?? readListing(fsPath, listingBudget - held))
+    if ('err' in got) {
+      warn('cannot list directory', got.err, fsPath)
       return null
     }
+    let listing = got.listing
+    // Listed early: the listings held may have changed since (they do not, but the bound is kept).
+    if (listing !== 'too big' && listing.bytes > listingBudget - held) listing = 'too big'
     if (listing === 'too big') return spillList(fsPath, markersOf)
     if (markersOf.some((m) => hasName(listing, m))) return 'excluded'
     if (listing.count === 0) return null
@@ -256,6 +278,16 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
     let i = 0
     let cur: StatRun | null = null
     let ahead: StatRun | null = null
+    /** The listing of the directory that ends a run, read as soon as its lstat says it is one,
+     *  while the names before it are emitted. */
+    let early: { fsPath: Buffer; listed: Promise<Listed> } | null = null
+    /** Starts listing the directory that ends `r`, if it is one. */
+    const listEarly = (r: StatRun): void => {
+      const last = r.probes![r.to - r.from - 1]!
+      if (!('st' in last) || (last.st.mode & S_IFMT) !== fsc.S_IFDIR) return
+      const fsPath = pathOf(r.to - 1)
+      early = { fsPath, listed: readListing(fsPath, listingBudget - held) }
+    }
     const pathOf = (k: number): Buffer => childPath(fsDir, names, offsets[k]!, offsets[k + 1]! - 1)
     const maybeDir = (k: number): boolean => types[k] === DT_DIR || types[k] === DT_UNKNOWN
     /** The run from `from`: up to WALK_STAT_BATCH names, ending at the first (maybe) directory. */
@@ -267,13 +299,16 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
         const probes: Probe[] = []
         for (let k = from; k < to; k++) probes.push(probeOf(pathOf(k)))
         r.probes = probes
+        listEarly(r)
         return r
       }
       const out = outs.pop() ?? new Float64Array(STAT_AT_FIELDS * WALK_STAT_BATCH)
       const links = linkArenas.pop() ?? Buffer.allocUnsafeSlow(WALK_LINKS_BYTES)
       r.read = statAt(fsDir, listing, from, to, out, links).then(
         () => {
-          if (!r.dropped) r.probes = probesOf(out, links, from, to, pathOf)
+          if (r.dropped) return
+          r.probes = probesOf(out, links, from, to, pathOf)
+          listEarly(r)
         },
         (err: unknown) => {
           r.failure = err ?? new Error('statAt failed')
@@ -298,11 +333,15 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
         const k = i++
         return { fsPath: pathOf(k), probe: cur.probes[k - cur.from]! }
       },
+      listed: (fsPath) => {
+        const e = early
+        early = null
+        return e !== null && e.fsPath.equals(fsPath) ? e.listed : undefined
+      },
       descend: () => {
-        if (cur !== null && i < cur.to) {
-          cur.dropped = true
-          cur = null
-        }
+        early = null
+        if (cur !== null && i < cur.to) cur.dropped = true
+        cur = null
         if (ahead !== null) {
           ahead.dropped = true
           ahead = null
@@ -310,7 +349,7 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
       },
       close: () => {
         if (ahead !== null) ahead.dropped = true
-        cur = ahead = null
+        cur = ahead = early = null
         held -= listing.bytes
       },
     }
@@ -404,6 +443,7 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
         const child = childPath(fsPath, name, 0, name.length)
         return { fsPath: child, probe: probeOf(child) }
       },
+      listed: () => undefined,
       descend: () => {},
       close,
     }
