@@ -177,17 +177,7 @@ interface Held {
 }
 
 async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): AsyncGenerator<SourceEntry> {
-  const held: Held = { stack: [], spillDir: null }
-  try {
-    yield* walkPaths(paths, opts, held)
-  } finally {
-    // Also when stopped early (an error, or the consumer).
-    while (held.stack.length > 0) held.stack.pop()!.close()
-    if (held.spillDir !== null) fs.rmSync(held.spillDir, { recursive: true, force: true })
-  }
-}
-
-async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions, res: Held): AsyncGenerator<SourceEntry> {
+  const res: Held = { stack: [], spillDir: null }
   const probeOf = prober(opts.lstat ?? lstatNumbers)
   const read = opts.readContent ?? readContent
   const roots = checkRoots(paths, probeOf)
@@ -449,81 +439,88 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
     }
   }
 
-  for (const root of roots) {
-    // Ancestors of the backup path's snapshot path, shared with the previous one as far as they
-    // agree (a relative path's ancestors above what was given are not part of the snapshot).
-    const { cut } = root
-    const anc = ancestors(root.fsPath).filter((a) => a.length > cut)
-    let i = 0
-    while (i < chain.length && i < anc.length && chain[i]!.snap.equals(anc[i]!.subarray(cut))) i++
-    chain = chain.slice(0, i)
-    if (chain.some((c) => !c.ok)) continue
-    let refused = false
-    for (; i < anc.length; i++) {
-      const fsPath = anc[i]!
-      let probe = probeOf(fsPath)
-      // An ancestor that is a symlink (/var -> /private/var) is recorded as the directory it
-      // leads to: a symlink record with children would not restore.
-      if ('st' in probe && (probe.st.mode & S_IFMT) === fsc.S_IFLNK) probe = await statOf(fsPath)
-      if ('err' in probe) throw new SluiceError('ERR_READ', `cannot read ${displayPath(fsPath)}`, { cause: probe.err, path: fsPath })
-      const entry = admit(fsPath, probe, cut)
-      chain.push({ snap: fsPath.subarray(cut), ok: entry !== null })
-      if (entry === null) {
-        refused = true
-        break
+  try {
+    for (const root of roots) {
+      // Ancestors of the backup path's snapshot path, shared with the previous one as far as they
+      // agree (a relative path's ancestors above what was given are not part of the snapshot).
+      const { cut } = root
+      const anc = ancestors(root.fsPath).filter((a) => a.length > cut)
+      let i = 0
+      while (i < chain.length && i < anc.length && chain[i]!.snap.equals(anc[i]!.subarray(cut))) i++
+      chain = chain.slice(0, i)
+      if (chain.some((c) => !c.ok)) continue
+      let refused = false
+      for (; i < anc.length; i++) {
+        const fsPath = anc[i]!
+        let probe = probeOf(fsPath)
+        // An ancestor that is a symlink (/var -> /private/var) is recorded as the directory it
+        // leads to: a symlink record with children would not restore.
+        if ('st' in probe && (probe.st.mode & S_IFMT) === fsc.S_IFLNK) probe = await statOf(fsPath)
+        if ('err' in probe) throw new SluiceError('ERR_READ', `cannot read ${displayPath(fsPath)}`, { cause: probe.err, path: fsPath })
+        const entry = admit(fsPath, probe, cut)
+        chain.push({ snap: fsPath.subarray(cut), ok: entry !== null })
+        if (entry === null) {
+          refused = true
+          break
+        }
+        yield entry
       }
-      yield entry
-    }
-    if (refused) continue
+      if (refused) continue
 
-    const stack = res.stack
-    const rootDev = root.st.dev
-    // Visits one entry: emits it and, for a directory, pushes its listing.
-    let pending: { fsPath: Buffer; probe: Probe } | null = { fsPath: root.fsPath, probe: { st: root.st, ...root.link } }
-    for (;;) {
-      if (pending !== null) {
-        const { fsPath, probe } = pending
-        pending = null
-        if ('err' in probe) {
-          warn(isErrno(probe.err, 'ENOENT') ? 'vanished:' : 'cannot read', probe.err, fsPath)
-        } else if (fsPath.length <= cut) {
-          // Backing up '/' (or '.'): the root has no snapshot path of its own, only children.
-          const listing = await list(fsPath, [])
-          if (listing !== null && listing !== 'excluded') stack.push(listing)
-        } else {
-          const entry = admit(fsPath, probe, cut)
-          if (entry !== null) {
-            if (entry.type !== 'dir') {
-              yield entry
-            } else if (opts.oneFileSystem && probe.st.dev !== rootDev) {
-              yield entry
-            } else {
-              const listing = await list(fsPath, markers)
-              // exclude-if-present: the directory goes with everything in it
-              if (listing !== 'excluded') {
+      const stack = res.stack
+      const rootDev = root.st.dev
+      // Visits one entry: emits it and, for a directory, pushes its listing.
+      let pending: { fsPath: Buffer; probe: Probe } | null = { fsPath: root.fsPath, probe: { st: root.st, ...root.link } }
+      for (;;) {
+        if (pending !== null) {
+          const { fsPath, probe } = pending
+          pending = null
+          if ('err' in probe) {
+            warn(isErrno(probe.err, 'ENOENT') ? 'vanished:' : 'cannot read', probe.err, fsPath)
+          } else if (fsPath.length <= cut) {
+            // Backing up '/' (or '.'): the root has no snapshot path of its own, only children.
+            const listing = await list(fsPath, [])
+            if (listing !== null && listing !== 'excluded') stack.push(listing)
+          } else {
+            const entry = admit(fsPath, probe, cut)
+            if (entry !== null) {
+              if (entry.type !== 'dir') {
                 yield entry
-                if (listing !== null) {
-                  stack[stack.length - 1]?.descend()
-                  stack.push(listing)
+              } else if (opts.oneFileSystem && probe.st.dev !== rootDev) {
+                yield entry
+              } else {
+                const listing = await list(fsPath, markers)
+                // exclude-if-present: the directory goes with everything in it
+                if (listing !== 'excluded') {
+                  yield entry
+                  if (listing !== null) {
+                    stack[stack.length - 1]?.descend()
+                    stack.push(listing)
+                  }
                 }
               }
             }
           }
         }
+        const top = stack[stack.length - 1]
+        if (top === undefined) break
+        let child = top.next()
+        while (child instanceof Promise) {
+          await child
+          child = top.next()
+        }
+        if (child === null) {
+          stack.pop()!.close()
+          continue
+        }
+        pending = child
       }
-      const top = stack[stack.length - 1]
-      if (top === undefined) break
-      let child = top.next()
-      while (child instanceof Promise) {
-        await child
-        child = top.next()
-      }
-      if (child === null) {
-        stack.pop()!.close()
-        continue
-      }
-      pending = child
     }
+  } finally {
+    // Also when stopped early (an error, or the consumer): one generator, not two (a yield*
+    // delegation costs a promise and a result object per entry).
+    while (res.stack.length > 0) res.stack.pop()!.close()
+    if (res.spillDir !== null) fs.rmSync(res.spillDir, { recursive: true, force: true })
   }
 }
 
