@@ -187,6 +187,8 @@ async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): As
   const listingBudget = opts.listingBytes ?? WALK_LISTING_BYTES
   // An injected lstat (tests) sees every name: every run is lstat'ed here, through it.
   const syncBelow = opts.lstat ? Infinity : WALK_STAT_SYNC_BELOW
+  /** Whether the walk enters directory `fsPath` (of the backup path being walked): set per root. */
+  let mayEnter: (fsPath: Buffer, st: LStat) => boolean = () => false
   /** statAt's result arrays not in use. */
   const outs: Float64Array[] = []
   const linkArenas: Buffer[] = []
@@ -276,6 +278,9 @@ async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): As
       const last = r.probes![r.to - r.from - 1]!
       if (!('st' in last) || (last.st.mode & S_IFMT) !== fsc.S_IFDIR) return
       const fsPath = pathOf(r.to - 1)
+      // Only a directory the walk will enter: an excluded tree or another file system is never
+      // listed (it may be a hung network mount).
+      if (!mayEnter(fsPath, last.st)) return
       early = { fsPath, listed: readListing(fsPath, listingBudget - held) }
     }
     const pathOf = (k: number): Buffer => childPath(fsDir, names, offsets[k]!, offsets[k + 1]! - 1)
@@ -469,6 +474,9 @@ async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): As
 
       const stack = res.stack
       const rootDev = root.st.dev
+      // As the pending entry below decides (admit, then oneFileSystem); descend is asked again there.
+      mayEnter = (fsPath, st) =>
+        !(opts.oneFileSystem && st.dev !== rootDev) && (fsPath.length <= cut || !opts.descend || opts.descend(toEntry(fsPath, st, undefined, cut)))
       // Visits one entry: emits it and, for a directory, pushes its listing.
       let pending: { fsPath: Buffer; probe: Probe } | null = { fsPath: root.fsPath, probe: { st: root.st, ...root.link } }
       for (;;) {
