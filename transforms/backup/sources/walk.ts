@@ -14,7 +14,7 @@
  * one is emitted. A run ends at a directory, and what was read for the names after a directory
  * the walk enters is dropped, so no lstat is older than the walk of the subtree before it; a run
  * shorter than WALK_STAT_SYNC_BELOW is lstat'ed here (cheaper than a round trip). The listing of
- * a directory that ends a run is read as soon as its lstat is in. A file entry's content() is
+ * a directory that ends a run is read as soon as its lstat is in, if the walk will enter it. A file entry's content() is
  * read by read-content.ts when the chunker asks for it.
  *
  * Listings are held in memory while the listings held for the directories on the current path
