@@ -333,13 +333,19 @@ export const EXTSORT_RUN_BYTES = 4 * MiB
 export const EXTSORT_MERGE_FANIN = 64
 export const EXTSORT_MERGE_BLOCK = 64 * KiB
 /** The walk: bytes of directory listings held in memory across the directories on the current
- *  path (each name counts WALK_NAME_OVERHEAD more, its Buffer's cost: 268 bytes of V8 heap
- *  measured per name); a listing that does not fit what is left is sorted externally and read
- *  back WALK_SPILL_BLOCK at a time. 4 MiB is ~15k names: the generated trees' directories
- *  (1,000 files) fit in memory, a real tree's man1 (18k names) is sorted on disk. */
-export const WALK_LISTING_BYTES = 4 * MiB
-export const WALK_NAME_OVERHEAD = 256
+ *  path (one buffer per directory: each name costs its bytes and 6 more); a listing that does
+ *  not fit what is left is sorted externally and read back WALK_SPILL_BLOCK at a time. 1 MiB is
+ *  ~50k names of 15 bytes: a real tree's man1 (18k names) is sorted in memory, and listing it
+ *  costs ~3x its size for a moment (the native sort's arrays and the copy into V8). */
+export const WALK_LISTING_BYTES = 1 * MiB
 export const WALK_SPILL_BLOCK = 16 * KiB
+/** The walk's lstats: names per statAt call (one thread-pool round trip, 15 doubles each); a
+ *  run stops at a directory, so no lstat is held while a subtree is walked. A run of fewer than
+ *  WALK_STAT_SYNC_BELOW names is lstat'ed on the main thread (cheaper than the round trip).
+ *  WALK_LINKS_BYTES: symlink targets read per call (a longer one is read alone). */
+export const WALK_STAT_BATCH = 64
+export const WALK_STAT_SYNC_BELOW = 3
+export const WALK_LINKS_BYTES = 16 * KiB
 /** The walk's hardlink map: inodes (with more links to come) remembered, ~200 bytes each. When
  *  full, the group seen longest ago is forgotten: its later links are stored as files with
  *  their own content (deduplicated, so cheap) instead of as links. */

@@ -6,7 +6,7 @@
  * UTF-8 cannot be reached.
  *
  * Every call is synchronous (one or a few syscalls, microseconds) except the batches
- * (`readFiles`, `readXattrs`, `writeFiles`) and `zstdCompress`, which run on a thread-pool
+ * (`readFiles`, `readXattrs`, `writeFiles`, `listDir`, `statAt`) and `zstdCompress`, which run on a thread-pool
  * thread and return a promise. None follows a final symlink. Errors are
  * shaped like Node's fs errors: `code` is the errno name ('ENOENT', 'EACCES', 'ENOTSUP', ...),
  * `errno` the negated errno number, `syscall` the failing call; test them with `isErrno` from
@@ -21,6 +21,7 @@
 
 import { constants, existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { constants as osConstants } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import util from 'node:util'
@@ -49,7 +50,7 @@ export type CopyInto = (dst: Uint8Array, offset: number, src: Uint8Array) => voi
 export type ZstdContext = { readonly __zstdContext: unique symbol }
 
 /** The whole addon interface, as native/sluice_native.c, fsbatch.c, restorebatch.c,
- *  xattrbatch.c and zstdpool.c export it. */
+ *  xattrbatch.c, walkbatch.c and zstdpool.c export it. */
 export interface Addon {
   utimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void
   lgetxattrs(path: Buffer): Array<[Buffer, Buffer]>
@@ -64,6 +65,8 @@ export interface Addon {
   lstat(path: Buffer, out: Float64Array): number
   readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
   readXattrs(paths: Buffer[], arena: Buffer, results: Int32Array): Promise<void>
+  listDir(path: Buffer, maxBytes: number): Promise<Buffer | number>
+  statAt(dir: Buffer, listing: Buffer, from: number, to: number, out: Float64Array, links: Buffer): Promise<void>
   zstdContext(level: number, windowLog: number): ZstdContext
   zstdCompress(ctx: ZstdContext, src: Uint8Array, dst: Uint8Array): Promise<number>
   zstdBound(length: number): number
@@ -241,6 +244,72 @@ export function lstatNumbers(path: Buffer): LStat {
   return {
     mode: o[0]!, uid: o[1]!, gid: o[2]!, size: o[3]!, mtimeSec: o[4]!, mtimeNsec: o[5]!, ctimeSec: o[6]!,
     ctimeNsec: o[7]!, ino: o[8]!, dev: o[9]!, nlink: o[10]!, rdev: o[11]!,
+  }
+}
+
+/**
+ * A directory's names, sorted by raw bytes (Buffer.compare), in one buffer (native/walkbatch.c):
+ * name i is `names.subarray(offsets[i], offsets[i + 1] - 1)` (each is followed by a NUL), its
+ * dirent type `types[i]` (DT_DIR 4, DT_UNKNOWN 0, ...). `bytes` is what the listing holds.
+ */
+export interface Listing {
+  /** The buffer statAt reads (do not change it). */
+  raw: Buffer
+  count: number
+  offsets: Uint32Array
+  types: Uint8Array
+  names: Buffer
+  bytes: number
+}
+
+/** dirent types of a Listing. */
+export const DT_UNKNOWN = 0
+export const DT_DIR = 4
+
+/**
+ * Lists directory `path` on a thread-pool thread ('.' and '..' left out), sorted by raw bytes.
+ * Resolves with the listing, with 'too big' when it would take more than `maxBytes` (nothing is
+ * kept: the caller lists it another way), or rejects with an fs-shaped error (syscall 'scandir').
+ */
+export async function listDir(path: Buffer, maxBytes: number): Promise<Listing | 'too big'> {
+  const r = await loadAddon().listDir(path, Math.max(0, Math.min(maxBytes, 0xffffffff)))
+  if (typeof r === 'number') {
+    if (r === -E2BIG) return 'too big'
+    throw errnoError(-r, 'scandir', path)
+  }
+  const count = r.readUInt32LE(0)
+  const head = 4 + 4 * (count + 1) + count
+  return {
+    raw: r,
+    count,
+    offsets: new Uint32Array(r.buffer, r.byteOffset + 4, count + 1),
+    types: r.subarray(4 + 4 * (count + 1), head),
+    names: r.subarray(head),
+    bytes: r.length,
+  }
+}
+
+const E2BIG = osConstants.errno.E2BIG
+
+/** Doubles per name in statAt's `out`: errno (0 when lstat succeeded), mode, uid, gid, size,
+ *  mtime sec, mtime nsec, ctime sec, ctime nsec, ino, dev, nlink, rdev, and for a symlink its
+ *  target's offset in `links` and length (or -errno of readlinkat; -ERANGE when it did not fit in
+ *  `links`: read it alone). */
+export const STAT_AT_FIELDS = 15
+
+/** lstats names [from, to) of `listing` (of directory `dir`) on a thread-pool thread, relative
+ *  to the directory (fstatat, readlinkat): STAT_AT_FIELDS doubles per name into `out`, symlink
+ *  targets back to back into `links`. Leave listing, out and links alone until it settles. */
+export function statAt(dir: Buffer, listing: Listing, from: number, to: number, out: Float64Array, links: Buffer): Promise<void> {
+  return loadAddon().statAt(dir, listing.raw, from, to, out, links)
+}
+
+/** The LStat of name `i - from` in statAt's `out`. */
+export function statAtResult(out: Float64Array, k: number): LStat {
+  const b = STAT_AT_FIELDS * k
+  return {
+    mode: out[b + 1]!, uid: out[b + 2]!, gid: out[b + 3]!, size: out[b + 4]!, mtimeSec: out[b + 5]!, mtimeNsec: out[b + 6]!,
+    ctimeSec: out[b + 7]!, ctimeNsec: out[b + 8]!, ino: out[b + 9]!, dev: out[b + 10]!, nlink: out[b + 11]!, rdev: out[b + 12]!,
   }
 }
 

@@ -91,6 +91,12 @@ export async function* orderedBatches<I, B extends { items: I[] }>(source: Async
       queue.push({ item, batch: filling })
     } else {
       submit()
+      if (queue.length === 0) {
+        // Nothing ahead of it (an incremental backup's reused files, mostly): it leaves at once,
+        // without a queue slot.
+        yield item
+        continue
+      }
       queue.push({ item, batch: null })
     }
     yield* ready()

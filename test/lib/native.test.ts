@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { ADDON_PATH, lgetxattrs, loadAddon, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, seekData, trimMalloc, tuneMalloc, utimens } from '../../lib/native.js'
+import { ADDON_PATH, DT_DIR, lgetxattrs, listDir, loadAddon, STAT_AT_FIELDS, statAt, statAtResult, lsetxattr, mkfifo, mknod, nativeCdcNext, nativeCopy, seekData, trimMalloc, tuneMalloc, utimens } from '../../lib/native.js'
 import { scratch } from '../helpers/scratch.js'
 
 const ROOT = scratch('native-task')
@@ -411,6 +411,68 @@ describe('trimMalloc', () => {
   })
 })
 
+describe('listDir and statAt', () => {
+  test('a listing is sorted by raw bytes, with types; statAt lstats its names and reads link targets', async () => {
+    const d = p('listing')
+    mkdirSync(d)
+    const names = [Buffer.from('b'), Buffer.from([0x61, 0xff]), Buffer.from('a'), Buffer.from('a b'), Buffer.from('sub'), Buffer.from('ln')]
+    for (const n of names.slice(0, 4)) writeFileSync(Buffer.concat([d, Buffer.from('/'), n]), n)
+    mkdirSync(Buffer.concat([d, Buffer.from('/sub')]))
+    symlinkSync('target/of/link', Buffer.concat([d, Buffer.from('/ln')]))
+    const l = await listDir(d, 1 << 20)
+    assert.ok(l !== 'too big')
+    const got = Array.from({ length: l.count }, (_, i) => l.names.subarray(l.offsets[i]!, l.offsets[i + 1]! - 1))
+    assert.deepEqual(got.map(String), [...names].sort(Buffer.compare).map(String))
+    assert.deepEqual(got.map(n => n.toString('hex')), [...names].sort(Buffer.compare).map(n => n.toString('hex')))
+    assert.equal(l.types[got.findIndex(n => n.equals(Buffer.from('sub')))], DT_DIR)
+    const out = new Float64Array(STAT_AT_FIELDS * l.count)
+    const links = Buffer.alloc(64)
+    await statAt(d, l, 0, l.count, out, links)
+    for (let k = 0; k < l.count; k++) {
+      assert.equal(out[STAT_AT_FIELDS * k], 0)
+      const want = lstatSync(Buffer.concat([d, Buffer.from('/'), got[k]!]), { bigint: true })
+      const st = statAtResult(out, k)
+      assert.equal(st.ino, Number(want.ino))
+      assert.equal(st.size, Number(want.size))
+      assert.equal(st.mode, Number(want.mode))
+    }
+    const ln = got.findIndex(n => n.equals(Buffer.from('ln')))
+    const b = STAT_AT_FIELDS * ln
+    assert.equal(links.subarray(out[b + 13]!, out[b + 13]! + out[b + 14]!).toString(), 'target/of/link')
+    // A target that does not fit the links buffer is left to the caller (-ERANGE).
+    await statAt(d, l, ln, ln + 1, out, Buffer.alloc(4))
+    assert.ok(out[14]! < 0)
+  })
+
+  test('a listing over maxBytes is "too big"; a missing directory rejects with its errno; an empty one has no names', async () => {
+    const d = p('listing-big')
+    mkdirSync(d)
+    for (let i = 0; i < 100; i++) writeFileSync(Buffer.concat([d, Buffer.from(`/name-${i}`)]), '')
+    assert.equal(await listDir(d, 500), 'too big')
+    assert.equal(((await listDir(d, 1 << 20)) as { count: number }).count, 100)
+    await assert.rejects(listDir(p('no-such-dir'), 1 << 20), { code: 'ENOENT', syscall: 'scandir' })
+    mkdirSync(p('listing-empty'))
+    assert.equal(((await listDir(p('listing-empty'), 1 << 20)) as { count: number }).count, 0)
+  })
+
+  test('statAt reports a vanished name per name, and refuses a buffer that is not a listing', async () => {
+    const d = p('listing-vanish')
+    mkdirSync(d)
+    writeFileSync(Buffer.concat([d, Buffer.from('/x')]), '')
+    writeFileSync(Buffer.concat([d, Buffer.from('/y')]), '')
+    const l = await listDir(d, 1 << 20)
+    assert.ok(l !== 'too big')
+    rmSync(Buffer.concat([d, Buffer.from('/x')]))
+    const out = new Float64Array(STAT_AT_FIELDS * 2)
+    await statAt(d, l, 0, 2, out, Buffer.alloc(16))
+    assert.equal(out[0], 2) // ENOENT
+    assert.equal(out[STAT_AT_FIELDS], 0)
+    const forged = { ...l, raw: Buffer.from([9, 0, 0, 0, 0, 0, 0, 0]) }
+    assert.throws(() => statAt(d, forged, 0, 1, out, Buffer.alloc(16)), { code: 'ERR_OUT_OF_RANGE' })
+    assert.throws(() => statAt(d, l, 1, 3, out, Buffer.alloc(16)), { code: 'ERR_OUT_OF_RANGE' })
+  })
+})
+
 describe('the loader', () => {
   test('finds the addon from the sources (tsx) and from dist/', { skip: !existsSync(join(PACKAGE, 'dist/lib/native.js')) && 'not built' }, () => {
     assert.equal(typeof loadAddon().readFiles, 'function')
@@ -418,7 +480,7 @@ describe('the loader', () => {
       const m = await import(${JSON.stringify(join(PACKAGE, 'dist/lib/native.js'))})
       process.stdout.write(Object.keys(m.loadAddon()).sort().join(','))`], { encoding: 'utf8' })
     assert.equal(fromDist.status, 0, fromDist.stderr)
-    assert.equal(fromDist.stdout, 'cdcNext,copy,lgetxattrs,lsetxattr,lstat,mknod,readFiles,readXattrs,seekData,trimMalloc,tuneMalloc,utimens,writeFiles,zstdBound,zstdCompress,zstdContext')
+    assert.equal(fromDist.stdout, 'cdcNext,copy,lgetxattrs,listDir,lsetxattr,lstat,mknod,readFiles,readXattrs,seekData,statAt,trimMalloc,tuneMalloc,utimens,writeFiles,zstdBound,zstdCompress,zstdContext')
   })
 
   test('a missing addon is one ERR_NATIVE line naming it, not a read error', { skip: !existsSync(join(PACKAGE, 'dist/cli/main.js')) && 'not built' }, () => {

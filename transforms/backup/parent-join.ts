@@ -26,6 +26,8 @@ import { stage } from '../../lib/flow.js'
  *  on from the same place without moving the original. snapshotRecords() returns one. */
 export interface ParentRecords {
   next(): Promise<IteratorResult<RecordItem | ExtentsItem, unknown>>
+  /** The next record if it is at hand, without a promise; undefined means: ask next(). */
+  take?(): RecordItem | ExtentsItem | undefined
   fork(): ParentRecords
   return?(): Promise<unknown>
 }
@@ -63,29 +65,50 @@ async function continuationIncomplete(it: ParentRecords): Promise<boolean> {
 async function* join(source: AsyncIterable<SourceEntry>, it: ParentRecords): AsyncIterable<SourceEntry | ExtentsItem> {
   let head: RecordItem | ExtentsItem | undefined
   let done = false
-  const advance = async (): Promise<void> => {
+  const slowly = async (): Promise<void> => {
     const r = await it.next()
     if (r.done) {
       done = true
       head = undefined
     } else head = r.value
   }
+  /** Moves to the next record at once when it is decoded already (most of them: no promise per
+   *  record), or returns the promise to await. */
+  const step = (): Promise<void> | undefined => {
+    const v = it.take?.()
+    if (v === undefined) return slowly()
+    head = v
+    return undefined
+  }
+  const advance = async (): Promise<void> => {
+    await step()
+  }
   /** Moves to the next record, skipping extents of the current one. */
   const nextRecord = async (): Promise<void> => {
-    do await advance()
-    while (!done && head!.kind === 'extents')
+    do {
+      const p = step()
+      if (p) await p
+    } while (!done && head!.kind === 'extents')
   }
   await nextRecord()
   try {
     for await (const entry of source) {
-      while (!done && comparePaths((head as RecordItem).entry.path, entry.path) < 0) await nextRecord()
+      while (!done && comparePaths((head as RecordItem).entry.path, entry.path) < 0) {
+        const p = step()
+        if (p) await p
+        while (!done && head!.kind === 'extents') {
+          const q = step()
+          if (q) await q
+        }
+      }
       if (done || entry.type !== 'file' || !(head as RecordItem).entry.path.equals(entry.path)) {
         yield entry
         continue
       }
       const before = head as RecordItem
       if (!entry.hardlinkTo && unchanged(entry, before.entry)) {
-        await advance() // past the record: the file's extents records, if any, come next
+        const p = step() // past the record: the file's extents records, if any, come next
+        if (p) await p
         const more = !done && head!.kind === 'extents'
         if (!more || !((head as ExtentsItem).incomplete || (await continuationIncomplete(it)))) {
           entry.reuse = before.extents
@@ -97,7 +120,8 @@ async function* join(source: AsyncIterable<SourceEntry>, it: ParentRecords): Asy
           // The parent's further extents of this file follow it, as they come.
           while (!done && head!.kind === 'extents') {
             yield head as ExtentsItem
-            await advance()
+            const q = step()
+            if (q) await q
           }
           continue
         }
@@ -109,7 +133,12 @@ async function* join(source: AsyncIterable<SourceEntry>, it: ParentRecords): Asy
       }
       if (before.entry.type === 'file') entry.changed = true
       yield entry
-      await nextRecord()
+      const p = step()
+      if (p) await p
+      while (!done && head!.kind === 'extents') {
+        const q = step()
+        if (q) await q
+      }
     }
   } finally {
     await it.return?.()

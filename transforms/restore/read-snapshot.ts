@@ -22,7 +22,7 @@ import type { EntryMeta, ExtentsItem, RecordItem } from '../../lib/entry.js'
 import { decodeTreeNode } from '../../lib/repo/objects.js'
 import { RecordDecoder } from '../../lib/repo/record.js'
 import { SluiceError } from '../../lib/errors.js'
-import { displayPath, hex, splitPath } from '../../lib/bytes.js'
+import { displayPath, hex } from '../../lib/bytes.js'
 import { META_TREE_OBJECTS_MAX, META_TREE_REPEATS } from '../../lib/limits.js'
 import type { ChunkMemory, SnapshotRoot } from '../../lib/repo/repository.js'
 
@@ -32,10 +32,14 @@ export function checkSafePath(p: Buffer): void {
   if (p.length === 0) throw bad('empty')
   if (p[0] === 0x2f) throw bad('absolute')
   if (p.includes(0)) throw bad('NUL byte')
-  for (const c of splitPath(p)) {
-    if (c.length === 0) throw bad('empty component')
-    if (c.length === 1 && c[0] === 0x2e) throw bad("'.' component")
-    if (c.length === 2 && c[0] === 0x2e && c[1] === 0x2e) throw bad("'..' component")
+  // Component by component, without a Buffer for each (every record of every snapshot read).
+  for (let start = 0, i = 0; i <= p.length; i++) {
+    if (i < p.length && p[i] !== 0x2f) continue
+    const len = i - start
+    if (len === 0) throw bad('empty component')
+    if (len === 1 && p[start] === 0x2e) throw bad("'.' component")
+    if (len === 2 && p[start] === 0x2e && p[start + 1] === 0x2e) throw bad("'..' component")
+    start = i + 1
   }
 }
 
@@ -151,6 +155,11 @@ export class SnapshotCursor implements AsyncIterableIterator<RecordItem | Extent
 
   [Symbol.asyncIterator](): this {
     return this
+  }
+
+  /** The next record when it is already decoded (no promise made), or undefined: then next(). */
+  take(): RecordItem | ExtentsItem | undefined {
+    return this.at < this.batch.length ? this.batch[this.at++] : undefined
   }
 
   async next(): Promise<IteratorResult<RecordItem | ExtentsItem, undefined>> {

@@ -8,15 +8,20 @@
  * Names are raw bytes from first to last: listings are read with `encoding: 'buffer'` and never
  * decoded. Symlinks are never followed (lstat only; a symlink to a directory is a symlink entry).
  *
- * lstat is synchronous (the addon's, without a Stats object: on a warm cache a third of the CPU
- * of a thread-pool round trip), one entry at a time. A file entry's content() is read by
- * read-content.ts when the chunker asks for it.
+ * Listings and lstats run on libuv's thread pool (native/walkbatch.c): `listDir` reads a
+ * directory's names into one buffer, sorted, with offsets and dirent types; `statAt` lstats a run
+ * of up to WALK_STAT_BATCH of them (numbers only, symlink targets too), the next run while this
+ * one is emitted. A run ends at a directory, and what was read for the names after a directory
+ * the walk enters is dropped, so no lstat is older than the walk of the subtree before it; a run
+ * shorter than WALK_STAT_SYNC_BELOW is lstat'ed here (cheaper than a round trip). The listing of
+ * a directory that ends a run is read as soon as its lstat is in, if the walk will enter it. A file entry's content() is
+ * read by read-content.ts when the chunker asks for it.
  *
- * Listings are read with opendir (synchronously, like lstat) and sorted in memory while the
- * listings held for the directories on the current path fit `listingBytes` (WALK_LISTING_BYTES);
- * a directory whose listing does not fit is sorted externally (lib/external-sort.ts: sorted runs
- * in a temporary directory, merged into one sorted file that is read back a block at a time), so
- * one directory of millions of entries costs what one of thousands does.
+ * Listings are held in memory while the listings held for the directories on the current path
+ * fit `listingBytes` (WALK_LISTING_BYTES); a directory whose listing does not fit is read with
+ * opendir and sorted externally (lib/external-sort.ts: sorted runs in a temporary directory,
+ * merged into one sorted file that is read back a block at a time; its names are lstat'ed one at
+ * a time, here), so one directory of millions of entries costs what one of thousands does.
  *
  * Hardlinks: an inode with a link count above one is remembered (its first path) until all its
  * links have been seen, in a map of at most WALK_HARDLINK_GROUPS inodes. When it is full the
@@ -24,7 +29,9 @@
  * content (which dedup stores once) and restore as separate files, as they would from a tar
  * split in two.
  *
- * Memory: at most `listingBytes` of in-memory listings, plus one WALK_SPILL_BLOCK read block per
+ * Memory: at most `listingBytes` of in-memory listings (plus, while one is read, about twice its
+ * size in the addon's arrays), for the directory being emitted two runs of lstats (WALK_STAT_BATCH
+ * results, WALK_LINKS_BYTES of targets each) and one listing read early, plus one WALK_SPILL_BLOCK read block per
  * externally sorted directory on the current path, plus, while such a listing is being sorted,
  * one EXTSORT_RUN_BYTES run (or the merge's blocks); the hardlink map (WALK_HARDLINK_GROUPS
  * inodes). Disk: the names of the externally sorted directories on the current path.
@@ -32,13 +39,13 @@
 import fs, { promises as fsp, constants as fsc } from 'node:fs'
 import os from 'node:os'
 import nodePath from 'node:path'
-import { lstatNumbers, type LStat } from '../../../lib/native.js'
+import { DT_DIR, DT_UNKNOWN, errnoError, listDir, lstatNumbers, STAT_AT_FIELDS, statAt, statAtResult, type Listing, type LStat } from '../../../lib/native.js'
 import { Readable } from 'node:stream'
 import { comparePaths, displayPath, isUnder } from '../../../lib/bytes.js'
 import type { EntryType, SourceEntry } from '../../../lib/entry.js'
 import { SluiceError, isErrno } from '../../../lib/errors.js'
 import { ExternalSorter, type SortedReader } from '../../../lib/external-sort.js'
-import { STAGE_HWM, WALK_HARDLINK_GROUPS, WALK_LISTING_BYTES, WALK_NAME_OVERHEAD, WALK_SPILL_BLOCK } from '../../../lib/limits.js'
+import { STAGE_HWM, WALK_HARDLINK_GROUPS, WALK_LINKS_BYTES, WALK_LISTING_BYTES, WALK_SPILL_BLOCK, WALK_STAT_BATCH, WALK_STAT_SYNC_BELOW } from '../../../lib/limits.js'
 import { readContent, statNumbers, type ContentReader } from './read-content.js'
 import { systemOwners } from '../../../lib/owners.js'
 
@@ -95,13 +102,49 @@ type Stat = { st: LStat; link?: Buffer; linkErr?: unknown }
 type Probe = Stat | { err: unknown }
 type ProbeOf = (fsPath: Buffer) => Probe
 
+/** A child of the directory being visited: its path and its lstat. */
+interface Child {
+  fsPath: Buffer
+  probe: Probe
+}
+
 /** A directory being visited: its sorted names, in memory or in a sorted file. */
 interface Frame {
   fsDir: Buffer
-  /** The next name (a view, valid until the next call), or null at the end. */
-  next(): Buffer | null
+  /** The next child, null at the end, or a promise to await before asking again (its lstat is
+   *  still on the thread pool). */
+  next(): Child | null | Promise<void>
+  /** The listing of child `fsPath` if it was started early (see memoryFrame), and forgets it. */
+  listed(fsPath: Buffer): Promise<Listed> | undefined
+  /** The walk goes into the child just taken: lstats already made of later names are dropped
+   *  (they are made again on the way back, so none is older than the subtree's walk). */
+  descend(): void
   /** Releases the listing (in-memory bytes, or the sorted file). */
   close(): void
+}
+
+/** A listing read (listDir), or why it could not be. */
+type Listed = { listing: Listing | 'too big' } | { err: unknown }
+
+/** listDir as a result instead of a rejection (a listing started early may never be awaited). */
+function readListing(fsPath: Buffer, maxBytes: number): Promise<Listed> {
+  return listDir(fsPath, maxBytes).then(
+    (l) => ({ listing: l }),
+    (err: unknown) => ({ err }),
+  )
+}
+
+/** lstats of a run of names of an in-memory listing: made on the thread pool (statAt), or here
+ *  when the run is short. */
+interface StatRun {
+  from: number
+  to: number
+  /** Filled when the run is done. */
+  probes: Probe[] | null
+  read: Promise<void>
+  failure?: unknown
+  /** Dropped by descend(): its results are not used. */
+  dropped: boolean
 }
 
 type Warn = (msg: string, cause: unknown, fsPath: Buffer) => void
@@ -134,17 +177,7 @@ interface Held {
 }
 
 async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): AsyncGenerator<SourceEntry> {
-  const held: Held = { stack: [], spillDir: null }
-  try {
-    yield* walkPaths(paths, opts, held)
-  } finally {
-    // Also when stopped early (an error, or the consumer).
-    while (held.stack.length > 0) held.stack.pop()!.close()
-    if (held.spillDir !== null) fs.rmSync(held.spillDir, { recursive: true, force: true })
-  }
-}
-
-async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions, res: Held): AsyncGenerator<SourceEntry> {
+  const res: Held = { stack: [], spillDir: null }
   const probeOf = prober(opts.lstat ?? lstatNumbers)
   const read = opts.readContent ?? readContent
   const roots = checkRoots(paths, probeOf)
@@ -152,6 +185,13 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
   const links = new Map<string, LinkGroup>()
   const linkCap = Math.max(1, opts.hardlinkGroups ?? WALK_HARDLINK_GROUPS)
   const listingBudget = opts.listingBytes ?? WALK_LISTING_BYTES
+  // An injected lstat (tests) sees every name: every run is lstat'ed here, through it.
+  const syncBelow = opts.lstat ? Infinity : WALK_STAT_SYNC_BELOW
+  /** Whether the walk enters directory `fsPath` (of the backup path being walked): set per root. */
+  let mayEnter: (fsPath: Buffer, st: LStat) => boolean = () => false
+  /** statAt's result arrays not in use. */
+  const outs: Float64Array[] = []
+  const linkArenas: Buffer[] = []
   /** Bytes of in-memory listings held by the frames on the stack. */
   let held = 0
   let spills = 0
@@ -204,9 +244,115 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
 
   /** Reads a directory's listing, sorted, as a frame; null when it cannot be listed (already
    *  warned) or holds nothing. With `markers`, a listing holding one of them is dropped and
-   *  'excluded' returned. In memory while the listings on the path fit `listingBudget`,
-   *  otherwise sorted externally. */
-  const list = (fsPath: Buffer, markersOf: Buffer[]): Frame | null | 'excluded' => {
+   *  'excluded' returned. In memory (one buffer, listed on the thread pool) while the listings on
+   *  the path fit `listingBudget`, otherwise sorted externally. */
+  const list = async (fsPath: Buffer, markersOf: Buffer[]): Promise<Frame | null | 'excluded'> => {
+    const early = res.stack[res.stack.length - 1]?.listed(fsPath)
+    const got = await (early ?? readListing(fsPath, listingBudget - held))
+    if ('err' in got) {
+      warn('cannot list directory', got.err, fsPath)
+      return null
+    }
+    let listing = got.listing
+    // Listed early: the listings held may have changed since (they do not, but the bound is kept).
+    if (listing !== 'too big' && listing.bytes > listingBudget - held) listing = 'too big'
+    if (listing === 'too big') return spillList(fsPath, markersOf)
+    if (markersOf.some((m) => hasName(listing, m))) return 'excluded'
+    if (listing.count === 0) return null
+    held += listing.bytes
+    return memoryFrame(fsPath, listing)
+  }
+
+  /** A listing held in memory; its names are lstat'ed a run at a time (see StatRun), the next
+   *  run while this one is being emitted, unless a directory ends this one. */
+  const memoryFrame = (fsDir: Buffer, listing: Listing): Frame => {
+    const { count, offsets, types, names } = listing
+    let i = 0
+    let cur: StatRun | null = null
+    let ahead: StatRun | null = null
+    /** The listing of the directory that ends a run, read as soon as its lstat says it is one,
+     *  while the names before it are emitted. */
+    let early: { fsPath: Buffer; listed: Promise<Listed> } | null = null
+    /** Starts listing the directory that ends `r`, if it is one. */
+    const listEarly = (r: StatRun): void => {
+      const last = r.probes![r.to - r.from - 1]!
+      if (!('st' in last) || (last.st.mode & S_IFMT) !== fsc.S_IFDIR) return
+      const fsPath = pathOf(r.to - 1)
+      // Only a directory the walk will enter: an excluded tree or another file system is never
+      // listed (it may be a hung network mount).
+      if (!mayEnter(fsPath, last.st)) return
+      early = { fsPath, listed: readListing(fsPath, listingBudget - held) }
+    }
+    const pathOf = (k: number): Buffer => childPath(fsDir, names, offsets[k]!, offsets[k + 1]! - 1)
+    const maybeDir = (k: number): boolean => types[k] === DT_DIR || types[k] === DT_UNKNOWN
+    /** The run from `from`: up to WALK_STAT_BATCH names, ending at the first (maybe) directory. */
+    const run = (from: number): StatRun => {
+      let to = from
+      while (to < count && to - from < WALK_STAT_BATCH) if (maybeDir(to++)) break
+      const r: StatRun = { from, to, probes: null, read: DONE, dropped: false }
+      if (to - from < syncBelow) {
+        const probes: Probe[] = []
+        for (let k = from; k < to; k++) probes.push(probeOf(pathOf(k)))
+        r.probes = probes
+        listEarly(r)
+        return r
+      }
+      const out = outs.pop() ?? new Float64Array(STAT_AT_FIELDS * WALK_STAT_BATCH)
+      const links = linkArenas.pop() ?? Buffer.allocUnsafeSlow(WALK_LINKS_BYTES)
+      r.read = statAt(fsDir, listing, from, to, out, links).then(
+        () => {
+          if (r.dropped) return
+          r.probes = probesOf(out, links, from, to, pathOf)
+          listEarly(r)
+        },
+        (err: unknown) => {
+          r.failure = err ?? new Error('statAt failed')
+        },
+      ).finally(() => {
+        if (outs.length < 4) outs.push(out)
+        if (linkArenas.length < 4) linkArenas.push(links)
+      })
+      return r
+    }
+    return {
+      fsDir,
+      next: () => {
+        if (i >= count) return null
+        if (cur === null || i >= cur.to) {
+          cur = ahead !== null && ahead.from === i ? ahead : run(i)
+          ahead = null
+        }
+        if (cur.failure !== undefined) throw cur.failure
+        if (cur.probes === null) return cur.read
+        if (ahead === null && cur.to < count && !maybeDir(cur.to - 1)) ahead = run(cur.to)
+        const k = i++
+        return { fsPath: pathOf(k), probe: cur.probes[k - cur.from]! }
+      },
+      listed: (fsPath) => {
+        const e = early
+        early = null
+        return e !== null && e.fsPath.equals(fsPath) ? e.listed : undefined
+      },
+      descend: () => {
+        early = null
+        if (cur !== null && i < cur.to) cur.dropped = true
+        cur = null
+        if (ahead !== null) {
+          ahead.dropped = true
+          ahead = null
+        }
+      },
+      close: () => {
+        if (ahead !== null) ahead.dropped = true
+        cur = ahead = early = null
+        held -= listing.bytes
+      },
+    }
+  }
+
+  /** A listing too large for what is left of `listingBudget`: read with opendir into an
+   *  external sort. */
+  const spillList = (fsPath: Buffer, markersOf: Buffer[]): Frame | null | 'excluded' => {
     let dir: fs.Dir
     try {
       dir = fs.opendirSync(fsPath, { encoding: 'buffer', bufferSize: 256 } as unknown as fs.OpenDirOptions)
@@ -214,32 +360,20 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
       warn('cannot list directory', err, fsPath)
       return null
     }
-    let names: Buffer[] | null = []
-    let bytes = 0
-    let sorter: ExternalSorter | null = null
+    const sorter = newSorter(fsPath)
     try {
       for (;;) {
         const d = dir.readSync()
         if (d === null) break
         const name = d.name as unknown as Buffer
         if (markersOf.length > 0 && markersOf.some((m) => m.equals(name))) {
-          sorter?.close()
+          sorter.close()
           return 'excluded'
         }
-        if (sorter !== null) {
-          spill(sorter, name, fsPath)
-          continue
-        }
-        names!.push(name)
-        bytes += name.length + WALK_NAME_OVERHEAD
-        if (held + bytes > listingBudget) {
-          sorter = newSorter(fsPath)
-          for (const n of names!) spill(sorter, n, fsPath)
-          names = null
-        }
+        spill(sorter, name, fsPath)
       }
     } catch (err) {
-      sorter?.close()
+      sorter.close()
       if (err instanceof SluiceError) throw err
       warn('cannot list directory', err, fsPath)
       return null
@@ -250,20 +384,7 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
         // closing a directory handle cannot lose data
       }
     }
-    if (sorter !== null) return spilledFrame(fsPath, sorter)
-    if (names!.length === 0) return null
-    names!.sort(Buffer.compare)
-    held += bytes
-    let i = 0
-    const list = names!
-    return {
-      fsDir: fsPath,
-      next: () => (i < list.length ? list[i++]! : null),
-      close: () => {
-        held -= bytes
-        list.length = 0
-      },
-    }
+    return spilledFrame(fsPath, sorter)
   }
 
   const newSorter = (fsPath: Buffer): ExternalSorter => {
@@ -307,85 +428,107 @@ async function* walkPaths(paths: readonly (string | Buffer)[], opts: WalkOptions
     return {
       fsDir: fsPath,
       next: () => {
+        let name: Buffer | null
         try {
-          return reader.next()
+          name = reader.next()
         } catch (err) {
           throw tempError(err, res.spillDir!, fsPath)
         }
+        if (name === null) return null
+        const child = childPath(fsPath, name, 0, name.length)
+        return { fsPath: child, probe: probeOf(child) }
       },
+      listed: () => undefined,
+      descend: () => {},
       close,
     }
   }
 
-  for (const root of roots) {
-    // Ancestors of the backup path's snapshot path, shared with the previous one as far as they
-    // agree (a relative path's ancestors above what was given are not part of the snapshot).
-    const { cut } = root
-    const anc = ancestors(root.fsPath).filter((a) => a.length > cut)
-    let i = 0
-    while (i < chain.length && i < anc.length && chain[i]!.snap.equals(anc[i]!.subarray(cut))) i++
-    chain = chain.slice(0, i)
-    if (chain.some((c) => !c.ok)) continue
-    let refused = false
-    for (; i < anc.length; i++) {
-      const fsPath = anc[i]!
-      let probe = probeOf(fsPath)
-      // An ancestor that is a symlink (/var -> /private/var) is recorded as the directory it
-      // leads to: a symlink record with children would not restore.
-      if ('st' in probe && (probe.st.mode & S_IFMT) === fsc.S_IFLNK) probe = await statOf(fsPath)
-      if ('err' in probe) throw new SluiceError('ERR_READ', `cannot read ${displayPath(fsPath)}`, { cause: probe.err, path: fsPath })
-      const entry = admit(fsPath, probe, cut)
-      chain.push({ snap: fsPath.subarray(cut), ok: entry !== null })
-      if (entry === null) {
-        refused = true
-        break
+  try {
+    for (const root of roots) {
+      // Ancestors of the backup path's snapshot path, shared with the previous one as far as they
+      // agree (a relative path's ancestors above what was given are not part of the snapshot).
+      const { cut } = root
+      const anc = ancestors(root.fsPath).filter((a) => a.length > cut)
+      let i = 0
+      while (i < chain.length && i < anc.length && chain[i]!.snap.equals(anc[i]!.subarray(cut))) i++
+      chain = chain.slice(0, i)
+      if (chain.some((c) => !c.ok)) continue
+      let refused = false
+      for (; i < anc.length; i++) {
+        const fsPath = anc[i]!
+        let probe = probeOf(fsPath)
+        // An ancestor that is a symlink (/var -> /private/var) is recorded as the directory it
+        // leads to: a symlink record with children would not restore.
+        if ('st' in probe && (probe.st.mode & S_IFMT) === fsc.S_IFLNK) probe = await statOf(fsPath)
+        if ('err' in probe) throw new SluiceError('ERR_READ', `cannot read ${displayPath(fsPath)}`, { cause: probe.err, path: fsPath })
+        const entry = admit(fsPath, probe, cut)
+        chain.push({ snap: fsPath.subarray(cut), ok: entry !== null })
+        if (entry === null) {
+          refused = true
+          break
+        }
+        yield entry
       }
-      yield entry
-    }
-    if (refused) continue
+      if (refused) continue
 
-    const stack = res.stack
-    const rootDev = root.st.dev
-    // Visits one entry: emits it and, for a directory, pushes its listing.
-    let pending: { fsPath: Buffer; probe: Probe } | null = { fsPath: root.fsPath, probe: { st: root.st, ...root.link } }
-    for (;;) {
-      if (pending !== null) {
-        const { fsPath, probe } = pending
-        pending = null
-        if ('err' in probe) {
-          warn(isErrno(probe.err, 'ENOENT') ? 'vanished:' : 'cannot read', probe.err, fsPath)
-        } else if (fsPath.length <= cut) {
-          // Backing up '/' (or '.'): the root has no snapshot path of its own, only children.
-          const listing = list(fsPath, [])
-          if (listing !== null && listing !== 'excluded') stack.push(listing)
-        } else {
-          const entry = admit(fsPath, probe, cut)
-          if (entry !== null) {
-            if (entry.type !== 'dir') {
-              yield entry
-            } else if (opts.oneFileSystem && probe.st.dev !== rootDev) {
-              yield entry
-            } else {
-              const listing = list(fsPath, markers)
-              // exclude-if-present: the directory goes with everything in it
-              if (listing !== 'excluded') {
+      const stack = res.stack
+      const rootDev = root.st.dev
+      // As the pending entry below decides (admit, then oneFileSystem); descend is asked again there.
+      mayEnter = (fsPath, st) =>
+        !(opts.oneFileSystem && st.dev !== rootDev) && (fsPath.length <= cut || !opts.descend || opts.descend(toEntry(fsPath, st, undefined, cut)))
+      // Visits one entry: emits it and, for a directory, pushes its listing.
+      let pending: { fsPath: Buffer; probe: Probe } | null = { fsPath: root.fsPath, probe: { st: root.st, ...root.link } }
+      for (;;) {
+        if (pending !== null) {
+          const { fsPath, probe } = pending
+          pending = null
+          if ('err' in probe) {
+            warn(isErrno(probe.err, 'ENOENT') ? 'vanished:' : 'cannot read', probe.err, fsPath)
+          } else if (fsPath.length <= cut) {
+            // Backing up '/' (or '.'): the root has no snapshot path of its own, only children.
+            const listing = await list(fsPath, [])
+            if (listing !== null && listing !== 'excluded') stack.push(listing)
+          } else {
+            const entry = admit(fsPath, probe, cut)
+            if (entry !== null) {
+              if (entry.type !== 'dir') {
                 yield entry
-                if (listing !== null) stack.push(listing)
+              } else if (opts.oneFileSystem && probe.st.dev !== rootDev) {
+                yield entry
+              } else {
+                const listing = await list(fsPath, markers)
+                // exclude-if-present: the directory goes with everything in it
+                if (listing !== 'excluded') {
+                  yield entry
+                  if (listing !== null) {
+                    stack[stack.length - 1]?.descend()
+                    stack.push(listing)
+                  }
+                }
               }
             }
           }
         }
+        const top = stack[stack.length - 1]
+        if (top === undefined) break
+        let child = top.next()
+        while (child instanceof Promise) {
+          await child
+          child = top.next()
+        }
+        if (child === null) {
+          stack.pop()!.close()
+          continue
+        }
+        pending = child
       }
-      const top = stack[stack.length - 1]
-      if (top === undefined) break
-      const name = top.next()
-      if (name === null) {
-        stack.pop()!.close()
-        continue
-      }
-      const fsPath = childPath(top.fsDir, name)
-      pending = { fsPath, probe: probeOf(fsPath) }
     }
+  } finally {
+    // Also when stopped early (an error, or the consumer): one generator, not two (a yield*
+    // delegation costs a promise and a result object per entry).
+    while (res.stack.length > 0) res.stack.pop()!.close()
+    if (res.spillDir !== null) fs.rmSync(res.spillDir, { recursive: true, force: true })
   }
 }
 
@@ -486,14 +629,67 @@ function ancestors(fsPath: Buffer): Buffer[] {
   return out
 }
 
-function childPath(dir: Buffer, name: Buffer): Buffer {
+/** dir/name, name being names[start, end). */
+function childPath(dir: Buffer, names: Buffer, start: number, end: number): Buffer {
   const at = dir.length === 1 ? 0 : dir.length
-  const out = Buffer.allocUnsafe(at + 1 + name.length)
-  out.set(dir.subarray(0, at), 0)
+  const out = Buffer.allocUnsafe(at + 1 + end - start)
+  dir.copy(out, 0, 0, at)
   out[at] = 0x2f
-  out.set(name, at + 1)
+  names.copy(out, at + 1, start, end)
   return out
 }
+
+/** Whether a listing holds `name` (a binary search: its names are sorted by raw bytes). */
+function hasName(listing: Listing, name: Buffer): boolean {
+  const { offsets, names } = listing
+  let lo = 0
+  let hi = listing.count
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    const c = name.compare(names, offsets[mid]!, offsets[mid + 1]! - 1)
+    if (c === 0) return true
+    if (c > 0) lo = mid + 1
+    else hi = mid
+  }
+  return false
+}
+
+const DONE = Promise.resolve()
+
+/** The probes of names [from, to) from statAt's results (a symlink's target copied out of
+ *  `links`, or read here when it did not fit there). */
+function probesOf(out: Float64Array, links: Buffer, from: number, to: number, pathOf: (k: number) => Buffer): Probe[] {
+  const probes: Probe[] = []
+  for (let k = from; k < to; k++) {
+    const b = STAT_AT_FIELDS * (k - from)
+    const errno = out[b]!
+    if (errno !== 0) {
+      probes.push({ err: errnoError(errno, 'lstat', pathOf(k)) })
+      continue
+    }
+    const st = statAtResult(out, k - from)
+    if ((st.mode & S_IFMT) !== fsc.S_IFLNK) {
+      probes.push({ st })
+      continue
+    }
+    const at = out[b + 13]!
+    const len = out[b + 14]!
+    if (len >= 0) {
+      probes.push({ st, link: Buffer.from(links.subarray(at, at + len)) })
+    } else if (len === -ERANGE) {
+      try {
+        probes.push({ st, link: fs.readlinkSync(pathOf(k), { encoding: 'buffer' }) })
+      } catch (linkErr) {
+        probes.push({ st, linkErr })
+      }
+    } else {
+      probes.push({ st, linkErr: errnoError(-len, 'readlink', pathOf(k)) })
+    }
+  }
+  return probes
+}
+
+const ERANGE = os.constants.errno.ERANGE
 
 /** lstat (and readlink for symlinks) through `lstat`, as a result instead of a throw. */
 function prober(lstat: (fsPath: Buffer) => LStat): ProbeOf {
