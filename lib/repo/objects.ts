@@ -320,10 +320,12 @@ export async function openChunkPooled(decoder: PoolDecoder, id: Uint8Array, obj:
     }
   }
   if (compression === COMPRESSION_NONE) return payload
-  const out = alloc ? alloc(r) : Buffer.allocUnsafe(r)
+  // The gate before the memory: a chunk waiting for its turn holds only its object.
   await gate?.take(r)
+  let out: Buffer
   let n: number
   try {
+    out = alloc ? alloc(r) : Buffer.allocUnsafe(r)
     n = await decoder.frame(id, payload, out, verify)
   } finally {
     gate?.give(r)

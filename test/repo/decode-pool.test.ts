@@ -13,6 +13,10 @@ import { ByteGate } from '../../lib/flow.js'
 import { CHUNK_MAX } from '../../lib/limits.js'
 import { SluiceError } from '../../lib/errors.js'
 import { seededBytes } from '../helpers/tree.js'
+import { scratch } from '../helpers/scratch.js'
+import { createLocalStorage, initRepository } from '../../index.js'
+import { chunkKey } from '../../lib/repo/objects.js'
+import { ChunkPool } from '../../transforms/restore/chunk-pool.js'
 
 const encKey = randomBytes(32)
 const idKey = randomBytes(32)
@@ -185,4 +189,41 @@ test('ByteGate: at most its cap in use, a task larger than the cap alone, first 
   assert.equal(d, false)
   gate.give(50)
   await pd
+})
+
+test('Repository.loadChunk into restore\'s chunk pool: a stored chunk\'s plaintext keeps its buffer, a compressed one\'s object goes back', async () => {
+  const repo = await initRepository(createLocalStorage(`${scratch('decode-pool')}/repo`), 'pw', { kdf: { opslimit: 1, memlimit: 8192 } })
+  const stored = seededBytes('pool-stored', 300_000)
+  const packed = text(300_000)
+  const ids: Buffer[] = []
+  for (const plain of [stored, packed]) {
+    const id = repo.chunkId(plain)
+    ids.push(id)
+    await repo.putChunk(id, compressAndSeal(repo.keys.encKey, id, plain, 3).obj)
+  }
+  const pool = new ChunkPool(64 << 20)
+  // Stored: decrypted where it was read, so the plaintext lies in the pool's buffer, which the
+  // pool must not hand out again until the plaintext is given back.
+  const a = await repo.loadChunk(ids[0]!, pool)
+  assert.deepEqual(a, stored)
+  assert.ok(pool.owns(a), 'read into the pool, decoded in place')
+  const next = pool.take(300_000)
+  assert.notEqual(next.buffer, a.buffer, 'not handed out while the plaintext is in use')
+  pool.give(next)
+  // Compressed: the plaintext in a buffer of its own from the pool, the object's given back.
+  const b = await repo.loadChunk(ids[1]!, pool)
+  assert.deepEqual(b, packed)
+  assert.ok(pool.owns(b))
+  assert.notEqual(b.buffer, a.buffer)
+  // Without a pool, and with verify: the same bytes.
+  assert.deepEqual(await repo.loadChunk(ids[0]!, undefined, { verify: true }), stored)
+  assert.deepEqual(await repo.loadChunk(ids[1]!, undefined, { verify: true }), packed)
+  // A damaged object read into the pool: ERR_CORRUPT naming the chunk.
+  const obj = await repo.storage.get(chunkKey(ids[1]!))
+  obj[obj.length - 1]! ^= 1
+  await repo.storage.delete(chunkKey(ids[1]!))
+  assert.ok(await repo.storage.put(chunkKey(ids[1]!), obj))
+  await assert.rejects(repo.loadChunk(ids[1]!, pool), (err: unknown) => err instanceof SluiceError && err.code === 'ERR_CORRUPT' && err.message === `chunk ${ids[1]!.toString('hex')} failed authentication`)
+  pool.give(a)
+  pool.give(b)
 })
