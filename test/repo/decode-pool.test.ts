@@ -218,6 +218,20 @@ test('Repository.loadChunk into restore\'s chunk pool: a stored chunk\'s plainte
   // Without a pool, and with verify: the same bytes.
   assert.deepEqual(await repo.loadChunk(ids[0]!, undefined, { verify: true }), stored)
   assert.deepEqual(await repo.loadChunk(ids[1]!, undefined, { verify: true }), packed)
+  // Without the addon's decoder (openChunk on this thread): the same bytes, and verify's check.
+  const fallback = Object.assign(Object.create(Object.getPrototypeOf(repo)), repo, { decoder: undefined }) as typeof repo
+  assert.deepEqual(await fallback.loadChunk(ids[0]!, undefined, { verify: true }), stored)
+  const c = await fallback.loadChunk(ids[1]!, pool, { verify: true })
+  assert.deepEqual(c, packed)
+  pool.give(c)
+  const liar = randomBytes(32)
+  await repo.putChunk(liar, compressAndSeal(repo.keys.encKey, liar, packed, 3).obj)
+  for (const r of [repo, fallback]) {
+    assert.deepEqual(await r.loadChunk(liar), packed, 'unverified, it authenticates')
+    await assert.rejects(r.loadChunk(liar, pool, { verify: true }), { code: 'ERR_CORRUPT', message: `chunk ${liar.toString('hex')} does not hash to its id` })
+  }
+  assert.equal(Reflect.get(fallback, 'decoder'), undefined, 'the fallback stayed without the decoder')
+  assert.ok(Reflect.get(repo, 'decoder') instanceof PoolDecoder, 'the repository decoded on the pool')
   // A damaged object read into the pool: ERR_CORRUPT naming the chunk.
   const obj = await repo.storage.get(chunkKey(ids[1]!))
   obj[obj.length - 1]! ^= 1
