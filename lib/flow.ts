@@ -211,3 +211,31 @@ export class Lru<K, V> {
     return this.map.size
   }
 }
+
+/** A budget of bytes shared by concurrent tasks: `take(n)` waits until n more fit under the cap
+ *  (a task larger than the cap runs alone), `give(n)` hands them back; waiters go first come,
+ *  first served. Memory: one entry per waiting task (as many as the callers run at once). */
+export class ByteGate {
+  private used = 0
+  private readonly waiting: Array<{ n: number; go: () => void }> = []
+  constructor(private readonly cap: number) {}
+
+  take(n: number): Promise<void> {
+    if (this.waiting.length === 0 && (this.used === 0 || this.used + n <= this.cap)) {
+      this.used += n
+      return Promise.resolve()
+    }
+    return new Promise(go => this.waiting.push({ n, go }))
+  }
+
+  give(n: number): void {
+    this.used -= n
+    while (this.waiting.length > 0) {
+      const w = this.waiting[0]!
+      if (this.used !== 0 && this.used + w.n > this.cap) break
+      this.waiting.shift()
+      this.used += w.n
+      w.go()
+    }
+  }
+}

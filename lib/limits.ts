@@ -75,6 +75,11 @@ export const RESTORE_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
  *  chunk cache's size; more reuses more but holds it as RSS (24 MiB: +10 MB on real-tree). */
 export const RESTORE_POOL_BYTES = 6 * MiB
 
+/** Chunk plaintext being decompressed on the thread pool at once (lib/repo/objects.ts
+ *  openChunkPooled): two of the largest chunks, one per vCPU of the machines measured; see
+ *  docs/TUNING.md "Decoding on the thread pool". */
+export const DECODE_INFLIGHT_BYTES = 2 * CHUNK_MAX
+
 /** Argon2id for new keys: 16 MiB with 8 passes, the same memory x passes (and time) as the
  *  32 MiB x 4 before it, for 16 MiB less at every open (the KDF's memory counts in the peak).
  *  Recorded in each key file, so older keys open with their own. docs/TUNING.md "Argon2id". */

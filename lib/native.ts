@@ -49,8 +49,11 @@ export type CopyInto = (dst: Uint8Array, offset: number, src: Uint8Array) => voi
 /** An opaque zstd compression context of native/zstdpool.c. */
 export type ZstdContext = { readonly __zstdContext: unique symbol }
 
+/** An opaque pair of keys of native/decodepool.c. */
+export type DecodeContext = { readonly __decodeContext: unique symbol }
+
 /** The whole addon interface, as native/sluice_native.c, fsbatch.c, restorebatch.c,
- *  xattrbatch.c, walkbatch.c and zstdpool.c export it. */
+ *  xattrbatch.c, walkbatch.c, zstdpool.c and decodepool.c export it. */
 export interface Addon {
   utimens(path: Buffer, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void
   lgetxattrs(path: Buffer): Array<[Buffer, Buffer]>
@@ -70,6 +73,9 @@ export interface Addon {
   zstdContext(level: number, windowLog: number): ZstdContext
   zstdCompress(ctx: ZstdContext, src: Uint8Array, dst: Uint8Array): Promise<number>
   zstdBound(length: number): number
+  decodeContext(encKey: Uint8Array, idKey: Uint8Array): DecodeContext
+  openObject(ctx: DecodeContext, id: Uint8Array, obj: Uint8Array, bound: number, verify: boolean): Promise<number>
+  decodeFrame(ctx: DecodeContext, id: Uint8Array, frame: Uint8Array, dst: Uint8Array, verify: boolean): Promise<number>
   writeFiles(paths: Buffer[], meta: Float64Array, arena: Buffer, results: Int32Array): Promise<void>
   copy: CopyInto
   seekData(fd: number, offset: number, hole: boolean): number
@@ -398,4 +404,44 @@ export const WRITE_FILES_CHOWN = 1
  */
 export function writeFiles(paths: Buffer[], meta: Float64Array, arena: Buffer, results: Int32Array): Promise<void> {
   return loadAddon().writeFiles(paths, meta, arena, results)
+}
+
+/** Negative results of PoolDecoder's calls (native/decodepool.c DECODE_*). */
+export const DECODE_TRUNCATED = -1
+export const DECODE_FORMAT = -2
+export const DECODE_AUTH = -3
+export const DECODE_COMPRESSION = -4
+/** The frame's content size is not written, unreadable, or above the bound. */
+export const DECODE_FRAME_SIZE = -5
+export const DECODE_ZSTD = -6
+export const DECODE_LENGTH = -7
+export const DECODE_ID = -8
+export const DECODE_INTERNAL = -9
+
+/**
+ * Chunk objects opened on the thread pool (native/decodepool.c): XChaCha20-Poly1305 (OpenSSL's
+ * ChaCha20-Poly1305 under an HChaCha20 subkey), zstd and keyed BLAKE2b-256, the bytes of
+ * lib/repo/objects.ts openChunk, while the calling thread goes on. `open` decrypts a chunk
+ * object in place (its payload becomes plaintext at obj[26, obj.length - 16)) and resolves with
+ * the payload's length for a stored chunk, the frame's content size (at most `bound`) for a zstd
+ * one, or a negative DECODE_* status; `frame` decompresses a decrypted frame into `dst` (exactly
+ * its content size). With `verify` the plaintext is hashed with the id key and compared with
+ * `id`. No buffer may be touched until the promise settles. Memory: the keys (64 bytes), per
+ * pool thread one zstd and one cipher context (~100 KB), the caller's buffers.
+ */
+export class PoolDecoder {
+  private constructor(private readonly a: Addon, private readonly ctx: DecodeContext) {}
+  /** A decoder for these keys, or undefined when the addon (or its decoder) cannot be loaded:
+   *  the caller keeps to lib/repo/objects.ts openChunk, which gives the same bytes. */
+  static of(encKey: Uint8Array, idKey: Uint8Array): PoolDecoder | undefined {
+    const a = loaded()
+    if (!a || typeof a.decodeContext !== 'function') return undefined
+    return new PoolDecoder(a, a.decodeContext(encKey, idKey))
+  }
+  open(id: Uint8Array, obj: Uint8Array, bound: number, verify: boolean): Promise<number> {
+    return this.a.openObject(this.ctx, id, obj, bound, verify)
+  }
+  frame(id: Uint8Array, frame: Uint8Array, dst: Uint8Array, verify: boolean): Promise<number> {
+    return this.a.decodeFrame(this.ctx, id, frame, dst, verify)
+  }
 }

@@ -487,6 +487,8 @@ int sluice_register_xattrbatch(napi_env env, napi_value exports);
 int sluice_register_zstdpool(napi_env env, napi_value exports);
 /* native/walkbatch.c: listDir, statAt. */
 int sluice_register_walkbatch(napi_env env, napi_value exports);
+/* native/decodepool.c: decodeContext, openObject, decodeFrame. */
+int sluice_register_decodepool(napi_env env, napi_value exports);
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
@@ -501,7 +503,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok ||
       !sluice_register_fsbatch(env, exports) || !sluice_register_restorebatch(env, exports) ||
-      !sluice_register_xattrbatch(env, exports) || !sluice_register_zstdpool(env, exports) || !sluice_register_walkbatch(env, exports)) {
+      !sluice_register_xattrbatch(env, exports) || !sluice_register_zstdpool(env, exports) ||
+      !sluice_register_walkbatch(env, exports) || !sluice_register_decodepool(env, exports)) {
     return NULL;
   }
   return exports;

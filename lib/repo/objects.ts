@@ -14,9 +14,9 @@ import { Decompressor } from 'zstd-napi'
 // Node cannot list for ESM, hence the default import.
 import zstdBinding from 'zstd-napi/binding.js'
 const zstd = zstdBinding as typeof import('zstd-napi/binding.js')
-import { open, seal, sealInto, ID_BYTES, NONCE_BYTES, TAG_BYTES } from './crypto.js'
+import { chunkId, open, seal, sealInto, ID_BYTES, NONCE_BYTES, TAG_BYTES } from './crypto.js'
 import { SluiceError } from '../errors.js'
-import type { PoolZstd } from '../native.js'
+import { DECODE_AUTH, DECODE_COMPRESSION, DECODE_FORMAT, DECODE_FRAME_SIZE, DECODE_ID, DECODE_TRUNCATED, type PoolDecoder, type PoolZstd } from '../native.js'
 import { hex } from '../bytes.js'
 import { CHUNK_MAX, PROBE_MIN_CHUNK, PROBE_SAMPLE, TREE_FANOUT, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from '../limits.js'
 
@@ -262,6 +262,94 @@ export function openChunk(encKey: Uint8Array, id: Uint8Array, obj: Uint8Array, a
     default:
       throw new SluiceError('ERR_CORRUPT', `${what} has unknown compression ${compression}`)
   }
+}
+
+/** The error of a chunk whose plaintext does not hash to its id (a chunk checked with
+ *  `verify`): the object authenticates, so the backup that wrote it computed a wrong id. */
+export function idMismatch(id: Uint8Array): SluiceError {
+  return new SluiceError('ERR_CORRUPT', `chunk ${hex(id)} does not hash to its id`)
+}
+
+export interface PooledOpenOptions {
+  /** Where a compressed chunk's plaintext goes (restore's chunk pool); else a fresh buffer. */
+  alloc?: (length: number) => Buffer
+  /** Holds back a compressed chunk's decode until that many bytes of plaintext may be decoded
+   *  at once (DECODE_INFLIGHT_BYTES). */
+  gate?: { take(n: number): Promise<void>; give(n: number): void }
+  /** The id key: the plaintext must also hash to the id (idMismatch otherwise). */
+  verifyWith?: Uint8Array
+}
+
+/**
+ * openChunk on the thread pool (lib/native.ts PoolDecoder), the calling thread free meanwhile:
+ * the same plaintext, the same ERR_CORRUPT errors, and with `verify` also idMismatch when the
+ * plaintext does not hash to `id`. The object is decrypted IN PLACE: `obj` is the caller's to
+ * lose (a storage read), not to be touched until this settles, and no longer the object after.
+ * A stored chunk's plaintext comes back as a view of `obj` (no copy); a compressed one's in
+ * `alloc(size)` (else a fresh buffer) once `gate` lets that many bytes decode, the frame's size
+ * checked against CHUNK_MAX before anything is allocated. Frames without a size, and frames that
+ * do not decode, go through openChunk's own zstd step, so their errors read as openChunk's.
+ */
+export async function openChunkPooled(decoder: PoolDecoder, id: Uint8Array, obj: Uint8Array, opts: PooledOpenOptions = {}): Promise<Buffer> {
+  const { alloc, gate, verifyWith } = opts
+  const verify = !!verifyWith
+  const what = `chunk ${hex(id)}`
+  const format = obj[0]
+  const compression = obj[1]
+  const r = await decoder.open(id, obj, CHUNK_MAX, verify)
+  const view = Buffer.from(obj.buffer, obj.byteOffset, obj.byteLength)
+  const payload = view.subarray(CHUNK_PLAIN_OFFSET, Math.max(CHUNK_PLAIN_OFFSET, obj.length - TAG_BYTES))
+  if (r < 0) {
+    switch (r) {
+      case DECODE_TRUNCATED:
+        throw new SluiceError('ERR_CORRUPT', `${what} is truncated`)
+      case DECODE_FORMAT:
+        throw new SluiceError('ERR_CORRUPT', `${what} has unknown format ${format}`)
+      case DECODE_AUTH:
+        throw new SluiceError('ERR_CORRUPT', `${what} failed authentication`)
+      case DECODE_COMPRESSION:
+        throw new SluiceError('ERR_CORRUPT', `${what} has unknown compression ${compression}`)
+      case DECODE_ID:
+        throw idMismatch(id)
+      case DECODE_FRAME_SIZE:
+        // Authenticated and decrypted, but a frame without its size (none Sluice writes), one
+        // whose header does not read, or one too large: openChunk's zstd step says which.
+        return checked(id, decompressFramed(payload, what, alloc), verifyWith)
+      default:
+        throw new SluiceError('ERR_NATIVE', `${what}: the native decoder failed (status ${r})`)
+    }
+  }
+  if (compression === COMPRESSION_NONE) return payload
+  // The gate before the memory: a chunk waiting for its turn holds only its object.
+  await gate?.take(r)
+  let out: Buffer
+  let n: number
+  try {
+    out = alloc ? alloc(r) : Buffer.allocUnsafe(r)
+    n = await decoder.frame(id, payload, out, verify)
+  } finally {
+    gate?.give(r)
+  }
+  if (n === DECODE_ID) throw idMismatch(id)
+  // zstd failed, or wrote another length than its frame says: openChunk's step, for its words.
+  if (n < 0) return checked(id, decompressFramed(payload, what, alloc), verifyWith)
+  return out
+}
+
+/** decompressChunk with openChunk's wrapping of zstd's own errors. */
+function decompressFramed(payload: Uint8Array, what: string, alloc?: (length: number) => Buffer): Buffer {
+  try {
+    return decompressChunk(payload, what, alloc)
+  } catch (cause) {
+    if (cause instanceof SluiceError) throw cause
+    throw new SluiceError('ERR_CORRUPT', `${what} does not decompress`, { cause })
+  }
+}
+
+/** `plain`, once it hashes to `id` when `verify` asks (the JS side of PoolDecoder's check). */
+function checked(id: Uint8Array, plain: Buffer, idKey: Uint8Array | undefined): Buffer {
+  if (idKey && !chunkId(idKey, plain).equals(id)) throw idMismatch(id)
+  return plain
 }
 
 /** One zstd frame into a buffer of exactly its content size (written in every frame Sluice

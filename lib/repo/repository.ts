@@ -9,12 +9,14 @@ import { chunkId, idHasher, newMasterKeys, randomBytes, type IdHasher, type Mast
 import { assertKdfParams, FORMAT_VERSION, isKeyFileKey, keyFileKey, makeKeyFile, openKeyFile, parseKeyFile, password, type KdfParams, type KeyOwner } from './keys.js'
 import { CONFIG_VERSION, encodeConfig, peekConfig, verifyConfig, type RepoConfig } from './config.js'
 import { isSnapshotId, parseSnapshotRoot, type SnapshotRoot } from './snapshots.js'
-import { chunkKey, openChunk, openSnapshot, sealSnapshot, CHUNK_OBJECT_OVERHEAD } from './objects.js'
+import { chunkKey, idMismatch, openChunk, openChunkPooled, openSnapshot, sealSnapshot, CHUNK_OBJECT_OVERHEAD } from './objects.js'
+import { PoolDecoder } from '../native.js'
+import { ByteGate } from '../flow.js'
 import { readFossil } from './fossils.js'
 import { gearTable, type ChunkerParams } from '../fastcdc.js'
 import { hex } from '../bytes.js'
 import {
-  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN, KEY_FILES_MAX, SMALL_OBJECT_MAX, SNAPSHOT_WARNED_CAP, TEMP_LEFTOVER_AGE_MS,
+  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, DECODE_INFLIGHT_BYTES, KDF_MEMLIMIT, KDF_OPSLIMIT, META_CHUNK_AVG, META_CHUNK_MAX, META_CHUNK_MIN, KEY_FILES_MAX, SMALL_OBJECT_MAX, SNAPSHOT_WARNED_CAP, TEMP_LEFTOVER_AGE_MS,
 } from '../limits.js'
 
 export { FORMAT_VERSION, type KdfParams, type KeyFile } from './keys.js'
@@ -209,10 +211,21 @@ export class Repository {
     return this.storage.put(chunkKey(id), obj)
   }
 
-  /** The plaintext of a chunk; ERR_MISSING when it is not stored, ERR_CORRUPT when altered.
-   *  With `pool` (restore's download), the object is read into and the plaintext decoded into
-   *  the pool's reused memory, and the object's buffer goes back to it. */
-  async loadChunk(id: Uint8Array, pool?: ChunkMemory): Promise<Buffer> {
+  /** Opens chunks on the thread pool (lib/native.ts PoolDecoder); undefined when the addon
+   *  cannot be loaded (then openChunk on this thread: the same bytes); null until first asked. */
+  private decoder: PoolDecoder | undefined | null = null
+  /** The compressed chunks' plaintext decoding on the pool at once (DECODE_INFLIGHT_BYTES). */
+  private readonly decodeGate = new ByteGate(DECODE_INFLIGHT_BYTES)
+
+  /**
+   * The plaintext of a chunk; ERR_MISSING when it is not stored, ERR_CORRUPT when altered (and,
+   * with `verify`, when it does not hash to its id). Decrypted, decompressed and checked on the
+   * thread pool when the addon is built (lib/repo/objects.ts openChunkPooled), this thread free
+   * meanwhile. With `pool` (restore's download), the object is read into and the plaintext
+   * decoded into the pool's reused memory, and the object's buffer goes back to it (unless the
+   * plaintext lies in it: a stored chunk decrypted in place).
+   */
+  async loadChunk(id: Uint8Array, pool?: ChunkMemory, opts: { verify?: boolean } = {}): Promise<Buffer> {
     let obj: Buffer
     try {
       // No honest chunk object is larger (content and metadata chunks, tree nodes alike).
@@ -224,13 +237,29 @@ export class Repository {
       if (!fossil) throw new SluiceError('ERR_MISSING', `chunk ${hex(id)} is missing from the repository`, { cause: err })
       obj = fossil
     }
-    if (!pool) return openChunk(this.keys.encKey, id, obj)
-    if (!pool.owns(obj)) pool.addGarbage(obj.length)
-    try {
-      return openChunk(this.keys.encKey, id, obj, pool.take)
-    } finally {
-      pool.give(obj)
+    if (this.decoder === null) this.decoder = PoolDecoder.of(this.keys.encKey, this.keys.idKey)
+    const decoder = this.decoder
+    const verifyWith = opts.verify ? this.keys.idKey : undefined
+    if (pool && !pool.owns(obj)) pool.addGarbage(obj.length)
+    if (decoder) {
+      let plain: Buffer
+      try {
+        plain = await openChunkPooled(decoder, id, obj, { gate: this.decodeGate, ...(pool ? { alloc: pool.take } : {}), ...(verifyWith ? { verifyWith } : {}) })
+      } catch (err) {
+        pool?.give(obj)
+        throw err
+      }
+      if (pool && plain.buffer !== obj.buffer) pool.give(obj)
+      return plain
     }
+    let plain: Buffer
+    try {
+      plain = openChunk(this.keys.encKey, id, obj, pool?.take)
+    } finally {
+      pool?.give(obj)
+    }
+    if (verifyWith && !this.chunkId(plain).equals(id)) throw idMismatch(id)
+    return plain
   }
 
   async saveSnapshot(snap: SnapshotRoot): Promise<string> {

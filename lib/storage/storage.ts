@@ -13,7 +13,8 @@ export interface Storage {
    *  at most CHUNK_MAX plus overhead), so a Buffer is the right shape. With `maxBytes`, an object
    *  larger than that is refused (ERR_CORRUPT) before it is read: a planted huge file must not
    *  drive memory. With `into`, a backend that can reads the object into `into(size)` (restore's
-   *  reused chunk memory) instead of a buffer of its own; callers must accept either. */
+   *  reused chunk memory) instead of a buffer of its own; callers must accept either. The
+   *  buffer is the caller's: readers decrypt chunk objects in it (Repository.loadChunk). */
   get(key: string, maxBytes?: number, into?: (length: number) => Buffer): Promise<Buffer>
   has(key: string): Promise<boolean>
   /** Keys starting with `prefix`, in byte order, fetched page by page: memory does not grow
