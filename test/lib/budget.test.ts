@@ -56,7 +56,8 @@ test('a smaller budget gives no share more, and the floor works with one of ever
   assert.ok(floor.restore.cacheBytes >= 2 * CHUNK_MAX)
   assert.ok(floor.backup.zstdHighWindowLog < ZSTD_HIGH_WINDOW_LOG)
   const half = memoryBudget(RUNTIME_RESERVE + (MEMORY_DEFAULT - RUNTIME_RESERVE) / 2)
-  assert.ok(half.backup.arenaBytes < CHUNK_ARENA_BYTES && half.backup.arenaBytes > floor.backup.arenaBytes, 'halfway is between')
+  assert.ok(half.backup.prefetchBatchBytes < PREFETCH_BATCH_BYTES && half.backup.prefetchBatchBytes > floor.backup.prefetchBatchBytes, 'halfway is between')
+  assert.ok(half.backup.arenaBytes <= CHUNK_ARENA_BYTES && half.backup.arenaBytes >= floor.backup.arenaBytes)
 })
 
 test('the seal worker runs only in a budget that holds its reserve beside the default split', () => {

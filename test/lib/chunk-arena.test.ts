@@ -129,6 +129,40 @@ test('room does not wait for a held region (the metadata packer\'s open chunk) u
   assert.equal(arena.used, 0)
 })
 
+test('room with growTo: waits until the caller\'s region can grow (in place or elsewhere) and the next region still fits', async () => {
+  const arena = new ChunkArena(100)
+  const own = arena.reserve(20) // 0-20
+  const next = arena.reserve(30) // 20-50: own cannot grow in place
+  assert.equal(arena.room(20, own, 40), undefined, 'a hole of 40 at 50: growing moves there')
+  const filler = arena.reserve(30) // 50-80: no hole of 40 left
+  const wait = arena.room(20, own, 40)
+  assert.ok(wait, 'no room to grow: wait rather than spill')
+  let woke = false
+  void wait.then(() => (woke = true))
+  filler.release()
+  await wait
+  assert.ok(woke)
+  assert.equal(arena.grow(own, 40, 20).spilled, false, 'the growth the wait made room for does not spill')
+  next.release()
+  const lone = new ChunkArena(100)
+  const mine = lone.reserve(20) // 0-20
+  const after = lone.reserve(10) // 20-30
+  const gap = lone.reserve(30) // 30-60
+  const tail = lone.reserve(10) // 60-70
+  gap.release() // free: 30-60 and 70-100, no hole of 60
+  const w = lone.room(20, mine, 60)
+  assert.ok(w, 'growing in place to 60 is blocked and there is no hole of 60 elsewhere')
+  after.release()
+  await w
+  assert.equal(lone.room(20, mine, 60), undefined, 'grows in place to 60, and 20 fit beside it (70-100)')
+  const w2 = lone.room(40, mine, 60)
+  assert.ok(w2, 'it could grow in place, but 40 more would not fit beside it')
+  tail.release()
+  await w2
+  assert.equal(lone.grow(mine, 60, 20).offset, 0, 'grown in place')
+  assert.equal(lone.reserve(40).spilled, false, 'and the next region fits beside it')
+})
+
 test('a large file backed up through a small arena (the chunker waits for room) restores exactly', async () => {
   const repo = await freshRepo('wait')
   const src = `${BASE}/wait/src`

@@ -11,8 +11,8 @@
  * The open chunk is assembled in a region: of the arena when one is given (lib/chunk-arena.ts;
  * seal and upload then work in the same memory), reserved at twice the average chunk size and
  * grown when a chunk gets larger; else a buffer of its own of the largest chunk size. With an
- * arena, the chunker waits before each piece while the arena has no room for another chunk
- * (ChunkArena.room), so the arena's size (the memory budget's, lib/budget.ts) bounds the
+ * arena, the chunker waits before each piece while the arena has no room for another chunk, or
+ * for the open chunk to grow when the piece may take it past its region (ChunkArena.room), so the arena's size (the memory budget's, lib/budget.ts) bounds the
  * content chunks in flight behind it. Each piece
  * a source yields is copied there at once and hashed as it goes, so a source may reuse its read
  * buffer for the next piece.
@@ -272,8 +272,10 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
           stats.bytesTotal += piece.length
         }
         // Wait for the arena to have room for the next chunk while chunks downstream fill it
-        // (lib/chunk-arena.ts `room`): the arena bounds the content in flight.
-        const wait = arena?.room(nextRegionBytes, slot)
+        // (lib/chunk-arena.ts `room`): the arena bounds the content in flight. When this piece
+        // may take the open chunk past its region, room for it to grow too, or it would spill.
+        const grows = slot !== null && openLen + piece.length + CHUNK_OBJECT_OVERHEAD > slot.region.length
+        const wait = arena?.room(nextRegionBytes, slot, grows ? regionBytes : 0)
         if (wait) await wait
         yield* feed(piece)
       }

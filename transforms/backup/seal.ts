@@ -39,7 +39,7 @@ import type { BackupItem, ChunkItem } from '../../lib/entry.js'
 import type { BackupStats } from '../../lib/stats.js'
 import { orderedMap, stage } from '../../lib/flow.js'
 import { SluiceError } from '../../lib/errors.js'
-import { SEAL_POOL_MIN_CHUNK, SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL } from '../../lib/limits.js'
+import { CHUNK_MAX, SEAL_POOL_MIN_CHUNK, SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL } from '../../lib/limits.js'
 import { compressAndSeal, compressAndSealInPlace, compressAndSealInPlacePooled, compressAndSealPooled } from '../../lib/repo/objects.js'
 import { PoolZstd } from '../../lib/native.js'
 
@@ -198,15 +198,16 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
     return r
   }
   // zstd on the thread pool for chunks when the workers are off: one job at a time,
-  // its context and output buffer made on first use (the output grows to the largest chunk's
-  // bound). The chain keeps jobs one after another.
+  // its context and output buffer made on first use (the output at the largest chunk's bound). The chain keeps jobs one after another.
   let zstdPool: PoolZstd | undefined
   let poolOut: Buffer | undefined
   let poolTail: Promise<unknown> = Promise.resolve()
   const pooled = (item: ChunkItem): Promise<Sealed> => {
     const job = poolTail.then((): Promise<Sealed> => {
       zstdPool ??= new PoolZstd(level, level > ZSTD_LEVEL ? windowLog : 0)
-      const bound = PoolZstd.bound(item.size)
+      // Once at the largest chunk's bound: its pages are touched only as far as outputs reach,
+      // where growing it chunk by chunk left each smaller one as garbage (real-tree: 8 of them).
+      const bound = PoolZstd.bound(Math.max(item.size, CHUNK_MAX))
       if (!poolOut || poolOut.length < bound) poolOut = Buffer.allocUnsafeSlow(bound)
       return item.slot
         ? compressAndSealInPlacePooled(encKey, item.id, item.slot.region, item.size, level, zstdPool, poolOut)
