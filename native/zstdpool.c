@@ -78,6 +78,14 @@ static void zjob_execute(napi_env env, void *data) {
   j->result = ZSTD_compress2(j->z->cctx, j->dst, j->dst_len, j->src, j->src_len);
 }
 
+/* Releases what a job holds (its references may not have been made yet). */
+static void zjob_free(napi_env env, zjob_t *j) {
+  if (j->ctx_ref != NULL) napi_delete_reference(env, j->ctx_ref);
+  if (j->src_ref != NULL) napi_delete_reference(env, j->src_ref);
+  if (j->dst_ref != NULL) napi_delete_reference(env, j->dst_ref);
+  free(j);
+}
+
 static void zjob_complete(napi_env env, napi_status status, void *data) {
   zjob_t *j = (zjob_t *)data;
   j->z->busy = 0;
@@ -95,11 +103,8 @@ static void zjob_complete(napi_env env, napi_status status, void *data) {
     napi_create_double(env, (double)j->result, &v);
     napi_resolve_deferred(env, j->deferred, v);
   }
-  napi_delete_reference(env, j->ctx_ref);
-  napi_delete_reference(env, j->src_ref);
-  napi_delete_reference(env, j->dst_ref);
   napi_delete_async_work(env, j->work);
-  free(j);
+  zjob_free(env, j);
 }
 
 /* zstdCompress(ctx, src: Uint8Array, dst: Uint8Array): Promise<number>. Compresses all of src
@@ -138,20 +143,13 @@ static napi_value js_zstdCompress(napi_env env, napi_callback_info info) {
     goto fail;
   }
   if (!sn_queue(env, "zstdCompress", zjob_execute, zjob_complete, j, &j->work, j->deferred)) {
-    /* The promise rejected: the caller hears it. */
-    napi_delete_reference(env, j->ctx_ref);
-    napi_delete_reference(env, j->src_ref);
-    napi_delete_reference(env, j->dst_ref);
-    free(j);
+    zjob_free(env, j); /* the promise rejected: the caller hears it */
     return promise;
   }
   z->busy = 1;
   return promise;
 fail:
-  if (j->ctx_ref != NULL) napi_delete_reference(env, j->ctx_ref);
-  if (j->src_ref != NULL) napi_delete_reference(env, j->src_ref);
-  if (j->dst_ref != NULL) napi_delete_reference(env, j->dst_ref);
-  free(j);
+  zjob_free(env, j);
   sn_throw(env, SN_ERROR, "ERR_NATIVE", "zstdCompress", "could not be set up");
   return NULL;
 }
