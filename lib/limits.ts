@@ -156,6 +156,10 @@ export const S3_LIST_PAGE = 1000
  *  RESTORE_AHEAD_BYTES, at the default --memory (fewer below it); local reads keep
  *  DOWNLOAD_CONCURRENCY. docs/TUNING.md "Restore's fetch-ahead from S3". */
 export const S3_READ_AHEAD = 8
+/** S3: the RSS the AWS SDK and its requests in flight take (its modules ~9 MB, the rest its
+ *  buffers and garbage), taken out of --memory before restore sizes its fetch-ahead, so an S3
+ *  restore peaks within the budget as a local one does. docs/TUNING.md "Restore's fetch-ahead from S3". */
+export const S3_CLIENT_RESERVE = 24 * MiB
 /** S3 attempts per request for transient failures (throttling, 5xx, reset connections), with
  *  exponential backoff and full jitter between them: at most ~13 s of waiting in all. */
 export const S3_MAX_ATTEMPTS = 8
