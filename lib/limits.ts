@@ -266,6 +266,14 @@ export const STREAM_GC_EVERY_BYTES = 16 * MiB
 /** Restore: bytes restored between two forced collections (lib/memory.ts). Each restored chunk
  *  leaves its plaintext behind; 8 MiB restores faster than 4 at the same peak, 16 peaks higher. */
 export const RESTORE_GC_EVERY_BYTES = 8 * MiB
+/** Restore from S3: the Bloom filters that find chunks read more than once (two of 2^21 bits,
+ *  512 KiB in all): under 1% false "repeated" up to ~100,000 distinct chunks (100 GB). */
+export const REPEATS_FILTER_BITS = 2 ** 21
+/** Restore from S3: the objects of repeated chunks kept on local disk for their next read
+ *  (spill-cache.ts): 1 GiB saves up to ~1,000 GETs of average chunks, with an index of at most
+ *  RESTORE_SPILL_ENTRIES (~200 bytes each). docs/TUNING.md "Restore's fetch-ahead from S3". */
+export const RESTORE_SPILL_BYTES = 1024 * MiB
+export const RESTORE_SPILL_ENTRIES = 4096
 /** Restore: a large file's bytes (decoded in the chunk pool, no buffer left behind) count this
  *  many times less towards RESTORE_GC_EVERY_BYTES; measured on real-tree, 4 holds the peak where
  *  counting them fully had it, not counting them at all let it grow ~8 MB. */

@@ -5,7 +5,7 @@
  */
 import { pipeline } from 'node:stream/promises'
 import type { Writable } from 'node:stream'
-import type { EntryMeta, RecordItem } from '../../lib/entry.js'
+import type { EntryMeta, ExtentsItem, RecordItem } from '../../lib/entry.js'
 import fs from 'node:fs/promises'
 import { SluiceError, asSluiceError, isErrno } from '../../lib/errors.js'
 import { displayPath, isUnder } from '../../lib/bytes.js'
@@ -17,6 +17,8 @@ import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 import { snapshotRecords, treeOf, type ChunkLoader } from './read-snapshot.js'
 import { createSelect, select } from './select.js'
 import { createDownloader } from './download.js'
+import { findRepeats } from './repeats.js'
+import { createSpillCache, type SpillCache } from './spill-cache.js'
 import { createFsWriter } from './sinks/fs.js'
 import { createOverwrite, looksRestored, type OverwriteMode, type SkippedItem } from './overwrite.js'
 import { checkCanonical, createDelete } from './delete.js'
@@ -144,6 +146,12 @@ function downloads(repo: Repository, memory: number | undefined): { cacheBytes: 
   }
 }
 
+/** The spill cache for the chunks `items` read more than once, or undefined when none is. */
+async function spillRepeats(repo: Repository, items: AsyncIterable<RecordItem | ExtentsItem | { kind: string }>): Promise<SpillCache | undefined> {
+  const repeats = await findRepeats(items)
+  return repeats.repeats > 0 ? createSpillCache(repo.storage, repeats) : undefined
+}
+
 /** Creates the restore target (and its parents); ERR_WRITE naming it if it cannot be. */
 async function makeTarget(target: string): Promise<void> {
   try {
@@ -234,6 +242,10 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       return b
     },
   }
+  // A storage of round trips (S3) reads a chunk needed again later once, and keeps its object on
+  // local disk for the next time (repeats.ts, spill-cache.ts): a second pass over the metadata.
+  const spill = repo.storage.readAhead && !opts.dryRun ? await spillRepeats(repo, select(snapshotRecords(metadata, treeOf(snap)), { ...(ref.path.length > 0 ? { subtree: ref.path } : {}), excludes: e => rules.excludes(e) })) : undefined
+  const chunks: ChunkLoader = spill ? { loadChunk: (id, pool) => repo.loadChunk(id, pool, { get: spill.get }) } : repo
   try {
     await run(
       snapshotRecords(metadata, treeOf(snap)),
@@ -241,7 +253,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       ...(opts.delete ? [createDelete({ target: opts.target!, dryRun: !!opts.dryRun, onRemove })] : []),
       ...(intoDir ? [createOverwrite({ target: opts.target!, mode, ...(opts.verify && mode === 'if-changed' ? { check: key } : {}) })] : []),
       // Only the directory sink can leave a damaged file out and go on (see sinks/fs.ts).
-      ...(opts.dryRun ? [] : [createDownloader(repo, { skipDamaged: !opts.sink, ...downloads(repo, opts.memory) })]),
+      ...(opts.dryRun ? [] : [createDownloader(chunks, { skipDamaged: !opts.sink, ...downloads(repo, opts.memory) })]),
       sink,
     )
   } catch (err) {
@@ -250,6 +262,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     const s = sink
     if (s.destroyed && !s.closed) await new Promise(resolve => s.once('close', resolve))
     throw err
+  } finally {
+    await spill?.close()
   }
   if (!matched) throw new SluiceError('ERR_PATH_NOT_FOUND', `no path "${displayPath(ref.path)}" in snapshot ${id.slice(0, 8)}`)
   if (opts.verify && !opts.dryRun) {
