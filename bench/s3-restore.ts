@@ -3,7 +3,8 @@
  * local restore; the download's fetch-ahead hides the round trips). One data set (default the
  * big-2x512M set, bench/gen; any directory may be given) is backed up into a local repository,
  * copied into S3 (s3rver, as test/helpers/s3rver.ts starts it), and restored from each, twice,
- * alternating; each restore is checked against the source (diff -r). Prints each step's time,
+ * alternating; each restore is checked against the source (diff -r). (The copy in big-2x512M is
+ * fetched from S3 once: restore keeps repeated chunks' objects in a temporary file.) Prints each step's time,
  * CPU and peak RSS, s3rver's own CPU during each S3 step, and the S3/local ratio of the best
  * times. Exits 1 if a restore differs or the ratio is above 1.2.
  *

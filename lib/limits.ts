@@ -156,6 +156,10 @@ export const S3_LIST_PAGE = 1000
  *  RESTORE_AHEAD_BYTES, at the default --memory (fewer below it); local reads keep
  *  DOWNLOAD_CONCURRENCY. docs/TUNING.md "Restore's fetch-ahead from S3". */
 export const S3_READ_AHEAD = 8
+/** S3: the RSS the AWS SDK and its requests in flight take (its modules ~9 MB, the rest its
+ *  buffers and garbage), taken out of --memory before restore sizes its fetch-ahead, so an S3
+ *  restore peaks within the budget as a local one does. docs/TUNING.md "Restore's fetch-ahead from S3". */
+export const S3_CLIENT_RESERVE = 24 * MiB
 /** S3 attempts per request for transient failures (throttling, 5xx, reset connections), with
  *  exponential backoff and full jitter between them: at most ~13 s of waiting in all. */
 export const S3_MAX_ATTEMPTS = 8
@@ -262,6 +266,14 @@ export const STREAM_GC_EVERY_BYTES = 16 * MiB
 /** Restore: bytes restored between two forced collections (lib/memory.ts). Each restored chunk
  *  leaves its plaintext behind; 8 MiB restores faster than 4 at the same peak, 16 peaks higher. */
 export const RESTORE_GC_EVERY_BYTES = 8 * MiB
+/** Restore from S3: the Bloom filters that find chunks read more than once (two of 2^21 bits,
+ *  512 KiB in all): under 1% false "repeated" up to ~100,000 distinct chunks (100 GB). */
+export const REPEATS_FILTER_BITS = 2 ** 21
+/** Restore from S3: the objects of repeated chunks kept on local disk for their next read
+ *  (spill-cache.ts): 1 GiB saves up to ~1,000 GETs of average chunks, with an index of at most
+ *  RESTORE_SPILL_ENTRIES (~200 bytes each). docs/TUNING.md "Restore's fetch-ahead from S3". */
+export const RESTORE_SPILL_BYTES = 1024 * MiB
+export const RESTORE_SPILL_ENTRIES = 4096
 /** Restore: a large file's bytes (decoded in the chunk pool, no buffer left behind) count this
  *  many times less towards RESTORE_GC_EVERY_BYTES; measured on real-tree, 4 holds the peak where
  *  counting them fully had it, not counting them at all let it grow ~8 MB. */

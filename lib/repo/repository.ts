@@ -223,13 +223,16 @@ export class Repository {
    * thread pool when the addon is built (lib/repo/objects.ts openChunkPooled), this thread free
    * meanwhile. With `pool` (restore's download), the object is read into and the plaintext
    * decoded into the pool's reused memory, and the object's buffer goes back to it (unless the
-   * plaintext lies in it: a stored chunk decrypted in place).
+   * plaintext lies in it: a stored chunk decrypted in place). With `get`, the object is read
+   * through it instead of the storage (restore's spill-cache.ts); it is opened all the same.
    */
-  async loadChunk(id: Uint8Array, pool?: ChunkMemory, opts: { verify?: boolean } = {}): Promise<Buffer> {
+  async loadChunk(id: Uint8Array, pool?: ChunkMemory, opts: { verify?: boolean; get?: Storage['get'] } = {}): Promise<Buffer> {
     let obj: Buffer
     try {
       // No honest chunk object is larger (content and metadata chunks, tree nodes alike).
-      obj = await this.storage.get(chunkKey(id), CHUNK_MAX + CHUNK_OBJECT_OVERHEAD, pool?.take)
+      const key = chunkKey(id)
+      const max = CHUNK_MAX + CHUNK_OBJECT_OVERHEAD
+      obj = await (opts.get ? opts.get(key, max, pool?.take) : this.storage.get(key, max, pool?.take))
     } catch (err) {
       if (!(err instanceof SluiceError && err.code === 'ERR_NOT_FOUND')) throw err
       // Moved aside by a prune's collection (lib/repo/fossils.ts): readers still find it.

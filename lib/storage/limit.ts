@@ -89,6 +89,7 @@ export function withLimit(inner: Storage, opts: LimitOptions): Storage {
     close: () => inner.close(),
   }
   if (inner.readAhead) limited.readAhead = inner.readAhead
+  if (inner.reserveBytes) limited.reserveBytes = inner.reserveBytes
   if (inner.leftovers) limited.leftovers = (maxAgeMs, remove) => inner.leftovers!(maxAgeMs, remove)
   return limited
 }

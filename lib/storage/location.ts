@@ -23,6 +23,7 @@ import {
   S3_BACKOFF_BASE_MS,
   S3_BACKOFF_CAP_MS,
   S3_MAX_ATTEMPTS,
+  S3_CLIENT_RESERVE,
   S3_READ_AHEAD,
   S3_UNREACHABLE_ATTEMPTS,
   S3_UNREACHABLE_BACKOFF_CAP_MS,
@@ -125,6 +126,8 @@ export function openS3Storage(options: S3Options, retry: Partial<RetryOptions> =
   const storage = withRetry(lazyStorage(describeS3(options), async () => (await import('./s3.js')).createS3Storage(options)), policy)
   // Every GET waits on a round trip: a restore keeps more of them in flight (limits.ts).
   storage.readAhead = S3_READ_AHEAD
+  // ...and the SDK's own memory comes out of the budget the restore sizes them by.
+  storage.reserveBytes = S3_CLIENT_RESERVE
   return storage
 }
 

@@ -131,5 +131,6 @@ export function withRetry(inner: Storage, opts: RetryOptions): Storage {
     ...(inner.move ? { move: (from: string, to: string) => attempt(() => inner.move!(from, to)) } : {}),
     ...(inner.leftovers ? { leftovers: inner.leftovers.bind(inner) } : {}),
     ...(inner.readAhead ? { readAhead: inner.readAhead } : {}),
+    ...(inner.reserveBytes ? { reserveBytes: inner.reserveBytes } : {}),
   }
 }

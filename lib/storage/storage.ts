@@ -36,6 +36,9 @@ export interface Storage {
    *  backend whose every request waits on a round trip (S3: S3_READ_AHEAD); absent, the
    *  reader's own default. The reader still bounds the bytes in flight. */
   readAhead?: number
+  /** Bytes of RSS the backend itself takes while reading (S3: its SDK, S3_CLIENT_RESERVE), which
+   *  a reader sizing its buffers to --memory leaves out; absent, none. */
+  reserveBytes?: number
   /** Where this storage is, for messages. */
   describe(): string
   close(): Promise<void>

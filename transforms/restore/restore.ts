@@ -5,18 +5,20 @@
  */
 import { pipeline } from 'node:stream/promises'
 import type { Writable } from 'node:stream'
-import type { EntryMeta, RecordItem } from '../../lib/entry.js'
+import type { EntryMeta, ExtentsItem, RecordItem } from '../../lib/entry.js'
 import fs from 'node:fs/promises'
 import { SluiceError, asSluiceError, isErrno } from '../../lib/errors.js'
 import { displayPath, isUnder } from '../../lib/bytes.js'
 import { compileFilter } from '../../lib/filter-rules.js'
 import { collectEvery, paceMemory } from '../../lib/memory.js'
-import { budgetOf, type RestoreBudget } from '../../lib/budget.js'
-import { DOWNLOAD_CONCURRENCY, RESTORE_POOL_BYTES } from '../../lib/limits.js'
+import { budgetOf } from '../../lib/budget.js'
+import { DOWNLOAD_CONCURRENCY, MEMORY_DEFAULT, MEMORY_MIN, RESTORE_POOL_BYTES } from '../../lib/limits.js'
 import type { Repository, SnapshotRoot } from '../../lib/repo/repository.js'
 import { snapshotRecords, treeOf, type ChunkLoader } from './read-snapshot.js'
 import { createSelect, select } from './select.js'
 import { createDownloader } from './download.js'
+import { findRepeats } from './repeats.js'
+import { createSpillCache, type SpillCache } from './spill-cache.js'
 import { createFsWriter } from './sinks/fs.js'
 import { createOverwrite, looksRestored, type OverwriteMode, type SkippedItem } from './overwrite.js'
 import { checkCanonical, createDelete } from './delete.js'
@@ -126,17 +128,28 @@ export interface RestoreResult {
   verifyErrors: number
 }
 
-/** How many gets the download keeps in flight, and the free chunk memory it keeps: a storage
- *  with a readAhead of its own (S3) gets that many at the default budget (scaled down with it as
+/** How many gets the download keeps in flight, and the memory it may use: a storage with a
+ *  readAhead of its own (S3) gets that many at the full budget (scaled down with it as
  *  DOWNLOAD_CONCURRENCY is), within the budget's bytes, and the pool keeps those bytes free
- *  besides RESTORE_POOL_BYTES (download.ts `poolBytes`). */
-function downloads(repo: Repository, budget: RestoreBudget): { concurrency: number; poolBytes?: number } {
-  const ahead = repo.storage.readAhead
-  if (!ahead) return { concurrency: budget.downloadConcurrency }
+ *  besides RESTORE_POOL_BYTES (download.ts `poolBytes`). The budget is --memory less what the
+ *  storage takes itself (its `reserveBytes`: S3's SDK), so an S3 restore peaks where a local one
+ *  does; the floor is MEMORY_MIN's. */
+function downloads(repo: Repository, memory: number | undefined): { cacheBytes: number; aheadBytes: number; concurrency: number; poolBytes?: number } {
+  const { readAhead, reserveBytes = 0 } = repo.storage
+  const budget = budgetOf(Math.max(MEMORY_MIN, (memory ?? MEMORY_DEFAULT) - reserveBytes)).restore
+  const sizes = { cacheBytes: budget.cacheBytes, aheadBytes: budget.aheadBytes }
+  if (!readAhead) return { ...sizes, concurrency: budget.downloadConcurrency }
   return {
-    concurrency: Math.max(1, Math.round((ahead * budget.downloadConcurrency) / DOWNLOAD_CONCURRENCY)),
+    ...sizes,
+    concurrency: Math.max(1, Math.round((readAhead * budget.downloadConcurrency) / DOWNLOAD_CONCURRENCY)),
     poolBytes: Math.min(RESTORE_POOL_BYTES, budget.cacheBytes) + budget.aheadBytes,
   }
+}
+
+/** The spill cache for the chunks `items` read more than once, or undefined when none is. */
+async function spillRepeats(repo: Repository, items: AsyncIterable<RecordItem | ExtentsItem | { kind: string }>): Promise<SpillCache | undefined> {
+  const repeats = await findRepeats(items)
+  return repeats.repeats > 0 ? createSpillCache(repo.storage, repeats) : undefined
 }
 
 /** Creates the restore target (and its parents); ERR_WRITE naming it if it cannot be. */
@@ -159,7 +172,7 @@ async function makeTarget(target: string): Promise<void> {
  * (tar, stdout) cannot leave out what it has begun to emit: the restore stops with the error.
  */
 export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
-  const budget = budgetOf(opts.memory).restore
+  budgetOf(opts.memory) // refuses a --memory below MEMORY_MIN before anything is read
   paceMemory('read')
   const { repo } = opts
   const ref = parseSnapshotRef(opts.snapshot)
@@ -229,6 +242,10 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       return b
     },
   }
+  // A storage of round trips (S3) reads a chunk needed again later once, and keeps its object on
+  // local disk for the next time (repeats.ts, spill-cache.ts): a second pass over the metadata.
+  const spill = repo.storage.readAhead && !opts.dryRun ? await spillRepeats(repo, select(snapshotRecords(metadata, treeOf(snap)), { ...(ref.path.length > 0 ? { subtree: ref.path } : {}), excludes: e => rules.excludes(e) })) : undefined
+  const chunks: ChunkLoader = spill ? { loadChunk: (id, pool) => repo.loadChunk(id, pool, { get: spill.get }) } : repo
   try {
     await run(
       snapshotRecords(metadata, treeOf(snap)),
@@ -236,7 +253,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       ...(opts.delete ? [createDelete({ target: opts.target!, dryRun: !!opts.dryRun, onRemove })] : []),
       ...(intoDir ? [createOverwrite({ target: opts.target!, mode, ...(opts.verify && mode === 'if-changed' ? { check: key } : {}) })] : []),
       // Only the directory sink can leave a damaged file out and go on (see sinks/fs.ts).
-      ...(opts.dryRun ? [] : [createDownloader(repo, { skipDamaged: !opts.sink, cacheBytes: budget.cacheBytes, aheadBytes: budget.aheadBytes, ...downloads(repo, budget) })]),
+      ...(opts.dryRun ? [] : [createDownloader(chunks, { skipDamaged: !opts.sink, ...downloads(repo, opts.memory) })]),
       sink,
     )
   } catch (err) {
@@ -245,6 +262,8 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
     const s = sink
     if (s.destroyed && !s.closed) await new Promise(resolve => s.once('close', resolve))
     throw err
+  } finally {
+    await spill?.close()
   }
   if (!matched) throw new SluiceError('ERR_PATH_NOT_FOUND', `no path "${displayPath(ref.path)}" in snapshot ${id.slice(0, 8)}`)
   if (opts.verify && !opts.dryRun) {
