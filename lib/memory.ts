@@ -18,10 +18,10 @@
  *   stream pieces) die without the heap growing, so the stages that drop them count their bytes
  *   and force a collection every so many (`collectEvery`).
  * - The file pages start-up touched: node's binary is 99 MB, and starting Node and parsing the
- *   modules leave ~40 MB of its code and read-only data in RSS, of which a pipeline runs ~25.
+ *   modules leave ~44 MB of file pages in RSS, most of them its, of which a backup runs 28-32.
  *   `releaseFilePages` drops them from the page tables (the CLI right after Node's own start,
  *   paceMemory before the work, releaseMemory before a key derivation); what runs again faults
- *   back in from the page cache (real-tree backup: -14 MB at the peak; docs/TUNING.md).
+ *   back in from the page cache (real-tree backup: -15 to -18 MB at the peak; docs/TUNING.md).
  */
 import v8 from 'node:v8'
 import vm from 'node:vm'
