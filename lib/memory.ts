@@ -17,6 +17,11 @@
  * - Forced full collections for the garbage V8 does not see: buffers outside its heap (chunks,
  *   stream pieces) die without the heap growing, so the stages that drop them count their bytes
  *   and force a collection every so many (`collectEvery`).
+ * - The file pages start-up touched: node's binary is 99 MB, and starting Node and parsing the
+ *   modules leave ~44 MB of file pages in RSS, most of them its, of which a backup runs 28-32.
+ *   `releaseFilePages` drops them from the page tables (the CLI right after Node's own start,
+ *   paceMemory before the work, releaseMemory before a key derivation); what runs again faults
+ *   back in from the page cache (real-tree backup: -15 to -18 MB at the peak; docs/TUNING.md).
  */
 import v8 from 'node:v8'
 import vm from 'node:vm'
@@ -30,7 +35,7 @@ import {
   V8_HEAP_GROWING_PERCENT,
   V8_SEMI_SPACE_GROWTH_FACTOR,
 } from './limits.js'
-import { trimMalloc, tuneMalloc } from './native.js'
+import { releaseFilePages, trimMalloc, tuneMalloc } from './native.js'
 
 /** What a process is about to do: write chunks (backup) or read them (restore, cat, check). */
 export type Workload = 'backup' | 'read'
@@ -56,7 +61,8 @@ function collector(): (() => void) | null {
 /**
  * Applies the memory policy for `workload` to this process: V8's heap flags (once; they stay),
  * then glibc malloc's thresholds for the workload (the last call wins), then a trim of malloc's
- * free pages (~4 MB after the CLI's modules load; docs/TUNING.md "The memory budget"). Called by backup(),
+ * free pages (~4 MB after the CLI's modules load; docs/TUNING.md "The memory budget") and the
+ * release of the file pages loading left mapped (`releaseFilePages`). Called by backup(),
  * restore() and check() before they start; a script running stages by hand calls it itself.
  * Throws ERR_NATIVE when the native addon is missing (every workload needs it).
  */
@@ -65,6 +71,7 @@ export function paceMemory(workload: Workload): void {
   tuneMalloc(workload === 'read' ? READ_MALLOC_MMAP_THRESHOLD : MALLOC_MMAP_THRESHOLD, MALLOC_ARENA_MAX)
   workloadNow = workload
   trimMalloc()
+  releaseFilePages()
 }
 
 /** The V8 part of the policy alone, once per process (it needs no addon). paceMemory calls it;
@@ -89,7 +96,8 @@ function heapFlags(): void {
 /**
  * Gives back what the process holds but no longer uses, for a moment whose peak counts: a full
  * collection, then glibc's malloc_trim (the free pages inside its heaps; free() returns only a
- * heap's top). Called before each key derivation (lib/repo/keys.ts), whose Argon2id memory
+ * heap's top), then the file pages no longer in use (`releaseFilePages`). Called before each
+ * key derivation (lib/repo/keys.ts), whose Argon2id memory
  * (16 MiB by default) comes on top of whatever the process holds: loading the AWS SDK and
  * parsing modules leave several MB free but resident (docs/TUNING.md "Key derivation").
  * Safe without the addon (the collection alone).
@@ -97,6 +105,7 @@ function heapFlags(): void {
 export function releaseMemory(): void {
   collector()?.()
   trimMalloc()
+  releaseFilePages()
 }
 
 /** Garbage outside V8's heap, by where it comes from; each kind has its own pace (limits.ts). */

@@ -63,6 +63,7 @@ export interface Addon {
   tuneMalloc(mmapThreshold: number, arenaMax: number): boolean
   /** glibc malloc_trim(0); false off glibc. */
   trimMalloc(): boolean
+  releaseFilePages(): number
   cdcNext: CdcNext
   /** Writes twelve stat fields into `out` and returns 0, or returns the errno. */
   lstat(path: Buffer, out: Float64Array): number
@@ -180,6 +181,13 @@ export function tuneMalloc(mmapThreshold: number, arenaMax: number): boolean {
  *  off glibc or when the addon cannot be loaded (nothing else depends on it). */
 export function trimMalloc(): boolean {
   return loaded()?.trimMalloc() ?? false
+}
+
+/** Drops the clean pages of the process's read-only file mappings (node's binary, libraries)
+ *  from its page tables; what runs again faults back in from the page cache. Returns the bytes
+ *  dropped (0 without the addon). native/sluice_native.c `releaseFilePages`. */
+export function releaseFilePages(): number {
+  return loaded()?.releaseFilePages() ?? 0
 }
 
 /** The native chunker step, or undefined when the addon cannot be loaded: the chunker then
