@@ -33,11 +33,11 @@
  * tree. Every timed command runs on a warm page cache and is followed by an untimed `sync`, so
  * one command's writeback does not land in the next one's time.
  *
- * Fairness between tools: every deletion (a run directory, a restored tree) is followed by a
- * `sync`, and each timed restore first waits, untimed, until BENCH_SETTLE seconds have passed
- * since the last deletion's sync: ext4 without a journal (the bench disk) scans past every inode
- * freed in the last 60 s when it creates a file, so without the wait the tool that restores
- * first pays for the files just deleted (SETTLE_SECONDS below; docs/BENCHMARKS.md).
+ * Fairness between tools: ext4 without a journal (the bench disk) scans past every inode freed
+ * in the last 60-365 s each time it creates a file, so a restore after a large deletion pays for
+ * it. Run directories (repositories, restored trees) are deleted only when the run ends, each
+ * deletion followed by a `sync`, and each timed restore first waits, untimed, until BENCH_SETTLE
+ * seconds have passed since the last deletion's sync (SETTLE_SECONDS below; docs/BENCHMARKS.md).
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -223,14 +223,20 @@ function sync(): void {
 /**
  * Seconds a timed restore waits (untimed) after the last deletion's `sync`. On ext4 without a
  * journal (the bench disk) the inode allocator skips every inode freed less than 60 s ago (365 s
- * while its inode-table block is still dirty), scanning past each one (`recently_deleted` in
- * fs/ext4/ialloc.c; RECENTCY_MIN was 5 s before Linux 5.7, 60 s since), so a restore right after
- * deleting a large tree creates its files far more slowly than one a minute later. BENCH_SETTLE
- * overrides it (0 turns it off; the unfair old behaviour).
+ * while its inode-table block is dirty, which the restore's own creates make it), scanning past
+ * each one from the start of the block group on every create (`recently_deleted` in
+ * fs/ext4/ialloc.c; RECENTCY_MIN was 5 s before Linux 5.7, 60 s since), so a restore after
+ * deleting a large tree creates its files far more slowly than one on an even disk. Hence the
+ * run deletes nothing large until it ends (`deferred`); the wait covers what it must delete
+ * before it starts (a kept run's directories). BENCH_SETTLE overrides it (0: no wait).
  */
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE ?? 61)
 /** performance.now() when the last deletion's `sync` returned; -Infinity before any deletion. */
 let lastDeletionSynced = -Infinity
+
+/** Run directories (repositories, caches, restored trees) deleted when the run ends, not
+ *  between restores (see SETTLE_SECONDS); BENCH_KEEP=1 keeps them. */
+const deferred: string[] = []
 
 /** Deletes `path` (if it exists), then `sync`s, so the freed inodes are written back and age
  *  from now (see SETTLE_SECONDS). */
@@ -352,7 +358,6 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
         verified: v.ok, ...(v.ok ? {} : { verifyProblems: v.problems }),
       })
     }
-    if (!KEEP) remove(target)
   }
 
   const restoreStream = (name: string): void => {
@@ -403,7 +408,7 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
     backup('incremental')
     if (s.moreOps && tool.name === 'sluice') moreOps()
   }
-  if (!KEEP) remove(runDir)
+  if (!KEEP) deferred.push(runDir)
 }
 
 function main(): void {
@@ -444,6 +449,7 @@ function main(): void {
     scenarioInfo.push({ name: s.name, description: s.description, data: s.data, ...tree })
   }
   save()
+  for (const d of deferred) remove(d)
 
   const names = scenarios.map((s) => s.name)
   // Peak RSS growth: 1M files, and 1M / 5M in one directory, over 100k files; 10M tar entries
