@@ -1,6 +1,7 @@
 /**
  * restore(): read-snapshot → select → download → sink (a directory by default, or any sink of
- * RestoreItems: tar, stdout, a script's own). Also the snapshot reference syntax and
+ * RestoreItems: tar, stdout, a script's own); a whole snapshot into an empty directory has its
+ * directories made first (make-dirs.ts, a metadata-only pass). Also the snapshot reference syntax and
  * listSnapshot() that ls and cat share.
  */
 import { pipeline } from 'node:stream/promises'
@@ -20,6 +21,7 @@ import { createDownloader } from './download.js'
 import { createFsWriter } from './sinks/fs.js'
 import { createOverwrite, looksRestored, type OverwriteMode, type SkippedItem } from './overwrite.js'
 import { checkCanonical, createDelete } from './delete.js'
+import { makeDirs } from './make-dirs.js'
 import { createVerifier } from './verify.js'
 import { createDryRun } from './sinks/dry-run.js'
 
@@ -228,6 +230,11 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       collect(b.length)
       return b
     },
+  }
+  // A whole snapshot into an empty target: its directories first, as restic does (make-dirs.ts).
+  const whole = ref.path.length === 0 && !opts.include && !opts.exclude
+  if (intoDir && whole && !opts.dryRun && !opts.delete && mode === 'always' && (await fs.readdir(opts.target!)).length === 0) {
+    await makeDirs(opts.target!, snapshotRecords(metadata, treeOf(snap)))
   }
   try {
     await run(
