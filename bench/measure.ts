@@ -23,6 +23,8 @@ export interface Measurement {
   seconds: number
   /** User + system CPU seconds of the command and its waited-for children. */
   cpuSeconds: number | null
+  /** The system (kernel) part of cpuSeconds, or null when unknown. */
+  sysSeconds: number | null
   /** Peak resident set size in bytes, or null when no wrapper is available. */
   peakRssBytes: number | null
   /** 1-minute load average just before the command started. */
@@ -54,7 +56,7 @@ s = time.monotonic() - t
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(out, 'w') as f:
     json.dump({'rc': rc if rc >= 0 else 128 - rc, 'seconds': s,
-               'cpu': ru.ru_utime + ru.ru_stime, 'maxrssKiB': ru.ru_maxrss}, f)
+               'cpu': ru.ru_utime + ru.ru_stime, 'sys': ru.ru_stime, 'maxrssKiB': ru.ru_maxrss}, f)
 sys.exit(0)
 `
 
@@ -110,19 +112,19 @@ export function measure(spec: CommandSpec, logBase: string): Measurement {
   const base = { stdoutPath, stderrPath, load1 }
   if (method === 'python3' && existsSync(rusagePath)) {
     const r = JSON.parse(readFileSync(rusagePath, 'utf8')) as {
-      rc: number; seconds: number; cpu: number; maxrssKiB: number
+      rc: number; seconds: number; cpu: number; sys: number; maxrssKiB: number
     }
-    return { ...base, exitCode: r.rc, seconds: r.seconds, cpuSeconds: r.cpu, peakRssBytes: r.maxrssKiB * 1024 }
+    return { ...base, exitCode: r.rc, seconds: r.seconds, cpuSeconds: r.cpu, sysSeconds: r.sys, peakRssBytes: r.maxrssKiB * 1024 }
   }
   if (method === 'gnu-time' && existsSync(rusagePath)) {
     // GNU time writes "Command exited with non-zero status N" before the format line on failure.
     const lines = readFileSync(rusagePath, 'utf8').trim().split('\n')
     const [e, u, s, m] = (lines[lines.length - 1] ?? '').split(' ').map(Number)
     if (e !== undefined && u !== undefined && s !== undefined && m !== undefined) {
-      return { ...base, exitCode: fallbackExit, seconds: e, cpuSeconds: u + s, peakRssBytes: m * 1024 }
+      return { ...base, exitCode: fallbackExit, seconds: e, cpuSeconds: u + s, sysSeconds: s, peakRssBytes: m * 1024 }
     }
   }
-  return { ...base, exitCode: fallbackExit, seconds: wallSeconds, cpuSeconds: null, peakRssBytes: null }
+  return { ...base, exitCode: fallbackExit, seconds: wallSeconds, cpuSeconds: null, sysSeconds: null, peakRssBytes: null }
 }
 
 /** Runs a helper command without measuring it; returns its stdout, or undefined if it failed. */

@@ -22,6 +22,8 @@ export interface OpResult {
   bytes: number
   seconds: number | null
   cpuSeconds: number | null
+  /** The kernel's part of cpuSeconds (JSON only). */
+  sysSeconds?: number | null
   peakRssBytes: number | null
   /** 1-minute load average just before the command: above nproc, other work shared the CPUs. */
   load1?: number

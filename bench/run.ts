@@ -22,7 +22,9 @@
  * `diff` of the two snapshots, `check` and `prune` (after forgetting the first snapshot).
  *
  * Environment: BENCH_DIR (default /tmp/bench) holds data, repositories, logs and results;
- * BENCH_TOOLS=sluice,restic limits the tools; BENCH_KEEP=1 keeps repositories and restores;
+ * BENCH_TOOLS=sluice,restic limits the tools and runs them in that order (restic,sluice: restic
+ * first); BENCH_SETTLE (default 61) is the untimed wait before each restore (below);
+ * BENCH_KEEP=1 keeps repositories and restores;
  * BENCH_SLUICE_MEMORY=64M runs Sluice with that --memory.
  * BENCH_NO_TREE_RESTORE=1 skips restores into a directory (inodes: dir5m restores 5M files).
  *
@@ -30,6 +32,12 @@
  * into an empty directory (checked against the source), then a second backup of the unchanged
  * tree. Every timed command runs on a warm page cache and is followed by an untimed `sync`, so
  * one command's writeback does not land in the next one's time.
+ *
+ * Fairness between tools: ext4 without a journal (the bench disk) scans past every inode freed
+ * in the last 60-365 s each time it creates a file, so a restore after a large deletion pays for
+ * it. Run directories (repositories, restored trees) are deleted only when the run ends, each
+ * deletion followed by a `sync`, and each timed restore first waits, untimed, until BENCH_SETTLE
+ * seconds have passed since the last deletion's sync (SETTLE_SECONDS below; docs/BENCHMARKS.md).
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -172,8 +180,10 @@ function selectTools(): { tools: Tool[]; versions: Record<string, string> } {
   const wanted = process.env.BENCH_TOOLS?.split(/[ ,]+/).filter(Boolean)
   const tools: Tool[] = []
   const versions: Record<string, string> = {}
-  for (const t of TOOLS) {
-    if (wanted !== undefined && !wanted.includes(t.name)) continue
+  // In BENCH_TOOLS's order when given (restic,sluice runs restic first), so runs can alternate.
+  const ordered = wanted === undefined ? TOOLS : wanted.map((w) => TOOLS.find((t) => t.name === w)).filter((t) => t !== undefined)
+  for (const w of wanted ?? []) if (!TOOLS.some((t) => t.name === w)) console.log(`unknown tool "${w}" in BENCH_TOOLS: ignored`)
+  for (const t of ordered) {
     const v = t.probe()
     versions[t.name] = v
     if (v.startsWith('unavailable')) console.log(`skipping ${t.name}: ${v}`)
@@ -208,6 +218,46 @@ function generate(s: Scenario): void {
 
 function sync(): void {
   spawnSync('sync', { stdio: 'ignore' })
+}
+
+/**
+ * Seconds a timed restore waits (untimed) after the last deletion's `sync`. On ext4 without a
+ * journal (the bench disk) the inode allocator skips every inode freed less than 60 s ago (365 s
+ * while its inode-table block is dirty, which the restore's own creates make it), scanning past
+ * each one from the start of the block group on every create (`recently_deleted` in
+ * fs/ext4/ialloc.c; RECENTCY_MIN was 5 s before Linux 5.7, 60 s since), so a restore after
+ * deleting a large tree creates its files far more slowly than one on an even disk. Hence the
+ * run deletes nothing large until it ends (`deferred`); the wait covers what it must delete
+ * before it starts (a kept run's directories). BENCH_SETTLE overrides it (0: no wait).
+ */
+const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE ?? 61)
+/** performance.now() when the last deletion's `sync` returned; -Infinity before any deletion. */
+let lastDeletionSynced = -Infinity
+
+/** Run directories (repositories, caches, restored trees) deleted when the run ends, not
+ *  between restores (see SETTLE_SECONDS); BENCH_KEEP=1 keeps them. */
+const deferred: string[] = []
+
+/** Deletes `path` (if it exists), then `sync`s, so the freed inodes are written back and age
+ *  from now (see SETTLE_SECONDS). */
+function remove(path: string): void {
+  if (!existsSync(path)) return
+  rmSync(path, { recursive: true, force: true })
+  sync()
+  lastDeletionSynced = performance.now()
+}
+
+/** Sleeps (untimed) until SETTLE_SECONDS have passed since the last deletion's sync. */
+function settle(): void {
+  const waitMs = SETTLE_SECONDS * 1000 - (performance.now() - lastDeletionSynced)
+  if (waitMs <= 0) return
+  console.log(`  (waiting ${(waitMs / 1000).toFixed(1)} s, untimed, for the last deletion's inodes to age)`)
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, waitMs)
+}
+
+/** The measured figures of a command, as an OpResult carries them. */
+function timing(m: Measurement): Pick<OpResult, 'seconds' | 'cpuSeconds' | 'sysSeconds' | 'peakRssBytes' | 'load1'> {
+  return { seconds: m.seconds, cpuSeconds: m.cpuSeconds, sysSeconds: m.sysSeconds, peakRssBytes: m.peakRssBytes, load1: m.load1 }
 }
 
 function describeFailure(m: Measurement): string {
@@ -250,7 +300,7 @@ function startTar(tar: NonNullable<Scenario['tar']>, dir: string): { fifo: strin
 /** Runs one tool through init, backup, restore and incremental backup on one scenario. */
 function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, record: (r: OpResult) => void): void {
   const runDir = join(BENCH_DIR, 'runs', s.name, tool.name)
-  rmSync(runDir, { recursive: true, force: true })
+  remove(runDir)
   mkdirSync(runDir, { recursive: true })
   const run: ToolRun = newRun(tool.name, runDir)
   const log = (op: string): string => logPath(logDir, s.name, tool.name, op)
@@ -283,7 +333,7 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
     run.snapshots++
     const r: OpResult = {
       ...base, op, ok: true,
-      seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes, load1: m.load1,
+      ...timing(m),
       repoBytes: treeBytes(run.repo),
     }
     if (tool.name === 'sluice') r.toolReport = lastJsonLine(readFileSync(m.stdoutPath, 'utf8')) ?? undefined
@@ -295,6 +345,7 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
   const restoreTree = (): void => {
     const target = join(runDir, 'restore')
     mkdirSync(target, { recursive: true })
+    settle()
     const m = measure(tool.restore(run, target), log('restore'))
     sync()
     if (m.exitCode !== 0) failed('restore', describeFailure(m))
@@ -303,14 +354,14 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
       if (!v.ok) console.warn(`WARNING: [${s.name}] ${tool.name} restore differs from the source: ${v.problems.join('; ')}`)
       record({
         ...base, op: 'restore', ok: true, files: v.files, bytes: v.bytes,
-        seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes, load1: m.load1,
+        ...timing(m),
         verified: v.ok, ...(v.ok ? {} : { verifyProblems: v.problems }),
       })
     }
-    if (!KEEP) rmSync(target, { recursive: true, force: true })
   }
 
   const restoreStream = (name: string): void => {
+    settle()
     const m = measure(tool.cat(run, name), log('restore'))
     sync()
     if (m.exitCode !== 0) failed('restore', describeFailure(m))
@@ -321,11 +372,11 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
       if (!ok) console.warn(`WARNING: [${s.name}] ${tool.name} cat output differs from the source`)
       record({
         ...base, op: 'restore', ok: true, bytes: got,
-        seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes, load1: m.load1,
+        ...timing(m),
         verified: ok, ...(ok ? {} : { verifyProblems: [`stdout differs from ${s.data} (${got} bytes)`] }),
       })
     }
-    if (!KEEP) rmSync(m.stdoutPath, { force: true })
+    if (!KEEP) remove(m.stdoutPath)
   }
 
   /** Sluice's read-side commands on the two snapshots, stdout discarded. */
@@ -334,8 +385,9 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
       const m = measure({ argv: [SLUICE_CLI, ...args], env: run.env, discardStdout: true }, log(op))
       sync()
       if (m.exitCode !== 0) failed(op, describeFailure(m))
-      else record({ ...base, op, ok: true, seconds: m.seconds, cpuSeconds: m.cpuSeconds, peakRssBytes: m.peakRssBytes, load1: m.load1 })
+      else record({ ...base, op, ok: true, ...timing(m) })
     }
+    settle()
     timed('restore-tar', ['restore', '--tar', 'latest'])
     timed('ls', ['ls', 'latest'])
     if (ids.length === 2) timed('diff', ['diff', ids[0]!, ids[1]!])
@@ -356,7 +408,7 @@ function benchTool(s: Scenario, tree: TreeStats, tool: Tool, logDir: string, rec
     backup('incremental')
     if (s.moreOps && tool.name === 'sluice') moreOps()
   }
-  if (!KEEP) rmSync(runDir, { recursive: true, force: true })
+  if (!KEEP) deferred.push(runDir)
 }
 
 function main(): void {
@@ -397,6 +449,7 @@ function main(): void {
     scenarioInfo.push({ name: s.name, description: s.description, data: s.data, ...tree })
   }
   save()
+  for (const d of deferred) remove(d)
 
   const names = scenarios.map((s) => s.name)
   // Peak RSS growth: 1M files, and 1M / 5M in one directory, over 100k files; 10M tar entries

@@ -396,19 +396,44 @@ export class PoolZstd {
 }
 
 /** Numbers per file in writeFiles' `meta`: content offset and length in the arena, size, mode,
- *  uid, gid, mtime seconds and nanoseconds, flags (WRITE_FILES_CHOWN). */
-export const WRITE_FILES_META = 9
+ *  uid, gid, mtime seconds and nanoseconds, flags (WRITE_FILES_CHOWN), the offset and length in
+ *  the arena of its xattrs packed by packXattrs (0 and 0: none). */
+export const WRITE_FILES_META = 11
 /** Numbers per file in writeFiles' `results`: -errno of the step that lost the file (0 when it
- *  was written) and that step (WRITE_FILES_STEPS), then the errnos of chown, chmod and utimens. */
-export const WRITE_FILES_RESULTS = 5
+ *  was written) and that step (WRITE_FILES_STEPS), then the errnos of chown, chmod and utimens,
+ *  and of the first of its xattrs that failed. */
+export const WRITE_FILES_RESULTS = 6
 export const WRITE_FILES_STEPS = ['create', 'write', 'truncate', 'close'] as const
 export const WRITE_FILES_CHOWN = 1
+
+/** Bytes packXattrs needs for `xattrs`, or -1 when a name cannot be packed (empty, or holding a
+ *  NUL: such a file's xattrs are set one by one, and fail there, named). */
+export function packedXattrsLength(xattrs: readonly { name: Buffer; value: Buffer }[]): number {
+  let n = 0
+  for (const x of xattrs) {
+    if (x.name.length === 0 || x.name.includes(0)) return -1
+    n += x.name.length + 5 + x.value.length
+  }
+  return n
+}
+
+/** Packs `xattrs` into `to` at `at` as writeFiles reads them (native/restorebatch.c): each name,
+ *  a NUL, the value's length (4 bytes little-endian), the value. Returns the end offset. */
+export function packXattrs(xattrs: readonly { name: Buffer; value: Buffer }[], to: Buffer, at: number): number {
+  for (const x of xattrs) {
+    at += x.name.copy(to, at)
+    to[at++] = 0
+    at = to.writeUInt32LE(x.value.length, at)
+    at += x.value.copy(to, at)
+  }
+  return at
+}
 
 /**
  * Creates (O_EXCL, O_NOFOLLOW), writes and finishes each file `paths[i]` on one thread-pool
  * thread (native/restorebatch.c): content from `arena`, then truncate to the size, owner (flag
- * WRITE_FILES_CHOWN), mode, times, close. A file whose write fails is removed. See
- * WRITE_FILES_META and WRITE_FILES_RESULTS for the layout of `meta` and `results`.
+ * WRITE_FILES_CHOWN), mode, xattrs (packXattrs), times, close. A file whose write fails is
+ * removed. See WRITE_FILES_META and WRITE_FILES_RESULTS for the layout of `meta` and `results`.
  */
 export function writeFiles(paths: Buffer[], meta: Float64Array, arena: Buffer, results: Int32Array): Promise<void> {
   return loadAddon().writeFiles(paths, meta, arena, results)

@@ -10,11 +10,17 @@
  *
  * Per file, in the order that keeps metadata: open(O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, 0600),
  * write the content, ftruncate to the recorded size when the content is shorter (a sparse tail
- * stays a hole), fchown (when asked), fchmod (after the owner: chown clears setuid), futimens
- * (atime = mtime), close. A failing open leaves nothing behind; a failing write, truncate or
- * close removes the partial file. Owner, mode and times failures are reported and the file
- * stays. Extended attributes are set afterwards by the caller (they change neither time).
- * Paths are raw bytes; a NUL inside one is refused (EINVAL).
+ * stays a hole), fchown (when asked), fchmod (after the owner: chown clears setuid), fsetxattr
+ * of each extended attribute packed for it (after the mode, as the main thread's setMeta; they
+ * change no time), futimens (atime = mtime), close. A failing open leaves nothing behind; a
+ * failing write, truncate or close removes the partial file. Owner, mode, xattr and times
+ * failures are reported and the file stays; for xattrs only the first failure's errno (the
+ * caller sets them again one by one to name each). Paths are raw bytes; a NUL inside one is
+ * refused (EINVAL).
+ *
+ * A file's xattrs lie in the arena at meta's xattr offset, `xattr bytes` long, back to back:
+ * the name, a NUL, the value's length (4 bytes, little-endian), the value. One that does not
+ * fit in that region is EINVAL (nothing after it is set).
  */
 
 #ifndef _GNU_SOURCE
@@ -29,14 +35,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 /* Per file in `meta` (lib/native.ts writes them in this order). */
-#define WF_META 9
-enum { M_OFFSET, M_LENGTH, M_SIZE, M_MODE, M_UID, M_GID, M_MTIME_SEC, M_MTIME_NSEC, M_FLAGS };
+#define WF_META 11
+enum { M_OFFSET, M_LENGTH, M_SIZE, M_MODE, M_UID, M_GID, M_MTIME_SEC, M_MTIME_NSEC, M_FLAGS, M_XATTR_OFFSET, M_XATTR_BYTES };
 /* Per file in `results`: -errno of the step that lost the file (0 when written) and that step,
- * then the errnos of chown, chmod and utimens (0 when fine or not asked). */
-#define WF_RESULTS 5
+ * then the errnos of chown, chmod and utimens, then of the first xattr that failed (0 when fine
+ * or not asked). */
+#define WF_RESULTS 6
 enum { STEP_OPEN = 0, STEP_WRITE = 1, STEP_TRUNCATE = 2, STEP_CLOSE = 3 };
 #define FLAG_CHOWN 1
 
@@ -52,6 +60,23 @@ typedef struct {
   const double *meta;
   int32_t *results;
 } wbatch_t;
+
+/* Sets the xattrs packed in [at, at + len) on fd; 0, or the errno of the first that failed. */
+static int set_xattrs(int fd, const uint8_t *at, size_t len) {
+  size_t pos = 0;
+  while (pos < len) {
+    const uint8_t *nul = memchr(at + pos, 0, len - pos);
+    if (nul == NULL || nul == at + pos) return EINVAL;
+    size_t vpos = (size_t)(nul - at) + 1;
+    if (len - vpos < 4) return EINVAL;
+    uint32_t vlen = (uint32_t)at[vpos] | (uint32_t)at[vpos + 1] << 8 | (uint32_t)at[vpos + 2] << 16 | (uint32_t)at[vpos + 3] << 24;
+    vpos += 4;
+    if (len - vpos < vlen) return EINVAL;
+    if (fsetxattr(fd, (const char *)(at + pos), at + vpos, vlen, 0) != 0) return errno;
+    pos = vpos + vlen;
+  }
+  return 0;
+}
 
 static void wbatch_execute(napi_env env, void *data) {
   wbatch_t *b = (wbatch_t *)data;
@@ -89,6 +114,7 @@ static void wbatch_execute(napi_env env, void *data) {
     if (err == 0) {
       if (((int)m[M_FLAGS] & FLAG_CHOWN) && fchown(fd, (uid_t)m[M_UID], (gid_t)m[M_GID]) != 0) r[2] = errno;
       if (fchmod(fd, (mode_t)m[M_MODE] & 07777) != 0) r[3] = errno;
+      if (m[M_XATTR_BYTES] > 0) r[5] = set_xattrs(fd, b->arena + (size_t)m[M_XATTR_OFFSET], (size_t)m[M_XATTR_BYTES]);
       struct timespec ts[2];
       ts[0].tv_sec = (time_t)m[M_MTIME_SEC];
       ts[0].tv_nsec = (long)m[M_MTIME_NSEC];
@@ -123,7 +149,7 @@ static void wbatch_complete(napi_env env, napi_status status, void *data) {
 }
 
 /* writeFiles(paths: Buffer[], meta: Float64Array, arena: Buffer, results: Int32Array):
- * Promise<void>. File i's content is arena[meta[9i] .. meta[9i] + meta[9i+1]); see the top of
+ * Promise<void>. File i's content is arena[meta[11i] .. meta[11i] + meta[11i+1]); see the top of
  * this file for the steps and WF_RESULTS for what results holds (zeroed here first). The
  * promise rejects only on misuse. */
 static napi_value js_writeFiles(napi_env env, napi_callback_info info) {
@@ -146,7 +172,8 @@ static napi_value js_writeFiles(napi_env env, napi_callback_info info) {
     if (!sn_is_int_in(m[M_OFFSET], 0, (double)arena_len) || !sn_is_int_in(m[M_LENGTH], 0, (double)arena_len - m[M_OFFSET]) ||
         !sn_is_int_in(m[M_SIZE], m[M_LENGTH], 9007199254740991.0) || !sn_is_int_in(m[M_MODE], 0, 4294967295.0) ||
         !sn_is_int_in(m[M_UID], 0, 4294967295.0) || !sn_is_int_in(m[M_GID], 0, 4294967295.0) ||
-        !sn_is_int_in(m[M_MTIME_SEC], -9007199254740991.0, 9007199254740991.0) || !sn_is_int_in(m[M_MTIME_NSEC], 0, 999999999.0)) {
+        !sn_is_int_in(m[M_MTIME_SEC], -9007199254740991.0, 9007199254740991.0) || !sn_is_int_in(m[M_MTIME_NSEC], 0, 999999999.0) ||
+        !sn_is_int_in(m[M_XATTR_OFFSET], 0, (double)arena_len) || !sn_is_int_in(m[M_XATTR_BYTES], 0, (double)arena_len - m[M_XATTR_OFFSET])) {
       napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "writeFiles: a file's numbers are out of range");
       return NULL;
     }

@@ -194,9 +194,15 @@ export type DecodedRecord =
   | { kind: 'extents'; extents: Extent[]; incomplete?: boolean }
 
 class Reader {
-  pos: number
-  constructor(readonly buf: Buffer, start: number, readonly end: number) {
+  pos = 0
+  end = 0
+  buf: Buffer = EMPTY
+  /** Points the reader at buf[start, end) (the decoders reuse their readers: see READERS). */
+  at(buf: Buffer, start: number, end: number): this {
+    this.buf = buf
     this.pos = start
+    this.end = end
+    return this
   }
   uint(): number {
     let v = 0, mul = 1
@@ -222,12 +228,21 @@ class Reader {
   }
 }
 
+const EMPTY = Buffer.alloc(0)
+
+/** The decoders' readers, one per nesting level (record, its extents, an xattr), reused for every
+ *  record: decoding is synchronous. A fresh Reader and a fresh field bag per record died between
+ *  collections and took their hidden classes with them (V8 keeps map transitions weakly), and
+ *  every forced collection then threw away the optimized code of decodeRecord and its helpers
+ *  ("weak objects": ~300 deoptimizations and recompilations in a real-tree restore). */
+const READERS = { record: new Reader(), extents: new Reader(), xattr: new Reader() }
+
 function corrupt(msg: string): SluiceError {
   return new SluiceError('ERR_CORRUPT', `metadata record: ${msg}`)
 }
 
 function decodeExtents(b: Buffer): Extent[] {
-  const r = new Reader(b, 0, b.length)
+  const r = READERS.extents.at(b, 0, b.length)
   const out: Extent[] = []
   while (r.pos < r.end) {
     if (r.pos + ID_BYTES > r.end) throw corrupt('truncated extent')
@@ -250,10 +265,16 @@ function decodeExtents(b: Buffer): Extent[] {
 
 /** Decodes one record body (without its length prefix); null for a kind this version skips. */
 export function decodeRecord(body: Buffer): DecodedRecord | null {
-  const r = new Reader(body, 0, body.length)
+  const r = READERS.record.at(body, 0, body.length)
   const kind = r.uint()
   if (kind !== RECORD_ENTRY && kind !== RECORD_EXTENTS) return null
-  const e: Partial<EntryMeta> & { xattrs: Xattr[] } = { xattrs: [] }
+  // Every field present from the start: one hidden class, whatever fields a record holds.
+  const e: Partial<EntryMeta> & { xattrs: Xattr[] } = {
+    path: undefined, type: undefined, mode: undefined, uid: undefined, gid: undefined, user: undefined, group: undefined,
+    size: undefined, mtimeSec: undefined, mtimeNsec: undefined, ctimeSec: undefined, ctimeNsec: undefined,
+    ino: undefined, dev: undefined, nlink: undefined, rdev: undefined, linkTarget: undefined, hardlinkTo: undefined,
+    incomplete: undefined, xattrs: [],
+  }
   let extents: Extent[] = []
   while (r.pos < r.end) {
     const key = r.uint()
@@ -267,7 +288,7 @@ export function decodeRecord(body: Buffer): DecodedRecord | null {
         case F.linkTarget: e.linkTarget = Buffer.from(b); break
         case F.hardlinkTo: e.hardlinkTo = Buffer.from(b); break
         case F.xattr: {
-          const x = new Reader(b, 0, b.length)
+          const x = READERS.xattr.at(b, 0, b.length)
           const name = Buffer.from(x.bytes())
           e.xattrs.push({ name, value: Buffer.from(b.subarray(x.pos)) })
           break

@@ -1,6 +1,7 @@
 /**
  * restore(): read-snapshot → select → download → sink (a directory by default, or any sink of
- * RestoreItems: tar, stdout, a script's own). Also the snapshot reference syntax and
+ * RestoreItems: tar, stdout, a script's own); a whole snapshot into an empty directory has its
+ * directories made first (make-dirs.ts, a metadata-only pass). Also the snapshot reference syntax and
  * listSnapshot() that ls and cat share.
  */
 import { pipeline } from 'node:stream/promises'
@@ -22,6 +23,7 @@ import { createSpillCache, type SpillCache } from './spill-cache.js'
 import { createFsWriter } from './sinks/fs.js'
 import { createOverwrite, looksRestored, type OverwriteMode, type SkippedItem } from './overwrite.js'
 import { checkCanonical, createDelete } from './delete.js'
+import { makeDirs } from './make-dirs.js'
 import { createVerifier } from './verify.js'
 import { createDryRun } from './sinks/dry-run.js'
 
@@ -246,6 +248,11 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   // local disk for the next time (repeats.ts, spill-cache.ts): a second pass over the metadata.
   const spill = repo.storage.readAhead && !opts.dryRun ? await spillRepeats(repo, select(snapshotRecords(metadata, treeOf(snap)), { ...(ref.path.length > 0 ? { subtree: ref.path } : {}), excludes: e => rules.excludes(e) })) : undefined
   const chunks: ChunkLoader = spill ? { loadChunk: (id, pool) => repo.loadChunk(id, pool, { get: spill.get }) } : repo
+  // A whole snapshot into an empty target: its directories first, as restic does (make-dirs.ts).
+  const whole = ref.path.length === 0 && !opts.include && !opts.exclude
+  if (intoDir && whole && !opts.dryRun && !opts.delete && mode === 'always' && (await isEmptyDir(opts.target!))) {
+    await makeDirs(opts.target!, snapshotRecords(metadata, treeOf(snap)))
+  }
   try {
     await run(
       snapshotRecords(metadata, treeOf(snap)),
@@ -288,3 +295,12 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   return { snapshotId: id, warnings, ...counts }
 }
 
+/** Whether `dir` holds no entry: reads at most one (a target of millions of names is not listed). */
+async function isEmptyDir(dir: string): Promise<boolean> {
+  const d = await fs.opendir(dir, { bufferSize: 1 })
+  try {
+    return (await d.read()) === null
+  } finally {
+    await d.close()
+  }
+}

@@ -8,8 +8,8 @@
  *
  * A file's times are set only once its content is complete and closed: `restore --overwrite
  * if-changed` (overwrite.ts) relies on it to resume, as a file cut short then never carries the
- * snapshot's mtime (the batch sets them after the write, before close; xattrs follow, which
- * change no time). A SkippedItem (an entry --overwrite does not write) gets its metadata set
+ * snapshot's mtime (the batch sets them after the write and the xattrs, before close; xattrs it
+ * leaves to the main thread follow, and change no time). A SkippedItem (an entry --overwrite does not write) gets its metadata set
  * again when `unchanged`, nothing when `kept`.
  *
  * Safety: every path is checked (no absolute paths, no '.', '..' or empty components, no NUL);
@@ -32,9 +32,10 @@
  *
  * Writing: files up to RESTORE_SMALL_FILE are copied into a batch (an arena of
  * RESTORE_BATCH_BYTES, at most RESTORE_BATCH_FILES files) and each batch is created, written
- * and finished (owner, mode, times) by one addon call on the thread pool
- * (native/restorebatch.c), RESTORE_BATCHES at once; their xattrs and warnings are applied when
- * a batch returns, in order. A directory left while its files are still in a batch gets its
+ * and finished (owner, mode, xattrs, times) by one addon call on the thread pool
+ * (native/restorebatch.c), RESTORE_BATCHES at once: a file's xattrs are packed into the arena
+ * after its content (those that cannot be, or that fail there, are set one by one when the
+ * batch returns), and warnings are applied when a batch returns, in order. A directory left while its files are still in a batch gets its
  * metadata once that batch is done; an entry at a path a batch has yet to create, or whose
  * parents must be checked, waits for the batches first, so the result is as if every entry
  * were created in turn. A larger file is opened in place and written by positioned writes on
@@ -45,8 +46,9 @@
  * Memory: the stack of directories on the current path (their metadata, to finish them when
  * left) and at most RESTORE_PENDING_DIRS left directories waiting for their batches; one open
  * large file and RESTORE_FILE_WRITES views of decoded chunks being written; RESTORE_BATCHES + 1
- * batch arenas (RESTORE_BATCH_BYTES each, allocated once and reused) with their files' records
- * and paths (RESTORE_BATCH_FILES each).
+ * batch arenas (RESTORE_BATCH_BYTES each, allocated once and reused; xattrs share them with the
+ * content, so files with large xattrs make fewer files a batch, not more memory) with their
+ * files' records and paths (RESTORE_BATCH_FILES each).
  */
 import { Writable } from 'node:stream'
 import fs from 'node:fs'
@@ -55,7 +57,7 @@ import type { DamagedItem } from '../download.js'
 import type { SkippedItem } from '../overwrite.js'
 import { SluiceError, asSluiceError, isErrno } from '../../../lib/errors.js'
 import { displayPath, isAllZero, isUnder, joinPath, parentPath, splitPath } from '../../../lib/bytes.js'
-import { WRITE_FILES_CHOWN, WRITE_FILES_META, WRITE_FILES_RESULTS, WRITE_FILES_STEPS, copyBytes, errnoError, lsetxattr, mkfifo, mknod, utimens, writeFiles } from '../../../lib/native.js'
+import { WRITE_FILES_CHOWN, WRITE_FILES_META, WRITE_FILES_RESULTS, WRITE_FILES_STEPS, copyBytes, errnoError, lsetxattr, mkfifo, mknod, packXattrs, packedXattrsLength, utimens, writeFiles } from '../../../lib/native.js'
 import { RESTORE_BATCHES, RESTORE_BATCH_BYTES, RESTORE_BATCH_FILES, RESTORE_FILE_WRITES, RESTORE_PENDING_DIRS, RESTORE_SMALL_FILE, RESTORE_SPARSE_MIN } from '../../../lib/limits.js'
 import { checkSafePath } from '../read-snapshot.js'
 import { writeSparse } from './write-sparse.js'
@@ -91,12 +93,15 @@ interface OpenDir {
   meta: EntryMeta
 }
 
-/** A small file in a batch: its content lies in the batch's arena at `offset`. */
+/** A small file in a batch: its content lies in the batch's arena at `offset`, its xattrs
+ *  (packed, `xattrBytes` long; 0 when it has none or they are set on the main thread) right after
+ *  the room for its content. */
 interface BatchFile {
   meta: EntryMeta
   abs: Buffer
   offset: number
   length: number
+  xattrBytes: number
   damaged?: SluiceError
 }
 
@@ -255,9 +260,13 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
   const pathKey = (p: Buffer): string => p.toString('latin1')
   const isSmall = (e: EntryMeta): boolean => e.type === 'file' && !e.hardlinkTo && e.size <= RESTORE_SMALL_FILE
 
-  /** Starts collecting small file `e` into the filling batch. */
+  /** Starts collecting small file `e` into the filling batch, its xattrs packed after its
+   *  content's room (when they fit in an arena with it: else applyBatch sets them). */
   async function startSmall(e: EntryMeta, p: Buffer): Promise<void> {
-    if (filling && (filling.files.length >= RESTORE_BATCH_FILES || filling.used + e.size > filling.arena.length)) await submit()
+    let xattrBytes = e.xattrs?.length ? packedXattrsLength(e.xattrs) : 0
+    if (xattrBytes < 0 || e.size + xattrBytes > RESTORE_BATCH_BYTES) xattrBytes = 0
+    const need = e.size + xattrBytes
+    if (filling && (filling.files.length >= RESTORE_BATCH_FILES || filling.used + need > filling.arena.length)) await submit()
     if (pendingPaths.has(pathKey(p))) await drain()
     if (!filling) {
       filling = spare.pop() ?? {
@@ -267,8 +276,9 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
         results: new Int32Array(RESTORE_BATCH_FILES * WRITE_FILES_RESULTS),
       }
     }
-    small = { meta: e, abs: p, offset: filling.used, length: 0 }
-    filling.used += e.size
+    small = { meta: e, abs: p, offset: filling.used, length: 0, xattrBytes }
+    if (xattrBytes > 0) packXattrs(e.xattrs!, filling.arena, filling.used + e.size)
+    filling.used += need
   }
 
   /** Content of the small file being collected, copied into the batch's arena (the data is a
@@ -322,7 +332,8 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     const o = owners ? ownerOf(e) : e
     b.files.push(f)
     b.paths.push(f.abs)
-    b.meta.set([f.offset, f.length, e.size, e.mode, o.uid, o.gid, e.mtimeSec, e.mtimeNsec, owners ? WRITE_FILES_CHOWN : 0], i * WRITE_FILES_META)
+    const xattrAt = f.xattrBytes > 0 ? f.offset + e.size : 0
+    b.meta.set([f.offset, f.length, e.size, e.mode, o.uid, o.gid, e.mtimeSec, e.mtimeNsec, owners ? WRITE_FILES_CHOWN : 0, xattrAt, f.xattrBytes], i * WRITE_FILES_META)
     pendingPaths.add(pathKey(f.abs))
   }
 
@@ -356,8 +367,9 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
     while (running.length >= RESTORE_BATCHES) await running[0]
   }
 
-  /** Reports what writeFiles did to each file of a batch, sets xattrs, and redoes (replacing
-   *  what was there) the files whose path was taken. */
+  /** Reports what writeFiles did to each file of a batch, sets the xattrs it did not (not
+   *  packed, or one failed: all again, one by one, so each failure is named), and redoes
+   *  (replacing what was there) the files whose path was taken. */
   async function applyBatch(b: Batch): Promise<void> {
     for (let i = 0; i < b.files.length; i++) {
       const f = b.files[i]!
@@ -372,6 +384,10 @@ export function createFsWriter(targetDir: string, opts: FsWriterOptions): Writab
       if (r[2]) warn(e, 'cannot set owner', errnoError(r[2], 'chown', f.abs))
       if (r[3]) warn(e, 'cannot set mode', errnoError(r[3], 'chmod', f.abs))
       if (r[4]) warn(e, 'cannot set times', errnoError(r[4], 'utimens', f.abs))
+      if (f.xattrBytes > 0 && r[5] === 0) {
+        opts.onEntry?.(e)
+        continue
+      }
       for (const x of e.xattrs ?? []) {
         try {
           lsetxattr(f.abs, x.name, x.value)
