@@ -26,6 +26,7 @@
  * first); BENCH_SETTLE (default 61) is the untimed wait before each restore (below);
  * BENCH_KEEP=1 keeps repositories and restores;
  * BENCH_SLUICE_MEMORY=64M runs Sluice with that --memory.
+ * BENCH_COMPRESSION=max backs up with every tool's highest compression (bench/tools.ts).
  * BENCH_NO_TREE_RESTORE=1 skips restores into a directory (inodes: dir5m restores 5M files).
  *
  * For each scenario and each tool found: a fresh repository, init (not timed), backup, restore
@@ -54,6 +55,10 @@ const GEN_DIR = process.env.BENCH_GENERATORS ?? join(PROJECT_ROOT, 'bench', 'gen
 const KEEP = process.env.BENCH_KEEP === '1'
 /** BENCH_NO_TREE_RESTORE=1: skip restores into a directory (a 5M-file restore takes 5M inodes). */
 const NO_TREE_RESTORE = process.env.BENCH_NO_TREE_RESTORE === '1'
+if (![undefined, '', 'max'].includes(process.env.BENCH_COMPRESSION)) {
+  console.error(`BENCH_COMPRESSION takes "max" (every tool at its highest level), not "${process.env.BENCH_COMPRESSION}"`)
+  process.exit(2)
+}
 
 /** One data set the tools back up. */
 interface Scenario {
@@ -173,7 +178,8 @@ function selectScenarios(words: string[]): Scenario[] {
     }
     for (const s of sel) if (!out.includes(s)) out.push(s)
   }
-  return out
+  // Rows at the highest compression are named apart from the default ones (small-100k-max).
+  return process.env.BENCH_COMPRESSION === 'max' ? out.map((s) => ({ ...s, name: `${s.name}-max` })) : out
 }
 
 function selectTools(): { tools: Tool[]; versions: Record<string, string> } {

@@ -23,6 +23,8 @@ export interface ToolRun {
   env: NodeJS.ProcessEnv
   /** Snapshots made so far (borg needs a fresh archive name per backup and a name to extract). */
   snapshots: number
+  /** BENCH_COMPRESSION=max: every tool's backups at its highest compression level. */
+  compressionMax: boolean
 }
 
 /** How to drive one backup tool. */
@@ -81,7 +83,12 @@ export function newRun(tool: ToolName, dir: string): ToolRun {
     env.BORG_PASSPHRASE = PASSWORD
     env.BORG_BASE_DIR = home
   }
-  return { repo, home, env, snapshots: 0 }
+  return { repo, home, env, snapshots: 0, compressionMax: process.env.BENCH_COMPRESSION === 'max' }
+}
+
+/** The compression flag and value for a run with BENCH_COMPRESSION=max, else nothing. */
+function maxFlag(run: ToolRun, flag: string, value: string): string[] {
+  return run.compressionMax ? [flag, value] : []
 }
 
 const sluice: Tool = {
@@ -94,7 +101,8 @@ const sluice: Tool = {
     return `sluice ${pkg.version} (node ${process.version})`
   },
   init: (run) => ({ argv: [SLUICE_CLI, 'init'], env: run.env }),
-  backup: (run, source) => ({ argv: [SLUICE_CLI, 'backup', source, '--json'], env: run.env }),
+  // BENCH_COMPRESSION=max: zstd level 19 here, restic's "max" (klauspost/compress's best level), borg's zstd,19.
+  backup: (run, source) => ({ argv: [SLUICE_CLI, 'backup', source, '--json', ...maxFlag(run, '--compression', 'max')], env: run.env }),
   restore: (run, target) => ({
     argv: [SLUICE_CLI, 'restore', 'latest', '--target', target],
     env: run.env,
@@ -114,7 +122,7 @@ const restic: Tool = {
   },
   // restic 0.14 creates repository version 2 (compression "auto") by default.
   init: (run) => ({ argv: ['restic', 'init'], env: run.env }),
-  backup: (run, source) => ({ argv: ['restic', 'backup', source], env: run.env }),
+  backup: (run, source) => ({ argv: ['restic', 'backup', source, ...maxFlag(run, '--compression', 'max')], env: run.env }),
   restore: (run, target) => ({ argv: ['restic', 'restore', 'latest', '--target', target], env: run.env }),
   backupStdin: (run, name) => ({ argv: ['restic', 'backup', '--stdin', '--stdin-filename', name], env: run.env }),
   cat: (run, name) => ({ argv: ['restic', 'dump', 'latest', `/${name}`], env: run.env }),
@@ -127,7 +135,10 @@ const borg: Tool = {
     return v === undefined ? 'unavailable: borg not on PATH' : v.trim()
   },
   init: (run) => ({ argv: ['borg', 'init', '--encryption=repokey-blake2', run.repo], env: run.env }),
-  backup: (run, source) => ({ argv: ['borg', 'create', `${run.repo}::snap-${run.snapshots + 1}`, source], env: run.env }),
+  backup: (run, source) => ({
+    argv: ['borg', 'create', ...maxFlag(run, '--compression', 'zstd,19'), `${run.repo}::snap-${run.snapshots + 1}`, source],
+    env: run.env,
+  }),
   // borg extract writes into the current directory.
   restore: (run, target) => ({ argv: ['borg', 'extract', `${run.repo}::snap-${run.snapshots}`], env: run.env, cwd: target }),
   backupStdin: (run, name) => ({
