@@ -8,7 +8,7 @@
  * between their files cluster a tree's files in a few block groups; on a disk without a journal
  * every create there scans past the inodes deleted near it in the last minutes. Small-100k
  * restored into a target whose directories were made first: 19-34 s against 54-93 s, system CPU
- * 7-13 s against 22-34 s (docs/BENCHMARKS.md "Restore against restic on a shared disk").
+ * 7-13 s against 22-34 s (docs/TUNING.md "Restore's directories made first").
  *
  * Only while the records come in canonical order (strictly increasing paths): at the first one
  * out of order it stops, so a snapshot that names a path twice (a file, then a directory at the
