@@ -199,7 +199,7 @@ async function leasedBackup(
     ...(rules.empty ? [] : [createFilter(rules)]),
     // The stages every entry passes run as one Duplex (lib/flow.ts fuse: one hop, not five).
     fuse(
-      ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap)))] : []),
+      ...(parent ? [createParentJoin(snapshotRecords(repo, treeOf(parent.snap), undefined, true))] : []),
       createXattrReader({ onWarning }),
       ...(opts.paths ? [createPrefetch({ onWarning, batches: budget.prefetchBatches, batchBytes: budget.prefetchBatchBytes })] : []),
       createChunker(keys, { params: repo.config.chunker, onWarning, stats, arena, ...(opts.onFile ? { onFile: opts.onFile } : {}) }),

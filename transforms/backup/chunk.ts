@@ -247,7 +247,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
         stats.filesUnchanged++
         for (const e of item.reuse) stats.bytesTotal += e.length
       }
-      const rec: RecordItem = { kind: 'record', entry: metaOf(item), extents: item.reuse }
+      const rec: RecordItem = { kind: 'record', entry: metaOf(item), extents: item.reuse, raw: item.reuseRecord }
       if (nothingWaits()) yield rec
       else {
         queue.push(rec)

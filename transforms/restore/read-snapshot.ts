@@ -243,13 +243,15 @@ function checkDepth(tree: TreeRef): void {
 }
 
 /** Every record of a snapshot, in stored order. `onChunk` sees the id of each tree node and
- *  metadata chunk as it is loaded (prune's mark). */
-export function snapshotRecords(loader: ChunkLoader, tree: TreeRef, onChunk?: (id: Buffer) => void): SnapshotCursor {
+ *  metadata chunk as it is loaded (prune's mark). With `keepRaw`, entry records stored exactly
+ *  as RecordEncoder writes them carry their body (`raw`, lib/repo/record.ts), a view that keeps
+ *  its metadata chunk's plaintext alive while the record lives (parent-join). */
+export function snapshotRecords(loader: ChunkLoader, tree: TreeRef, onChunk?: (id: Buffer) => void, keepRaw = false): SnapshotCursor {
   checkDepth(tree)
   // Level 0 holds the root alone; levels 1..depth are tree nodes, depth being the one that
   // names metadata chunks. All start exhausted, so the first step descends from the root.
   const pos: TreePos = [{ ids: [tree.root], i: 0 }, ...Array.from({ length: tree.depth }, () => ({ ids: [], i: 0 }))]
-  return new SnapshotCursor(loader, pos, new RecordDecoder(), new RecordRules(), new Set(), onChunk)
+  return new SnapshotCursor(loader, pos, new RecordDecoder(keepRaw), new RecordRules(), new Set(), onChunk)
 }
 
 export function createSnapshotReader(loader: ChunkLoader, tree: TreeRef): Readable {
