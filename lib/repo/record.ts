@@ -398,10 +398,15 @@ export function decodeRecord(body: Buffer, keepRaw = false): DecodedRecord | nul
 
 /**
  * Splits a byte stream fed in arbitrary pieces into records. Holds at most one partial record
- * (bounded by MAX_RECORD_BYTES) plus the piece being parsed.
+ * (bounded by MAX_RECORD_BYTES) plus the piece being parsed. `feed` and `next` decode one record
+ * at a time, as it is wanted: a piece's records decoded all at once (a metadata chunk: ~1000)
+ * outlive V8's young generation together and are copied and promoted by each scavenge.
  */
 export class RecordDecoder {
   private pending: Buffer = Buffer.alloc(0)
+  /** The piece being parsed (with the partial record before it) and where its next record starts. */
+  private buf: Buffer = EMPTY
+  private pos = 0
 
   /** With `keepRaw`, records the encoder would write byte for byte carry their body as `raw`
    *  (decodeRecord), a view that keeps the piece it was read from alive as long as it lives. */
@@ -409,10 +414,28 @@ export class RecordDecoder {
 
   /** Feeds bytes; returns the records completed by them, in order. */
   push(piece: Uint8Array): DecodedRecord[] {
-    const buf = this.pending.length === 0 ? Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength) : Buffer.concat([this.pending, piece])
+    this.feed(piece)
     const out: DecodedRecord[] = []
-    let pos = 0
-    for (;;) {
+    for (let r = this.next(); r !== undefined; r = this.next()) out.push(r)
+    return out
+  }
+
+  /** Feeds bytes, to be decoded by next(); the previous piece must be used up (next() gave
+   *  undefined). */
+  feed(piece: Uint8Array): void {
+    if (this.pos < this.buf.length) throw new Error('RecordDecoder.feed before the previous piece was decoded')
+    this.buf = this.pending.length === 0 ? Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength) : Buffer.concat([this.pending, piece])
+    this.pos = 0
+    this.pending = EMPTY
+  }
+
+  /** The next complete record of what was fed, or undefined when more bytes are needed (what is
+   *  left is then kept as the partial record). */
+  next(): DecodedRecord | undefined {
+    const buf = this.buf
+    let pos = this.pos
+    let out: DecodedRecord | undefined
+    while (out === undefined) {
       // length prefix
       let len = 0, mul = 1, p = pos, complete = false
       while (p < buf.length) {
@@ -426,22 +449,30 @@ export class RecordDecoder {
       if (len > MAX_RECORD_BYTES) throw corrupt(`record of ${len} bytes`)
       if (p + len > buf.length) break
       const rec = decodeRecord(buf.subarray(p, p + len), this.keepRaw)
-      if (rec) out.push(rec)
+      if (rec) out = rec
       pos = p + len
     }
-    this.pending = pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos))
+    this.pos = pos
+    if (out === undefined) {
+      this.pending = pos === buf.length ? EMPTY : Buffer.from(buf.subarray(pos))
+      this.buf = EMPTY
+      this.pos = 0
+    }
     return out
   }
 
   /** A decoder in the same state that goes on independently (for a reader's look-ahead). */
   clone(): RecordDecoder {
     const copy = new RecordDecoder(this.keepRaw)
-    copy.pending = this.pending // never written to in place: push replaces it
+    // Never written to in place: feed replaces them.
+    copy.pending = this.pending
+    copy.buf = this.buf
+    copy.pos = this.pos
     return copy
   }
 
   /** Throws if the stream ended inside a record. */
   end(): void {
-    if (this.pending.length > 0) throw corrupt('stream ends inside a record')
+    if (this.pending.length > 0 || this.pos < this.buf.length) throw corrupt('stream ends inside a record')
   }
 }

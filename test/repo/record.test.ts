@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { EntryMeta } from '../../lib/entry.js'
-import { decodeRecord, encodeEntry, encodeExtentsRecord, RecordEncoder } from '../../lib/repo/record.js'
+import { decodeRecord, encodeEntry, encodeExtentsRecord, RecordDecoder, RecordEncoder } from '../../lib/repo/record.js'
 
 const id = (n: number): Buffer => Buffer.alloc(32, n)
 
@@ -131,4 +131,32 @@ test('decodeRecord keeps the raw body only of records stored exactly as the enco
     assert.ok(d?.kind === 'record', `${what}: still decodes`)
     assert.equal(d.raw, undefined, `${what}: no raw body`)
   }
+})
+
+test('RecordDecoder decodes one record at a time; a clone goes on from the same record', () => {
+  const recs = Array.from({ length: 5 }, (_, i) => encodeEntry({ ...entry, path: Buffer.from(`p${i}`), incomplete: false } as EntryMeta))
+  const stream = Buffer.concat(recs)
+  const paths = (d: RecordDecoder, pieces: Buffer[]): string[] => {
+    const out: string[] = []
+    for (const piece of pieces) {
+      d.feed(piece)
+      for (let r = d.next(); r; r = d.next()) if (r.kind === 'record') out.push(r.entry.path.toString())
+    }
+    d.end()
+    return out
+  }
+  const all = ['p0', 'p1', 'p2', 'p3', 'p4']
+  // Cut inside the second record and inside the fourth one's length prefix.
+  const cut1 = recs[0]!.length + 10, cut2 = recs[0]!.length + recs[1]!.length + recs[2]!.length + 1
+  assert.deepEqual(paths(new RecordDecoder(), [stream.subarray(0, cut1), stream.subarray(cut1, cut2), stream.subarray(cut2)]), all)
+  const d = new RecordDecoder()
+  d.feed(stream)
+  assert.equal((d.next() as { entry: EntryMeta }).entry.path.toString(), 'p0')
+  const fork = d.clone()
+  assert.equal((d.next() as { entry: EntryMeta }).entry.path.toString(), 'p1')
+  assert.equal((fork.next() as { entry: EntryMeta }).entry.path.toString(), 'p1', 'the clone starts where the original stood')
+  const truncated = new RecordDecoder()
+  truncated.feed(stream.subarray(0, cut1))
+  while (truncated.next());
+  assert.throws(() => truncated.end(), /ends inside a record/)
 })
