@@ -255,12 +255,13 @@ function corrupt(msg: string): SluiceError {
   return new SluiceError('ERR_CORRUPT', `metadata record: ${msg}`)
 }
 
-function decodeExtents(b: Buffer): Extent[] {
+/** The extents of an extents field; with `views`, their ids are views of `b`, not copies. */
+function decodeExtents(b: Buffer, views: boolean): Extent[] {
   const r = READERS.extents.at(b, 0, b.length)
   const out: Extent[] = []
   while (r.pos < r.end) {
     if (r.pos + ID_BYTES > r.end) throw corrupt('truncated extent')
-    const id = Buffer.from(b.subarray(r.pos, r.pos + ID_BYTES))
+    const id = views ? b.subarray(r.pos, r.pos + ID_BYTES) : Buffer.from(b.subarray(r.pos, r.pos + ID_BYTES))
     r.pos += ID_BYTES
     const offset = r.uint(), length = r.uint()
     if (isHole({ id })) {
@@ -275,6 +276,14 @@ function decodeExtents(b: Buffer): Extent[] {
     out.push({ id, offset, length })
   }
   return out
+}
+
+/** decodeRecord's field bag (see there). */
+const FIELDS: { [K in keyof EntryMeta]: EntryMeta[K] | undefined } = {
+  path: undefined, type: undefined, mode: undefined, uid: undefined, gid: undefined, user: undefined, group: undefined,
+  size: undefined, mtimeSec: undefined, mtimeNsec: undefined, ctimeSec: undefined, ctimeNsec: undefined,
+  ino: undefined, dev: undefined, nlink: undefined, rdev: undefined, linkTarget: undefined, hardlinkTo: undefined,
+  xattrs: undefined, incomplete: undefined,
 }
 
 /** The wire type RecordEncoder writes each field tag with (index: tag). */
@@ -299,19 +308,19 @@ function sameUtf8(s: string, b: Buffer): boolean {
  * decoded entry and extents (its fields in the encoder's order, none unknown, none missing,
  * every varint as short as it can be) also carries `raw`, that body as a view of `body`: a
  * writer whose entry encodes the same values may copy it instead of encoding (parent-join's
- * reused files).
+ * reused files). With `keepRaw` the record's byte fields (path, targets, xattrs, extent ids) are
+ * views of `body` too, not copies: they keep the piece it lies in alive as long as they live.
  */
 export function decodeRecord(body: Buffer, keepRaw = false): DecodedRecord | null {
   const r = READERS.record.at(body, 0, body.length)
   const kind = r.uint()
   if (kind !== RECORD_ENTRY && kind !== RECORD_EXTENTS) return null
-  // Every field present from the start: one hidden class, whatever fields a record holds.
-  const e: Partial<EntryMeta> & { xattrs: Xattr[] } = {
-    path: undefined, type: undefined, mode: undefined, uid: undefined, gid: undefined, user: undefined, group: undefined,
-    size: undefined, mtimeSec: undefined, mtimeNsec: undefined, ctimeSec: undefined, ctimeNsec: undefined,
-    ino: undefined, dev: undefined, nlink: undefined, rdev: undefined, linkTarget: undefined, hardlinkTo: undefined,
-    incomplete: undefined, xattrs: [],
-  }
+  // One field bag for every record (decoding is synchronous), cleared here: one hidden class,
+  // and no bag of garbage per record.
+  const e = FIELDS
+  e.path = e.type = e.mode = e.uid = e.gid = e.user = e.group = e.size = e.mtimeSec = e.mtimeNsec = undefined
+  e.ctimeSec = e.ctimeNsec = e.ino = e.dev = e.nlink = e.rdev = e.linkTarget = e.hardlinkTo = e.incomplete = undefined
+  let xattrs: Xattr[] | undefined
   let extents: Extent[] = []
   // Whether the body is what the encoder writes: tags rising (xattrs may repeat), each with its
   // wire type, the fields it always writes all present (`seen`), values it gives back as read.
@@ -327,7 +336,7 @@ export function decodeRecord(body: Buffer, keepRaw = false): DecodedRecord | nul
     if (wire === W_BYTES) {
       const b = r.bytes()
       switch (tag) {
-        case F.path: e.path = Buffer.from(b); break
+        case F.path: e.path = keepRaw ? b : Buffer.from(b); break
         case F.user:
           e.user = b.toString('utf8')
           if (exact && !sameUtf8(e.user, b)) exact = false
@@ -336,17 +345,17 @@ export function decodeRecord(body: Buffer, keepRaw = false): DecodedRecord | nul
           e.group = b.toString('utf8')
           if (exact && !sameUtf8(e.group, b)) exact = false
           break
-        case F.linkTarget: e.linkTarget = Buffer.from(b); break
-        case F.hardlinkTo: e.hardlinkTo = Buffer.from(b); break
+        case F.linkTarget: e.linkTarget = keepRaw ? b : Buffer.from(b); break
+        case F.hardlinkTo: e.hardlinkTo = keepRaw ? b : Buffer.from(b); break
         case F.xattr: {
           const x = READERS.xattr.at(b, 0, b.length)
-          const name = Buffer.from(x.bytes())
+          const name = keepRaw ? x.bytes() : Buffer.from(x.bytes())
           if (x.loose) exact = false
-          e.xattrs.push({ name, value: Buffer.from(b.subarray(x.pos)) })
+          ;(xattrs ??= []).push({ name, value: keepRaw ? b.subarray(x.pos) : Buffer.from(b.subarray(x.pos)) })
           break
         }
         case F.extents:
-          extents = decodeExtents(b)
+          extents = decodeExtents(b, keepRaw)
           if (extents.length === 0 || READERS.extents.loose) exact = false
           break
       }
@@ -390,7 +399,7 @@ export function decodeRecord(body: Buffer, keepRaw = false): DecodedRecord | nul
   if (e.rdev !== undefined) entry.rdev = e.rdev
   if (e.linkTarget) entry.linkTarget = e.linkTarget
   if (e.hardlinkTo) entry.hardlinkTo = e.hardlinkTo
-  if (e.xattrs.length > 0) entry.xattrs = e.xattrs
+  if (xattrs !== undefined) entry.xattrs = xattrs
   if (e.incomplete) entry.incomplete = true
   if (exact && !r.loose && (seen & ALWAYS) === ALWAYS && lastTag <= F.incomplete) return { kind: 'record', entry, extents, raw: body }
   return { kind: 'record', entry, extents }
