@@ -92,8 +92,9 @@ export interface SourceEntry extends EntryMeta {
   reuse?: Extent[]
   /** Set by the merge-join: the parent snapshot has this path with other metadata. */
   changed?: boolean
-  /** Set by the merge-join with `reuse`, when this entry with those extents encodes to exactly
-   *  the parent's record: that record's body, which the metadata stage copies. */
+  /** Set by the merge-join when this entry encodes to exactly the parent's record (a reused
+   *  file with those extents, or a directory, symlink or device with every field unchanged,
+   *  given the parent's xattrs): that record's body, which the metadata stage copies. */
   reuseRecord?: Buffer
 }
 

@@ -31,6 +31,17 @@ function makeTree(root: string): void {
   fs.writeFileSync(path.join(root, 'd1', 'line\nbreak'), 'newline')
   fs.writeFileSync(path.join(root, 'd1', 'f1.txt-'), 'sorts after f1.txt')
   fs.symlinkSync('d0/f1.txt', path.join(root, 'link'))
+  setXattr(path.join(root, 'd2'), 'user.dir', 'on a directory')
+  setXattr(path.join(root, 'd0', 'f2.txt'), 'user.file', 'on a file')
+}
+
+/** Sets a user xattr where the filesystem has them (the other changes still count without). */
+function setXattr(p: string, name: string, value: string): void {
+  try {
+    lsetxattr(Buffer.from(p), Buffer.from(name), Buffer.from(value))
+  } catch {
+    // No user xattrs here.
+  }
 }
 
 /** A backup of `tree` (relative, so the snapshot holds no ancestor of it that other tests touch). */
@@ -62,17 +73,19 @@ test('an incremental keeps the parent tree when nothing changed, and a full back
     assert.deepEqual(await treeAfter(repo, undefined), full, 'and again from an incremental parent')
 
     // Changes the parent's records must not survive: content with the same size, a mode, a
-    // rename, an xattr (where the filesystem has them), a file added and one removed.
+    // rename, xattrs of files and directories (where the filesystem has them), a directory's
+    // mode, a symlink's target, a file added and one removed.
     const t = path.join(BASE, 'tree')
     const f = path.join(t, 'd2', 'f10.txt')
     fs.writeFileSync(f, fs.readFileSync(f).reverse())
     fs.chmodSync(path.join(t, 'd3', 'f4.txt'), 0o600)
     fs.renameSync(path.join(t, 'd4', 'f5.txt'), path.join(t, 'd4', 'f5-renamed.txt'))
-    try {
-      lsetxattr(Buffer.from(path.join(t, 'd0', 'f7.txt')), Buffer.from('user.note'), Buffer.from('set after'))
-    } catch {
-      // No user xattrs on this filesystem: the other changes still count.
-    }
+    setXattr(path.join(t, 'd0', 'f7.txt'), 'user.note', 'set after')
+    setXattr(path.join(t, 'd2'), 'user.dir', 'changed on a directory')
+    setXattr(path.join(t, 'd3'), 'user.new', 'new on a directory')
+    fs.chmodSync(path.join(t, 'd4'), 0o700)
+    fs.rmSync(path.join(t, 'link'))
+    fs.symlinkSync('d0/f2.txt', path.join(t, 'link'))
     fs.writeFileSync(path.join(t, 'd1', 'f30.txt-new'), 'new')
     fs.rmSync(path.join(t, 'd1', 'f31.txt'))
     const incremental = await treeAfter(repo, undefined)

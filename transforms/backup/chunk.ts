@@ -255,7 +255,7 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
       }
       continue
     }
-    const rec: RecordItem = { kind: 'record', entry: metaOf(item), extents: [] }
+    const rec: RecordItem = { kind: 'record', entry: metaOf(item), extents: [], raw: item.reuseRecord }
     if (item.type !== 'file' || !item.content || item.hardlinkTo) {
       if (nothingWaits()) yield rec
       else {

@@ -57,6 +57,19 @@ function sameRecord(now: EntryMeta, before: EntryMeta): boolean {
   )
 }
 
+/** True when the walked non-file `now` with `before`'s xattrs encodes to `before`'s record. */
+function sameEntry(now: EntryMeta, before: EntryMeta): boolean {
+  return (
+    now.type === before.type && now.hardlinkTo === undefined && before.hardlinkTo === undefined && !before.incomplete &&
+    now.size === before.size && now.mtimeSec === before.mtimeSec && now.mtimeNsec === before.mtimeNsec &&
+    now.ctimeSec === before.ctimeSec && now.ctimeNsec === before.ctimeNsec && now.ino === before.ino &&
+    now.mode === before.mode && now.uid === before.uid && now.gid === before.gid && now.user === before.user &&
+    now.group === before.group && now.dev === before.dev && now.nlink === before.nlink && now.rdev === before.rdev &&
+    now.xattrs === undefined && !now.incomplete &&
+    (now.linkTarget === undefined ? before.linkTarget === undefined : before.linkTarget !== undefined && now.linkTarget.equals(before.linkTarget))
+  )
+}
+
 /** Marks the walked files the parent snapshot has unchanged (`reuse`) or with other metadata
  *  (`changed`). `parent` is consumed (and closed) by the stage. */
 export function createParentJoin(parent: ParentRecords): Duplex {
@@ -117,7 +130,18 @@ async function* join(source: AsyncIterable<SourceEntry>, it: ParentRecords): Asy
           if (q) await q
         }
       }
-      if (done || entry.type !== 'file' || !(head as RecordItem).entry.path.equals(entry.path)) {
+      if (done || !(head as RecordItem).entry.path.equals(entry.path)) {
+        yield entry
+        continue
+      }
+      if (entry.type !== 'file') {
+        // A directory, symlink or device the parent has with every field the same (ctime too,
+        // so its xattrs too, which the xattr-read stage then leaves): the parent's record.
+        const before = head as RecordItem
+        if (before.raw && before.extents.length === 0 && sameEntry(entry, before.entry)) {
+          if (before.entry.xattrs) entry.xattrs = before.entry.xattrs
+          entry.reuseRecord = before.raw
+        }
         yield entry
         continue
       }
