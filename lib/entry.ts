@@ -92,6 +92,10 @@ export interface SourceEntry extends EntryMeta {
   reuse?: Extent[]
   /** Set by the merge-join: the parent snapshot has this path with other metadata. */
   changed?: boolean
+  /** Set by the merge-join when this entry encodes to exactly the parent's record (a reused
+   *  file with those extents, or a directory, symlink or device with every field unchanged,
+   *  given the parent's xattrs): that record's body, which the metadata stage copies. */
+  reuseRecord?: Buffer
 }
 
 /** More extents of the file just before, when they do not fit in one record. */
@@ -110,6 +114,9 @@ export interface RecordItem {
   entry: EntryMeta
   /** Files only: the file's first extents; more may follow as `ExtentsItem`s. */
   extents: Extent[]
+  /** The record's body as RecordEncoder.entry writes it for `entry` and `extents`, when known
+   *  already (a reused file's parent record, lib/repo/record.ts `raw`): copied, not encoded. */
+  raw?: Buffer
 }
 
 /** A chunk of content or metadata, cut and identified, on its way to storage. */

@@ -141,6 +141,14 @@ export class RecordEncoder {
     return this.finish(w)
   }
 
+  /** A record whose body is given (decodeRecord's `raw`): its length prefix and a copy of it. */
+  framed(body: Uint8Array): Buffer {
+    const w = this.w
+    w.pos = PREFIX_ROOM
+    w.raw(body)
+    return this.finish(w)
+  }
+
   /** Starts a record body after room for its length prefix. */
   private begin(kind: number): Writer {
     const w = this.w
@@ -190,18 +198,21 @@ export function encodeExtentsRecord(extents: Extent[], incomplete = false): Buff
 }
 
 export type DecodedRecord =
-  | { kind: 'record'; entry: EntryMeta; extents: Extent[] }
+  | { kind: 'record'; entry: EntryMeta; extents: Extent[]; raw?: Buffer }
   | { kind: 'extents'; extents: Extent[]; incomplete?: boolean }
 
 class Reader {
   pos = 0
   end = 0
   buf: Buffer = EMPTY
+  /** Set when a varint was longer than it needs to be (the encoder never writes one). */
+  loose = false
   /** Points the reader at buf[start, end) (the decoders reuse their readers: see READERS). */
   at(buf: Buffer, start: number, end: number): this {
     this.buf = buf
     this.pos = start
     this.end = end
+    this.loose = false
     return this
   }
   uint(): number {
@@ -210,7 +221,10 @@ class Reader {
       if (this.pos >= this.end) throw corrupt('varint runs past the record')
       const b = this.buf[this.pos++]!
       v += (b & 0x7f) * mul
-      if (b < 0x80) return v
+      if (b < 0x80) {
+        if (b === 0 && mul > 1) this.loose = true
+        return v
+      }
       mul *= 0x80
       if (mul > 2 ** 56) throw corrupt('varint too long')
     }
@@ -241,12 +255,13 @@ function corrupt(msg: string): SluiceError {
   return new SluiceError('ERR_CORRUPT', `metadata record: ${msg}`)
 }
 
-function decodeExtents(b: Buffer): Extent[] {
+/** The extents of an extents field; with `views`, their ids are views of `b`, not copies. */
+function decodeExtents(b: Buffer, views: boolean): Extent[] {
   const r = READERS.extents.at(b, 0, b.length)
   const out: Extent[] = []
   while (r.pos < r.end) {
     if (r.pos + ID_BYTES > r.end) throw corrupt('truncated extent')
-    const id = Buffer.from(b.subarray(r.pos, r.pos + ID_BYTES))
+    const id = views ? b.subarray(r.pos, r.pos + ID_BYTES) : Buffer.from(b.subarray(r.pos, r.pos + ID_BYTES))
     r.pos += ID_BYTES
     const offset = r.uint(), length = r.uint()
     if (isHole({ id })) {
@@ -263,40 +278,90 @@ function decodeExtents(b: Buffer): Extent[] {
   return out
 }
 
-/** Decodes one record body (without its length prefix); null for a kind this version skips. */
-export function decodeRecord(body: Buffer): DecodedRecord | null {
+/** decodeRecord's field bag (see there). */
+const FIELDS: { [K in keyof EntryMeta]: EntryMeta[K] | undefined } = {
+  path: undefined, type: undefined, mode: undefined, uid: undefined, gid: undefined, user: undefined, group: undefined,
+  size: undefined, mtimeSec: undefined, mtimeNsec: undefined, ctimeSec: undefined, ctimeNsec: undefined,
+  ino: undefined, dev: undefined, nlink: undefined, rdev: undefined, linkTarget: undefined, hardlinkTo: undefined,
+  xattrs: undefined, incomplete: undefined,
+}
+
+/** The wire type RecordEncoder writes each field tag with (index: tag). */
+const WIRE_OF: readonly number[] = (() => {
+  const w: number[] = []
+  for (const tag of Object.values(F)) w[tag] = W_UINT
+  for (const tag of [F.path, F.user, F.group, F.linkTarget, F.hardlinkTo, F.xattr, F.extents]) w[tag] = W_BYTES
+  for (const tag of [F.mtimeSec, F.ctimeSec]) w[tag] = W_SINT
+  return w
+})()
+/** The fields RecordEncoder.entry always writes, as a bit mask of tags. */
+const ALWAYS = [F.path, F.type, F.mode, F.uid, F.gid, F.size, F.mtimeSec, F.mtimeNsec, F.ctimeSec, F.ctimeNsec, F.ino, F.dev, F.nlink].reduce((m, t) => m | (1 << t), 0)
+
+/** True when `s` (decoded from `b`) gives back exactly `b` as UTF-8. */
+function sameUtf8(s: string, b: Buffer): boolean {
+  return Buffer.byteLength(s) === b.length && !s.includes('\ufffd')
+}
+
+/**
+ * Decodes one record body (without its length prefix); null for a kind this version skips.
+ * With `keepRaw`, an entry record whose body is exactly what RecordEncoder.entry writes for the
+ * decoded entry and extents (its fields in the encoder's order, none unknown, none missing,
+ * every varint as short as it can be) also carries `raw`, that body as a view of `body`: a
+ * writer whose entry encodes the same values may copy it instead of encoding (parent-join's
+ * reused files). With `keepRaw` the record's byte fields (path, targets, xattrs, extent ids) are
+ * views of `body` too, not copies: they keep the piece it lies in alive as long as they live.
+ */
+export function decodeRecord(body: Buffer, keepRaw = false): DecodedRecord | null {
   const r = READERS.record.at(body, 0, body.length)
   const kind = r.uint()
   if (kind !== RECORD_ENTRY && kind !== RECORD_EXTENTS) return null
-  // Every field present from the start: one hidden class, whatever fields a record holds.
-  const e: Partial<EntryMeta> & { xattrs: Xattr[] } = {
-    path: undefined, type: undefined, mode: undefined, uid: undefined, gid: undefined, user: undefined, group: undefined,
-    size: undefined, mtimeSec: undefined, mtimeNsec: undefined, ctimeSec: undefined, ctimeNsec: undefined,
-    ino: undefined, dev: undefined, nlink: undefined, rdev: undefined, linkTarget: undefined, hardlinkTo: undefined,
-    incomplete: undefined, xattrs: [],
-  }
+  // One field bag for every record (decoding is synchronous), cleared here: one hidden class,
+  // and no bag of garbage per record.
+  const e = FIELDS
+  e.path = e.type = e.mode = e.uid = e.gid = e.user = e.group = e.size = e.mtimeSec = e.mtimeNsec = undefined
+  e.ctimeSec = e.ctimeNsec = e.ino = e.dev = e.nlink = e.rdev = e.linkTarget = e.hardlinkTo = e.incomplete = undefined
+  let xattrs: Xattr[] | undefined
   let extents: Extent[] = []
+  // Whether the body is what the encoder writes: tags rising (xattrs may repeat), each with its
+  // wire type, the fields it always writes all present (`seen`), values it gives back as read.
+  let exact = keepRaw && kind === RECORD_ENTRY && !r.loose
+  let lastTag = 0
+  let seen = 0
   while (r.pos < r.end) {
     const key = r.uint()
     const tag = Math.floor(key / 8), wire = key % 8
+    if (exact && (tag < lastTag || (tag === lastTag && tag !== F.xattr) || WIRE_OF[tag] !== wire)) exact = false
+    lastTag = tag
+    if (tag < 31) seen |= 1 << tag
     if (wire === W_BYTES) {
       const b = r.bytes()
       switch (tag) {
-        case F.path: e.path = Buffer.from(b); break
-        case F.user: e.user = b.toString('utf8'); break
-        case F.group: e.group = b.toString('utf8'); break
-        case F.linkTarget: e.linkTarget = Buffer.from(b); break
-        case F.hardlinkTo: e.hardlinkTo = Buffer.from(b); break
+        case F.path: e.path = keepRaw ? b : Buffer.from(b); break
+        case F.user:
+          e.user = b.toString('utf8')
+          if (exact && !sameUtf8(e.user, b)) exact = false
+          break
+        case F.group:
+          e.group = b.toString('utf8')
+          if (exact && !sameUtf8(e.group, b)) exact = false
+          break
+        case F.linkTarget: e.linkTarget = keepRaw ? b : Buffer.from(b); break
+        case F.hardlinkTo: e.hardlinkTo = keepRaw ? b : Buffer.from(b); break
         case F.xattr: {
           const x = READERS.xattr.at(b, 0, b.length)
-          const name = Buffer.from(x.bytes())
-          e.xattrs.push({ name, value: Buffer.from(b.subarray(x.pos)) })
+          const name = keepRaw ? x.bytes() : Buffer.from(x.bytes())
+          if (x.loose) exact = false
+          ;(xattrs ??= []).push({ name, value: keepRaw ? b.subarray(x.pos) : Buffer.from(b.subarray(x.pos)) })
           break
         }
-        case F.extents: extents = decodeExtents(b); break
+        case F.extents:
+          extents = decodeExtents(b, keepRaw)
+          if (extents.length === 0 || READERS.extents.loose) exact = false
+          break
       }
     } else if (wire === W_UINT || wire === W_SINT) {
       const v = wire === W_UINT ? r.uint() : r.sint()
+      if (!Number.isSafeInteger(v) || (tag === F.incomplete && v !== 1)) exact = false
       switch (tag) {
         case F.type: {
           const t = TYPES[v - 1]
@@ -334,24 +399,52 @@ export function decodeRecord(body: Buffer): DecodedRecord | null {
   if (e.rdev !== undefined) entry.rdev = e.rdev
   if (e.linkTarget) entry.linkTarget = e.linkTarget
   if (e.hardlinkTo) entry.hardlinkTo = e.hardlinkTo
-  if (e.xattrs.length > 0) entry.xattrs = e.xattrs
+  if (xattrs !== undefined) entry.xattrs = xattrs
   if (e.incomplete) entry.incomplete = true
+  if (exact && !r.loose && (seen & ALWAYS) === ALWAYS && lastTag <= F.incomplete) return { kind: 'record', entry, extents, raw: body }
   return { kind: 'record', entry, extents }
 }
 
 /**
  * Splits a byte stream fed in arbitrary pieces into records. Holds at most one partial record
- * (bounded by MAX_RECORD_BYTES) plus the piece being parsed.
+ * (bounded by MAX_RECORD_BYTES) plus the piece being parsed. `feed` and `next` decode one record
+ * at a time, as it is wanted: a piece's records decoded all at once (a metadata chunk: ~1000)
+ * outlive V8's young generation together and are copied and promoted by each scavenge.
  */
 export class RecordDecoder {
   private pending: Buffer = Buffer.alloc(0)
+  /** The piece being parsed (with the partial record before it) and where its next record starts. */
+  private buf: Buffer = EMPTY
+  private pos = 0
+
+  /** With `keepRaw`, records the encoder would write byte for byte carry their body as `raw`
+   *  (decodeRecord), a view that keeps the piece it was read from alive as long as it lives. */
+  constructor(private readonly keepRaw = false) {}
 
   /** Feeds bytes; returns the records completed by them, in order. */
   push(piece: Uint8Array): DecodedRecord[] {
-    const buf = this.pending.length === 0 ? Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength) : Buffer.concat([this.pending, piece])
+    this.feed(piece)
     const out: DecodedRecord[] = []
-    let pos = 0
-    for (;;) {
+    for (let r = this.next(); r !== undefined; r = this.next()) out.push(r)
+    return out
+  }
+
+  /** Feeds bytes, to be decoded by next(); the previous piece must be used up (next() gave
+   *  undefined). */
+  feed(piece: Uint8Array): void {
+    if (this.pos < this.buf.length) throw new Error('RecordDecoder.feed before the previous piece was decoded')
+    this.buf = this.pending.length === 0 ? Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength) : Buffer.concat([this.pending, piece])
+    this.pos = 0
+    this.pending = EMPTY
+  }
+
+  /** The next complete record of what was fed, or undefined when more bytes are needed (what is
+   *  left is then kept as the partial record). */
+  next(): DecodedRecord | undefined {
+    const buf = this.buf
+    let pos = this.pos
+    let out: DecodedRecord | undefined
+    while (out === undefined) {
       // length prefix
       let len = 0, mul = 1, p = pos, complete = false
       while (p < buf.length) {
@@ -364,23 +457,31 @@ export class RecordDecoder {
       if (!complete) break
       if (len > MAX_RECORD_BYTES) throw corrupt(`record of ${len} bytes`)
       if (p + len > buf.length) break
-      const rec = decodeRecord(buf.subarray(p, p + len))
-      if (rec) out.push(rec)
+      const rec = decodeRecord(buf.subarray(p, p + len), this.keepRaw)
+      if (rec) out = rec
       pos = p + len
     }
-    this.pending = pos === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(pos))
+    this.pos = pos
+    if (out === undefined) {
+      this.pending = pos === buf.length ? EMPTY : Buffer.from(buf.subarray(pos))
+      this.buf = EMPTY
+      this.pos = 0
+    }
     return out
   }
 
   /** A decoder in the same state that goes on independently (for a reader's look-ahead). */
   clone(): RecordDecoder {
-    const copy = new RecordDecoder()
-    copy.pending = this.pending // never written to in place: push replaces it
+    const copy = new RecordDecoder(this.keepRaw)
+    // Never written to in place: feed replaces them.
+    copy.pending = this.pending
+    copy.buf = this.buf
+    copy.pos = this.pos
     return copy
   }
 
   /** Throws if the stream ended inside a record. */
   end(): void {
-    if (this.pending.length > 0) throw corrupt('stream ends inside a record')
+    if (this.pending.length > 0 || this.pos < this.buf.length) throw corrupt('stream ends inside a record')
   }
 }

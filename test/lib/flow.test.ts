@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { orderedMap } from '../../lib/flow.js'
+import { Readable, PassThrough } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { fuse, orderedMap, stage } from '../../lib/flow.js'
 
 /** Items 0..n-1, each held by `fn` until released by hand: what is pending is what the map took. */
 async function run(weights: number[], concurrency: number, bytes?: number) {
@@ -57,4 +59,48 @@ test('orderedMap `within` always takes one item, however heavy', async () => {
   const { out, maxPending } = await run([100, 100, 100], 4, 10)
   assert.deepEqual(out, [0, 1, 2])
   assert.equal(maxPending, 1)
+})
+
+/** Stages that tag each number, and one that fails at `failAt`. */
+const add = (n: number) => stage<number, number>(async function* (src) {
+  for await (const x of src) yield x + n
+})
+const double = () => stage<number, number>(async function* (src) {
+  for await (const x of src) {
+    yield x * 2
+    yield x * 2 + 1
+  }
+})
+const failAt = (bad: number) => stage<number, number>(async function* (src) {
+  for await (const x of src) {
+    if (x === bad) throw new Error(`bad ${x}`)
+    yield x
+  }
+})
+
+async function through(...stages: NodeJS.ReadWriteStream[]): Promise<number[]> {
+  const out: number[] = []
+  await (pipeline as (...streams: unknown[]) => Promise<void>)(Readable.from([1, 2, 3, 4]), ...stages, async (src: AsyncIterable<number>) => {
+    for await (const x of src) out.push(x)
+  })
+  return out
+}
+
+test('fuse runs stages as one, with the output of the same stages piped', async () => {
+  const piped = await through(add(10), double(), add(100))
+  assert.deepEqual(piped, [122, 123, 124, 125, 126, 127, 128, 129])
+  assert.deepEqual(await through(fuse(add(10), double(), add(100))), piped)
+  assert.deepEqual(await through(fuse()), [1, 2, 3, 4])
+})
+
+test('fuse: an error in any fused stage fails the pipeline with it', async () => {
+  await assert.rejects(through(fuse(add(10), failAt(13), double())), /bad 13/)
+  await assert.rejects(through(add(1), fuse(double(), failAt(7))), /bad 7/)
+})
+
+test('fuse takes only fresh stages made by stage()', () => {
+  assert.throws(() => fuse(new PassThrough({ objectMode: true })), TypeError)
+  const used = add(1)
+  Readable.from([1]).pipe(used)
+  assert.throws(() => fuse(used), TypeError)
 })

@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { EntryMeta } from '../../lib/entry.js'
-import { decodeRecord, encodeEntry, encodeExtentsRecord, RecordEncoder } from '../../lib/repo/record.js'
+import { decodeRecord, encodeEntry, encodeExtentsRecord, RecordDecoder, RecordEncoder } from '../../lib/repo/record.js'
 
 const id = (n: number): Buffer => Buffer.alloc(32, n)
 
@@ -78,4 +78,85 @@ test('records decode to what was encoded, and each copy survives the next encodi
   assert.deepEqual(small, copies[0])
   assert.deepEqual(a.entry(entry, extents), copies[0])
   assert.deepEqual(a.extents(extents, true), encodeExtentsRecord(extents, true))
+})
+
+/** `rec`'s body split into its kind byte and its fields (key and value bytes each). */
+function fields(rec: Buffer): Buffer[] {
+  const b = body(rec)
+  const out: Buffer[] = [b.subarray(0, 1)] // the kind
+  let p = 1
+  const varint = (): number => {
+    let v = 0, mul = 1
+    for (;;) {
+      const x = b[p++]!
+      v += (x & 0x7f) * mul
+      if (x < 0x80) return v
+      mul *= 0x80
+    }
+  }
+  while (p < b.length) {
+    const start = p
+    const key = varint()
+    if (key % 8 === 2) {
+      const n = varint()
+      p += n
+    } else varint()
+    out.push(b.subarray(start, p))
+  }
+  return out
+}
+
+test('decodeRecord keeps the raw body only of records stored exactly as the encoder writes them', () => {
+  const plain: EntryMeta = { ...entry, incomplete: undefined } as EntryMeta
+  delete plain.incomplete
+  const rec = encodeEntry(plain, extents)
+  const exact = decodeRecord(body(rec), true)
+  assert.ok(exact?.kind === 'record' && exact.raw?.equals(body(rec)), 'an encoded record keeps its body')
+  assert.equal((decodeRecord(body(rec)) as { raw?: Buffer }).raw, undefined, 'only when asked')
+  const small = encodeEntry({ path: Buffer.from('a'), type: 'dir', mode: 0, uid: 0, gid: 0, size: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0, ino: 0, dev: 0, nlink: 0 })
+  assert.ok((decodeRecord(body(small), true) as { raw?: Buffer }).raw, 'zero values are written, and kept')
+
+  const f = fields(rec)
+  const variants: [string, Buffer][] = [
+    ['two fields swapped', Buffer.concat([f[0]!, f[2]!, f[1]!, ...f.slice(3)])],
+    ['an unknown field', Buffer.concat([...f, Buffer.from([0xf0, 0x01, 1]) /* key: tag 30, wire 0 */])],
+    ['a field missing (mode 0)', Buffer.concat([f[0]!, f[1]!, f[2]!, ...f.slice(4)])],
+    ['a longer varint than needed', Buffer.concat([f[0]!, f[1]!, Buffer.from([(2 << 3) | 0, 0x81, 0x00]), ...f.slice(3)])],
+    ['an empty extents field', Buffer.concat([...f.slice(0, -1), Buffer.from([0xa2, 0x01, 0x00])])],
+    ['incomplete written as 2', Buffer.concat([...f, Buffer.from([0xa8, 0x01, 2]) /* key: tag 21, wire 0 */])],
+    ['a user name that is not UTF-8', Buffer.concat([...f.slice(0, 6), Buffer.from([(6 << 3) | 2, 1, 0xff]), ...f.slice(7)])],
+  ]
+  for (const [what, b] of variants) {
+    const d = decodeRecord(b, true)
+    assert.ok(d?.kind === 'record', `${what}: still decodes`)
+    assert.equal(d.raw, undefined, `${what}: no raw body`)
+  }
+})
+
+test('RecordDecoder decodes one record at a time; a clone goes on from the same record', () => {
+  const recs = Array.from({ length: 5 }, (_, i) => encodeEntry({ ...entry, path: Buffer.from(`p${i}`), incomplete: false } as EntryMeta))
+  const stream = Buffer.concat(recs)
+  const paths = (d: RecordDecoder, pieces: Buffer[]): string[] => {
+    const out: string[] = []
+    for (const piece of pieces) {
+      d.feed(piece)
+      for (let r = d.next(); r; r = d.next()) if (r.kind === 'record') out.push(r.entry.path.toString())
+    }
+    d.end()
+    return out
+  }
+  const all = ['p0', 'p1', 'p2', 'p3', 'p4']
+  // Cut inside the second record and inside the fourth one's length prefix.
+  const cut1 = recs[0]!.length + 10, cut2 = recs[0]!.length + recs[1]!.length + recs[2]!.length + 1
+  assert.deepEqual(paths(new RecordDecoder(), [stream.subarray(0, cut1), stream.subarray(cut1, cut2), stream.subarray(cut2)]), all)
+  const d = new RecordDecoder()
+  d.feed(stream)
+  assert.equal((d.next() as { entry: EntryMeta }).entry.path.toString(), 'p0')
+  const fork = d.clone()
+  assert.equal((d.next() as { entry: EntryMeta }).entry.path.toString(), 'p1')
+  assert.equal((fork.next() as { entry: EntryMeta }).entry.path.toString(), 'p1', 'the clone starts where the original stood')
+  const truncated = new RecordDecoder()
+  truncated.feed(stream.subarray(0, cut1))
+  while (truncated.next());
+  assert.throws(() => truncated.end(), /ends inside a record/)
 })

@@ -211,6 +211,11 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
     }
   }
 
+  /** True when an item that needs no chunk could leave at once (what flushIfResolved would
+   *  give after queueing it): no queue or array per item and no yield* for an incremental's
+   *  reused files and directories. */
+  const nothingWaits = (): boolean => queue.length === 0 && openExtents.length === 0 && !held
+
   const flushIfResolved = (): Out[] => {
     if (held) return []
     if (openExtents.length > 0 && queue.length < MAX_PENDING_RECORDS) return []
@@ -224,8 +229,11 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
     if (item.kind === 'extents') {
       // More reused extents of the entry before: they name stored chunks already.
       if (stats) for (const e of item.extents) stats.bytesTotal += e.length
-      queue.push(item)
-      yield* flushIfResolved()
+      if (nothingWaits()) yield item
+      else {
+        queue.push(item)
+        for (const out of flushIfResolved()) yield out
+      }
       continue
     }
     if (stats) {
@@ -239,16 +247,24 @@ async function* chunkStream(source: AsyncIterable<SourceEntry | ExtentsItem>, ke
         stats.filesUnchanged++
         for (const e of item.reuse) stats.bytesTotal += e.length
       }
-      queue.push({ kind: 'record', entry: metaOf(item), extents: item.reuse })
-      yield* flushIfResolved()
+      const rec: RecordItem = { kind: 'record', entry: metaOf(item), extents: item.reuse, raw: item.reuseRecord }
+      if (nothingWaits()) yield rec
+      else {
+        queue.push(rec)
+        for (const out of flushIfResolved()) yield out
+      }
       continue
     }
-    const rec: RecordItem = { kind: 'record', entry: metaOf(item), extents: [] }
-    queue.push(rec)
+    const rec: RecordItem = { kind: 'record', entry: metaOf(item), extents: [], raw: item.reuseRecord }
     if (item.type !== 'file' || !item.content || item.hardlinkTo) {
-      yield* flushIfResolved()
+      if (nothingWaits()) yield rec
+      else {
+        queue.push(rec)
+        for (const out of flushIfResolved()) yield out
+      }
       continue
     }
+    queue.push(rec)
     if (stats) item.changed ? stats.filesChanged++ : stats.filesNew++
     opts.onFile?.(item.path, item.changed ? 'changed' : 'new')
     target = rec

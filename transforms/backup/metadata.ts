@@ -6,7 +6,8 @@
  * root names one node. Content chunks pass through untouched; after the last item a TreeItem
  * names the root.
  *
- * Each record is encoded into this stage's RecordEncoder (no buffer per record) and copied at once
+ * Each record is encoded into this stage's RecordEncoder (no buffer per record; a reused file's
+ * parent record that encoding would give again, RecordItem.raw, is copied as it is) and copied at once
  * into the open metadata chunk: a region of the chunk arena when one is given (lib/chunk-arena.ts;
  * seal and upload then work in place there and release it, as for content chunks, so a tree
  * whose metadata outweighs its content, such as one of small files with large xattrs, leaves
@@ -114,7 +115,8 @@ async function* packStream(source: AsyncIterable<In>, keys: ChunkerKeys, params:
     }
     // A view of this stage's encoder: copied into the open chunk before it encodes the next record
     // (its own encoder, so another packer in the process cannot overwrite it while this one waits).
-    const bytes = item.kind === 'record' ? encoder.entry(item.entry, item.extents) : encoder.extents(item.extents, item.incomplete)
+    // A reused file's parent record, when it is what encoding would give, is copied as it is.
+    const bytes = item.kind === 'extents' ? encoder.extents(item.extents, item.incomplete) : item.raw ? encoder.framed(item.raw) : encoder.entry(item.entry, item.extents)
     let pos = 0
     while (pos < bytes.length) {
       const at = cdc.next(bytes, pos)

@@ -4,7 +4,10 @@
  * walked file, the parent's record of the same path. A file whose type, size, mtime, ctime and
  * inode all match keeps the parent's extents (`reuse`) and is never opened; the parent's
  * further extents of that file follow it as ExtentsItems. A file the parent has with other
- * metadata is marked `changed`.
+ * metadata is marked `changed`. A reused file whose every stored field is the parent's, and
+ * whose parent record is stored exactly as the encoder writes it (the cursor's `raw`, asked for
+ * with snapshotRecords' keepRaw), also carries that record's body (`reuseRecord`): the metadata
+ * stage copies it instead of encoding the entry, the same bytes without the work.
  *
  * A file is never reused when its parent record, or any of the extents records after it, is
  * marked incomplete: a writer marks the last of those when a read error (or a shrink) shows up
@@ -15,7 +18,10 @@
  * its own reader), plus, while a reused file's extents records are scanned, one fork of that
  * reader (one metadata chunk and one record) — nothing proportional to either side's length.
  * The fork costs a second load of the metadata chunks that only a file's extents records reach
- * (more than the chunk being read and the one read ahead: files of several GiB).
+ * (more than the chunk being read and the one read ahead: files of several GiB). A
+ * `reuseRecord` is a view of its parent metadata chunk (at most META_CHUNK_MAX), which stays
+ * alive until the record leaves the metadata stage: the records in flight between the two
+ * stages span one or two chunks.
  */
 import type { Duplex } from 'node:stream'
 import type { EntryMeta, ExtentsItem, RecordItem, SourceEntry } from '../../lib/entry.js'
@@ -38,6 +44,29 @@ export function unchanged(now: EntryMeta, before: EntryMeta): boolean {
     now.type === 'file' && before.type === 'file' && !now.hardlinkTo && !before.hardlinkTo && !before.incomplete &&
     now.size === before.size && now.mtimeSec === before.mtimeSec && now.mtimeNsec === before.mtimeNsec &&
     now.ctimeSec === before.ctimeSec && now.ctimeNsec === before.ctimeNsec && now.ino === before.ino
+  )
+}
+
+/** True when `now`, given `before`'s xattrs and extents, encodes to `before`'s record: every
+ *  field the record stores is equal (unchanged() has compared size, times and inode). */
+function sameRecord(now: EntryMeta, before: EntryMeta): boolean {
+  return (
+    now.mode === before.mode && now.uid === before.uid && now.gid === before.gid && now.user === before.user &&
+    now.group === before.group && now.dev === before.dev && now.nlink === before.nlink && now.rdev === before.rdev &&
+    now.linkTarget === undefined && before.linkTarget === undefined && now.xattrs === before.xattrs && !now.incomplete
+  )
+}
+
+/** True when the walked non-file `now` with `before`'s xattrs encodes to `before`'s record. */
+function sameEntry(now: EntryMeta, before: EntryMeta): boolean {
+  return (
+    now.type === before.type && now.hardlinkTo === undefined && before.hardlinkTo === undefined && !before.incomplete &&
+    now.size === before.size && now.mtimeSec === before.mtimeSec && now.mtimeNsec === before.mtimeNsec &&
+    now.ctimeSec === before.ctimeSec && now.ctimeNsec === before.ctimeNsec && now.ino === before.ino &&
+    now.mode === before.mode && now.uid === before.uid && now.gid === before.gid && now.user === before.user &&
+    now.group === before.group && now.dev === before.dev && now.nlink === before.nlink && now.rdev === before.rdev &&
+    now.xattrs === undefined && !now.incomplete &&
+    (now.linkTarget === undefined ? before.linkTarget === undefined : before.linkTarget !== undefined && now.linkTarget.equals(before.linkTarget))
   )
 }
 
@@ -101,7 +130,18 @@ async function* join(source: AsyncIterable<SourceEntry>, it: ParentRecords): Asy
           if (q) await q
         }
       }
-      if (done || entry.type !== 'file' || !(head as RecordItem).entry.path.equals(entry.path)) {
+      if (done || !(head as RecordItem).entry.path.equals(entry.path)) {
+        yield entry
+        continue
+      }
+      if (entry.type !== 'file') {
+        // A directory, symlink or device the parent has with every field the same (ctime too,
+        // so its xattrs too, which the xattr-read stage then leaves): the parent's record.
+        const before = head as RecordItem
+        if (before.raw && before.extents.length === 0 && sameEntry(entry, before.entry)) {
+          if (before.entry.xattrs) entry.xattrs = before.entry.xattrs
+          entry.reuseRecord = before.raw
+        }
         yield entry
         continue
       }
@@ -116,6 +156,9 @@ async function* join(source: AsyncIterable<SourceEntry>, it: ParentRecords): Asy
           // stage after this one skips reused entries.
           if (before.entry.xattrs) entry.xattrs = before.entry.xattrs
           entry.content = undefined // not `delete`: that would turn the object into a slow dictionary
+          // The parent's record as stored, when this entry would encode to it (a canonical
+          // record, no field changed: not after an owner's rename or a new device number).
+          if (before.raw && sameRecord(entry, before.entry)) entry.reuseRecord = before.raw
           yield entry
           // The parent's further extents of this file follow it, as they come.
           while (!done && head!.kind === 'extents') {

@@ -60,8 +60,9 @@ export function defaultXattrFilter(name: Buffer): boolean {
 /**
  * Sets `xattrs` (sorted by name, only when at least one is kept) on every walked entry, that
  * is an item with `kind === 'entry'` and an `fsPath`. Other items pass untouched, and so do
- * entries the parent-join reuses: setting an xattr changes the ctime, so a file whose ctime is
- * unchanged has the parent's xattrs, which the join copied.
+ * entries the parent-join reuses (files, and other entries whose parent record it reuses):
+ * setting an xattr changes the ctime, so an entry whose ctime is unchanged has the parent's
+ * xattrs, which the join copied.
  * A read error (EACCES, ENOENT when the file vanished, ...) goes to `onWarning` as ERR_READ and
  * the entry passes without xattrs; a filesystem without xattr support (ENOTSUP) is no warning.
  * Holds only the entries in flight; see the module comment for the bound.
@@ -74,7 +75,7 @@ interface Batch {
   items: SourceEntry[]
 }
 
-const needsRead = (item: BackupItem): item is SourceEntry => item.kind === 'entry' && item.fsPath !== undefined && !item.reuse
+const needsRead = (item: BackupItem): item is SourceEntry => item.kind === 'entry' && item.fsPath !== undefined && !item.reuse && !item.reuseRecord
 
 function xattrStream(source: AsyncIterable<BackupItem>, opts: XattrReaderOptions): AsyncIterable<BackupItem> {
   const keep = opts.filter ?? defaultXattrFilter

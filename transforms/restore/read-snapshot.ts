@@ -128,13 +128,15 @@ interface Step {
 /**
  * The records of a snapshot, in stored order, as a cursor that can be forked: a fork reads on
  * from the same place without moving the original (parent-join looks ahead over one file's
- * extent records with it). Memory: one tree node per level, the decoded records of the current
- * metadata chunk, the next chunk being fetched (read-ahead of one), at most one partial record.
+ * extent records with it). Memory: one tree node per level, the current metadata chunk (its
+ * records decoded one at a time, as they are taken), the next chunk being fetched (read-ahead of
+ * one), at most one partial record.
  * A fork shares all of that with its original until they part, then loads its own chunks.
  */
 export class SnapshotCursor implements AsyncIterableIterator<RecordItem | ExtentsItem> {
-  private batch: readonly (RecordItem | ExtentsItem)[] = []
-  private at = 0
+  /** The decoder holds a metadata chunk whose records are not all taken (decoded one at a time,
+   *  as they are asked for: RecordDecoder.next). */
+  private fed = false
   /** The next chunk: undefined before the first read, null once the tree is exhausted. */
   private ahead: Promise<Step | null> | undefined
   private ended = false
@@ -157,14 +159,22 @@ export class SnapshotCursor implements AsyncIterableIterator<RecordItem | Extent
     return this
   }
 
-  /** The next record when it is already decoded (no promise made), or undefined: then next(). */
+  /** The next record when its chunk is loaded (no promise made), or undefined: then next(). */
   take(): RecordItem | ExtentsItem | undefined {
-    return this.at < this.batch.length ? this.batch[this.at++] : undefined
+    if (!this.fed) return undefined
+    const item = this.decoder.next()
+    if (item === undefined) {
+      this.fed = false
+      return undefined
+    }
+    this.rules.check(item)
+    return item
   }
 
   async next(): Promise<IteratorResult<RecordItem | ExtentsItem, undefined>> {
     for (;;) {
-      if (this.at < this.batch.length) return { done: false, value: this.batch[this.at++]! }
+      const item = this.take()
+      if (item !== undefined) return { done: false, value: item }
       if (this.ended) return { done: true, value: undefined }
       this.ahead ??= this.fetch(this.pos) // invariant: `ahead` is the step after `pos`
       const step = await this.ahead
@@ -178,16 +188,14 @@ export class SnapshotCursor implements AsyncIterableIterator<RecordItem | Extent
       this.pos = step.pos
       this.ahead = this.fetch(step.pos) // read-ahead of one chunk while this one is decoded
       this.ahead.catch(() => {})
-      const batch = this.decoder.push(step.data)
-      for (const item of batch) this.rules.check(item)
-      this.batch = batch
-      this.at = 0
+      this.decoder.feed(step.data)
+      this.fed = true
     }
   }
 
   async return(): Promise<IteratorResult<RecordItem | ExtentsItem, undefined>> {
     this.ended = true
-    this.batch = []
+    this.fed = false
     this.ahead = Promise.resolve(null)
     return { done: true, value: undefined }
   }
@@ -195,8 +203,7 @@ export class SnapshotCursor implements AsyncIterableIterator<RecordItem | Extent
   /** A cursor at the same place that goes on independently (and reports no chunks). */
   fork(): SnapshotCursor {
     const copy = new SnapshotCursor(this.loader, this.pos, this.decoder.clone(), this.rules.clone(), null)
-    copy.batch = this.batch
-    copy.at = this.at
+    copy.fed = this.fed
     copy.ended = this.ended
     if (this.ahead) copy.ahead = this.ahead
     return copy
@@ -243,13 +250,15 @@ function checkDepth(tree: TreeRef): void {
 }
 
 /** Every record of a snapshot, in stored order. `onChunk` sees the id of each tree node and
- *  metadata chunk as it is loaded (prune's mark). */
-export function snapshotRecords(loader: ChunkLoader, tree: TreeRef, onChunk?: (id: Buffer) => void): SnapshotCursor {
+ *  metadata chunk as it is loaded (prune's mark). With `keepRaw`, entry records stored exactly
+ *  as RecordEncoder writes them carry their body (`raw`, lib/repo/record.ts), a view that keeps
+ *  its metadata chunk's plaintext alive while the record lives (parent-join). */
+export function snapshotRecords(loader: ChunkLoader, tree: TreeRef, onChunk?: (id: Buffer) => void, keepRaw = false): SnapshotCursor {
   checkDepth(tree)
   // Level 0 holds the root alone; levels 1..depth are tree nodes, depth being the one that
   // names metadata chunks. All start exhausted, so the first step descends from the root.
   const pos: TreePos = [{ ids: [tree.root], i: 0 }, ...Array.from({ length: tree.depth }, () => ({ ids: [], i: 0 }))]
-  return new SnapshotCursor(loader, pos, new RecordDecoder(), new RecordRules(), new Set(), onChunk)
+  return new SnapshotCursor(loader, pos, new RecordDecoder(keepRaw), new RecordRules(), new Set(), onChunk)
 }
 
 export function createSnapshotReader(loader: ChunkLoader, tree: TreeRef): Readable {
