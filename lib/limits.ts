@@ -71,9 +71,10 @@ export const KNOWN_IDS_CACHE = 64 * 1024
 
 /** Restore: decrypted chunks kept for packed small files that share a chunk. */
 export const RESTORE_CHUNK_CACHE_BYTES = 3 * CHUNK_MAX
-/** Restore: free chunk memory kept for reuse (transforms/restore/chunk-pool.ts), at most the
- *  chunk cache's size; more reuses more but holds it as RSS (24 MiB: +10 MB on real-tree). */
-export const RESTORE_POOL_BYTES = 6 * MiB
+/** Restore: chunk memory the pool holds, in use and free (transforms/restore/chunk-pool.ts), at
+ *  most the cache's and fetch-ahead's budget: 16 MiB covers the local download's swings, more
+ *  is RSS (24 MiB: +5 MB on real-tree). docs/TUNING.md "Forced collections". */
+export const RESTORE_POOL_BYTES = 16 * MiB
 
 /** Chunk plaintext being decompressed on the thread pool at once (lib/repo/objects.ts
  *  openChunkPooled): two of the largest chunks, one per vCPU of the machines measured; see
@@ -263,9 +264,12 @@ export const GC_EVERY_BYTES = 4 * MiB
  *  collection every this many bytes of them keeps dead pieces below it, for little time. */
 export const STREAM_GC_EVERY_BYTES = 16 * MiB
 
-/** Restore: bytes restored between two forced collections (lib/memory.ts). Each restored chunk
- *  leaves its plaintext behind; 8 MiB restores faster than 4 at the same peak, 16 peaks higher. */
+/** Restore: bytes of chunk buffers dropped by the pool (or read outside it) between two forced
+ *  collections (lib/memory.ts); 8 MiB restores faster than 4 at the same peak, 16 peaks higher. */
 export const RESTORE_GC_EVERY_BYTES = 8 * MiB
+/** Restore: bytes restored between two malloc_trims (lib/memory.ts trimEvery): what a restored
+ *  file frees outside the pool stays resident in malloc's holes otherwise (real-tree: -5 MB). */
+export const RESTORE_TRIM_EVERY_BYTES = 8 * MiB
 /** Restore from S3: the Bloom filters that find chunks read more than once (two of 2^21 bits,
  *  512 KiB in all): under 1% false "repeated" up to ~100,000 distinct chunks (100 GB). */
 export const REPEATS_FILTER_BITS = 2 ** 21
@@ -274,10 +278,6 @@ export const REPEATS_FILTER_BITS = 2 ** 21
  *  RESTORE_SPILL_ENTRIES (~200 bytes each). docs/TUNING.md "Restore's fetch-ahead from S3". */
 export const RESTORE_SPILL_BYTES = 1024 * MiB
 export const RESTORE_SPILL_ENTRIES = 4096
-/** Restore: a large file's bytes (decoded in the chunk pool, no buffer left behind) count this
- *  many times less towards RESTORE_GC_EVERY_BYTES; measured on real-tree, 4 holds the peak where
- *  counting them fully had it, not counting them at all let it grow ~8 MB. */
-export const RESTORE_POOLED_GC_DIVISOR = 4
 
 /** glibc malloc during a backup (lib/memory.ts): blocks from this size on are mmapped and go back
  *  to the OS when freed, so chunk-sized buffers cannot fragment the heap and hold RSS up. */

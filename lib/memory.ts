@@ -13,7 +13,8 @@
  * - glibc malloc: a fixed mmap threshold and few arenas, chosen by workload: chunks written
  *   (backup) or chunks read (restore, cat, check); and the free pages that parsing the modules
  *   and the key derivation left in malloc's arenas given back before the work starts (trim),
- *   and, for a reading workload, after each forced collection too.
+ *   and, for a reading workload, after each forced collection too (and, in a restore, every so
+  many bytes restored: `trimEvery`).
  * - Forced full collections for the garbage V8 does not see: buffers outside its heap (chunks,
  *   stream pieces) die without the heap growing, so the stages that drop them count their bytes
  *   and force a collection every so many (`collectEvery`).
@@ -31,6 +32,7 @@ import {
   MALLOC_MMAP_THRESHOLD,
   READ_MALLOC_MMAP_THRESHOLD,
   RESTORE_GC_EVERY_BYTES,
+  RESTORE_TRIM_EVERY_BYTES,
   STREAM_GC_EVERY_BYTES,
   V8_HEAP_GROWING_PERCENT,
   V8_SEMI_SPACE_GROWTH_FACTOR,
@@ -137,6 +139,20 @@ export function collectEvery(garbage: Garbage): (bytes: number) => void {
     if (since < every) return
     since = 0
     collector()?.()
+    if (workloadNow === 'read') trimMalloc()
+  }
+}
+
+/** Returns a function to call with the bytes a restore wrote; under the read workload it trims
+ *  malloc's free pages (no collection) each time they add up to RESTORE_TRIM_EVERY_BYTES. Chunk
+ *  memory is reused (transforms/restore/chunk-pool.ts), so collections are rare, and what the
+ *  writes and V8's scavenges free in malloc's heap would otherwise stay resident in its holes. */
+export function trimEvery(): (bytes: number) => void {
+  let since = 0
+  return (bytes: number) => {
+    since += bytes
+    if (since < RESTORE_TRIM_EVERY_BYTES) return
+    since = 0
     if (workloadNow === 'read') trimMalloc()
   }
 }

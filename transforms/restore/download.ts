@@ -8,10 +8,12 @@
  * Memory: `concurrency` chunks in flight, within `aheadBytes` of their extents plus one chunk
  * (an extent smaller than its chunk, as packed small files' are, holds more: at most
  * `concurrency` × CHUNK_MAX), plus the cache (RESTORE_CHUNK_CACHE_BYTES) plus the
- * chunks behind DataItems not yet done (the sink's writes in flight), at most `poolBytes`
- * of free pool memory, and the garbage the pool could not avoid (objects a
- * backend read on its own, chunks of a sink that never calls done) until the collection forced
- * every RESTORE_GC_EVERY_BYTES of it. A hole extent becomes a HoleItem (nothing fetched): each
+ * chunks behind DataItems not yet done (the sink's writes in flight), all of it in the pool's
+ * memory, which holds at most `poolBytes` in use and free while that is enough, and the garbage
+ * the pool could not avoid (buffers it dropped, objects a backend read on its own, chunks of a
+ * sink that never calls done) until the collection forced every RESTORE_GC_EVERY_BYTES of it.
+ * Nothing else is counted: what else a restored file leaves behind outside V8's heap is small
+ * (paths, batch results), and malloc's holes are trimmed every RESTORE_TRIM_EVERY_BYTES. A hole extent becomes a HoleItem (nothing fetched): each
  * sink decides how to make its zeros (a hole, zeros written, a tar sparse map).
  *
  * A chunk that cannot be had (missing, or it fails authentication or decoding, or an extent lies
@@ -22,9 +24,9 @@
 import type { Duplex } from 'node:stream'
 import { isHole, type DataItem, type Extent, type ExtentsItem, type HoleItem, type RecordItem } from '../../lib/entry.js'
 import { Lru, orderedMap, stage } from '../../lib/flow.js'
-import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_AHEAD_BYTES, RESTORE_CHUNK_CACHE_BYTES, RESTORE_POOL_BYTES, RESTORE_POOLED_GC_DIVISOR, RESTORE_SMALL_FILE } from '../../lib/limits.js'
+import { CHUNK_MAX, DOWNLOAD_CONCURRENCY, RESTORE_AHEAD_BYTES, RESTORE_CHUNK_CACHE_BYTES, RESTORE_POOL_BYTES } from '../../lib/limits.js'
 import { ChunkPool } from './chunk-pool.js'
-import { collectEvery } from '../../lib/memory.js'
+import { collectEvery, trimEvery } from '../../lib/memory.js'
 import { SluiceError } from '../../lib/errors.js'
 import { displayPath, hex } from '../../lib/bytes.js'
 import type { ChunkLoader } from './read-snapshot.js'
@@ -35,9 +37,9 @@ export interface DownloadOptions {
   concurrency?: number
   /** ...within this many bytes of their extents (default RESTORE_AHEAD_BYTES). */
   aheadBytes?: number
-  /** Free chunk memory kept for reuse (default RESTORE_POOL_BYTES, at most cacheBytes). A deep
+  /** Chunk memory the pool holds, in use and free (default RESTORE_POOL_BYTES). A deep
    *  fetch-ahead swings the chunk memory in use by up to its bytes, twice over (object and
-   *  plaintext): with less kept free each swing drops buffers as garbage and allocates anew. */
+   *  plaintext): with less held each swing drops buffers as garbage and allocates anew. */
   poolBytes?: number
   cacheBytes?: number
   /** Emit a DamagedItem for a chunk that cannot be had, instead of failing. */
@@ -54,13 +56,13 @@ export interface DamagedItem {
  *  (the storage is down) stops the restore. */
 const DAMAGE = new Set(['ERR_CORRUPT', 'ERR_MISSING'])
 
-type Task = RecordItem | HoleItem | SkippedItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer; large: boolean }
+type Task = RecordItem | HoleItem | SkippedItem | { kind: 'fetch'; id: Buffer; offset: number; length: number; path: Buffer }
 
 export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}): Duplex {
   const cacheBytes = opts.cacheBytes ?? RESTORE_CHUNK_CACHE_BYTES
   // Counted in chunks of the largest size: a pending promise has no size yet.
   const slots = Math.max(2, Math.floor(cacheBytes / CHUNK_MAX))
-  const pool = new ChunkPool(opts.poolBytes ?? Math.min(RESTORE_POOL_BYTES, cacheBytes))
+  const pool = new ChunkPool(opts.poolBytes ?? RESTORE_POOL_BYTES)
   // A chunk's memory goes back to the pool when the cache has let it go and every DataItem cut
   // from it is done (refs counts both, taken synchronously so none is missed).
   interface Loaded {
@@ -72,11 +74,11 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
   }
   const cache = new Lru<string, Loaded>(slots, undefined, release)
   /** The chunk, with one reference the caller must release. */
-  const load = (id: Buffer, pooled: boolean): Loaded => {
+  const load = (id: Buffer): Loaded => {
     const key = hex(id)
     let l = cache.get(key)
     if (!l) {
-      l = { refs: 1, chunk: pooled ? loader.loadChunk(id, pool) : loader.loadChunk(id) }
+      l = { refs: 1, chunk: loader.loadChunk(id, pool) }
       l.chunk.catch(() => {})
       cache.set(key, l)
     }
@@ -84,12 +86,12 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
     return l
   }
   const collect = collectEvery('restore')
+  const trim = trimEvery()
   return stage<RecordItem | ExtentsItem | SkippedItem, RecordItem | DataItem | HoleItem | DamagedItem | SkippedItem>(async function* (source) {
     async function* tasks(): AsyncIterable<Task> {
       let path: Buffer = Buffer.alloc(0)
-      let large = false
       // A hole extent is passed on as a HoleItem: nothing to fetch.
-      const task = (e: Extent): Task => (isHole(e) ? { kind: 'hole', length: e.length } : { kind: 'fetch', ...e, path, large })
+      const task = (e: Extent): Task => (isHole(e) ? { kind: 'hole', length: e.length } : { kind: 'fetch', ...e, path })
       for await (const item of source) {
         // restore --overwrite: a file not written passes on, with nothing to fetch (overwrite.ts).
         if (item.kind === 'skipped') {
@@ -99,7 +101,6 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
         if (item.kind === 'record') {
           yield item
           path = item.entry.path
-          large = item.entry.size > RESTORE_SMALL_FILE
           if (item.entry.type === 'file' && !item.entry.hardlinkTo) for (const e of item.extents) yield task(e)
         } else {
           for (const e of item.extents) yield task(e)
@@ -107,7 +108,7 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
       }
     }
     const fetchData = async (t: Exclude<Task, RecordItem | HoleItem | SkippedItem>): Promise<DataItem> => {
-      const l = load(t.id, t.large)
+      const l = load(t.id)
       let chunk: Buffer
       try {
         chunk = await l.chunk
@@ -116,12 +117,8 @@ export function createDownloader(loader: ChunkLoader, opts: DownloadOptions = {}
         throw err
       } finally {
         collect(pool.garbage())
+        trim(t.length)
       }
-      // A small file's chunk is a fresh buffer (packed small files share chunks, which the
-      // cache keeps), and a small file leaves garbage of its own behind (its record, paths, its
-      // place in a batch): counted by its size, as before the pool. A large file's chunk is in
-      // the pool's memory, but its writes still leave some: counted at a share of its size.
-      collect(t.large ? t.length / RESTORE_POOLED_GC_DIVISOR : t.length)
       if (t.offset + t.length > chunk.length) {
         release(l)
         throw new SluiceError('ERR_CORRUPT', `extent ${t.offset}+${t.length} lies outside chunk ${hex(t.id)} of ${chunk.length} bytes`)

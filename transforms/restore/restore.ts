@@ -130,21 +130,23 @@ export interface RestoreResult {
   verifyErrors: number
 }
 
-/** How many gets the download keeps in flight, and the memory it may use: a storage with a
- *  readAhead of its own (S3) gets that many at the full budget (scaled down with it as
- *  DOWNLOAD_CONCURRENCY is), within the budget's bytes, and the pool keeps those bytes free
- *  besides RESTORE_POOL_BYTES (download.ts `poolBytes`). The budget is --memory less what the
+/** How many gets the download keeps in flight, and the memory it may use: its chunk pool holds
+ *  RESTORE_POOL_BYTES (at most the cache's and fetch-ahead's budget; download.ts `poolBytes`); a
+ *  storage with a readAhead of its own (S3) gets that many at the full budget (scaled down with
+ *  it as DOWNLOAD_CONCURRENCY is), within the budget's bytes, and the pool holds those bytes
+ *  besides, for the deeper swings. The budget is --memory less what the
  *  storage takes itself (its `reserveBytes`: S3's SDK), so an S3 restore peaks where a local one
  *  does; the floor is MEMORY_MIN's. */
-function downloads(repo: Repository, memory: number | undefined): { cacheBytes: number; aheadBytes: number; concurrency: number; poolBytes?: number } {
+function downloads(repo: Repository, memory: number | undefined): { cacheBytes: number; aheadBytes: number; concurrency: number; poolBytes: number } {
   const { readAhead, reserveBytes = 0 } = repo.storage
   const budget = budgetOf(Math.max(MEMORY_MIN, (memory ?? MEMORY_DEFAULT) - reserveBytes)).restore
   const sizes = { cacheBytes: budget.cacheBytes, aheadBytes: budget.aheadBytes }
-  if (!readAhead) return { ...sizes, concurrency: budget.downloadConcurrency }
+  const poolBytes = Math.min(RESTORE_POOL_BYTES, budget.cacheBytes + budget.aheadBytes)
+  if (!readAhead) return { ...sizes, concurrency: budget.downloadConcurrency, poolBytes }
   return {
     ...sizes,
     concurrency: Math.max(1, Math.round((readAhead * budget.downloadConcurrency) / DOWNLOAD_CONCURRENCY)),
-    poolBytes: Math.min(RESTORE_POOL_BYTES, budget.cacheBytes) + budget.aheadBytes,
+    poolBytes: poolBytes + budget.aheadBytes,
   }
 }
 
