@@ -67,7 +67,7 @@ export interface Addon {
   cdcNext: CdcNext
   /** Writes twelve stat fields into `out` and returns 0, or returns the errno. */
   lstat(path: Buffer, out: Float64Array): number
-  readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>
+  readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array, stats?: Float64Array): Promise<void>
   readXattrs(paths: Buffer[], arena: Buffer, results: Int32Array): Promise<void>
   listDir(path: Buffer, maxBytes: number): Promise<Buffer | number>
   statAt(dir: Buffer, listing: Buffer, from: number, to: number, out: Float64Array, links: Buffer): Promise<void>
@@ -331,10 +331,29 @@ export function statAtResult(out: Float64Array, k: number): LStat {
  * Reads at most `sizes[i]` bytes of each file `paths[i]` (opened with O_NOFOLLOW | O_NONBLOCK)
  * into `arena`, back to back, on one thread-pool thread. Afterwards `results[2i]` is the number
  * of bytes read (fewer if the file shrank) or -errno, and `results[2i+1]` the failing step
- * (0 open, 1 read). The arena must hold the sum of the sizes.
+ * (0 open, 1 read). The arena must hold the sum of the sizes. With `stats`
+ * (READ_FILES_STAT_FIELDS per file), each file read is lstat'ed again by its path right after its
+ * read, on the same thread (`readFilesStat` reads the result), so a caller that checks for
+ * changes does not lstat on the main thread.
  */
-export function readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void> {
-  return loadAddon().readFiles(paths, sizes, arena, results)
+export function readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array, stats?: Float64Array): Promise<void> {
+  return stats ? loadAddon().readFiles(paths, sizes, arena, results, stats) : loadAddon().readFiles(paths, sizes, arena, results)
+}
+
+/** Doubles per file in readFiles' `stats`: the errno of the lstat after the read (0: it was
+ *  done), then lstat's twelve numbers (native/fsbatch.c READ_STAT_FIELDS). */
+export const READ_FILES_STAT_FIELDS = 13
+
+/** File `i`'s lstat after its read, from readFiles' `stats` (only for a file whose read
+ *  succeeded). Throws the fs-shaped error of that lstat. */
+export function readFilesStat(stats: Float64Array, i: number, path: Buffer): LStat {
+  const b = READ_FILES_STAT_FIELDS * i
+  const e = stats[b]!
+  if (e !== 0) throw errnoError(e, 'lstat', path)
+  return {
+    mode: stats[b + 1]!, uid: stats[b + 2]!, gid: stats[b + 3]!, size: stats[b + 4]!, mtimeSec: stats[b + 5]!, mtimeNsec: stats[b + 6]!,
+    ctimeSec: stats[b + 7]!, ctimeNsec: stats[b + 8]!, ino: stats[b + 9]!, dev: stats[b + 10]!, nlink: stats[b + 11]!, rdev: stats[b + 12]!,
+  }
 }
 
 /** Numbers per path in readXattrs' `results`: the attribute count or -errno, the failing step

@@ -47,6 +47,22 @@ static napi_value number(napi_env env, double v) {
   return r;
 }
 
+/* The STAT_FIELDS numbers of `st` into o[0..11], in lstat's order. */
+static void stat_numbers(const struct stat *st, double *o) {
+  o[0] = (double)st->st_mode;
+  o[1] = (double)st->st_uid;
+  o[2] = (double)st->st_gid;
+  o[3] = (double)st->st_size;
+  o[4] = (double)st->st_mtim.tv_sec;
+  o[5] = (double)st->st_mtim.tv_nsec;
+  o[6] = (double)st->st_ctim.tv_sec;
+  o[7] = (double)st->st_ctim.tv_nsec;
+  o[8] = (double)st->st_ino;
+  o[9] = (double)st->st_dev;
+  o[10] = (double)st->st_nlink;
+  o[11] = (double)st->st_rdev;
+}
+
 /* lstat(path: Buffer, out: Float64Array): number. Writes mode, uid, gid, size, mtime sec,
  * mtime nsec, ctime sec, ctime nsec, ino, dev, nlink, rdev into out[0..11] and returns 0, or
  * returns the errno. Inode and device numbers above 2^53 lose precision, as Number(bigint)
@@ -65,18 +81,7 @@ static napi_value js_lstat(napi_env env, napi_callback_info info) {
   if (e != 0) return number(env, e);
   struct stat st;
   if (lstat(path, &st) != 0) return number(env, errno);
-  o[0] = (double)st.st_mode;
-  o[1] = (double)st.st_uid;
-  o[2] = (double)st.st_gid;
-  o[3] = (double)st.st_size;
-  o[4] = (double)st.st_mtim.tv_sec;
-  o[5] = (double)st.st_mtim.tv_nsec;
-  o[6] = (double)st.st_ctim.tv_sec;
-  o[7] = (double)st.st_ctim.tv_nsec;
-  o[8] = (double)st.st_ino;
-  o[9] = (double)st.st_dev;
-  o[10] = (double)st.st_nlink;
-  o[11] = (double)st.st_rdev;
+  stat_numbers(&st, o);
   return number(env, 0);
 }
 
@@ -87,12 +92,18 @@ typedef struct {
   napi_deferred deferred;
   napi_ref arena_ref;
   napi_ref results_ref;
+  napi_ref stats_ref;
   size_t count;
   char *paths;      /* count NUL-terminated paths, back to back */
   int64_t *sizes;   /* bytes wanted of each file */
   uint8_t *arena;   /* file i lands at the sum of sizes[0..i) */
   int32_t *results; /* 2 per file: bytes read or -errno, and the failing step (0 open, 1 read) */
+  double *stats;    /* NULL, or READ_STAT_FIELDS per file: the lstat after its read */
 } batch_t;
+
+/* Doubles per file in readFiles' `stats`: errno of the lstat after the read (0: done), then the
+ * STAT_FIELDS numbers. */
+#define READ_STAT_FIELDS (1 + STAT_FIELDS)
 
 static void batch_execute(napi_env env, void *data) {
   batch_t *b = (batch_t *)data;
@@ -130,6 +141,16 @@ static void batch_execute(napi_env env, void *data) {
       close(fd);
       r[0] = (int32_t)got;
       r[1] = got < 0 ? 1 : 0;
+      if (got >= 0 && b->stats != NULL) {
+        /* Again after the read, by path as the walk's was: a change while it was read shows. */
+        double *o = b->stats + READ_STAT_FIELDS * i;
+        struct stat st;
+        if (lstat(path, &st) != 0) o[0] = (double)errno;
+        else {
+          o[0] = 0;
+          stat_numbers(&st, o + 1);
+        }
+      }
     }
     at += want;
     path += plen + 1;
@@ -140,6 +161,7 @@ static void batch_execute(napi_env env, void *data) {
 static void batch_free(napi_env env, batch_t *b) {
   if (b->arena_ref != NULL) napi_delete_reference(env, b->arena_ref);
   if (b->results_ref != NULL) napi_delete_reference(env, b->results_ref);
+  if (b->stats_ref != NULL) napi_delete_reference(env, b->stats_ref);
   free(b->paths);
   free(b->sizes);
   free(b);
@@ -152,13 +174,20 @@ static void batch_complete(napi_env env, napi_status status, void *data) {
   batch_free(env, b);
 }
 
-/* readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array): Promise<void>.
- * Reads at most sizes[i] bytes of each file into the arena, back to back, on a thread-pool
- * thread. results[2i] is the number of bytes read (fewer when the file shrank) or -errno;
- * results[2i+1] says which step failed (0 open, 1 read). The promise rejects only on misuse. */
+/* readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array,
+ * stats?: Float64Array): Promise<void>. Reads at most sizes[i] bytes of each file into the arena,
+ * back to back, on a thread-pool thread. results[2i] is the number of bytes read (fewer when the
+ * file shrank) or -errno; results[2i+1] says which step failed (0 open, 1 read). With `stats`
+ * (READ_STAT_FIELDS per file), each file read is lstat'ed by its path after its read, on the same
+ * thread: stats[13i] is 0 and stats[13i+1..13i+12] lstat's numbers, or stats[13i] is the errno
+ * of that lstat (unset for a file whose read failed). The promise rejects only on misuse. */
 static napi_value js_readFiles(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
+  napi_value argv[5];
   if (!sn_args(env, info, 4, argv, "readFiles(paths, sizes, arena, results)")) return NULL;
+  size_t argc = 5;
+  napi_valuetype t5 = napi_undefined;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc >= 5 && napi_typeof(env, argv[4], &t5) != napi_ok) return NULL;
   uint32_t count = 0, nsizes = 0;
   if (napi_get_array_length(env, argv[0], &count) != napi_ok || napi_get_array_length(env, argv[1], &nsizes) != napi_ok ||
       nsizes != count) {
@@ -170,6 +199,11 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
   if (arena == NULL) return NULL;
   int32_t *results = sn_typed(env, argv[3], napi_int32_array, 2 * (size_t)count, "readFiles: results", NULL);
   if (results == NULL) return NULL;
+  double *stats = NULL;
+  if (argc >= 5 && t5 != napi_undefined) {
+    stats = sn_typed(env, argv[4], napi_float64_array, READ_STAT_FIELDS * (size_t)count, "readFiles: stats", NULL);
+    if (stats == NULL) return NULL;
+  }
   batch_t *b = sn_calloc(env, 1, sizeof *b, "readFiles: batch");
   if (b == NULL) return NULL;
   b->sizes = sn_calloc(env, count, sizeof *b->sizes, "readFiles: sizes");
@@ -198,9 +232,11 @@ static napi_value js_readFiles(napi_env env, napi_callback_info info) {
   b->count = count;
   b->arena = arena;
   b->results = results;
+  b->stats = stats;
   napi_value promise;
   if (napi_create_reference(env, argv[2], 1, &b->arena_ref) != napi_ok) goto fail;
   if (napi_create_reference(env, argv[3], 1, &b->results_ref) != napi_ok) goto fail;
+  if (stats != NULL && napi_create_reference(env, argv[4], 1, &b->stats_ref) != napi_ok) goto fail;
   if (napi_create_promise(env, &b->deferred, &promise) != napi_ok) goto fail;
   if (!sn_queue(env, "readFiles", batch_execute, batch_complete, b, &b->work, b->deferred)) batch_free(env, b); /* the promise rejected: the caller hears it */
   return promise;

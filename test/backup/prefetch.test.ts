@@ -7,7 +7,7 @@ import { createPrefetch } from '../../transforms/backup/prefetch.js'
 import type { SourceEntry } from '../../lib/entry.js'
 import { SluiceError } from '../../lib/errors.js'
 import { PREFETCH_BATCH_FILES, PREFETCH_BATCHES, READ_BLOCK } from '../../lib/limits.js'
-import { readFiles } from '../../lib/native.js'
+import { lstatNumbers, readFiles, readFilesStat, READ_FILES_STAT_FIELDS } from '../../lib/native.js'
 import { seededBytes } from '../helpers/tree.js'
 import { scratch } from '../helpers/scratch.js'
 
@@ -213,4 +213,30 @@ test('a file whose lstat size is 0 but that has content (procfs) is read to its 
   assert.equal(out!.size, -1)
   assert.equal((await contentOf(out!)).toString(), fs.readFileSync('/proc/version', 'utf8'))
   assert.deepEqual(warnings, [])
+})
+
+test('readFiles lstats each file it read, on its thread: the numbers lstat gives; a failed read or lstat is named', async () => {
+  const root = `${BASE}/poolstat`
+  fs.mkdirSync(root, { recursive: true })
+  fs.writeFileSync(`${root}/a`, seededBytes('a', 5000))
+  fs.writeFileSync(`${root}/empty`, '')
+  fs.utimesSync(`${root}/empty`, new Date(1_000_000), new Date(2_000_000))
+  const paths = [`${root}/a`, `${root}/missing`, `${root}/empty`].map(p => Buffer.from(p))
+  const sizes = [5001, 10, 1]
+  const arena = Buffer.alloc(5012)
+  const results = new Int32Array(2 * paths.length)
+  const stats = new Float64Array(READ_FILES_STAT_FIELDS * paths.length).fill(-7)
+  await readFiles(paths, sizes, arena, results, stats)
+  assert.deepEqual([...results], [5000, 0, -2, 0, 0, 0])
+  assert.deepEqual(readFilesStat(stats, 0, paths[0]!), lstatNumbers(paths[0]!))
+  assert.deepEqual(readFilesStat(stats, 2, paths[2]!), lstatNumbers(paths[2]!))
+  assert.equal(readFilesStat(stats, 2, paths[2]!).mtimeSec, 2000)
+  // Not opened: nothing written there.
+  assert.equal(stats[READ_FILES_STAT_FIELDS], -7)
+  // An lstat that failed after the read is its errno, thrown fs-shaped naming the path.
+  stats[0] = 2
+  assert.throws(() => readFilesStat(stats, 0, paths[0]!), (e: NodeJS.ErrnoException) => e.code === 'ENOENT' && e.syscall === 'lstat' && e.path === `${root}/a`)
+  // Too short for the paths: a named error, nothing read.
+  assert.throws(() => readFiles(paths, sizes, arena, results, new Float64Array(READ_FILES_STAT_FIELDS * 2)), (e: NodeJS.ErrnoException) => e instanceof RangeError && e.code === 'ERR_OUT_OF_RANGE' && /readFiles: stats is too short/.test(e.message))
+  assert.throws(() => readFiles(paths, sizes, arena, results, new Int32Array(64) as unknown as Float64Array), (e: NodeJS.ErrnoException) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE' && /readFiles: stats/.test(e.message))
 })

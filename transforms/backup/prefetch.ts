@@ -19,7 +19,8 @@
  * faults on fresh arenas and no dead ones for the collector.
  *
  * Changes are not silent (read-content.ts says how): each file is read with one byte more than
- * its lstat size, so growth shows, and lstat'ed again after its batch; a file that grew or whose
+ * its lstat size, so growth shows, and lstat'ed again right after its read, by `readFiles` on the
+ * same pool thread (not on the main thread: ~5 % of its time on real-tree); a file that grew or whose
  * size, mtime or ctime moved gets an ERR_CHANGED warning and keeps its lstat size of content. A
  * file whose lstat size is 0 but that has content (procfs, sysfs) gets size -1 and its own
  * reader: it is read to its end and the chunker records the size read, as restic does.
@@ -36,7 +37,7 @@ import { orderedBatches } from '../../lib/ordered-batches.js'
 import { SluiceError } from '../../lib/errors.js'
 import { displayPath } from '../../lib/bytes.js'
 import { PREFETCH_BATCH_BYTES, PREFETCH_BATCH_FILES, PREFETCH_BATCHES, READ_BLOCK } from '../../lib/limits.js'
-import { errnoError, lstatNumbers, readFiles, type LStat } from '../../lib/native.js'
+import { errnoError, lstatNumbers, readFiles, readFilesStat, READ_FILES_STAT_FIELDS, type LStat } from '../../lib/native.js'
 import { changedWhileRead, stampChange } from './sources/read-content.js'
 
 export interface PrefetchOptions {
@@ -58,6 +59,9 @@ export interface PrefetchOptions {
 interface Io {
   readFiles: typeof readFiles
   lstat: (fsPath: Buffer) => LStat
+  /** readFiles lstats each file after its read on the pool thread (the addon's own reads, none
+   *  injected): `lstat` is then not called. */
+  statOnPool: boolean
   onWarning: (err: SluiceError) => void
   take(bytes: number): Buffer
   give(arena: Buffer): void
@@ -81,6 +85,7 @@ function prefetchStream(source: AsyncIterable<Item>, max: number, inFlight: numb
   const io: Io = {
     readFiles: opts.readFiles ?? readFiles,
     lstat: opts.lstat ?? lstatNumbers,
+    statOnPool: opts.readFiles === undefined && opts.lstat === undefined,
     onWarning: opts.onWarning ?? (() => {}),
     take: (bytes: number): Buffer => (bytes <= batchBytes ? free.pop() ?? Buffer.allocUnsafeSlow(batchBytes) : Buffer.allocUnsafeSlow(bytes)),
     give: (arena: Buffer): void => {
@@ -113,9 +118,10 @@ async function readBatch(b: Batch, io: Io): Promise<void> {
   const results = new Int32Array(2 * n)
   const paths = b.items.map(e => e.fsPath!)
   const sizes = b.items.map(e => e.size + 1)
+  const stats = io.statOnPool ? new Float64Array(READ_FILES_STAT_FIELDS * n) : undefined
   let failure: unknown
   try {
-    await io.readFiles(paths, sizes, arena, results)
+    await (stats ? io.readFiles(paths, sizes, arena, results, stats) : io.readFiles(paths, sizes, arena, results))
   } catch (err) {
     failure = err
   }
@@ -145,7 +151,7 @@ async function readBatch(b: Batch, io: Io): Promise<void> {
     } else {
       // A file that shrank is left to the chunker, which pads it and warns.
       const size = e.size
-      const change = got > size ? `grew past its ${size} bytes; the snapshot keeps those` : got === size ? restat(e, io) : null
+      const change = got > size ? `grew past its ${size} bytes; the snapshot keeps those` : got === size ? restat(e, io, stats, i) : null
       if (change !== null) io.onWarning(changedWhileRead(e.fsPath!, change))
       const piece = arena.subarray(off, off + Math.min(got, size))
       let asked = false
@@ -163,10 +169,11 @@ async function readBatch(b: Batch, io: Io): Promise<void> {
   }
 }
 
-/** What changed between the walk's lstat of `e` and one after its read, or null. */
-function restat(e: SourceEntry, io: Io): string | null {
+/** What changed between the walk's lstat of `e` and one after its read (file `i` of the batch's
+ *  `stats` when readFiles made it on the pool), or null. */
+function restat(e: SourceEntry, io: Io, stats: Float64Array | undefined, i: number): string | null {
   try {
-    return stampChange(e, io.lstat(e.fsPath!))
+    return stampChange(e, stats ? readFilesStat(stats, i, e.fsPath!) : io.lstat(e.fsPath!))
   } catch (err) {
     return `gone after the read: ${(err as Error).message}`
   }
