@@ -125,7 +125,10 @@ export class ChunkArena {
 
   /**
    * Grows a region to `n` bytes, keeping its first `keep`: in place when the bytes after it are
-   * free, else by moving it to a new region (or a spill) and giving the old one back. The
+   * free, else by moving it to a new region and giving the old one back, else, when only the
+   * space its own region frees makes a hole large enough (a held region in the middle of the
+   * arena leaves no other), by moving it there (memmove: the two may overlap), else by a
+   * spill. The
    * chunker reserves its open chunk at about twice the average chunk size and grows the few that
    * get larger, instead of reserving the largest chunk size for every one: a 4 MiB hole is
    * rare among chunks of about 1 MiB, so that reservation went to the arena's end, touched more
@@ -143,6 +146,18 @@ export class ChunkArena {
         span.end = span.start + n
         if (span.end > this.touched) this.touched = span.end
         slot.region = Buffer.from(this.sab, span.start, n)
+        return slot
+      }
+      const at = this.place(n) < 0 ? this.place(n, undefined, span.start) : -1
+      if (at >= 0) {
+        if (keep > 0) copyBytes(Buffer.from(this.sab, at, keep), 0, Buffer.from(this.sab, span.start, keep))
+        this.live.splice(i, 1)
+        span.start = at
+        span.end = at + n
+        this.live.splice(this.indexAfter(at), 0, span)
+        if (span.end > this.touched) this.touched = span.end
+        slot.offset = at
+        slot.region = Buffer.from(this.sab, at, n)
         return slot
       }
     }
@@ -167,7 +182,7 @@ export class ChunkArena {
     // Ready when it fits, or when nothing in flight will be released without the caller going
     // on: no region but its own open one and held ones (the metadata packer's open chunk).
     const fits = () => growTo > 0 && own !== null && !own.spilled
-      ? this.place(growTo) >= 0 || (this.growsInPlace(own, growTo) && this.place(n, { start: own.offset, length: growTo }) >= 0)
+      ? this.place(growTo) >= 0 || (this.growsInPlace(own, growTo) && this.place(n, { start: own.offset, length: growTo }) >= 0) || this.movesOver(own, growTo, n)
       : this.place(n) >= 0
     const ready = () => fits() || this.live.every(s => s.held === true || (own !== null && !own.spilled && s.start === own.offset))
     if (ready()) return undefined
@@ -205,9 +220,17 @@ export class ChunkArena {
    *  high addresses are touched only when that many bytes are in flight at once: its resident
    *  size is the pipeline's high-water mark, not `size`), or -1 when none does. `grown`: the
    *  caller's own region counted as grown to that many bytes where it is. */
-  private place(n: number, grown?: { start: number; length: number }): number {
+  private place(n: number, grown?: { start: number; length: number }, without = -1, extra?: Span): number {
     if (n > this.size) return -1
-    const live = this.live
+    let live = this.live
+    if (without >= 0 || extra) {
+      // The regions as they would be with the one at `without` gone and `extra` placed.
+      live = live.filter(s => s.start !== without)
+      if (extra) {
+        const k = live.findIndex(s => s.start > extra.start)
+        live.splice(k < 0 ? live.length : k, 0, extra)
+      }
+    }
     const end = (s: Span) => (grown && s.start === grown.start ? s.start + grown.length : s.end)
     for (let i = 0; i <= live.length; i++) {
       const from = i === 0 ? 0 : end(live[i - 1]!)
@@ -215,6 +238,13 @@ export class ChunkArena {
       if (to - from >= n) return from
     }
     return -1
+  }
+
+  /** Whether the caller's region `own` grown to `growTo` fits only in a hole its own place
+   *  makes (see `grow`), and a region of `n` bytes then fits beside it. */
+  private movesOver(own: ChunkSlot, growTo: number, n: number): boolean {
+    const at = this.place(growTo, undefined, own.offset)
+    return at >= 0 && this.place(n, undefined, own.offset, { start: at, end: at + growTo }) >= 0
   }
 
   /** Whether the caller's region `own` can grow to `n` bytes where it is. */

@@ -163,6 +163,46 @@ test('room with growTo: waits until the caller\'s region can grow (in place or e
   assert.equal(lone.reserve(40).spilled, false, 'and the next region fits beside it')
 })
 
+test('a growth that only fits over its own place moves there, bytes kept, instead of spilling', async () => {
+  // A held region (the metadata packer's open chunk) in the middle and the caller's own near
+  // the end: no hole of 50 anywhere, nor room to grow in place, but one over its own region
+  // once it moves (40-100).
+  const arena = new ChunkArena(100)
+  const before = arena.reserve(30) // 0-30
+  const meta = arena.reserve(10, true) // 30-40, held
+  const x = arena.reserve(30) // 40-70
+  const own = arena.reserve(20) // 70-90
+  before.release()
+  x.release()
+  own.region.set(seededBytes('own', 20))
+  assert.equal(arena.room(10, own, 50), undefined, 'moving over its own place makes room, and 10 fit beside (0-30)')
+  const grown = arena.grow(own, 50, 20)
+  assert.equal(grown.spilled, false, 'no spill')
+  assert.equal(arena.spills, 0)
+  assert.equal(grown.offset, 40)
+  assert.equal(grown.region.length, 50)
+  assert.deepEqual(grown.region.subarray(0, 20), seededBytes('own', 20), 'the bytes it keeps')
+  // Moved down over itself (the copy overlaps): a region at 50-70 grown to 60 lands at 40.
+  const b = new ChunkArena(100)
+  const m = b.reserve(40, true) // 0-40, held
+  const gap = b.reserve(10) // 40-50
+  const o = b.reserve(20) // 50-70
+  const t = b.reserve(30) // 70-100
+  gap.release()
+  t.release()
+  o.region.set(seededBytes('down', 20))
+  const g = b.grow(o, 60, 20)
+  assert.equal(g.spilled, false)
+  assert.equal(g.offset, 40)
+  assert.deepEqual(g.region.subarray(0, 20), seededBytes('down', 20))
+  g.release()
+  m.release()
+  meta.release()
+  grown.release()
+  assert.equal(arena.used, 0)
+  assert.equal(b.used, 0)
+})
+
 test('a large file backed up through a small arena (the chunker waits for room) restores exactly', async () => {
   const repo = await freshRepo('wait')
   const src = `${BASE}/wait/src`
