@@ -153,14 +153,17 @@ export class ExternalSorter {
     this.buf = Buffer.allocUnsafe(this.runBytes)
   }
 
-  /** Adds a copy of `s`. A string longer than the run buffer is refused (RangeError). */
-  add(s: Uint8Array): void {
-    if (s.length + INDEX > this.runBytes) throw new RangeError(`a string of ${s.length} bytes does not fit a sort run`)
+  /** Adds a copy of `s`, followed by `tail` when given (one string: `s` then `tail`, without
+   *  building it first). A string longer than the run buffer is refused (RangeError). */
+  add(s: Uint8Array, tail?: Uint8Array): void {
+    const n = s.length + (tail?.length ?? 0)
+    if (n + INDEX > this.runBytes) throw new RangeError(`a string of ${n} bytes does not fit a sort run`)
     // The index costs 16 bytes a string (two numbers in a packed array): counted against the run.
-    if (this.used + s.length + INDEX > this.runBytes) this.spill()
-    this.offsets.push(this.used, this.used + s.length)
+    if (this.used + n + INDEX > this.runBytes) this.spill()
+    this.offsets.push(this.used, this.used + n)
     this.buf.set(s, this.used)
-    this.used += s.length + INDEX
+    if (tail !== undefined) this.buf.set(tail, this.used + s.length)
+    this.used += n + INDEX
     this.count++
   }
 
