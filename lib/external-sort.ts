@@ -24,6 +24,8 @@ import { EXTSORT_MERGE_BLOCK, EXTSORT_MERGE_FANIN, EXTSORT_RUN_BYTES } from './l
 const LEN = 4
 /** Bytes of run buffer counted per string for its index entry (two small integers). */
 const INDEX = 16
+/** Leading bytes compared as one number before the strings are (6: exact in a double). */
+const PREFIX = 6
 
 export interface ExternalSortOptions {
   /** Bytes of strings (plus 4 each) in one sorted run; also the longest string accepted. */
@@ -183,8 +185,19 @@ export class ExternalSorter {
       const at = (i: number): Buffer => buf.subarray(offsets[2 * i]!, offsets[2 * i + 1]!)
       order.sort((a, b) => cmp(at(a), at(b)) || a - b)
     } else {
+      // Each string's first 6 bytes as a number (zeros past its end) decide most comparisons
+      // without a call into buf.compare; equal prefixes fall back to it. (A shorter string padded
+      // with zeros never sorts after a longer one it is a prefix of: bytewise order is kept.)
+      const keys = new Float64Array(n)
+      for (let i = 0; i < n; i++) {
+        const s = offsets[2 * i]!
+        const e = offsets[2 * i + 1]!
+        let k = 0
+        for (let j = s; j < s + PREFIX; j++) k = k * 256 + (j < e ? buf[j]! : 0)
+        keys[i] = k
+      }
       // buf.compare(target, tStart, tEnd, sStart, sEnd) compares the source range with the target's.
-      order.sort((a, b) => buf.compare(buf, offsets[2 * b]!, offsets[2 * b + 1]!, offsets[2 * a]!, offsets[2 * a + 1]!) || a - b)
+      order.sort((a, b) => keys[a]! - keys[b]! || buf.compare(buf, offsets[2 * b]!, offsets[2 * b + 1]!, offsets[2 * a]!, offsets[2 * a + 1]!) || a - b)
     }
     const w = this.newRun()
     try {

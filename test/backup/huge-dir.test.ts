@@ -130,6 +130,26 @@ test('the external sorter merges many runs in passes, keeping equal strings and 
   assert.throws(() => new ExternalSorter(dir, 'y', { runBytes: 64 }).add(Buffer.alloc(100)), RangeError)
 })
 
+test('the external sorter orders by bytes where the first six bytes tie or run out', () => {
+  const dir = `${BASE}/sorter-prefix`
+  fs.mkdirSync(dir)
+  // Prefixes of one another, zero bytes inside and at the end, strings shorter than six bytes,
+  // and ties in the first six bytes decided further on (bytes above 0x7f too).
+  const input = ['abcdefZ', 'abcdef', 'abcdefA', 'ab', 'ab\0', 'ab\0\0', 'a', '', 'abcdef\xff', 'abcdeg', 'abc\0ef', 'abcde\xff\xff']
+    .map((x) => Buffer.from(x, 'latin1'))
+  for (const runBytes of [64, 4096]) {
+    const s = new ExternalSorter(dir, `p${runBytes}`, { runBytes, fanIn: 2, block: 64 })
+    for (const n of input) s.add(n)
+    const r = s.finish()
+    const got: string[] = []
+    for (let x = r.next(); x !== null; x = r.next()) got.push(x.toString('hex'))
+    r.close()
+    s.close()
+    assert.deepEqual(got, input.slice().sort(Buffer.compare).map((x) => x.toString('hex')))
+  }
+  assert.deepEqual(fs.readdirSync(dir), [])
+})
+
 test('the hardlink map forgets the oldest inode when full: its later links become files', async () => {
   const root = `${BASE}/links`
   fs.mkdirSync(root)
