@@ -10,7 +10,9 @@
  * buffer cannot have been written, so a length beyond it means a damaged temporary file.
  *
  * Memory: the run buffer (`runBytes`, EXTSORT_RUN_BYTES by default) whose budget includes an
- * index of 16 bytes per string; while merging, one read block per merged run plus one
+ * index of 16 bytes per string; while a run is sorted, 20 bytes more per string of it (its
+ * order and two prefix keys: at most runBytes / 16 × 20, ~2.3 MB for 4 MiB of 20-byte names);
+ * while merging, one read block per merged run plus one
  * write block (`fanIn + 1` × `block`); a reader, one block. Nothing grows with the count: the
  * disk holds the strings plus 4 bytes each (twice, briefly, during a merge pass).
  *
@@ -24,7 +26,7 @@ import { EXTSORT_MERGE_BLOCK, EXTSORT_MERGE_FANIN, EXTSORT_RUN_BYTES } from './l
 const LEN = 4
 /** Bytes of run buffer counted per string for its index entry (two small integers). */
 const INDEX = 16
-/** Leading bytes compared as one number before the strings are (6: exact in a double). */
+/** Leading bytes compared as a number, twice, before the strings are (6: exact in a double). */
 const PREFIX = 6
 
 export interface ExternalSortOptions {
@@ -185,19 +187,23 @@ export class ExternalSorter {
       const at = (i: number): Buffer => buf.subarray(offsets[2 * i]!, offsets[2 * i + 1]!)
       order.sort((a, b) => cmp(at(a), at(b)) || a - b)
     } else {
-      // Each string's first 6 bytes as a number (zeros past its end) decide most comparisons
-      // without a call into buf.compare; equal prefixes fall back to it. (A shorter string padded
+      // Each string's first 6 bytes and next 6 as two numbers (zeros past its end) decide most
+      // comparisons without a call into buf.compare; equal prefixes fall back to it. (A shorter string padded
       // with zeros never sorts after a longer one it is a prefix of: bytewise order is kept.)
-      const keys = new Float64Array(n)
+      const keys = new Float64Array(2 * n)
       for (let i = 0; i < n; i++) {
         const s = offsets[2 * i]!
         const e = offsets[2 * i + 1]!
         let k = 0
         for (let j = s; j < s + PREFIX; j++) k = k * 256 + (j < e ? buf[j]! : 0)
-        keys[i] = k
+        keys[2 * i] = k
+        k = 0
+        for (let j = s + PREFIX; j < s + 2 * PREFIX; j++) k = k * 256 + (j < e ? buf[j]! : 0)
+        keys[2 * i + 1] = k
       }
       // buf.compare(target, tStart, tEnd, sStart, sEnd) compares the source range with the target's.
-      order.sort((a, b) => keys[a]! - keys[b]! || buf.compare(buf, offsets[2 * b]!, offsets[2 * b + 1]!, offsets[2 * a]!, offsets[2 * a + 1]!) || a - b)
+      order.sort((a, b) => keys[2 * a]! - keys[2 * b]! || keys[2 * a + 1]! - keys[2 * b + 1]! ||
+        buf.compare(buf, offsets[2 * b]!, offsets[2 * b + 1]!, offsets[2 * a]!, offsets[2 * a + 1]!) || a - b)
     }
     const w = this.newRun()
     try {
