@@ -10,7 +10,9 @@
  * buffer cannot have been written, so a length beyond it means a damaged temporary file.
  *
  * Memory: the run buffer (`runBytes`, EXTSORT_RUN_BYTES by default) whose budget includes an
- * index of 16 bytes per string; while merging, one read block per merged run plus one
+ * index of 16 bytes per string; while a run is sorted, 20 bytes more per string of it (its
+ * order and two prefix keys: at most runBytes / 16 × 20, ~2.3 MB for 4 MiB of 20-byte names);
+ * while merging, one read block per merged run plus one
  * write block (`fanIn + 1` × `block`); a reader, one block. Nothing grows with the count: the
  * disk holds the strings plus 4 bytes each (twice, briefly, during a merge pass).
  *
@@ -24,6 +26,8 @@ import { EXTSORT_MERGE_BLOCK, EXTSORT_MERGE_FANIN, EXTSORT_RUN_BYTES } from './l
 const LEN = 4
 /** Bytes of run buffer counted per string for its index entry (two small integers). */
 const INDEX = 16
+/** Leading bytes compared as a number, twice, before the strings are (6: exact in a double). */
+const PREFIX = 6
 
 export interface ExternalSortOptions {
   /** Bytes of strings (plus 4 each) in one sorted run; also the longest string accepted. */
@@ -153,14 +157,17 @@ export class ExternalSorter {
     this.buf = Buffer.allocUnsafe(this.runBytes)
   }
 
-  /** Adds a copy of `s`. A string longer than the run buffer is refused (RangeError). */
-  add(s: Uint8Array): void {
-    if (s.length + INDEX > this.runBytes) throw new RangeError(`a string of ${s.length} bytes does not fit a sort run`)
+  /** Adds a copy of `s`, followed by `tail` when given (one string: `s` then `tail`, without
+   *  building it first). A string longer than the run buffer is refused (RangeError). */
+  add(s: Uint8Array, tail?: Uint8Array): void {
+    const n = s.length + (tail?.length ?? 0)
+    if (n + INDEX > this.runBytes) throw new RangeError(`a string of ${n} bytes does not fit a sort run`)
     // The index costs 16 bytes a string (two numbers in a packed array): counted against the run.
-    if (this.used + s.length + INDEX > this.runBytes) this.spill()
-    this.offsets.push(this.used, this.used + s.length)
+    if (this.used + n + INDEX > this.runBytes) this.spill()
+    this.offsets.push(this.used, this.used + n)
     this.buf.set(s, this.used)
-    this.used += s.length + INDEX
+    if (tail !== undefined) this.buf.set(tail, this.used + s.length)
+    this.used += n + INDEX
     this.count++
   }
 
@@ -180,8 +187,23 @@ export class ExternalSorter {
       const at = (i: number): Buffer => buf.subarray(offsets[2 * i]!, offsets[2 * i + 1]!)
       order.sort((a, b) => cmp(at(a), at(b)) || a - b)
     } else {
+      // Each string's first 6 bytes and next 6 as two numbers (zeros past its end) decide most
+      // comparisons without a call into buf.compare; equal prefixes fall back to it. (A shorter string padded
+      // with zeros never sorts after a longer one it is a prefix of: bytewise order is kept.)
+      const keys = new Float64Array(2 * n)
+      for (let i = 0; i < n; i++) {
+        const s = offsets[2 * i]!
+        const e = offsets[2 * i + 1]!
+        let k = 0
+        for (let j = s; j < s + PREFIX; j++) k = k * 256 + (j < e ? buf[j]! : 0)
+        keys[2 * i] = k
+        k = 0
+        for (let j = s + PREFIX; j < s + 2 * PREFIX; j++) k = k * 256 + (j < e ? buf[j]! : 0)
+        keys[2 * i + 1] = k
+      }
       // buf.compare(target, tStart, tEnd, sStart, sEnd) compares the source range with the target's.
-      order.sort((a, b) => buf.compare(buf, offsets[2 * b]!, offsets[2 * b + 1]!, offsets[2 * a]!, offsets[2 * a + 1]!) || a - b)
+      order.sort((a, b) => keys[2 * a]! - keys[2 * b]! || keys[2 * a + 1]! - keys[2 * b + 1]! ||
+        buf.compare(buf, offsets[2 * b]!, offsets[2 * b + 1]!, offsets[2 * a]!, offsets[2 * a + 1]!) || a - b)
     }
     const w = this.newRun()
     try {

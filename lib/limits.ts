@@ -357,6 +357,10 @@ export const EXTSORT_MERGE_BLOCK = 64 * KiB
  *  costs ~3x its size for a moment (the native sort's arrays and the copy into V8). */
 export const WALK_LISTING_BYTES = 1 * MiB
 export const WALK_SPILL_BLOCK = 16 * KiB
+/** A spilled listing is lstat'ed like one in memory, a chunk of WALK_SPILL_CHUNK names (at most
+ *  WALK_SPILL_CHUNK_BYTES of them) at a time: one thread-pool round trip in 16 runs is waited for. */
+export const WALK_SPILL_CHUNK = 1024
+export const WALK_SPILL_CHUNK_BYTES = 32 * KiB
 /** The walk's lstats: names per statAt call (one thread-pool round trip, 15 doubles each); a
  *  run stops at a directory, so no lstat is held while a subtree is walked. A run of fewer than
  *  WALK_STAT_SYNC_BELOW names is lstat'ed on the main thread (cheaper than the round trip).

@@ -72,6 +72,7 @@ before(() => {
   fs.mkdirSync(cat(TREE, '/small'))
   for (const n of ['b', 'a', 'c']) fs.writeFileSync(cat(TREE, '/small/', n), n)
   fs.writeFileSync(cat(TREE, '/big/f-3'), seededBytes('one larger file', 300_000))
+  fs.symlinkSync('f-1', cat(TREE, '/big/link-to-f-1'))
 })
 
 test('a directory over the listing budget is sorted externally, in the same order as in memory', async () => {
@@ -82,6 +83,14 @@ test('a directory over the listing budget is sorted externally, in the same orde
   assert.ok((spilled.stats.spilledDirs ?? 0) >= 3, `spilled ${spilled.stats.spilledDirs} directories`)
   assertCanonical(spilled.entries)
   assert.deepEqual(spilled.entries.map((e) => e.path.toString('hex')), inMemory.entries.map((e) => e.path.toString('hex')))
+  // Each name's own lstat (spilled names are lstat'ed in chunks on the thread pool, too); only
+  // TREE's entries (its ancestors, such as the scratch directory, may change in between).
+  const under = B(TREE.slice(1))
+  const meta = (es: SourceEntry[]) => es.filter((e) => e.path.subarray(0, under.length).equals(under))
+    .map((e) => `${e.path.toString('hex')} ${e.type} ${e.size} ${e.ino} ${e.mtimeSec}.${e.mtimeNsec} ${e.linkTarget?.toString() ?? ''}`)
+  assert.ok(meta(spilled.entries).length > N)
+  assert.deepEqual(meta(spilled.entries), meta(inMemory.entries))
+  assert.ok(spilled.entries.some((e) => e.type === 'symlink' && e.linkTarget?.toString() === 'f-1'))
   assert.ok(spilled.entries.length > N + 2 * (N / 3))
   assert.deepEqual(fs.readdirSync(TMP), [], 'the sorted runs are removed')
 })
@@ -125,6 +134,26 @@ test('the external sorter merges many runs in passes, keeping equal strings and 
   assert.throws(() => new ExternalSorter(dir, 'y', { runBytes: 64 }).add(Buffer.alloc(100)), RangeError)
 })
 
+test('the external sorter orders by bytes where the first six bytes tie or run out', () => {
+  const dir = `${BASE}/sorter-prefix`
+  fs.mkdirSync(dir)
+  // Prefixes of one another, zero bytes inside and at the end, strings shorter than six bytes,
+  // and ties in the first six bytes decided further on (bytes above 0x7f too).
+  const input = ['abcdefZ', 'abcdef', 'abcdefA', 'ab', 'ab\0', 'ab\0\0', 'a', '', 'abcdef\xff', 'abcdeg', 'abc\0ef', 'abcde\xff\xff']
+    .map((x) => Buffer.from(x, 'latin1'))
+  for (const runBytes of [64, 4096]) {
+    const s = new ExternalSorter(dir, `p${runBytes}`, { runBytes, fanIn: 2, block: 64 })
+    for (const n of input) s.add(n)
+    const r = s.finish()
+    const got: string[] = []
+    for (let x = r.next(); x !== null; x = r.next()) got.push(x.toString('hex'))
+    r.close()
+    s.close()
+    assert.deepEqual(got, input.slice().sort(Buffer.compare).map((x) => x.toString('hex')))
+  }
+  assert.deepEqual(fs.readdirSync(dir), [])
+})
+
 test('the hardlink map forgets the oldest inode when full: its later links become files', async () => {
   const root = `${BASE}/links`
   fs.mkdirSync(root)
@@ -166,6 +195,20 @@ test('backup, incremental backup and restore of spilled directories give the tre
   const second = await backup({ repo, paths: [TREE], onWarning, walk: SMALL })
   assert.equal(second.parent, first.snapshotId)
   assert.equal(second.stats.filesChanged + second.stats.filesNew, 0, JSON.stringify(second.stats))
+  // The same tree sorted in memory is stored as the same records (the ancestors of TREE, such
+  // as the scratch directory, may change between backups: only TREE's own records are compared).
+  const third = await backup({ repo, paths: [TREE], onWarning, parent: false })
+  const records = async (snap: typeof first.snapshot) => {
+    const out: string[] = []
+    const under = Buffer.from(TREE.slice(1))
+    for await (const r of listSnapshot(repo, snap)) {
+      if (r.entry.path.subarray(0, under.length).equals(under)) out.push(JSON.stringify(r.entry, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)))
+    }
+    return out
+  }
+  const spilledRecords = await records(first.snapshot)
+  assert.ok(spilledRecords.length > N)
+  assert.deepEqual(await records(third.snapshot), spilledRecords)
   const target = `${BASE}/restored`
   await restore({ repo, snapshot: second.snapshotId, target, onWarning })
   assert.deepEqual(warnings, [])

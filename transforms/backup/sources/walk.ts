@@ -20,8 +20,9 @@
  * Listings are held in memory while the listings held for the directories on the current path
  * fit `listingBytes` (WALK_LISTING_BYTES); a directory whose listing does not fit is read with
  * opendir and sorted externally (lib/external-sort.ts: sorted runs in a temporary directory,
- * merged into one sorted file that is read back a block at a time; its names are lstat'ed one at
- * a time, here), so one directory of millions of entries costs what one of thousands does.
+ * merged into one sorted file that is read back a block at a time, WALK_SPILL_CHUNK names at a
+ * time into a small listing of their own, lstat'ed on the thread pool like an in-memory one), so
+ * one directory of millions of entries costs what one of thousands does.
  *
  * Hardlinks: an inode with a link count above one is remembered (its first path) until all its
  * links have been seen, in a map of at most WALK_HARDLINK_GROUPS inodes. When it is full the
@@ -34,7 +35,9 @@
  * results, WALK_LINKS_BYTES of targets each) and one listing read early, plus one WALK_SPILL_BLOCK read block per
  * externally sorted directory on the current path, plus, while such a listing is being sorted,
  * one EXTSORT_RUN_BYTES run (or the merge's blocks); the hardlink map (WALK_HARDLINK_GROUPS
- * inodes). Disk: the names of the externally sorted directories on the current path.
+ * inodes); for the externally sorted directory being emitted, one chunk of WALK_SPILL_CHUNK names
+ * (WALK_SPILL_CHUNK_BYTES, twice: staged and as a listing). Disk: the names of the externally
+ * sorted directories on the current path, plus 6 bytes each.
  */
 import fs, { promises as fsp, constants as fsc } from 'node:fs'
 import os from 'node:os'
@@ -45,7 +48,7 @@ import { comparePaths, displayPath, isUnder } from '../../../lib/bytes.js'
 import type { EntryType, SourceEntry } from '../../../lib/entry.js'
 import { SluiceError, isErrno } from '../../../lib/errors.js'
 import { ExternalSorter, type SortedReader } from '../../../lib/external-sort.js'
-import { STAGE_HWM, WALK_HARDLINK_GROUPS, WALK_LINKS_BYTES, WALK_LISTING_BYTES, WALK_SPILL_BLOCK, WALK_STAT_BATCH, WALK_STAT_SYNC_BELOW } from '../../../lib/limits.js'
+import { STAGE_HWM, WALK_HARDLINK_GROUPS, WALK_LINKS_BYTES, WALK_LISTING_BYTES, WALK_SPILL_BLOCK, WALK_SPILL_CHUNK, WALK_SPILL_CHUNK_BYTES, WALK_STAT_BATCH, WALK_STAT_SYNC_BELOW } from '../../../lib/limits.js'
 import { readContent, statNumbers, type ContentReader } from './read-content.js'
 import { systemOwners } from '../../../lib/owners.js'
 
@@ -264,8 +267,9 @@ async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): As
   }
 
   /** A listing held in memory; its names are lstat'ed a run at a time (see StatRun), the next
-   *  run while this one is being emitted, unless a directory ends this one. */
-  const memoryFrame = (fsDir: Buffer, listing: Listing): Frame => {
+   *  run while this one is being emitted, unless a directory ends this one. `counted`: its bytes
+   *  are in `held` (a chunk of a spilled listing is not: see spilledFrame). */
+  const memoryFrame = (fsDir: Buffer, listing: Listing, counted = true): Frame => {
     const { count, offsets, types, names } = listing
     let i = 0
     let cur: StatRun | null = null
@@ -345,7 +349,7 @@ async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): As
       close: () => {
         if (ahead !== null) ahead.dropped = true
         cur = ahead = early = null
-        held -= listing.bytes
+        if (counted) held -= listing.bytes
       },
     }
   }
@@ -370,7 +374,7 @@ async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): As
           sorter.close()
           return 'excluded'
         }
-        spill(sorter, name, fsPath)
+        spill(sorter, name, tailOf(d), fsPath)
       }
     } catch (err) {
       sorter.close()
@@ -399,16 +403,19 @@ async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): As
 
   /** Adds a name to an external sort; a failure there (a full disk) is the backup's, not the
    *  directory's: ERR_WRITE. */
-  const spill = (sorter: ExternalSorter, name: Buffer, fsPath: Buffer): void => {
+  const spill = (sorter: ExternalSorter, name: Buffer, tail: Buffer, fsPath: Buffer): void => {
     try {
-      sorter.add(name)
+      sorter.add(name, tail)
     } catch (err) {
       sorter.close()
       throw tempError(err, res.spillDir!, fsPath)
     }
   }
 
-  /** Finishes an external sort into a frame reading the sorted file. */
+  /** Finishes an external sort into a frame reading the sorted file. Its records are a name, a
+   *  NUL and the name's dirent type (the NUL sorts before any name byte, so records sort as their
+   *  names do); they are read back WALK_SPILL_CHUNK names at a time into a listing of their own
+   *  (listDir's layout), which memoryFrame lstats on the thread pool like any other listing. */
   const spilledFrame = (fsPath: Buffer, sorter: ExternalSorter): Frame | null => {
     let reader: SortedReader
     try {
@@ -425,22 +432,87 @@ async function* walk(paths: readonly (string | Buffer)[], opts: WalkOptions): As
       close()
       return null
     }
+    const stageOffs = new Uint32Array(WALK_SPILL_CHUNK + 1)
+    const stageTypes = new Uint8Array(WALK_SPILL_CHUNK)
+    let stage = Buffer.allocUnsafe(WALK_SPILL_CHUNK_BYTES)
+    /** A record read that did not fit the chunk before: the next chunk starts with it. */
+    let carry: Buffer | null = null
+    let ended = false
+    const record = (): Buffer | null => {
+      let rec: Buffer | null
+      try {
+        rec = reader.next()
+      } catch (err) {
+        throw tempError(err, res.spillDir!, fsPath)
+      }
+      if (rec !== null && (rec.length < 3 || rec[rec.length - 2] !== 0)) {
+        throw tempError(new Error(`sort run ${reader.file} is damaged (a record without its type)`), res.spillDir!, fsPath)
+      }
+      return rec
+    }
+    /** The next names, up to WALK_SPILL_CHUNK of them (or WALK_SPILL_CHUNK_BYTES), as a listing. */
+    const readChunk = (): Listing | null => {
+      let n = 0
+      let used = 0
+      while (n < WALK_SPILL_CHUNK) {
+        let rec = carry
+        carry = null
+        if (rec === null) {
+          if (ended) break
+          rec = record()
+          if (rec === null) {
+            ended = true
+            break
+          }
+        }
+        const len = rec.length - 1 // the name and its NUL
+        if (used + len > stage.length) {
+          if (n > 0) {
+            carry = Buffer.from(rec)
+            break
+          }
+          stage = Buffer.allocUnsafe(len) // one name longer than a chunk's bytes (not on Linux)
+        }
+        rec.copy(stage, used, 0, len)
+        stageTypes[n] = rec[len]!
+        stageOffs[n] = used
+        used += len
+        n++
+      }
+      if (n === 0) return null
+      stageOffs[n] = used
+      const head = 4 + 4 * (n + 1) + n
+      const raw = Buffer.allocUnsafeSlow(head + used)
+      raw.writeUInt32LE(n, 0)
+      const offsets = new Uint32Array(raw.buffer, raw.byteOffset + 4, n + 1)
+      offsets.set(stageOffs.subarray(0, n + 1))
+      raw.set(stageTypes.subarray(0, n), 4 + 4 * (n + 1))
+      stage.copy(raw, head, 0, used)
+      return { raw, count: n, offsets, types: raw.subarray(4 + 4 * (n + 1), head), names: raw.subarray(head), bytes: raw.length }
+    }
+    let inner: Frame | null = null
     return {
       fsDir: fsPath,
       next: () => {
-        let name: Buffer | null
-        try {
-          name = reader.next()
-        } catch (err) {
-          throw tempError(err, res.spillDir!, fsPath)
+        for (;;) {
+          if (inner === null) {
+            const chunk = readChunk()
+            if (chunk === null) return null
+            inner = memoryFrame(fsPath, chunk, false)
+          }
+          const child = inner.next()
+          if (child !== null) return child
+          inner.close()
+          inner = null
         }
-        if (name === null) return null
-        const child = childPath(fsPath, name, 0, name.length)
-        return { fsPath: child, probe: probeOf(child) }
       },
-      listed: () => undefined,
-      descend: () => {},
-      close,
+      listed: (child) => inner?.listed(child),
+      descend: () => inner?.descend(),
+      close: () => {
+        inner?.close()
+        inner = null
+        close()
+      },
     }
   }
 
@@ -655,6 +727,18 @@ function hasName(listing: Listing, name: Buffer): boolean {
 }
 
 const DONE = Promise.resolve()
+
+/** What follows a name in a spilled listing's sort record: a NUL, then its dirent type (only
+ *  directory, not a directory, and unknown matter: the walk's lstat runs end at a maybe-directory). */
+const TAIL_DIR = Buffer.of(0, DT_DIR)
+const TAIL_OTHER = Buffer.of(0, 8) // DT_REG
+const TAIL_UNKNOWN = Buffer.of(0, DT_UNKNOWN)
+
+function tailOf(d: fs.Dirent): Buffer {
+  if (d.isDirectory()) return TAIL_DIR
+  if (d.isFile() || d.isSymbolicLink() || d.isFIFO() || d.isSocket() || d.isCharacterDevice() || d.isBlockDevice()) return TAIL_OTHER
+  return TAIL_UNKNOWN
+}
 
 /** The probes of names [from, to) from statAt's results (a symlink's target copied out of
  *  `links`, or read here when it did not fit there). */
