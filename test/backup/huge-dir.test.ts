@@ -118,18 +118,25 @@ test('exclude-if-present finds its marker in a spilled listing', async () => {
   }
 })
 
-test('the external sorter merges many runs in passes, keeping equal strings and empty ones', () => {
-  const dir = `${BASE}/sorter`
-  fs.mkdirSync(dir)
-  const input = [...names('sorter', 2000), B(''), B('dup'), B('dup'), Buffer.from([0xff, 0xff])]
-  const s = new ExternalSorter(dir, 'x', { runBytes: 512, fanIn: 3, block: 64 })
+/** `input` through an ExternalSorter with `opts`, read back as hex. */
+function sortedBySorter(dir: string, name: string, input: Buffer[], opts: ConstructorParameters<typeof ExternalSorter>[2]): string[] {
+  const s = new ExternalSorter(dir, name, opts)
   for (const n of input) s.add(n)
   const r = s.finish()
   const got: string[] = []
   for (let x = r.next(); x !== null; x = r.next()) got.push(x.toString('hex'))
   r.close()
   s.close()
-  assert.deepEqual(got, input.slice().sort(Buffer.compare).map((x) => x.toString('hex')))
+  return got
+}
+
+const sortedHex = (input: Buffer[]): string[] => input.slice().sort(Buffer.compare).map((x) => x.toString('hex'))
+
+test('the external sorter merges many runs in passes, keeping equal strings and empty ones', () => {
+  const dir = `${BASE}/sorter`
+  fs.mkdirSync(dir)
+  const input = [...names('sorter', 2000), B(''), B('dup'), B('dup'), Buffer.from([0xff, 0xff])]
+  assert.deepEqual(sortedBySorter(dir, 'x', input, { runBytes: 512, fanIn: 3, block: 64 }), sortedHex(input))
   assert.deepEqual(fs.readdirSync(dir), [])
   assert.throws(() => new ExternalSorter(dir, 'y', { runBytes: 64 }).add(Buffer.alloc(100)), RangeError)
 })
@@ -142,14 +149,7 @@ test('the external sorter orders by bytes where the first six bytes tie or run o
   const input = ['abcdefZ', 'abcdef', 'abcdefA', 'ab', 'ab\0', 'ab\0\0', 'a', '', 'abcdef\xff', 'abcdeg', 'abc\0ef', 'abcde\xff\xff']
     .map((x) => Buffer.from(x, 'latin1'))
   for (const runBytes of [64, 4096]) {
-    const s = new ExternalSorter(dir, `p${runBytes}`, { runBytes, fanIn: 2, block: 64 })
-    for (const n of input) s.add(n)
-    const r = s.finish()
-    const got: string[] = []
-    for (let x = r.next(); x !== null; x = r.next()) got.push(x.toString('hex'))
-    r.close()
-    s.close()
-    assert.deepEqual(got, input.slice().sort(Buffer.compare).map((x) => x.toString('hex')))
+    assert.deepEqual(sortedBySorter(dir, `p${runBytes}`, input, { runBytes, fanIn: 2, block: 64 }), sortedHex(input))
   }
   assert.deepEqual(fs.readdirSync(dir), [])
 })
