@@ -14,7 +14,7 @@
  *   (backup) or chunks read (restore, cat, check); and the free pages that parsing the modules
  *   and the key derivation left in malloc's arenas given back before the work starts (trim),
  *   and, for a reading workload, after each forced collection too (and, in a restore, every so
-  many bytes restored: `trimEvery`).
+ *   many bytes restored: `trimEvery`).
  * - Forced full collections for the garbage V8 does not see: buffers outside its heap (chunks,
  *   stream pieces) die without the heap growing, so the stages that drop them count their bytes
  *   and force a collection every so many (`collectEvery`).
@@ -132,15 +132,10 @@ const EVERY: Record<Garbage, number> = {
  *  between live blocks, which free() never returns (real-tree restore: 105-108 MB without,
  *  99-100 MB with; docs/TUNING.md "glibc malloc"). */
 export function collectEvery(garbage: Garbage): (bytes: number) => void {
-  const every = EVERY[garbage]
-  let since = 0
-  return (bytes: number) => {
-    since += bytes
-    if (since < every) return
-    since = 0
+  return every(EVERY[garbage], () => {
     collector()?.()
     if (workloadNow === 'read') trimMalloc()
-  }
+  })
 }
 
 /** Returns a function to call with the bytes a restore wrote; under the read workload it trims
@@ -148,11 +143,18 @@ export function collectEvery(garbage: Garbage): (bytes: number) => void {
  *  memory is reused (transforms/restore/chunk-pool.ts), so collections are rare, and what the
  *  writes and V8's scavenges free in malloc's heap would otherwise stay resident in its holes. */
 export function trimEvery(): (bytes: number) => void {
-  let since = 0
-  return (bytes: number) => {
-    since += bytes
-    if (since < RESTORE_TRIM_EVERY_BYTES) return
-    since = 0
+  return every(RESTORE_TRIM_EVERY_BYTES, () => {
     if (workloadNow === 'read') trimMalloc()
+  })
+}
+
+/** A function to call with byte counts; it runs `act` each time they add up to `bytes`. */
+function every(bytes: number, act: () => void): (n: number) => void {
+  let since = 0
+  return (n: number) => {
+    since += n
+    if (since < bytes) return
+    since = 0
+    act()
   }
 }

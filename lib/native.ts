@@ -254,10 +254,14 @@ export function errnoError(errno: number, syscall: string, path: Buffer): NodeJS
 export function lstatNumbers(path: Buffer): LStat {
   const e = loadAddon().lstat(path, statOut)
   if (e !== 0) throw errnoError(e, 'lstat', path)
-  const o = statOut
+  return statFields(statOut, 0)
+}
+
+/** lstat's twelve numbers as the addon writes them (native/fsbatch.c), from `out[at]` on. */
+function statFields(out: Float64Array, at: number): LStat {
   return {
-    mode: o[0]!, uid: o[1]!, gid: o[2]!, size: o[3]!, mtimeSec: o[4]!, mtimeNsec: o[5]!, ctimeSec: o[6]!,
-    ctimeNsec: o[7]!, ino: o[8]!, dev: o[9]!, nlink: o[10]!, rdev: o[11]!,
+    mode: out[at]!, uid: out[at + 1]!, gid: out[at + 2]!, size: out[at + 3]!, mtimeSec: out[at + 4]!, mtimeNsec: out[at + 5]!,
+    ctimeSec: out[at + 6]!, ctimeNsec: out[at + 7]!, ino: out[at + 8]!, dev: out[at + 9]!, nlink: out[at + 10]!, rdev: out[at + 11]!,
   }
 }
 
@@ -320,11 +324,7 @@ export function statAt(dir: Buffer, listing: Listing, from: number, to: number, 
 
 /** The LStat of name `i - from` in statAt's `out`. */
 export function statAtResult(out: Float64Array, k: number): LStat {
-  const b = STAT_AT_FIELDS * k
-  return {
-    mode: out[b + 1]!, uid: out[b + 2]!, gid: out[b + 3]!, size: out[b + 4]!, mtimeSec: out[b + 5]!, mtimeNsec: out[b + 6]!,
-    ctimeSec: out[b + 7]!, ctimeNsec: out[b + 8]!, ino: out[b + 9]!, dev: out[b + 10]!, nlink: out[b + 11]!, rdev: out[b + 12]!,
-  }
+  return statFields(out, STAT_AT_FIELDS * k + 1)
 }
 
 /**
@@ -337,7 +337,7 @@ export function statAtResult(out: Float64Array, k: number): LStat {
  * changes does not lstat on the main thread.
  */
 export function readFiles(paths: Buffer[], sizes: number[], arena: Buffer, results: Int32Array, stats?: Float64Array): Promise<void> {
-  return stats ? loadAddon().readFiles(paths, sizes, arena, results, stats) : loadAddon().readFiles(paths, sizes, arena, results)
+  return loadAddon().readFiles(paths, sizes, arena, results, stats)
 }
 
 /** Doubles per file in readFiles' `stats`: the errno of the lstat after the read (0: it was
@@ -350,10 +350,7 @@ export function readFilesStat(stats: Float64Array, i: number, path: Buffer): LSt
   const b = READ_FILES_STAT_FIELDS * i
   const e = stats[b]!
   if (e !== 0) throw errnoError(e, 'lstat', path)
-  return {
-    mode: stats[b + 1]!, uid: stats[b + 2]!, gid: stats[b + 3]!, size: stats[b + 4]!, mtimeSec: stats[b + 5]!, mtimeNsec: stats[b + 6]!,
-    ctimeSec: stats[b + 7]!, ctimeNsec: stats[b + 8]!, ino: stats[b + 9]!, dev: stats[b + 10]!, nlink: stats[b + 11]!, rdev: stats[b + 12]!,
-  }
+  return statFields(stats, b + 1)
 }
 
 /** Numbers per path in readXattrs' `results`: the attribute count or -errno, the failing step

@@ -121,7 +121,7 @@ async function readBatch(b: Batch, io: Io): Promise<void> {
   const stats = io.statOnPool ? new Float64Array(READ_FILES_STAT_FIELDS * n) : undefined
   let failure: unknown
   try {
-    await (stats ? io.readFiles(paths, sizes, arena, results, stats) : io.readFiles(paths, sizes, arena, results))
+    await io.readFiles(paths, sizes, arena, results, stats)
   } catch (err) {
     failure = err
   }

@@ -224,20 +224,22 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
       ? createDryRun({ onEntry, onSkipped })
       : createFsWriter(opts.target, { onWarning, onEntry, onSkipped, ...(opts.numericOwner ? { numericOwner: true } : {}), ...(opts.sparse !== undefined ? { sparse: opts.sparse } : {}) })
   }
+  // A path in the snapshot reference restores that subtree only.
+  const subtree = ref.path.length > 0 ? { subtree: ref.path } : {}
   const selection = () =>
     createSelect({
-      ...(ref.path.length > 0 ? { subtree: ref.path } : {}),
+      ...subtree,
       excludes: e => rules.excludes(e),
       onTheWay: e => rules.onTheWay?.(e) ?? false,
       onMatch: () => (matched = true),
     })
   const key = { loadChunk: (id: Uint8Array) => repo.loadChunk(id), chunkId: (d: Uint8Array) => repo.chunkId(d) }
   // --delete merges in canonical order: a snapshot out of it is refused before anything goes.
-  if (opts.delete) await checkCanonical(select(snapshotRecords(repo, treeOf(snap)), { ...(ref.path.length > 0 ? { subtree: ref.path } : {}) }))
+  if (opts.delete) await checkCanonical(select(snapshotRecords(repo, treeOf(snap)), subtree))
   // The stages present depend on the options (a spread pipeline() has no typed overload).
   const run = pipeline as unknown as (...streams: unknown[]) => Promise<void>
-  // The snapshot's metadata chunks are fresh buffers each: their garbage counts towards the
-  // forced collections as download's does (download reuses the memory of large files' chunks).
+  // The snapshot's metadata chunks are fresh buffers each, outside the download's chunk pool:
+  // their garbage counts towards the forced collections.
   const collect = collectEvery('restore')
   const metadata: ChunkLoader = {
     loadChunk: async id => {
@@ -248,7 +250,7 @@ export async function restore(opts: RestoreOptions): Promise<RestoreResult> {
   }
   // A storage of round trips (S3) reads a chunk needed again later once, and keeps its object on
   // local disk for the next time (repeats.ts, spill-cache.ts): a second pass over the metadata.
-  const spill = repo.storage.readAhead && !opts.dryRun ? await spillRepeats(repo, select(snapshotRecords(metadata, treeOf(snap)), { ...(ref.path.length > 0 ? { subtree: ref.path } : {}), excludes: e => rules.excludes(e) })) : undefined
+  const spill = repo.storage.readAhead && !opts.dryRun ? await spillRepeats(repo, select(snapshotRecords(metadata, treeOf(snap)), { ...subtree, excludes: e => rules.excludes(e) })) : undefined
   const chunks: ChunkLoader = spill ? { loadChunk: (id, pool) => repo.loadChunk(id, pool, { get: spill.get }) } : repo
   // A whole snapshot into an empty target: its directories first, as restic does (make-dirs.ts).
   const whole = ref.path.length === 0 && !opts.include && !opts.exclude
