@@ -52,6 +52,14 @@ export const STAGE_HWM = 2
 /** Concurrent uploads / downloads. Each holds one chunk object. */
 export const UPLOAD_CONCURRENCY = 3
 export const DOWNLOAD_CONCURRENCY = 4
+/** Uploads whose bytes are written but not yet synced and linked (a storage with putStaged:
+ *  local), each an open temp file and no chunk memory: the pipeline goes on while the disk
+ *  commits. docs/TUNING.md "Local writes synced behind the pipeline". */
+export const UPLOAD_STAGED_PENDING = 32
+/** The local storage's fsync-and-link steps at once (lib/storage/local.ts putStaged): each holds
+ *  a thread-pool thread while the disk commits, as many as the uploads that synced in put (2 kept
+ *  big-2x512M's uploads waiting 6.2 s on them, 3 0.6 s). */
+export const LOCAL_SYNC_CONCURRENCY = 3
 /** Restore: bytes of chunks (counted by their extents) fetched ahead of the writer, however many
  *  gets the storage keeps in flight: bounds a deep fetch-ahead (docs/TUNING.md "Restore's
  *  fetch-ahead from S3"). */

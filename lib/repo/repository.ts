@@ -211,6 +211,13 @@ export class Repository {
     return this.storage.put(chunkKey(id), obj)
   }
 
+  /** putChunk in two steps (Storage.putStaged): resolves once `obj` may be reused, with `stored`
+   *  settling when the chunk is stored. A storage without putStaged stores it first. */
+  async stageChunk(id: Uint8Array, obj: Uint8Array): Promise<{ stored: Promise<boolean> }> {
+    if (this.storage.putStaged) return this.storage.putStaged(chunkKey(id), obj)
+    return { stored: Promise.resolve(await this.storage.put(chunkKey(id), obj)) }
+  }
+
   /** Opens chunks on the thread pool (lib/native.ts PoolDecoder); undefined when the addon
    *  cannot be loaded (then openChunk on this thread: the same bytes); null until first asked. */
   private decoder: PoolDecoder | undefined | null = null

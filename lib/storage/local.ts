@@ -6,6 +6,10 @@
  * to the key's path. link() fails with EEXIST when the key exists, so of two writers exactly one
  * wins, and a reader sees either no file or the whole, synced one.
  *
+ * putStaged splits a put in two: it returns once the bytes are in the temp file (the caller's
+ * memory is free again), and its `stored` settles once the file is fsynced and linked, with
+ * LOCAL_SYNC_CONCURRENCY of those at once. The object appears only synced, as with put.
+ *
  * A writer holds its temp file for one object's write, fsync and link; a killed one leaves it
  * behind. leftovers() counts and removes those older than an age no live write reaches.
  *
@@ -19,11 +23,12 @@
  */
 import { randomBytes } from 'node:crypto'
 import { constants as fsConstants, linkSync, mkdirSync, statSync, unlinkSync, type Dirent } from 'node:fs'
-import { copyFile, link, lstat, mkdir, open, opendir, readdir, readFile, stat, unlink } from 'node:fs/promises'
+import { copyFile, link, lstat, mkdir, open, opendir, readdir, readFile, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { asSluiceError, isErrno, SluiceError } from '../errors.js'
 import type { Leftovers, Storage } from './storage.js'
 import { assertKey, assertPrefix, tooLarge } from './key.js'
+import { LOCAL_SYNC_CONCURRENCY } from '../limits.js'
 
 const TMP = 'tmp'
 
@@ -43,7 +48,8 @@ export function createLocalStorage(dir: string): Storage {
     return join(root, key)
   }
 
-  async function writeTemp(data: Uint8Array): Promise<string> {
+  /** A fresh temp file holding `data`, not yet synced, and its open handle. */
+  async function writeTempOpen(data: Uint8Array): Promise<{ tmp: string; fh: FileHandle }> {
     const tmp = join(tmpDir, randomBytes(12).toString('hex'))
     for (let attempt = 0; ; attempt++) {
       let fh
@@ -58,14 +64,29 @@ export function createLocalStorage(dir: string): Storage {
       }
       try {
         await fh.writeFile(data)
-        await fh.sync()
       } catch (err) {
         await fh.close().catch(() => {})
         await unlink(tmp).catch(() => {})
         throw err
       }
-      await fh.close()
-      return tmp
+      return { tmp, fh }
+    }
+  }
+
+  /** Syncs and closes a temp file from writeTempOpen, then places it at `final` (the directory
+   *  entry synced too) unless `final` exists; the temp name is removed either way. */
+  async function syncAndLink(tmp: string, fh: FileHandle, final: string): Promise<boolean> {
+    try {
+      try {
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
+      const wrote = await linkExclusive(tmp, final)
+      if (wrote) await syncDir(dirname(final))
+      return wrote
+    } finally {
+      await unlink(tmp).catch(() => {})
     }
   }
 
@@ -125,17 +146,50 @@ export function createLocalStorage(dir: string): Storage {
     try {
       // Cheap early answer for the common "already stored" case; link() below stays the arbiter.
       if (await exists(final)) return false
-      const tmp = await writeTemp(data)
-      try {
-        const wrote = await linkExclusive(tmp, final)
-        if (wrote) await syncDir(dirname(final))
-        return wrote
-      } finally {
-        await unlink(tmp).catch(() => {})
-      }
+      const { tmp, fh } = await writeTempOpen(data)
+      return await syncAndLink(tmp, fh, final)
     } catch (err) {
       throw asSluiceError(err, 'ERR_STORAGE', `cannot store ${key} in ${root}`)
     }
+  }
+
+  // putStaged's sync-and-link steps running at once: each holds a thread-pool thread for its
+  // fsyncs, as many as the uploads that used to sync in put (LOCAL_SYNC_CONCURRENCY).
+  let syncing = 0
+  const syncWaiters: (() => void)[] = []
+  async function syncSlot(): Promise<() => void> {
+    if (syncing >= LOCAL_SYNC_CONCURRENCY) await new Promise<void>(resolve => syncWaiters.push(resolve))
+    else syncing++
+    return () => {
+      const next = syncWaiters.shift()
+      if (next) next()
+      else syncing--
+    }
+  }
+
+  async function putStaged(key: string, data: Uint8Array): Promise<{ stored: Promise<boolean> }> {
+    const final = pathOf(key)
+    let staged
+    try {
+      if (await exists(final)) return { stored: Promise.resolve(false) }
+      staged = await writeTempOpen(data)
+    } catch (err) {
+      throw asSluiceError(err, 'ERR_STORAGE', `cannot store ${key} in ${root}`)
+    }
+    const { tmp, fh } = staged
+    const stored = (async () => {
+      const done = await syncSlot()
+      try {
+        return await syncAndLink(tmp, fh, final)
+      } catch (err) {
+        throw asSluiceError(err, 'ERR_STORAGE', `cannot store ${key} in ${root}`)
+      } finally {
+        done()
+      }
+    })()
+    // The caller awaits `stored` later, or not at all when another error stops it first.
+    stored.catch(() => {})
+    return { stored }
   }
 
   async function exists(path: string): Promise<boolean> {
@@ -336,6 +390,7 @@ export function createLocalStorage(dir: string): Storage {
 
   return {
     put,
+    putStaged,
     get,
     has,
     list,

@@ -9,6 +9,11 @@ export interface Storage {
   /** Stores `data` under `key` unless the key exists. Atomic: a reader sees the whole object or
    *  none. Idempotent: returns true if it wrote, false if the key was already there. */
   put(key: string, data: Uint8Array): Promise<boolean>
+  /** put in two steps, for a backend whose put waits on a slow durability step (local: fsync):
+   *  resolves once `data` has been taken (the caller may reuse its memory), with `stored`, which
+   *  settles as put's promise would, once the object is stored. Until then the key may still
+   *  read as absent. Optional: callers fall back to put. */
+  putStaged?(key: string, data: Uint8Array): Promise<{ stored: Promise<boolean> }>
   /** The whole object. Throws SluiceError ERR_NOT_FOUND if absent. Objects are small (a chunk of
    *  at most CHUNK_MAX plus overhead), so a Buffer is the right shape. With `maxBytes`, an object
    *  larger than that is refused (ERR_CORRUPT) before it is read: a planted huge file must not

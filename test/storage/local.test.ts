@@ -24,6 +24,42 @@ storageConformance('local directory', async () => {
 })
 
 describe('local storage', () => {
+  test('putStaged: the caller may reuse its buffer at once; the object holds the bytes given, no temp files left', async () => {
+    const dir = await tempDir()
+    try {
+      const s = createLocalStorage(dir)
+      const buf = Buffer.alloc(256 * 1024, 7)
+      const keys = Array.from({ length: 40 }, (_, i) => `chunks/${(i % 4).toString(16).padStart(2, '0')}/staged${i}`)
+      const stored: Promise<boolean>[] = []
+      for (const [i, key] of keys.entries()) {
+        buf.fill(i)
+        stored.push((await s.putStaged!(key, buf)).stored)
+      }
+      buf.fill(0xff)
+      assert.deepEqual(await Promise.all(stored), keys.map(() => true))
+      for (const [i, key] of keys.entries()) assert.ok((await s.get(key)).equals(Buffer.alloc(256 * 1024, i)), key)
+      assert.equal((await (await s.putStaged!(keys[0]!, Buffer.from('other'))).stored), false)
+      assert.ok((await s.get(keys[0]!)).equals(Buffer.alloc(256 * 1024, 0)))
+      assert.deepEqual(await readdir(join(dir, 'tmp')), [])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  test('putStaged: a store that fails rejects `stored` with ERR_STORAGE naming the key, and leaves no temp file', async () => {
+    const dir = await tempDir()
+    try {
+      const s = createLocalStorage(dir)
+      // A plain file where the key's directory should be: the link fails after the write.
+      await s.put('chunks/ab', Buffer.from('not a directory'))
+      const { stored } = await s.putStaged!('chunks/ab/cdef', Buffer.from('data'))
+      await assert.rejects(stored, (e: unknown) => e instanceof SluiceError && e.code === 'ERR_STORAGE' && e.message.includes('chunks/ab/cdef'))
+      assert.deepEqual(await readdir(join(dir, 'tmp')), [])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   test('concurrent puts of one key: exactly one writes, and no temp files are left', async () => {
     const dir = await tempDir()
     try {
