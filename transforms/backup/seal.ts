@@ -240,8 +240,17 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
     if (next) next(c)
     else idle.push(c)
   }
+  let closed = false
   const pooled = async (item: ChunkItem): Promise<Sealed> => {
     const c = await acquire()
+    if (closed) {
+      // The stage ended (an error downstream) while this chunk waited: start nothing more.
+      release(c)
+      throw new SluiceError('ERR_ABORTED', 'seal: the stage was closed')
+    }
+    // A script's own chunk may exceed CHUNK_MAX (readers then refuse it): the output grows for it.
+    const bound = PoolZstd.bound(item.size)
+    if (c.out.length < bound) c.out = Buffer.allocUnsafeSlow(bound)
     const job = item.slot
       ? compressAndSealInPlacePooled(encKey, item.id, item.slot.region, item.size, level, c.zstd, c.out)
       : compressAndSealPooled(encKey, item.id, item.data, level, c.zstd, c.out)
@@ -267,7 +276,9 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
         return item
       })
     } finally {
-      // A pool job still running writes into its region and output: let it finish first.
+      // A pool job still running writes into its region and output: let it finish first (and
+      // start none of those waiting for a context).
+      closed = true
       await Promise.all(running)
       if (workers) await Promise.all(workers.map(({ w }) => w.terminate()))
     }
