@@ -12,8 +12,9 @@
  * - backup: the chunk arena (the chunks between chunker and upload), the prefetch batches, the
  *   lookups in flight in dedup (and its cache of ids known stored), the uploads in flight, the seal worker, which may start
  *   only when its SEAL_WORKER_RESERVE fits beside the rest; the zstd window of levels above
- *   ZSTD_LEVEL (`--compression max`) is capped and its match tables (ZSTD_HIGH_RESERVE) come
- *   out of the arena's share;
+ *   ZSTD_LEVEL (`--compression max`) is capped, its match tables (ZSTD_HIGH_RESERVE) come
+ *   out of the arena's share, and its jobs on the thread pool at once (SEAL_POOL_JOBS_HIGH,
+ *   one context and output each) go down to one in budgets nearer the floor than the default;
  * - restore (and cat): the decoded-chunk cache and the downloads in flight (`budget.restore`,
  *   read by transforms/restore, which decides how to use them);
  * - check: the cache of chunk ids already looked up;
@@ -32,7 +33,7 @@ import { SluiceError } from './errors.js'
 import { parseSize } from './filter-rules.js'
 import {
   CHUNK_ARENA_BYTES, CHUNK_MAX, COPY_CONCURRENCY, COPY_KNOWN_IDS_CACHE, DEDUP_CONCURRENCY, DOWNLOAD_CONCURRENCY, GC_MERGE_FANIN, GC_RUN_IDS, KNOWN_IDS_CACHE, MEMORY_DEFAULT,
-  MEMORY_MIN, MiB, PREFETCH_BATCH_BYTES, PREFETCH_BATCHES, READ_BLOCK, RESTORE_AHEAD_BYTES, RESTORE_CHUNK_CACHE_BYTES, RUNTIME_RESERVE, SEAL_WORKER_RESERVE,
+  MEMORY_MIN, MiB, PREFETCH_BATCH_BYTES, PREFETCH_BATCHES, READ_BLOCK, RESTORE_AHEAD_BYTES, RESTORE_CHUNK_CACHE_BYTES, RUNTIME_RESERVE, SEAL_POOL_JOBS_HIGH, SEAL_WORKER_RESERVE,
   UPLOAD_CONCURRENCY, ZSTD_HIGH_RESERVE, ZSTD_HIGH_WINDOW_LOG,
 } from './limits.js'
 
@@ -52,6 +53,9 @@ export interface BackupBudget {
    *  smaller arena costs no speed). */
   zstdHighWindowLog: number
   zstdHighArenaBytes: number
+  /** zstd jobs on the thread pool at once above ZSTD_LEVEL, each with its own context and
+   *  output buffer (~4 MB at level 19, window 2^17; transforms/backup/seal.ts). */
+  zstdPoolJobs: number
   /** Chunk ids known stored, cached in dedup (about 100 bytes each). */
   knownIds: number
 }
@@ -111,6 +115,7 @@ const FLOOR = {
   fanIn: 16,
   copyConcurrency: 1,
   zstdHighWindowLog: 16,
+  zstdPoolJobs: 1,
   knownIds: 4096,
 } as const
 
@@ -147,6 +152,7 @@ export function memoryBudget(memory: number = MEMORY_DEFAULT): MemoryBudget {
       sealWorker,
       zstdHighWindowLog: Math.round(share(FLOOR.zstdHighWindowLog, ZSTD_HIGH_WINDOW_LOG, f)),
       zstdHighArenaBytes: Math.max(FLOOR.arenaBytes, share(FLOOR.arenaBytes, CHUNK_ARENA_BYTES, f, MiB) - ZSTD_HIGH_RESERVE),
+      zstdPoolJobs: Math.round(FLOOR.zstdPoolJobs + (SEAL_POOL_JOBS_HIGH - FLOOR.zstdPoolJobs) * f),
       knownIds: share(FLOOR.knownIds, KNOWN_IDS_CACHE, f, 1024),
     },
     restore: {

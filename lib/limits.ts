@@ -211,6 +211,11 @@ export const SEAL_WORKERS = 1
 /** Arena chunks from this size are compressed on the thread pool when the workers are off
  *  (transforms/backup/seal.ts); smaller ones inline, where a round trip would cost more. */
 export const SEAL_POOL_MIN_CHUNK = 64 * KiB
+/** zstd jobs on the thread pool at once above ZSTD_LEVEL (every chunk goes there): one per vCPU
+ *  of the machines measured, each with its own context and output; items in the seal stage per
+ *  job, so that a context freed finds its next chunk waiting. docs/TUNING.md "Compression". */
+export const SEAL_POOL_JOBS_HIGH = 2
+export const SEAL_POOL_AHEAD = 4
 
 /** Sealing moves to the workers (transforms/backup/seal.ts) once it takes this share of the main
  *  thread's time over a window (the first one shorter, so large files get a worker sooner) and

@@ -396,7 +396,8 @@ export function xattrsAt(arena: Buffer, offset: number, length: number, count: n
  * `level` (and window `windowLog` when above 0), one job at a time. `compress` compresses all of
  * `src` into `dst` (at least `bound(src.length)` bytes never fails) as one frame and resolves
  * with its length; neither buffer may be touched until it settles. Memory: the zstd context
- * (level 3: ~1-2 MB, sized by the largest chunk) and the caller's buffers.
+ * (level 3: ~1-2 MB; level 19, window 2^17: ~3 MB; sized by the largest chunk) and the
+ * caller's buffers.
  */
 export class PoolZstd {
   private readonly ctx: ZstdContext

@@ -7,7 +7,8 @@
  * (~20 MB), outside the default memory budget. Here the chunk is compressed where it lies (the
  * chunk arena's region, or any Uint8Array) into a caller-owned output buffer, on libuv's thread
  * pool, while the main thread goes on reading, chunking, hashing and encrypting other chunks.
- * Memory: one zstd context per `zstdContext` (the caller keeps one) and the caller's buffers.
+ * Memory: one zstd context per `zstdContext` (the caller keeps one per job it runs at once:
+ * transforms/backup/seal.ts) and the caller's buffers.
  *
  * zstd is the same library zstd-napi builds (its vendored copy, node_modules/zstd-napi/deps),
  * so the frames are the ones the synchronous path makes.

@@ -4,10 +4,12 @@ import { randomBytes } from 'node:crypto'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createSealer, wantsWorkers } from '../../transforms/backup/seal.js'
-import { SEAL_POOL_MIN_CHUNK, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE } from '../../lib/limits.js'
+import { SEAL_POOL_JOBS_HIGH, SEAL_POOL_MIN_CHUNK, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL, ZSTD_MAX_LEVEL } from '../../lib/limits.js'
 import { ChunkArena } from '../../lib/chunk-arena.js'
 import type { ChunkItem } from '../../lib/entry.js'
-import { CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET, COMPRESSION_NONE, COMPRESSION_ZSTD, openChunk } from '../../lib/repo/objects.js'
+import { CHUNK_OBJECT_OVERHEAD, CHUNK_PLAIN_OFFSET, COMPRESSION_NONE, COMPRESSION_ZSTD, compressAndSeal, compressPayload, openChunk } from '../../lib/repo/objects.js'
+import { PoolZstd } from '../../lib/native.js'
+import { seededBytes } from '../helpers/tree.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -75,4 +77,66 @@ test('the sealer without workers compresses on the thread pool: every chunk open
   assert.ok(out[0]!.data.length < text.length / 10)
   assert.equal(out[1]!.compression, COMPRESSION_NONE)
   assert.equal(out[5]!.compression, COMPRESSION_ZSTD)
+})
+
+/** Crafted plaintexts for the pooled-against-inline comparisons: text of several sizes around
+ *  the thresholds (tiny, under and at SEAL_POOL_MIN_CHUNK, above the window), noise, and a mix. */
+function craftedChunks(): Buffer[] {
+  const line = (i: number) => `line ${i}: ${'abcdefghij'.repeat(1 + (i % 7))} ${(i * 7919) % 1000}\n`
+  const text = Buffer.from(Array.from({ length: 40_000 }, (_, i) => line(i)).join(''))
+  const noise = seededBytes('noise', 200 * KiB)
+  return [
+    text.subarray(0, 1), text.subarray(0, 100), text.subarray(5, 3000), text.subarray(0, SEAL_POOL_MIN_CHUNK - 1),
+    text.subarray(0, SEAL_POOL_MIN_CHUNK), text.subarray(0, 1 * MiB), noise, Buffer.concat([noise.subarray(0, 100 * KiB), text.subarray(0, 300 * KiB)]),
+  ]
+}
+
+// zstd's output depends only on its parameters and input, not on which context or thread ran
+// it: a chunk compressed on the pool is the frame the inline path makes, byte for byte, so a
+// repository stores the same bytes whichever path sealed a chunk (dedup and sizes agree).
+test('zstd on the thread pool gives the inline frame byte for byte, at the default level and at max', async () => {
+  for (const level of [ZSTD_LEVEL, ZSTD_MAX_LEVEL]) {
+    const z = new PoolZstd(level, level > ZSTD_LEVEL ? ZSTD_HIGH_WINDOW_LOG : 0)
+    for (const plain of craftedChunks()) {
+      const out = Buffer.alloc(PoolZstd.bound(plain.length))
+      const n = await z.compress(plain, out)
+      const inline = compressPayload(plain, level, ZSTD_HIGH_WINDOW_LOG)
+      if (inline.compression === COMPRESSION_ZSTD) assert.deepEqual(out.subarray(0, n), Buffer.from(inline.data), `level ${level}, ${plain.length} bytes`)
+      else assert.ok(n >= plain.length * 0.99, `level ${level}, ${plain.length} bytes: stored as is inline, compressed on the pool to ${n}`)
+    }
+  }
+})
+
+// Above ZSTD_LEVEL every chunk, however small, goes to the pool, SEAL_POOL_JOBS_HIGH at a time on
+// contexts of their own. A large chunk first and small ones behind it: the small ones finish
+// first, and still leave in order, each sealed to the size the inline path gives.
+test('at max every chunk is compressed on the pool, jobs at once: in order, same sizes as inline', async () => {
+  assert.ok(SEAL_POOL_JOBS_HIGH >= 2)
+  const encKey = randomBytes(32)
+  const arena = new ChunkArena(8 * MiB)
+  const plains = craftedChunks().reverse()
+  plains.push(...craftedChunks().slice(0, 4), craftedChunks()[5]!)
+  const items: ChunkItem[] = plains.map((p, i) => {
+    const id = Buffer.alloc(32, i)
+    if (i % 3 === 2) return { kind: 'chunk', id, data: Buffer.from(p), size: p.length, meta: true } // a buffer of its own
+    const slot = arena.reserve(p.length + CHUNK_OBJECT_OVERHEAD)
+    slot.region.set(p, CHUNK_PLAIN_OFFSET)
+    arena.handOff(slot)
+    return { kind: 'chunk', id, data: slot.region.subarray(CHUNK_PLAIN_OFFSET, CHUNK_PLAIN_OFFSET + p.length), size: p.length, meta: false, slot }
+  })
+  const out: ChunkItem[] = []
+  await pipeline(
+    Readable.from(items),
+    createSealer(encKey, { level: ZSTD_MAX_LEVEL, mode: 'worker' }), // no worker above ZSTD_LEVEL: the pool
+    new Writable({ objectMode: true, write: (item: ChunkItem, _e, done) => { out.push(item); done() } }),
+  )
+  assert.equal(out.length, plains.length)
+  out.forEach((o, i) => {
+    assert.equal(o.id, items[i]!.id, 'in order')
+    assert.deepEqual(openChunk(encKey, o.id, o.data), plains[i])
+    const inline = compressAndSeal(encKey, o.id, plains[i]!, ZSTD_MAX_LEVEL, ZSTD_HIGH_WINDOW_LOG)
+    assert.equal(o.data.length, inline.obj.length, `chunk ${i} (${plains[i]!.length} bytes): sealed size`)
+    assert.equal(o.compression, inline.compression)
+  })
+  assert.ok(out.some((o, i) => o.compression === COMPRESSION_ZSTD && plains[i]!.length < SEAL_POOL_MIN_CHUNK), 'a small chunk compressed')
 })

@@ -10,7 +10,7 @@ import { memoryBudget, parseMemory, type MemoryBudget } from '../../lib/budget.j
 import { SluiceError } from '../../lib/errors.js'
 import {
   CHUNK_ARENA_BYTES, CHUNK_MAX, COPY_CONCURRENCY, COPY_KNOWN_IDS_CACHE, DEDUP_CONCURRENCY, DOWNLOAD_CONCURRENCY, RESTORE_AHEAD_BYTES, GC_MERGE_FANIN, GC_RUN_IDS, KNOWN_IDS_CACHE,
-  MEMORY_DEFAULT, MEMORY_MIN, MiB, PREFETCH_BATCH_BYTES, PREFETCH_BATCHES, RESTORE_CHUNK_CACHE_BYTES, RUNTIME_RESERVE, SEAL_WORKER_RESERVE,
+  MEMORY_DEFAULT, MEMORY_MIN, MiB, PREFETCH_BATCH_BYTES, PREFETCH_BATCHES, RESTORE_CHUNK_CACHE_BYTES, RUNTIME_RESERVE, SEAL_POOL_JOBS_HIGH, SEAL_WORKER_RESERVE,
   UPLOAD_CONCURRENCY, ZSTD_HIGH_RESERVE, ZSTD_HIGH_WINDOW_LOG,
 } from '../../lib/limits.js'
 
@@ -29,7 +29,7 @@ test('the default budget is lib/limits.ts\'s defaults', () => {
   assert.deepEqual(b.backup, {
     arenaBytes: CHUNK_ARENA_BYTES, prefetchBatches: PREFETCH_BATCHES, prefetchBatchBytes: PREFETCH_BATCH_BYTES,
     dedupConcurrency: DEDUP_CONCURRENCY, uploadConcurrency: UPLOAD_CONCURRENCY, sealWorker: false,
-    zstdHighWindowLog: ZSTD_HIGH_WINDOW_LOG, zstdHighArenaBytes: Math.max(2 * CHUNK_MAX, CHUNK_ARENA_BYTES - ZSTD_HIGH_RESERVE), knownIds: KNOWN_IDS_CACHE,
+    zstdHighWindowLog: ZSTD_HIGH_WINDOW_LOG, zstdHighArenaBytes: Math.max(2 * CHUNK_MAX, CHUNK_ARENA_BYTES - ZSTD_HIGH_RESERVE), zstdPoolJobs: SEAL_POOL_JOBS_HIGH, knownIds: KNOWN_IDS_CACHE,
   })
   assert.deepEqual(b.restore, { cacheBytes: RESTORE_CHUNK_CACHE_BYTES, downloadConcurrency: DOWNLOAD_CONCURRENCY, aheadBytes: RESTORE_AHEAD_BYTES })
   assert.deepEqual(b.prune, { runIds: GC_RUN_IDS, fanIn: GC_MERGE_FANIN })
@@ -55,6 +55,9 @@ test('a smaller budget gives no share more, and the floor works with one of ever
   assert.ok(floor.backup.zstdHighArenaBytes >= 2 * CHUNK_MAX)
   assert.ok(floor.restore.cacheBytes >= 2 * CHUNK_MAX)
   assert.ok(floor.backup.zstdHighWindowLog < ZSTD_HIGH_WINDOW_LOG)
+  assert.equal(floor.backup.zstdPoolJobs, 1, 'one zstd context at the floor')
+  assert.equal(memoryBudget(80 * MiB).backup.zstdPoolJobs, SEAL_POOL_JOBS_HIGH, 'two from halfway')
+  assert.equal(memoryBudget(79 * MiB).backup.zstdPoolJobs, 1)
   const half = memoryBudget(RUNTIME_RESERVE + (MEMORY_DEFAULT - RUNTIME_RESERVE) / 2)
   assert.ok(half.backup.prefetchBatchBytes < PREFETCH_BATCH_BYTES && half.backup.prefetchBatchBytes > floor.backup.prefetchBatchBytes, 'halfway is between')
   assert.ok(half.backup.arenaBytes <= CHUNK_ARENA_BYTES && half.backup.arenaBytes >= floor.backup.arenaBytes)

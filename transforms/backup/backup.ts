@@ -209,7 +209,7 @@ async function leasedBackup(
     // A stream source (stdin, tar, a script's) is all content: seal on the worker from the first
     // chunk, so a short stream runs the same pipeline (and memory) as a long one. A walk decides
     // by what it finds (seal.ts). A budget without room for the worker seals inline.
-    createSealer(repo.keys.encKey, { mode: !budget.sealWorker ? 'inline' : opts.paths ? 'auto' : 'worker', stats, level, windowLog: budget.zstdHighWindowLog }),
+    createSealer(repo.keys.encKey, { mode: !budget.sealWorker ? 'inline' : opts.paths ? 'auto' : 'worker', stats, level, windowLog: budget.zstdHighWindowLog, poolJobs: budget.zstdPoolJobs }),
     createUploader(repo, { stats, concurrency: budget.uploadConcurrency }),
     createCommit(writeSnapshot, id => (snapshotId = id)),
   ])

@@ -23,14 +23,20 @@
  *
  * While the workers are off (the default budget has no room for them: lib/budget.ts), a chunk
  * of SEAL_POOL_MIN_CHUNK or more is compressed on libuv's thread pool instead
- * (native/zstdpool.c, PoolZstd), one chunk at a time, and encrypted on the main thread when that
- * returns: the main thread reads, chunks and hashes the next chunks meanwhile, and the second
- * CPU compresses without a worker's isolate. Smaller chunks are sealed inline: a round trip
- * costs more than compressing them.
+ * (native/zstdpool.c, PoolZstd) and encrypted on the main thread when that returns: the main
+ * thread reads, chunks and hashes the next chunks meanwhile, and the second CPU compresses
+ * without a worker's isolate. At ZSTD_LEVEL and below that is one chunk at a time, and smaller
+ * chunks are sealed inline: a round trip costs more than compressing them. Above ZSTD_LEVEL
+ * (`--compression max`) compressing costs far more than the round trip, so every chunk goes to
+ * the pool, up to SEAL_POOL_JOBS_HIGH (the budget's `zstdPoolJobs`) at once, each on a context
+ * and output buffer of its own, and the workers are not used: the pool's jobs keep both CPUs
+ * compressing, where one worker would take one CPU and its isolate's memory.
  *
- * Memory: up to 2 chunks in flight (per worker, with workers), in the arena; each worker's own
- * heap (capped); one zstd context and output buffer per thread that seals (the pool's: one
- * context and one output buffer of the largest chunk's compress bound, ~4 MiB).
+ * Memory: up to 2 chunks in flight (per worker, with workers; above ZSTD_LEVEL,
+ * SEAL_POOL_AHEAD items per pool job), in the arena; each worker's own heap (capped); one zstd
+ * context and output buffer per thread that seals (the pool's: one per job, a context and an
+ * output buffer of the largest chunk's compress bound, ~4 MiB of which only what outputs reach
+ * is touched: ~4 MB a job at level 19 on 4 MiB of text, ~1.5 MB on small files).
  */
 import os from 'node:os'
 import type { Duplex } from 'node:stream'
@@ -39,7 +45,7 @@ import type { BackupItem, ChunkItem } from '../../lib/entry.js'
 import type { BackupStats } from '../../lib/stats.js'
 import { orderedMap, stage } from '../../lib/flow.js'
 import { SluiceError } from '../../lib/errors.js'
-import { CHUNK_MAX, SEAL_POOL_MIN_CHUNK, SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL } from '../../lib/limits.js'
+import { CHUNK_MAX, SEAL_POOL_AHEAD, SEAL_POOL_JOBS_HIGH, SEAL_POOL_MIN_CHUNK, SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL } from '../../lib/limits.js'
 import { compressAndSeal, compressAndSealInPlace, compressAndSealInPlacePooled, compressAndSealPooled } from '../../lib/repo/objects.js'
 import { PoolZstd } from '../../lib/native.js'
 
@@ -49,12 +55,22 @@ export interface SealOptions {
   /** zstd window (log2) of levels above ZSTD_LEVEL; default ZSTD_HIGH_WINDOW_LOG (lib/budget.ts). */
   windowLog?: number
   /** 'auto' (default): inline until sealing takes SEAL_WORKER_SHARE of the main thread's time;
-   *  'worker': on the workers from the first chunk; 'inline': never on a worker. On a machine
+   *  'worker': on the workers from the first chunk; 'inline': never on a worker. Above
+   *  ZSTD_LEVEL every mode seals on the thread pool (no workers). On a machine
    *  with one CPU a worker cannot run beside the main thread, so 'auto' stays inline. */
   mode?: 'auto' | 'worker' | 'inline'
   /** The backup's counters (updated by the chunker upstream): with them, 'auto' also asks that
    *  the files read in a window be large on average. */
   stats?: BackupStats
+  /** zstd jobs on the thread pool at once above ZSTD_LEVEL (default SEAL_POOL_JOBS_HIGH;
+   *  lib/budget.ts `zstdPoolJobs`); at ZSTD_LEVEL and below, one. */
+  poolJobs?: number
+}
+
+/** A zstd context for the thread pool and the output buffer its jobs write into. */
+interface PoolContext {
+  zstd: PoolZstd
+  out: Buffer
 }
 
 /** One window of inline sealing: its length, the time spent sealing in it, the files read
@@ -169,7 +185,9 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
   const readSoFar = () => (stats ? { files: stats.filesNew + stats.filesChanged, bytes: stats.bytesRead } : { files: 0, bytes: 0 })
   let windowRead = readSoFar()
   let windowMs = SEAL_WORKER_FIRST_WINDOW_MS
-  const mode = opts.mode ?? 'auto'
+  // Above ZSTD_LEVEL the pool's jobs seal on every CPU, where one worker would take one and
+  // its isolate's memory: the workers are not used there.
+  const mode = level > ZSTD_LEVEL ? 'inline' : opts.mode ?? 'auto'
   const oneCpu = os.availableParallelism() < 2
   let useWorkers = mode === 'worker'
   const inline = (item: ChunkItem): Sealed => {
@@ -197,29 +215,60 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
     }
     return r
   }
-  // zstd on the thread pool for chunks when the workers are off: one job at a time,
-  // its context and output buffer made on first use (the output at the largest chunk's bound). The chain keeps jobs one after another.
-  let zstdPool: PoolZstd | undefined
-  let poolOut: Buffer | undefined
-  let poolTail: Promise<unknown> = Promise.resolve()
-  const pooled = (item: ChunkItem): Promise<Sealed> => {
-    const job = poolTail.then((): Promise<Sealed> => {
-      zstdPool ??= new PoolZstd(level, level > ZSTD_LEVEL ? windowLog : 0)
+  // zstd on the thread pool for chunks when the workers are off: up to `jobs` chunks at once,
+  // each on a context and output buffer of its own (made on first use, the output at the
+  // largest chunk's bound), taken in the order the chunks come and given back when sealed.
+  const jobs = level > ZSTD_LEVEL ? Math.max(1, opts.poolJobs ?? SEAL_POOL_JOBS_HIGH) : 1
+  const contexts: PoolContext[] = []
+  const idle: PoolContext[] = []
+  const waiting: ((c: PoolContext) => void)[] = []
+  const running = new Set<Promise<unknown>>()
+  const acquire = (): PoolContext | Promise<PoolContext> => {
+    const c = idle.pop()
+    if (c) return c
+    if (contexts.length < jobs) {
       // Once at the largest chunk's bound: its pages are touched only as far as outputs reach,
       // where growing it chunk by chunk left each smaller one as garbage (real-tree: 8 of them).
-      const bound = PoolZstd.bound(Math.max(item.size, CHUNK_MAX))
-      if (!poolOut || poolOut.length < bound) poolOut = Buffer.allocUnsafeSlow(bound)
-      return item.slot
-        ? compressAndSealInPlacePooled(encKey, item.id, item.slot.region, item.size, level, zstdPool, poolOut)
-        : compressAndSealPooled(encKey, item.id, item.data, level, zstdPool, poolOut)
+      const made = { zstd: new PoolZstd(level, level > ZSTD_LEVEL ? windowLog : 0), out: Buffer.allocUnsafeSlow(PoolZstd.bound(CHUNK_MAX)) }
+      contexts.push(made)
+      return made
+    }
+    return new Promise(resolve => waiting.push(resolve))
+  }
+  const release = (c: PoolContext) => {
+    const next = waiting.shift()
+    if (next) next(c)
+    else idle.push(c)
+  }
+  let closed = false
+  const pooled = async (item: ChunkItem): Promise<Sealed> => {
+    const c = await acquire()
+    if (closed) {
+      // The stage ended (an error downstream) while this chunk waited: start nothing more.
+      release(c)
+      throw new SluiceError('ERR_ABORTED', 'seal: the stage was closed')
+    }
+    // A script's own chunk may exceed CHUNK_MAX (readers then refuse it): the output grows for it.
+    const bound = PoolZstd.bound(item.size)
+    if (c.out.length < bound) c.out = Buffer.allocUnsafeSlow(bound)
+    const job = item.slot
+      ? compressAndSealInPlacePooled(encKey, item.id, item.slot.region, item.size, level, c.zstd, c.out)
+      : compressAndSealPooled(encKey, item.id, item.data, level, c.zstd, c.out)
+    const settled = job.then(() => {}, () => {}).finally(() => {
+      running.delete(settled)
+      release(c)
     })
-    poolTail = job.catch(() => {})
+    running.add(settled)
     return job
   }
-  const usePool = (item: ChunkItem): boolean => item.size >= SEAL_POOL_MIN_CHUNK && level !== 0
+  // Above ZSTD_LEVEL compressing costs so much more than the round trip that every chunk goes
+  // to the pool; at lower levels only those of SEAL_POOL_MIN_CHUNK or more.
+  const usePool = (item: ChunkItem): boolean => level !== 0 && (level > ZSTD_LEVEL || item.size >= SEAL_POOL_MIN_CHUNK)
+  // Items in flight: with more than one job, enough that a context freed finds a chunk waiting.
+  const inFlight = jobs > 1 ? jobs * SEAL_POOL_AHEAD : n * 2
   return stage<BackupItem, BackupItem>(async function* (source) {
     try {
-      yield* orderedMap(source, n * 2, async item => {
+      yield* orderedMap(source, inFlight, async item => {
         if (item.kind !== 'chunk') return item
         const r = useWorkers ? await seal(item) : usePool(item) ? await pooled(item) : inline(item)
         item.data = 'obj' in r ? r.obj : item.slot!.region.subarray(0, r.length)
@@ -227,8 +276,10 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
         return item
       })
     } finally {
-      // A pool job still running writes into its region and output: let it finish first.
-      await poolTail
+      // A pool job still running writes into its region and output: let it finish first (and
+      // start none of those waiting for a context).
+      closed = true
+      await Promise.all(running)
       if (workers) await Promise.all(workers.map(({ w }) => w.terminate()))
     }
   })
