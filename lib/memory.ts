@@ -28,6 +28,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import {
   GC_EVERY_BYTES,
+  MARK_GC_EVERY_BYTES,
   MALLOC_ARENA_MAX,
   MALLOC_MMAP_THRESHOLD,
   READ_MALLOC_MMAP_THRESHOLD,
@@ -118,11 +119,14 @@ export type Garbage =
   | 'streams'
   /** Decoded chunks of a restore, counted by the bytes restored from them. */
   | 'restore'
+  /** Metadata chunks prune's marking loaded and decoded. */
+  | 'mark'
 
 const EVERY: Record<Garbage, number> = {
   chunks: GC_EVERY_BYTES,
   streams: STREAM_GC_EVERY_BYTES,
   restore: RESTORE_GC_EVERY_BYTES,
+  mark: MARK_GC_EVERY_BYTES,
 }
 
 /** Returns a function to call with the size of each dead buffer of kind `garbage`; it forces a
