@@ -28,6 +28,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import {
   GC_EVERY_BYTES,
+  LOW_MEMORY_RELEASE_MS,
   MARK_GC_EVERY_BYTES,
   MALLOC_ARENA_MAX,
   MALLOC_MMAP_THRESHOLD,
@@ -109,6 +110,19 @@ export function releaseMemory(): void {
   collector()?.()
   trimMalloc()
   releaseFilePages()
+}
+
+/**
+ * For a budget below the default (the CLI's `--memory 64M`): the file pages of Node's binary
+ * that the work faults back in after `releaseFilePages` (28-32 MB of a backup's peak) are
+ * dropped again every LOW_MEMORY_RELEASE_MS, on a timer that keeps no process alive. What runs
+ * again faults back in from the page cache: slower, as a low budget is allowed to be
+ * (docs/TUNING.md "The file pages start-up leaves"). Returns a function that stops it.
+ */
+export function releaseFilePagesEvery(ms: number = LOW_MEMORY_RELEASE_MS): () => void {
+  const timer = setInterval(releaseFilePages, ms)
+  timer.unref()
+  return () => clearInterval(timer)
 }
 
 /** Garbage outside V8's heap, by where it comes from; each kind has its own pace (limits.ts). */
