@@ -280,6 +280,18 @@ export const STREAM_GC_EVERY_BYTES = 16 * MiB
 /** Restore: bytes of chunk buffers dropped by the pool (or read outside it) between two forced
  *  collections (lib/memory.ts); 8 MiB restores faster than 4 at the same peak, 16 peaks higher. */
 export const RESTORE_GC_EVERY_BYTES = 8 * MiB
+/** Prune's marking: decoded metadata bytes between two forced collections. Each load also
+ *  leaves its stored and decrypted copies, so at 8 MiB (the restore pace) a 1M-entry prune
+ *  peaked 62 MB against 57-58 at 100k, which never fills it; 4 MiB: 59-60, +9 % CPU. */
+export const MARK_GC_EVERY_BYTES = 4 * MiB
+/** A budget below MEMORY_DEFAULT: the binary's file pages dropped this often (lib/memory.ts
+ *  releaseFilePagesEvery; one drop costs ~6.5 ms of /proc/self/smaps and madvise). */
+export const LOW_MEMORY_RELEASE_MS = 500
+/** A budget below MEMORY_DEFAULT: node's flags the CLI runs itself again with (cli/main.ts): a
+ *  1 MB young generation, V8's collector on the main thread, no optimising compiler (and no
+ *  WebAssembly, which lite mode turns off with a warning otherwise); small-100k
+ *  backup at 64M: 74 -> 64 MB for 1.7x the CPU (docs/TUNING.md "A budget below the default"). */
+export const LOW_MEMORY_NODE_FLAGS = ['--max-semi-space-size=1', '--single-threaded-gc', '--lite-mode', '--no-expose-wasm']
 /** Restore: bytes restored between two malloc_trims (lib/memory.ts trimEvery): what a restored
  *  file frees outside the pool stays resident in malloc's holes otherwise (real-tree: -5 MB). */
 export const RESTORE_TRIM_EVERY_BYTES = 8 * MiB

@@ -28,6 +28,8 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import {
   GC_EVERY_BYTES,
+  LOW_MEMORY_RELEASE_MS,
+  MARK_GC_EVERY_BYTES,
   MALLOC_ARENA_MAX,
   MALLOC_MMAP_THRESHOLD,
   READ_MALLOC_MMAP_THRESHOLD,
@@ -110,6 +112,19 @@ export function releaseMemory(): void {
   releaseFilePages()
 }
 
+/**
+ * For a budget below the default (the CLI's `--memory 64M`): the file pages of Node's binary
+ * that the work faults back in after `releaseFilePages` (28-32 MB of a backup's peak) are
+ * dropped again every LOW_MEMORY_RELEASE_MS, on a timer that keeps no process alive. What runs
+ * again faults back in from the page cache: slower, as a low budget is allowed to be
+ * (docs/TUNING.md "The file pages start-up leaves"). Returns a function that stops it.
+ */
+export function releaseFilePagesEvery(ms: number = LOW_MEMORY_RELEASE_MS): () => void {
+  const timer = setInterval(releaseFilePages, ms)
+  timer.unref()
+  return () => clearInterval(timer)
+}
+
 /** Garbage outside V8's heap, by where it comes from; each kind has its own pace (limits.ts). */
 export type Garbage =
   /** Chunks that are buffers of their own (tree nodes, spilled from the arena): backup. */
@@ -118,11 +133,14 @@ export type Garbage =
   | 'streams'
   /** Decoded chunks of a restore, counted by the bytes restored from them. */
   | 'restore'
+  /** Metadata chunks prune's marking loaded and decoded. */
+  | 'mark'
 
 const EVERY: Record<Garbage, number> = {
   chunks: GC_EVERY_BYTES,
   streams: STREAM_GC_EVERY_BYTES,
   restore: RESTORE_GC_EVERY_BYTES,
+  mark: MARK_GC_EVERY_BYTES,
 }
 
 /** Returns a function to call with the size of each dead buffer of kind `garbage`; it forces a

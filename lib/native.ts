@@ -64,6 +64,7 @@ export interface Addon {
   /** glibc malloc_trim(0); false off glibc. */
   trimMalloc(): boolean
   releaseFilePages(): number
+  execSelf(flags: string[]): number
   cdcNext: CdcNext
   /** Writes twelve stat fields into `out` and returns 0, or returns the errno. */
   lstat(path: Buffer, out: Float64Array): number
@@ -188,6 +189,14 @@ export function trimMalloc(): boolean {
  *  dropped (0 without the addon). native/sluice_native.c `releaseFilePages`. */
 export function releaseFilePages(): number {
   return loaded()?.releaseFilePages() ?? 0
+}
+
+/** Replaces this process by its own executable run again with the same raw command line and
+ *  node's `flags` before it (same pid, descriptors and environment: cli/main.ts's low-memory
+ *  run). Returns only when that failed: the errno (ENOSYS off Linux, -1 without the addon).
+ *  native/sluice_native.c `execSelf`. */
+export function execSelf(flags: string[]): number {
+  return loaded()?.execSelf(flags) ?? -1
 }
 
 /** The native chunker step, or undefined when the addon cannot be loaded: the chunker then

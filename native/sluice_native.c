@@ -380,6 +380,83 @@ static napi_value js_trimMalloc(napi_env env, napi_callback_info info) {
 }
 
 
+/* execSelf(flags: string[]): replaces this process by a new run of its own executable
+ * (/proc/self/exe) with the same command line, read raw from /proc/self/cmdline (arguments are
+ * bytes, not text), and `flags` inserted after argv[0]: node's flags that apply only when a heap
+ * is set up (cli/main.ts, a budget below the default). The pid, the open descriptors 0-2, the
+ * environment and the parent stay: exit codes and signals need no passing on (0-2 are made
+ * inheritable first: node sets them close-on-exec). Returns only on
+ * failure, with the errno (ENOSYS off Linux). */
+static napi_value js_execSelf(napi_env env, napi_callback_info info) {
+  int err = ENOSYS;
+#if defined(__linux__)
+  size_t argc = 1;
+  napi_value arg;
+  if (napi_get_cb_info(env, info, &argc, &arg, NULL, NULL) != napi_ok) return NULL;
+  uint32_t nflags = 0;
+  if (argc < 1 || napi_get_array_length(env, arg, &nflags) != napi_ok || nflags > 64) {
+    napi_throw_type_error(env, NULL, "execSelf(flags: string[])");
+    return NULL;
+  }
+  char *cmd = NULL;
+  size_t len = 0, cap = 0;
+  FILE *f = fopen("/proc/self/cmdline", "re");
+  if (f == NULL) err = errno;
+  else {
+    for (;;) {
+      if (len == cap) {
+        char *grown = realloc(cmd, cap = cap ? cap * 2 : 4096);
+        if (grown == NULL) break;
+        cmd = grown;
+      }
+      size_t n = fread(cmd + len, 1, cap - len, f);
+      if (n == 0) break;
+      len += n;
+    }
+    fclose(f);
+    err = ENOMEM;
+  }
+  size_t nargs = 0;
+  for (size_t i = 0; i < len; i++) if (cmd[i] == 0) nargs++;
+  char **argv = cmd && len > 0 && cmd[len - 1] == 0 ? calloc(nargs + nflags + 1, sizeof *argv) : NULL;
+  char **flags = calloc(nflags + 1, sizeof *flags);
+  int ok = argv != NULL && flags != NULL;
+  for (uint32_t i = 0; ok && i < nflags; i++) {
+    napi_value v;
+    size_t n = 0;
+    ok = napi_get_element(env, arg, i, &v) == napi_ok && napi_get_value_string_utf8(env, v, NULL, 0, &n) == napi_ok &&
+         (flags[i] = malloc(n + 1)) != NULL && napi_get_value_string_utf8(env, v, flags[i], n + 1, &n) == napi_ok;
+  }
+  if (ok) {
+    size_t k = 0, at = 0;
+    argv[k++] = cmd;
+    at = strlen(cmd) + 1;
+    for (uint32_t i = 0; i < nflags; i++) argv[k++] = flags[i];
+    while (at < len) {
+      argv[k++] = cmd + at;
+      at += strlen(cmd + at) + 1;
+    }
+    argv[k] = NULL;
+    /* Node marks its stdio close-on-exec at start: the next run must get the same 0-2. */
+    for (int fd = 0; fd <= 2; fd++) {
+      int fl = fcntl(fd, F_GETFD);
+      if (fl >= 0) fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+    }
+    execv("/proc/self/exe", argv);
+    err = errno;
+  }
+  for (uint32_t i = 0; flags && i < nflags; i++) free(flags[i]);
+  free(flags);
+  free(argv);
+  free(cmd);
+#else
+  (void)info;
+#endif
+  napi_value result;
+  if (napi_create_int32(env, err, &result) != napi_ok) return NULL;
+  return result;
+}
+
 /* releaseFilePages(): drops the pages of this process's read-only private file mappings (the
  * node binary's code and read-only data, shared libraries) from its page tables. They are clean
  * copies of the file, still in the page cache: a page used again faults back in (a minor fault,
@@ -553,6 +630,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"tuneMalloc", NULL, js_tuneMalloc, NULL, NULL, NULL, napi_enumerable, NULL},
     {"trimMalloc", NULL, js_trimMalloc, NULL, NULL, NULL, napi_enumerable, NULL},
     {"releaseFilePages", NULL, js_releaseFilePages, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"execSelf", NULL, js_execSelf, NULL, NULL, NULL, napi_enumerable, NULL},
     {"cdcNext", NULL, js_cdcNext, NULL, NULL, NULL, napi_enumerable, NULL},
     {"seekData", NULL, js_seekData, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -480,7 +480,7 @@ describe('the loader', () => {
       const m = await import(${JSON.stringify(join(PACKAGE, 'dist/lib/native.js'))})
       process.stdout.write(Object.keys(m.loadAddon()).sort().join(','))`], { encoding: 'utf8' })
     assert.equal(fromDist.status, 0, fromDist.stderr)
-    assert.equal(fromDist.stdout, 'cdcNext,copy,decodeContext,decodeFrame,lgetxattrs,listDir,lsetxattr,lstat,mknod,openObject,readFiles,readXattrs,releaseFilePages,seekData,statAt,trimMalloc,tuneMalloc,utimens,writeFiles,zstdBound,zstdCompress,zstdContext')
+    assert.equal(fromDist.stdout, 'cdcNext,copy,decodeContext,decodeFrame,execSelf,lgetxattrs,listDir,lsetxattr,lstat,mknod,openObject,readFiles,readXattrs,releaseFilePages,seekData,statAt,trimMalloc,tuneMalloc,utimens,writeFiles,zstdBound,zstdCompress,zstdContext')
   })
 
   test('a missing addon is one ERR_NATIVE line naming it, not a read error', { skip: !existsSync(join(PACKAGE, 'dist/cli/main.js')) && 'not built' }, () => {

@@ -85,7 +85,7 @@ async function markTree(loader: ChunkLoader, tree: TreeRef, sorter: IdSorter, ma
   let last: Buffer | undefined
   let spared = 0
   // Loaded chunks die outside V8's heap; sparing their decoding leaves V8 little reason to collect.
-  const dead = collectEvery('restore')
+  const dead = collectEvery('mark')
   const visit = (id: Buffer): void => {
     const key = id.toString('latin1', 0, 8)
     if (seen.has(key)) {
