@@ -29,6 +29,7 @@ import { asSluiceError, isErrno, SluiceError } from '../errors.js'
 import type { Leftovers, Storage } from './storage.js'
 import { assertKey, assertPrefix, tooLarge } from './key.js'
 import { LOCAL_SYNC_CONCURRENCY } from '../limits.js'
+import { ByteGate } from '../flow.js'
 
 const TMP = 'tmp'
 
@@ -155,17 +156,7 @@ export function createLocalStorage(dir: string): Storage {
 
   // putStaged's sync-and-link steps running at once: each holds a thread-pool thread for its
   // fsyncs, as many as the uploads that used to sync in put (LOCAL_SYNC_CONCURRENCY).
-  let syncing = 0
-  const syncWaiters: (() => void)[] = []
-  async function syncSlot(): Promise<() => void> {
-    if (syncing >= LOCAL_SYNC_CONCURRENCY) await new Promise<void>(resolve => syncWaiters.push(resolve))
-    else syncing++
-    return () => {
-      const next = syncWaiters.shift()
-      if (next) next()
-      else syncing--
-    }
-  }
+  const syncGate = new ByteGate(LOCAL_SYNC_CONCURRENCY)
 
   async function putStaged(key: string, data: Uint8Array): Promise<{ stored: Promise<boolean> }> {
     const final = pathOf(key)
@@ -178,13 +169,13 @@ export function createLocalStorage(dir: string): Storage {
     }
     const { tmp, fh } = staged
     const stored = (async () => {
-      const done = await syncSlot()
+      await syncGate.take(1)
       try {
         return await syncAndLink(tmp, fh, final)
       } catch (err) {
         throw asSluiceError(err, 'ERR_STORAGE', `cannot store ${key} in ${root}`)
       } finally {
-        done()
+        syncGate.give(1)
       }
     })()
     // The caller awaits `stored` later, or not at all when another error stops it first.

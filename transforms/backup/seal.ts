@@ -43,7 +43,7 @@ import type { Duplex } from 'node:stream'
 import { Worker } from 'node:worker_threads'
 import type { BackupItem, ChunkItem } from '../../lib/entry.js'
 import type { BackupStats } from '../../lib/stats.js'
-import { orderedMap, stage } from '../../lib/flow.js'
+import { ByteGate, orderedMap, stage } from '../../lib/flow.js'
 import { SluiceError } from '../../lib/errors.js'
 import { CHUNK_MAX, SEAL_POOL_AHEAD, SEAL_POOL_JOBS_HIGH, SEAL_POOL_MIN_CHUNK, SEAL_WORKER_FIRST_WINDOW_MS, SEAL_WORKER_MIN_MEAN_FILE, SEAL_WORKER_SHARE, SEAL_WORKER_WINDOW_MS, SEAL_WORKERS, ZSTD_HIGH_WINDOW_LOG, ZSTD_LEVEL } from '../../lib/limits.js'
 import { compressAndSeal, compressAndSealInPlace, compressAndSealInPlacePooled, compressAndSealPooled } from '../../lib/repo/objects.js'
@@ -215,39 +215,24 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
     }
     return r
   }
-  // zstd on the thread pool for chunks when the workers are off: up to `jobs` chunks at once,
-  // each on a context and output buffer of its own (made on first use, the output at the
-  // largest chunk's bound), taken in the order the chunks come and given back when sealed.
+  // zstd on the thread pool for chunks when the workers are off: up to `jobs` chunks at once
+  // (the gate, first come first served), each on a context and output buffer of its own, made
+  // on first use and given back when sealed: at most `jobs` of them.
   const jobs = level > ZSTD_LEVEL ? Math.max(1, opts.poolJobs ?? SEAL_POOL_JOBS_HIGH) : 1
-  const contexts: PoolContext[] = []
+  const gate = new ByteGate(jobs)
   const idle: PoolContext[] = []
-  const waiting: ((c: PoolContext) => void)[] = []
   const running = new Set<Promise<unknown>>()
-  const acquire = (): PoolContext | Promise<PoolContext> => {
-    const c = idle.pop()
-    if (c) return c
-    if (contexts.length < jobs) {
-      // Once at the largest chunk's bound: its pages are touched only as far as outputs reach,
-      // where growing it chunk by chunk left each smaller one as garbage (real-tree: 8 of them).
-      const made = { zstd: new PoolZstd(level, level > ZSTD_LEVEL ? windowLog : 0), out: Buffer.allocUnsafeSlow(PoolZstd.bound(CHUNK_MAX)) }
-      contexts.push(made)
-      return made
-    }
-    return new Promise(resolve => waiting.push(resolve))
-  }
-  const release = (c: PoolContext) => {
-    const next = waiting.shift()
-    if (next) next(c)
-    else idle.push(c)
-  }
   let closed = false
   const pooled = async (item: ChunkItem): Promise<Sealed> => {
-    const c = await acquire()
+    await gate.take(1)
     if (closed) {
       // The stage ended (an error downstream) while this chunk waited: start nothing more.
-      release(c)
+      gate.give(1)
       throw new SluiceError('ERR_ABORTED', 'seal: the stage was closed')
     }
+    // The output once at the largest chunk's bound: its pages are touched only as far as outputs
+    // reach, where growing it chunk by chunk left each smaller one as garbage (real-tree: 8).
+    const c = idle.pop() ?? { zstd: new PoolZstd(level, level > ZSTD_LEVEL ? windowLog : 0), out: Buffer.allocUnsafeSlow(PoolZstd.bound(CHUNK_MAX)) }
     // A script's own chunk may exceed CHUNK_MAX (readers then refuse it): the output grows for it.
     const bound = PoolZstd.bound(item.size)
     if (c.out.length < bound) c.out = Buffer.allocUnsafeSlow(bound)
@@ -256,7 +241,8 @@ export function createSealer(encKey: Uint8Array, opts: SealOptions = {}): Duplex
       : compressAndSealPooled(encKey, item.id, item.data, level, c.zstd, c.out)
     const settled = job.then(() => {}, () => {}).finally(() => {
       running.delete(settled)
-      release(c)
+      idle.push(c)
+      gate.give(1)
     })
     running.add(settled)
     return job
